@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit integration bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@echo "== tiercel run: 1,000 tasks on local worker slots (embedded manager, SQLite) =="
+	cd "$$(mktemp -d)" && $(CURDIR)/$(BIN)/tiercel run --workers 2 --queue 1000 --name demo -- \
+		sh -c 'echo "task $$TIERCEL_TASK_INDEX on $$(hostname)"'
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not integration"
+
+integration: $(STAMP)
+	$(BIN)/pytest -q -m integration
+
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/submit.py
+	$(BIN)/python bench/dispatch.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from tiercel.cli.main import main
+
+main()

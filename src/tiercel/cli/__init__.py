@@ -1,0 +1,1 @@
+"""The ``tiercel`` command line."""

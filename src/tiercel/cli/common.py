@@ -1,0 +1,92 @@
+"""What every command shares: the client, error handling, output helpers."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from tiercel.client import Client, TiercelError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+class UserError(click.ClickException):
+    """Printed as one line, exit status 2, never a traceback."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        errors.print(f"[bold red]error:[/] {self.message}", soft_wrap=True)
+
+
+def friendly(fn: F) -> F:
+    """Turn TiercelError into a clean one-line error."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TiercelError as exc:
+            raise UserError(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+url_option = click.option("--url", envvar="TIERCEL_URL", metavar="URL",
+                          help="Manager URL (default: $TIERCEL_URL, else the local manager).")
+token_option = click.option("--token", envvar="TIERCEL_TOKEN", metavar="TOKEN", show_envvar=True,
+                            help="Bearer token (default: the local manager's admin.token).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def client(url: str | None, token: str | None) -> Client:
+    return Client(url, token)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+STATE_STYLE = {"queued": "yellow", "running": "cyan", "done": "green", "failed": "red", "cancelled": "magenta"}
+
+
+def jobs_table(jobs: list[dict[str, Any]], show_owner: bool) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ["ID", "NAME", *(["OWNER"] if show_owner else []), "STATE"]:
+        table.add_column(col, no_wrap=True)
+    for col in ["TASKS", "QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED", "AGE"]:
+        table.add_column(col, justify="right", no_wrap=True)
+    now = time.time()
+    for j in jobs:
+        name = j["name"] or " ".join(j["command"])[:30]
+        style = STATE_STYLE.get(j["state"], "")
+        table.add_row(
+            str(j["id"]), name, *([j["owner"]] if show_owner else []), f"[{style}]{j['state']}[/]",
+            str(j["total"]), str(j["queued"]), str(j["running"]), str(j["done"]), str(j["failed"]),
+            str(j["cancelled"]), age(now - j["submitted"]),
+        )
+    return table

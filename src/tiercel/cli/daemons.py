@@ -1,0 +1,107 @@
+"""``tiercel manager`` and ``tiercel worker``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from tiercel.cli.common import CONTEXT_SETTINGS, UserError
+from tiercel.cli.main import cli
+from tiercel.client import default_state_dir, default_url, resolve_token
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UserError(f"listen: {value!r} must be HOST:PORT, e.g. 127.0.0.1:8750 (port 0 picks a free one)")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--listen", default="127.0.0.1:8750", show_default=True, metavar="HOST:PORT",
+              help="Where to serve the API, the worker channel and the event stream.")
+@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="Where the SQLite store and tokens live (default: $TIERCEL_STATE_DIR or ~/.local/state/tiercel).")
+@click.option("--worker-timeout", type=click.FloatRange(0.5, 86400), default=30.0, show_default=True,
+              metavar="SECONDS", help="Re-queue a worker's tasks after this long without a word from it.")
+@click.option("--heartbeat", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True, metavar="SECONDS",
+              help="How often workers must say they are alive.")
+@click.option("--reconnect-grace", type=click.FloatRange(0, 3600), default=10.0, show_default=True,
+              metavar="SECONDS", help="After a restart, wait this long for workers to reclaim running tasks.")
+@click.option("--sync", type=click.Choice(["FULL", "NORMAL"], case_sensitive=False), default="FULL",
+              show_default=True, help="SQLite synchronous mode: FULL survives power loss, NORMAL a crash.")
+@click.option("--quiet", is_flag=True, help="Print nothing on start.")
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbeat: float, reconnect_grace: float,
+            sync: str, quiet: bool, verbose: int) -> None:
+    """Run a manager: REST API, worker channel and event stream on one port.
+
+    On first start it writes an admin token and a worker token into the state dir.
+    """
+    from tiercel.manager.server import serve
+    from tiercel.manager.service import Settings
+
+    _logging(verbose)
+    host, port = _listen(listen)
+    state = (state_dir or default_state_dir()).expanduser()
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"state-dir: {str(state)!r} cannot be created: {exc.strerror}") from None
+    settings = Settings(state_dir=state, worker_timeout=worker_timeout, heartbeat=min(heartbeat, worker_timeout / 3),
+                        reconnect_grace=reconnect_grace)
+    try:
+        serve(host, port, settings, synchronous=sync.upper(), quiet=quiet)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise UserError(f"listen: cannot serve on {listen}: {exc.strerror or exc}") from None
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--manager", "manager_url", envvar="TIERCEL_URL", metavar="URL",
+              help="Manager URL (default: $TIERCEL_URL, else the local manager).")
+@click.option("--slots", type=click.IntRange(1, 100_000), default=1, show_default=True,
+              help="Tasks to run at once.")
+@click.option("--tags", default="", metavar="TAG,TAG", help="Capabilities that jobs can require (--requires).")
+@click.option("--name", default="", metavar="NAME", help="Name shown in 'tiercel workers' (default host-pid).")
+@click.option("--token", envvar="TIERCEL_TOKEN", metavar="TOKEN", help="Worker token ($TIERCEL_TOKEN).")
+@click.option("--token-file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Read the token from FILE (default: the local manager's worker.token).")
+@click.option("--prefetch", type=click.IntRange(0, 100_000), metavar="N",
+              help="Extra tasks to keep queued locally (default: as many as slots).")
+@click.option("--idle-exit", type=click.FloatRange(0.1), metavar="SECONDS", help="Exit after idling this long.")
+@click.option("--max-output", type=click.IntRange(0), default=1024 * 1024, show_default=True, metavar="BYTES",
+              help="Keep at most this much of each task's stdout and stderr.")
+@click.option("--executor", type=click.Choice(["process", "noop"]), default="process", hidden=True)
+@click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str | None, token_file: Path | None,
+           prefetch: int | None, idle_exit: float | None, max_output: int, executor: str, verbose: int) -> None:
+    """Run a worker: connect out to the manager, pull tasks, run them, report back.
+
+    It reconnects with backoff when the manager or the network goes away, and
+    reports what it ran meanwhile.
+    """
+    from tiercel.worker.agent import WorkerOptions, run_worker
+
+    _logging(verbose)
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise UserError(f"token-file: {str(token_file)!r} cannot be read: {exc.strerror}") from None
+    token = resolve_token(token, files=("worker.token", "admin.token"))
+    if not token:
+        raise UserError("token: none given; pass --token-file (the manager wrote worker.token in its state dir)")
+    tag_set = frozenset(t.strip() for t in tags.split(",") if t.strip())
+    opts = WorkerOptions(manager=manager_url or default_url(), token=token, slots=slots, tags=tag_set, name=name,
+                         prefetch=prefetch, max_output=max_output, executor=executor, idle_exit=idle_exit)
+    sys.exit(run_worker(opts))

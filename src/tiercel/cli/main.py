@@ -1,0 +1,315 @@
+"""``tiercel``: submit, watch, cancel and collect many-task jobs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tiercel import __version__
+from tiercel.cli.common import (
+    CONTEXT_SETTINGS,
+    UserError,
+    client,
+    console,
+    friendly,
+    json_option,
+    jobs_table,
+    print_json,
+    token_option,
+    url_option,
+)
+from tiercel.cli.progress import wait_with_progress
+from tiercel.core.problems import Problem
+from tiercel.jobfiles import load_job_file
+from tiercel.jobs import spec_from_mapping
+
+CONTEXT = CONTEXT_SETTINGS
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="tiercel")
+def cli() -> None:
+    """Tiercel: run thousands to millions of tasks on whatever you have.
+
+    \b
+    On a laptop, one command does it all:
+      tiercel run --workers 4 --queue 1000 -- ./runtask.sh
+    With a manager and workers:
+      tiercel manager &                      # prints the URL and token files
+      tiercel worker --slots 8 &             # on each machine (set TIERCEL_URL)
+      tiercel submit --queue 10000 -- ~/runtask.sh
+      tiercel wait 1; tiercel logs 1 --task 7
+
+    Every command reads TIERCEL_URL and TIERCEL_TOKEN.
+    """
+
+
+def job_fields(
+    queue: int | None, array: str | None, requires: tuple[str, ...], cleanup: str | None, retries: int | None,
+    walltime: str | None, env: tuple[str, ...], cwd: str | None, name: str | None, no_index: bool,
+    cpus: int | None, memory: str | None, priority: int | None, file: Path | None, command: tuple[str, ...],
+) -> dict[str, Any]:
+    """Merge a job file with the command line (the command line wins) and validate locally."""
+    data: dict[str, Any] = {}
+    if file is not None:
+        loaded = load_job_file(file)
+        if isinstance(loaded, Problem):
+            raise UserError(loaded.message())
+        data.update(loaded)
+    if command:
+        data["command"] = list(command)
+    for key, value in (("queue", queue), ("array", array), ("cleanup", cleanup), ("retries", retries),
+                       ("walltime", walltime), ("cwd", cwd), ("name", name), ("cpus", cpus),
+                       ("memory", memory), ("priority", priority)):
+        if value is not None:
+            data[key] = value
+    if queue is not None:
+        data.pop("array", None)
+    if array is not None:
+        data.pop("queue", None)
+    if requires:
+        data["requires"] = [t for item in requires for t in item.split(",") if t]
+    if env:
+        pairs = dict(data.get("env", {}))
+        for item in env:
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                raise UserError(f"env: {item!r} must be written KEY=VALUE")
+            pairs[key] = value
+        data["env"] = pairs
+    if no_index:
+        data["append_index"] = False
+    if "command" not in data:
+        raise UserError("command: is required: put it after '--' (tiercel submit --queue 10 -- ./task.sh) "
+                        "or in the job file")
+    spec = spec_from_mapping(data)
+    if isinstance(spec, Problem):
+        raise UserError(spec.message())
+    return data
+
+
+def job_options(fn: Any) -> Any:
+    options = [
+        click.option("--queue", "-n", type=int, metavar="N", help="Run N tasks, indexes 0..N-1 (Kestrel's queue)."),
+        click.option("--array", "-a", metavar="RANGES", help="Index ranges, e.g. 0-99,200-299 or 0-999:10."),
+        click.option("--requires", "-r", multiple=True, metavar="TAG",
+                     help="Tag a worker must have (repeat, or comma-separate)."),
+        click.option("--cleanup", metavar="CMD", help="Run once on each worker that ran tasks, after the job."),
+        click.option("--retries", type=int, metavar="K", help="Retry a failed task up to K times."),
+        click.option("--walltime", "-t", metavar="TIME", help="Kill a task after TIME (90s, 10m, 1h30m)."),
+        click.option("--env", "-e", multiple=True, metavar="K=V", help="Set an environment variable (repeat)."),
+        click.option("--cwd", metavar="DIR", help="Working directory of the tasks."),
+        click.option("--name", metavar="NAME", help="A name to show in status."),
+        click.option("--no-index", is_flag=True, help="Do not append the task index to the command."),
+        click.option("--cpus", type=int, metavar="N", help="Slots each task takes (default 1)."),
+        click.option("--memory", metavar="SIZE", help="Memory each task needs (512M, 4G)."),
+        click.option("--priority", type=int, metavar="P", help="Higher runs first (-1000..1000)."),
+        click.option("--file", "-f", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+                     help="Job file: TOML [job] table, or a Kestrel .job file."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+@cli.command(context_settings=CONTEXT)
+@job_options
+@url_option
+@token_option
+@json_option
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@friendly
+def submit(url: str | None, token: str | None, as_json: bool, **kw: Any) -> None:
+    """Submit a job: COMMAND runs once per index, with the index in TIERCEL_TASK_INDEX.
+
+    \b
+    Examples:
+      tiercel submit --queue 10000 -- ~/runtask.sh
+      tiercel submit --array 0-99,200-299 --retries 2 --walltime 10m -- python sim.py
+      tiercel submit --file sweep.job
+    The index is also appended as the last argument unless --no-index is given.
+    """
+    data = job_fields(**kw)
+    with client(url, token) as c:
+        job = c.submit(**data)
+    if as_json:
+        print_json(job.data)
+    else:
+        console.print(f"submitted job [bold]{job.id}[/] ({job.data['total']} tasks)")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("job_id", type=int, required=False)
+@click.option("--all", "everyone", is_flag=True, help="Admins: show every user's jobs.")
+@url_option
+@token_option
+@json_option
+@friendly
+def status(job_id: int | None, everyone: bool, url: str | None, token: str | None, as_json: bool) -> None:
+    """Show your jobs, or one job, with task counts per state."""
+    with client(url, token) as c:
+        jobs = [c.job(job_id).data] if job_id is not None else c.jobs(everyone)
+    if as_json:
+        print_json(jobs[0] if job_id is not None else jobs)
+        return
+    if not jobs:
+        console.print("no jobs yet: submit one with 'tiercel submit --queue N -- COMMAND'")
+        return
+    owners = {j["owner"] for j in jobs}
+    console.print(jobs_table(jobs, show_owner=len(owners) > 1))
+    for j in jobs:
+        if j.get("waiting") and job_id is not None:
+            console.print(f"[yellow]waiting:[/] {j['waiting']}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("job_id", type=int)
+@click.option("--timeout", type=float, metavar="SECONDS", help="Give up after this long (exit status 124).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@url_option
+@token_option
+@json_option
+@friendly
+def wait(job_id: int, timeout: float | None, quiet: bool, url: str | None, token: str | None,
+         as_json: bool) -> None:
+    """Wait for a job with a progress bar. Exit status 1 if any task failed."""
+    with client(url, token) as c:
+        job = c.job(job_id)
+        try:
+            job = wait_with_progress(job, show=not (quiet or as_json), timeout=timeout)
+        except Exception as exc:
+            if "did not finish" in str(exc):
+                raise click.exceptions.Exit(124) from None
+            raise
+    if as_json:
+        print_json(job.data)
+    else:
+        print_summary(job.data)
+    sys.exit(exit_status(job.data))
+
+
+def exit_status(data: dict[str, Any]) -> int:
+    return 0 if data["state"] == "done" else 1
+
+
+def print_summary(data: dict[str, Any], wall: float | None = None) -> None:
+    color = {"done": "green", "failed": "red", "cancelled": "magenta"}.get(data["state"], "")
+    line = (f"job {data['id']} [{color}]{data['state']}[/]: {data['done']} done, {data['failed']} failed, "
+            f"{data['cancelled']} cancelled of {data['total']}")
+    if wall is not None and wall > 0:
+        line += f" in {wall:.2f}s ({data['total'] / wall:,.0f} tasks/s)"
+    console.print(line)
+    if data["failed"]:
+        console.print(f"see failures with: tiercel logs {data['id']} --failed --stderr")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("job_id", type=int, required=False)
+@url_option
+@token_option
+@json_option
+@friendly
+def cancel(job_id: int | None, url: str | None, token: str | None, as_json: bool) -> None:
+    """Cancel a job, or all of your unfinished jobs when no JOB_ID is given."""
+    with client(url, token) as c:
+        if job_id is None:
+            ids = c.cancel_all()
+            if as_json:
+                print_json({"cancelled": ids})
+            else:
+                console.print(f"cancelled {len(ids)} job(s)" + (f": {', '.join(map(str, ids))}" if ids else ""))
+            return
+        job = c.job(job_id).cancel()
+    if as_json:
+        print_json(job.data)
+    else:
+        console.print(f"job {job.id}: {job.state}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("job_id", type=int)
+@click.option("--task", "-i", type=int, metavar="INDEX", help="Only this task.")
+@click.option("--stderr", is_flag=True, help="Show standard error instead of standard output.")
+@click.option("--failed", is_flag=True, help="Only tasks that failed.")
+@url_option
+@token_option
+@friendly
+def logs(job_id: int, task: int | None, stderr: bool, failed: bool, url: str | None, token: str | None) -> None:
+    """Print the output of a job's tasks (the attempt that settled each task)."""
+    with client(url, token) as c:
+        job = c.job(job_id)
+        stream = "stderr" if stderr else "stdout"
+        if failed:
+            rows = [r for r in job.results() if r.outcome in ("failed", "timeout")]
+            for r in rows:
+                sys.stdout.write(f"==> task {r.index} (attempt {r.attempt}, {r.outcome}, exit {r.exit_code}) <==\n")
+                sys.stdout.flush()
+                sys.stdout.buffer.write(job.output(r.index, stream))
+            return
+        headers = task is None and int(job.data["total"]) > 1
+        resp = c.request("GET", f"/v1/jobs/{job_id}/logs",
+                         params={"stream": stream, "headers": headers, **({"task": task} if task is not None else {})})
+        sys.stdout.buffer.write(resp.content)
+
+
+@cli.command(context_settings=CONTEXT)
+@url_option
+@token_option
+@json_option
+@friendly
+def workers(url: str | None, token: str | None, as_json: bool) -> None:
+    """List workers: name, host, slots busy/total, tags, last seen."""
+    from rich.table import Table
+
+    from tiercel.cli.common import age
+
+    with client(url, token) as c:
+        rows = c.workers()
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no workers connected: start one with 'tiercel worker --slots N'")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col, just in (("NAME", "left"), ("HOST", "left"), ("BUSY", "right"), ("SLOTS", "right"),
+                      ("TAGS", "left"), ("STATE", "left"), ("LAST SEEN", "right"), ("TASKS RUN", "right")):
+        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    now = time.time()
+    for w in rows:
+        table.add_row(w["name"], w["host"], str(w["busy"]), str(w["slots"]), ",".join(w["tags"]) or "-",
+                      "connected" if w["connected"] else "[yellow]away[/]", age(now - w["last_seen"]) + " ago",
+                      str(w["tasks_run"]))
+    console.print(table)
+
+
+@cli.group(context_settings=CONTEXT)
+def token() -> None:
+    """Manage access tokens (admins)."""
+
+
+@token.command("create", context_settings=CONTEXT)
+@click.option("--user", required=True, metavar="NAME", help="Who the token is for.")
+@click.option("--role", type=click.Choice(["user", "admin", "worker"]), default="user", show_default=True)
+@url_option
+@token_option
+@json_option
+@friendly
+def token_create(user: str, role: str, url: str | None, token: str | None, as_json: bool) -> None:
+    """Create a token for a user (shown once; only its digest is stored)."""
+    with client(url, token) as c:
+        data = c.json("POST", "/v1/tokens", json={"user": user, "role": role})
+    if as_json:
+        print_json(data)
+    else:
+        console.print(data["token"])
+
+
+def main() -> None:
+    from tiercel.cli import daemons, run  # noqa: F401  (registers their commands)
+
+    cli(prog_name="tiercel")

@@ -1,0 +1,424 @@
+"""The task state machine: events in, effects out.
+
+The engine holds the live state of every unfinished job and connected worker.
+Each method takes one event (a submission, a worker's report, a worker gone)
+and ``now``, mutates the engine's own state and returns the effects the shell
+must perform: persist these attempt records, send these tasks, kill those, tell
+the world a job ended. Nothing here touches a socket, a file or a clock.
+
+Rules that make reports safe to repeat (a worker re-sends results the manager
+has not acknowledged, and attempts can overlap after a restart):
+
+* the first success of a task settles it, whichever attempt it came from;
+* a failure counts only if it comes from the attempt the engine is waiting on,
+  or for a task that no worker is known to run (reported after a restart);
+* anything reported for a settled task, or an unknown job, is ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from tiercel.core.model import (
+    AttemptRecord,
+    Counts,
+    JobId,
+    JobSpec,
+    JobState,
+    Outcome,
+    Report,
+    Restored,
+    TaskRef,
+    UserName,
+    WorkerId,
+    WorkerInfo,
+)
+from tiercel.core.ranges import RangeQueue
+from tiercel.core.scheduling import job_order, plan
+
+TaskKey = tuple[JobId, int]
+
+
+@dataclass(slots=True)
+class Running:
+    worker: WorkerId
+    attempt: int
+    failures: int
+    since: float
+
+
+@dataclass(slots=True)
+class JobRun:
+    id: JobId
+    spec: JobSpec
+    owner: UserName
+    submitted: float
+    fresh: RangeQueue
+    retry: dict[int, tuple[int, int]] = field(default_factory=dict)  # index -> (attempt, failures)
+    running: dict[int, Running] = field(default_factory=dict)
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    started: bool = False
+    workers: set[WorkerId] = field(default_factory=set)
+
+    @property
+    def pending(self) -> int:
+        return len(self.fresh) + len(self.retry)
+
+    @property
+    def settled(self) -> int:
+        return self.done + self.failed + self.cancelled
+
+    def counts(self) -> Counts:
+        return Counts(
+            total=self.spec.size,
+            queued=self.pending,
+            running=len(self.running),
+            done=self.done,
+            failed=self.failed,
+            cancelled=self.cancelled,
+        )
+
+    def state(self) -> JobState:
+        return JobState.RUNNING if self.started or self.settled else JobState.QUEUED
+
+    def final_state(self) -> JobState:
+        if self.cancelled:
+            return JobState.CANCELLED
+        return JobState.FAILED if self.failed else JobState.DONE
+
+
+@dataclass(slots=True)
+class WorkerRun:
+    id: WorkerId
+    info: WorkerInfo
+    credit: int = 0
+    connected: bool = True
+    tasks: dict[TaskKey, int] = field(default_factory=dict)  # -> attempt
+    known_jobs: set[JobId] = field(default_factory=set)
+
+
+# ---- effects -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    records: list[AttemptRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class SendTasks:
+    worker: WorkerId
+    tasks: list[TaskRef]
+    specs: dict[JobId, JobSpec]  # specs of jobs this worker has not been sent yet
+
+
+@dataclass(frozen=True, slots=True)
+class KillTasks:
+    worker: WorkerId
+    tasks: list[TaskRef]
+
+
+@dataclass(frozen=True, slots=True)
+class JobEnded:
+    job: JobId
+    owner: UserName
+    state: JobState
+    counts: Counts
+
+
+@dataclass(frozen=True, slots=True)
+class RunCleanup:
+    worker: WorkerId
+    job: JobId
+
+
+Effect = Persist | SendTasks | KillTasks | JobEnded | RunCleanup
+
+
+class Engine:
+    """Live state of unfinished jobs and connected workers."""
+
+    def __init__(self, *, hold_until: float = 0.0, expected_workers: Iterable[WorkerId] = ()) -> None:
+        self.jobs: dict[JobId, JobRun] = {}
+        self.workers: dict[WorkerId, WorkerRun] = {}
+        self._order: list[JobRun] = []
+        # After a restart, dispatch waits until the workers that were connected
+        # have come back (and reclaimed their running tasks) or until hold_until.
+        self.hold_until = hold_until
+        self.expected_workers = set(expected_workers)
+
+    # ---- jobs ----------------------------------------------------------
+
+    def add_job(
+        self,
+        job_id: JobId,
+        spec: JobSpec,
+        owner: UserName,
+        now: float,
+        restored: Restored | None = None,
+    ) -> list[Effect]:
+        job = JobRun(job_id, spec, owner, now, RangeQueue(spec.indexes.spans))
+        if restored is not None:
+            for start, stop in restored.settled:
+                for index in range(start, stop):
+                    job.fresh.discard(index)
+            job.done, job.failed = restored.done, restored.failed
+            for index, task in restored.unsettled.items():
+                if job.fresh.discard(index):
+                    job.retry[index] = (task.attempts + 1, task.failures)
+            job.started = job.settled > 0 or bool(job.retry)
+        self.jobs[job_id] = job
+        self._order.append(job)
+        self._order.sort(key=job_order)
+        return self._maybe_end(job)
+
+    def counts(self, job_id: JobId) -> Counts | None:
+        job = self.jobs.get(job_id)
+        return job.counts() if job else None
+
+    def cancel(self, job_id: JobId) -> list[Effect]:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return []
+        effects: list[Effect] = []
+        job.cancelled += job.pending + len(job.running)
+        job.fresh.clear()
+        job.retry.clear()
+        kills: dict[WorkerId, list[TaskRef]] = {}
+        for index, run in job.running.items():
+            worker = self.workers.get(run.worker)
+            if worker is not None:
+                worker.tasks.pop((job_id, index), None)
+                kills.setdefault(run.worker, []).append(TaskRef(job_id, index, run.attempt))
+        job.running.clear()
+        effects.extend(KillTasks(w, refs) for w, refs in kills.items())
+        effects.extend(self._maybe_end(job))
+        return effects
+
+    # ---- workers -------------------------------------------------------
+
+    def connect(
+        self,
+        worker_id: WorkerId,
+        info: WorkerInfo,
+        now: float,
+        *,
+        credit: int,
+        held: Iterable[TaskRef] = (),
+        results: Iterable[Report] = (),
+        ran_jobs: Iterable[JobId] = (),
+    ) -> list[Effect]:
+        """A worker (re)connected, holding ``held`` tasks and unacknowledged ``results``."""
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            worker = self.workers[worker_id] = WorkerRun(worker_id, info)
+        worker.info, worker.connected, worker.credit = info, True, max(0, credit)
+        worker.known_jobs.clear()
+        self.expected_workers.discard(worker_id)
+        effects = self.report(worker_id, results, now)
+
+        holding = {(t.job, t.index): t.attempt for t in held}
+        records: list[AttemptRecord] = []
+        for key, attempt in list(worker.tasks.items()):
+            if holding.get(key) != attempt:  # sent but never received, or lost
+                self._requeue(key, worker, Outcome.LOST, records, now)
+        kills: list[TaskRef] = []
+        for ref in held:
+            if not self._adopt(worker, ref, now):
+                kills.append(ref)
+        if records:
+            effects.append(Persist(records))
+        if kills:
+            effects.append(KillTasks(worker_id, kills))
+        for job_id in set(ran_jobs):
+            if job_id in self.jobs:
+                self.jobs[job_id].workers.add(worker_id)  # owes a cleanup when the job ends
+            else:
+                effects.append(RunCleanup(worker_id, job_id))
+        return effects
+
+    def _adopt(self, worker: WorkerRun, ref: TaskRef, now: float) -> bool:
+        job = self.jobs.get(ref.job)
+        if job is None:
+            return False
+        current = job.running.get(ref.index)
+        if current is not None:
+            return current.worker == worker.id and current.attempt == ref.attempt
+        if ref.index in job.retry:
+            _, failures = job.retry.pop(ref.index)
+        elif job.fresh.discard(ref.index):
+            failures = 0
+        else:
+            return False  # settled already
+        job.running[ref.index] = Running(worker.id, ref.attempt, failures, now)
+        job.started = True
+        job.workers.add(worker.id)
+        worker.tasks[(ref.job, ref.index)] = ref.attempt
+        worker.known_jobs.add(ref.job)
+        return True
+
+    def disconnect(self, worker_id: WorkerId) -> None:
+        """The connection dropped; the worker keeps its tasks until it is declared lost."""
+        worker = self.workers.get(worker_id)
+        if worker is not None:
+            worker.connected = False
+            worker.credit = 0
+
+    def lose(self, worker_id: WorkerId, now: float) -> list[Effect]:
+        """The worker is gone for good: re-queue everything it held."""
+        worker = self.workers.pop(worker_id, None)
+        if worker is None:
+            return []
+        records: list[AttemptRecord] = []
+        for key in list(worker.tasks):
+            self._requeue(key, worker, Outcome.LOST, records, now)
+        return [Persist(records)] if records else []
+
+    def add_credit(self, worker_id: WorkerId, slots: int) -> None:
+        worker = self.workers.get(worker_id)
+        if worker is not None and worker.connected:
+            worker.credit = max(0, worker.credit + slots)
+
+    def _requeue(
+        self, key: TaskKey, worker: WorkerRun, outcome: Outcome, records: list[AttemptRecord], now: float
+    ) -> None:
+        attempt = worker.tasks.pop(key)
+        job = self.jobs.get(key[0])
+        if job is None:
+            return
+        run = job.running.get(key[1])
+        if run is None or run.worker != worker.id or run.attempt != attempt:
+            return
+        del job.running[key[1]]
+        job.retry[key[1]] = (attempt + 1, run.failures)
+        records.append(
+            AttemptRecord(job.id, key[1], attempt, outcome, False, worker.id, started=run.since, ended=now)
+        )
+
+    # ---- dispatch ------------------------------------------------------
+
+    def held(self, now: float) -> bool:
+        return bool(self.expected_workers) and now < self.hold_until
+
+    def dispatch(self, now: float) -> list[Effect]:
+        """Hand waiting tasks to workers with free slots (first come, first served)."""
+        if self.held(now):
+            return []
+        jobs = [j for j in self._order if j.pending]
+        if not jobs:
+            return []
+        hungry = [w for w in self.workers.values() if w.connected and w.credit > 0]
+        if not hungry:
+            return []
+        sends: dict[WorkerId, SendTasks] = {}
+        for placement in plan(jobs, hungry):
+            job = self.jobs[placement.job]
+            worker = self.workers[placement.worker]
+            send = sends.get(worker.id)
+            if send is None:
+                send = sends[worker.id] = SendTasks(worker.id, [], {})
+            if job.id not in worker.known_jobs:
+                worker.known_jobs.add(job.id)
+                send.specs[job.id] = job.spec
+            self._assign(job, worker, placement.count, send.tasks, now)
+        return list(sends.values())
+
+    def _assign(self, job: JobRun, worker: WorkerRun, n: int, out: list[TaskRef], now: float) -> None:
+        job.started = True
+        job.workers.add(worker.id)
+        worker.credit -= n * job.spec.cpus
+        running, tasks, wid, jid = job.running, worker.tasks, worker.id, job.id
+        while n and job.retry:
+            index = next(iter(job.retry))
+            attempt, failures = job.retry.pop(index)
+            running[index] = Running(wid, attempt, failures, now)
+            tasks[(jid, index)] = attempt
+            out.append(TaskRef(jid, index, attempt))
+            n -= 1
+        for index in job.fresh.take(n):
+            running[index] = Running(wid, 1, 0, now)
+            tasks[(jid, index)] = 1
+            out.append(TaskRef(jid, index, 1))
+
+    # ---- reports -------------------------------------------------------
+
+    def report(self, worker_id: WorkerId, reports: Iterable[Report], now: float) -> list[Effect]:
+        """A worker reports finished attempts. Returns what to persist and announce."""
+        records: list[AttemptRecord] = []
+        effects: list[Effect] = []
+        touched: dict[JobId, JobRun] = {}
+        worker = self.workers.get(worker_id)
+        for r in reports:
+            job = self.jobs.get(r.job)
+            if job is None:
+                continue
+            if worker is not None and worker.tasks.get((r.job, r.index)) == r.attempt:
+                del worker.tasks[(r.job, r.index)]
+            current = job.running.get(r.index)
+            if current is not None and current.worker == worker_id and current.attempt == r.attempt:
+                del job.running[r.index]
+                failures = current.failures
+            elif r.outcome is Outcome.DONE and current is not None:
+                # An earlier attempt succeeded after the task was handed out again.
+                del job.running[r.index]
+                other = self.workers.get(current.worker)
+                if other is not None:
+                    other.tasks.pop((r.job, r.index), None)
+                effects.append(KillTasks(current.worker, [TaskRef(r.job, r.index, current.attempt)]))
+                failures = current.failures
+            elif current is None and r.index in job.retry:
+                if r.outcome is not Outcome.DONE and not r.outcome.counts_as_failure:
+                    continue
+                _, failures = job.retry.pop(r.index)
+            elif current is None and r.outcome in (Outcome.DONE, Outcome.FAILED, Outcome.TIMEOUT):
+                if not job.fresh.discard(r.index):
+                    continue  # settled already: a duplicate
+                failures = 0
+            else:
+                continue
+            self._settle(job, worker_id, r, failures, records)
+            touched[job.id] = job
+        if records:
+            effects.insert(0, Persist(records))
+        for job in touched.values():
+            effects.extend(self._maybe_end(job))
+        return effects
+
+    def _settle(
+        self, job: JobRun, worker_id: WorkerId, r: Report, failures: int, records: list[AttemptRecord]
+    ) -> None:
+        final = True
+        if r.outcome is Outcome.DONE:
+            job.done += 1
+        elif r.outcome.counts_as_failure:
+            failures += 1
+            if failures <= job.spec.retries:
+                job.retry[r.index] = (r.attempt + 1, failures)
+                final = False
+            else:
+                job.failed += 1
+        else:  # the worker gave the task back (shutting down) or lost it: run it again
+            job.retry[r.index] = (r.attempt + 1, failures)
+            final = False
+        records.append(
+            AttemptRecord(
+                job.id, r.index, r.attempt, r.outcome, final, worker_id,
+                r.exit_code, r.started, r.ended, r.stdout, r.stderr,
+            )
+        )
+
+    def _maybe_end(self, job: JobRun) -> list[Effect]:
+        if job.settled < job.spec.size:
+            return []
+        del self.jobs[job.id]
+        self._order.remove(job)
+        effects: list[Effect] = [JobEnded(job.id, job.owner, job.final_state(), job.counts())]
+        if job.spec.cleanup:
+            for wid in sorted(job.workers):
+                worker = self.workers.get(wid)
+                if worker is not None and worker.connected:
+                    effects.append(RunCleanup(wid, job.id))
+        return effects

@@ -1,0 +1,302 @@
+"""REST API, worker channel and event stream on one port.
+
+Errors are JSON ``{"error": "...", "field": "..."}`` with one line a person can
+act on; the OpenAPI schema at ``/openapi.json`` comes from the same models that
+validate requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
+
+from tiercel import __version__
+from tiercel.core.model import JobId, UserName
+from tiercel.core.problems import Problem
+from tiercel.jobs import JobRequest, build_spec
+from tiercel.manager.auth import ROLES, Identity, bearer
+from tiercel.manager.channel import worker_channel
+from tiercel.manager.service import JobSummary, Manager
+
+MAX_BODY = 1024 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+    @staticmethod
+    def of(problem: Problem, status: int = 400) -> ApiError:
+        return ApiError(status, problem.message(), problem.field)
+
+
+class BodyLimit:
+    """Refuse request bodies over MAX_BODY bytes, counted as they arrive."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+            await _too_large(int(declared), send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            msg = await receive()
+            seen += len(msg.get("body", b""))
+            if seen > MAX_BODY:
+                raise ApiError(413, f"request: body of more than {MAX_BODY} bytes is too large")
+            return msg
+
+        await self.app(scope, counted, send)
+
+
+async def _too_large(size: int, send: Send) -> None:
+    body = json.dumps({"error": f"request: body of {size} bytes is too large; at most {MAX_BODY} bytes are allowed",
+                       "field": "request"}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class JobInfo(BaseModel):
+    id: int
+    name: str
+    owner: str
+    state: str = Field(description="queued, running, done, failed or cancelled")
+    total: int
+    queued: int
+    running: int
+    done: int
+    failed: int
+    cancelled: int
+    submitted: float
+    ended: float | None
+    command: list[str]
+    waiting: str | None = Field(None, description="why queued tasks are not running, when none are")
+
+
+class WorkerRow(BaseModel):
+    id: str
+    name: str
+    host: str
+    slots: int
+    busy: int
+    tags: list[str]
+    connected: bool
+    last_seen: float
+    tasks_run: int
+
+
+class TokenRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+    user: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    role: str = Field("user", description="user, admin or worker")
+
+
+class TaskAttempt(BaseModel):
+    index: int
+    attempt: int
+    outcome: str
+    final: bool
+    worker: str
+    exit_code: int | None
+    started: float
+    ended: float
+
+
+def identity(request: Request) -> Identity:
+    manager: Manager = request.app.state.manager
+    who = manager.identify(bearer(request.headers.get("authorization")))
+    if who is None:
+        raise ApiError(401, "token: missing or unknown; pass 'Authorization: Bearer TOKEN' "
+                            "(tiercel reads TIERCEL_TOKEN or the manager's admin.token)", "token")
+    return who
+
+
+Who = Annotated[Identity, Depends(identity)]
+
+
+def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = None) -> FastAPI:
+    app = FastAPI(title="Tiercel", version=__version__, lifespan=lifespan,
+                  description="A meta-scheduler for many-task computing.")
+    app.state.manager = manager
+    app.add_middleware(BodyLimit)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.message, "field": exc.field}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or "request"
+        if err.get("type") == "extra_forbidden":
+            msg = f"{field}: is not a known field (known fields: {', '.join(JobRequest.model_fields)})"
+        elif err.get("type") == "missing":
+            msg = f"{field}: is required"
+        elif err.get("type") in ("json_invalid", "model_attributes_type", "dict_type"):
+            msg = "request: body must be a JSON object"
+        else:
+            msg = f"{field}: {err.get('input')!r} is not allowed: {err.get('msg', '')}"
+        return JSONResponse({"error": msg, "field": field}, status_code=422)
+
+    def own_job(job_id: int, who: Identity) -> JobSummary:
+        summary = manager.summary(JobId(job_id))
+        if summary is None or (summary.owner != who.user and not who.admin):
+            # Someone else's job is reported as unknown, so ids reveal nothing.
+            raise ApiError(404, f"job: {job_id} is not a job of yours (see 'tiercel status')", "job")
+        return summary
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/v1/whoami")
+    async def whoami(who: Who) -> dict[str, str]:
+        return {"user": who.user, "role": who.role}
+
+    @app.post("/v1/jobs", status_code=201, response_model=JobInfo)
+    async def submit(req: JobRequest, who: Who) -> dict[str, Any]:
+        if not who.may_submit:
+            raise ApiError(403, "token: a worker token cannot submit jobs", "token")
+        spec = build_spec(req, max_tasks=manager.settings.max_tasks)
+        if isinstance(spec, Problem):
+            raise ApiError.of(spec, 422)
+        return (await manager.submit(who.user, spec)).to_json()
+
+    @app.get("/v1/jobs", response_model=list[JobInfo])
+    async def jobs(who: Who, all: bool = False, limit: Annotated[int, Query(ge=1, le=10_000)] = 200
+                   ) -> list[dict[str, Any]]:
+        return [s.to_json() for s in manager.list_jobs(who, all, limit)]
+
+    @app.get("/v1/jobs/{job_id}", response_model=JobInfo)
+    async def job(job_id: int, who: Who) -> dict[str, Any]:
+        return own_job(job_id, who).to_json()
+
+    @app.post("/v1/jobs/{job_id}/cancel", response_model=JobInfo)
+    async def cancel(job_id: int, who: Who) -> dict[str, Any]:
+        summary = own_job(job_id, who)
+        if not summary.state.terminal:
+            manager.cancel(summary.id)
+        after = manager.summary(summary.id)
+        assert after is not None
+        return after.to_json()
+
+    @app.post("/v1/jobs/cancel")
+    async def cancel_mine(who: Who) -> dict[str, list[int]]:
+        ids = [j.id for j in manager.engine.jobs.values() if j.owner == who.user]
+        for job_id in ids:
+            manager.cancel(job_id)
+        return {"cancelled": ids}
+
+    @app.get("/v1/jobs/{job_id}/tasks", response_model=list[TaskAttempt])
+    async def tasks(job_id: int, who: Who, index: int | None = None, final: bool = False
+                    ) -> list[dict[str, Any]]:
+        own_job(job_id, who)
+        rows = await asyncio.to_thread(manager.store.attempts, JobId(job_id), index, final)
+        return [{"index": r.index, "attempt": r.attempt, "outcome": r.outcome, "final": r.final,
+                 "worker": r.worker, "exit_code": r.exit_code, "started": r.started, "ended": r.ended}
+                for r in rows]
+
+    @app.get("/v1/jobs/{job_id}/logs", response_class=PlainTextResponse)
+    async def logs(job_id: int, who: Who, task: int | None = None,
+                   stream: Annotated[str, Query(pattern="^(stdout|stderr)$")] = "stdout",
+                   headers: bool = False) -> StreamingResponse:
+        summary = own_job(job_id, who)
+        if task is not None and task not in summary.spec.indexes:
+            raise ApiError(404, f"task: {task} is not an index of job {job_id} "
+                                f"(indexes: {summary.spec.indexes.text()})", "task")
+        rows = await asyncio.to_thread(manager.store.attempts, JobId(job_id), task, False)
+        latest: dict[int, Any] = {}
+        for r in rows:  # the settling attempt, else the latest one
+            if r.final or not (r.index in latest and latest[r.index].final):
+                latest[r.index] = r
+
+        async def body() -> AsyncIterator[bytes]:
+            for index in sorted(latest):
+                r = latest[index]
+                if headers:
+                    yield f"==> task {index} (attempt {r.attempt}, {r.outcome}, exit {r.exit_code}) <==\n".encode()
+                yield r.stdout if stream == "stdout" else r.stderr
+
+        return StreamingResponse(body(), media_type="application/octet-stream")
+
+    @app.get("/v1/workers", response_model=list[WorkerRow])
+    async def workers(who: Who) -> list[dict[str, Any]]:
+        out = []
+        for wid, w in manager.engine.workers.items():
+            conn = manager.conns.get(wid)
+            out.append({"id": wid, "name": w.info.name, "host": w.info.host, "slots": w.info.slots,
+                        "busy": len(w.tasks), "tags": sorted(w.info.tags), "connected": w.connected,
+                        "last_seen": manager.last_seen.get(wid, 0.0),
+                        "tasks_run": conn.ran if conn else 0})
+        return out
+
+    @app.post("/v1/tokens", status_code=201)
+    async def tokens(req: TokenRequest, who: Who) -> dict[str, str]:
+        if not who.admin:
+            raise ApiError(403, "token: only an admin may create tokens", "token")
+        if req.role not in ROLES:
+            raise ApiError(422, f"role: {req.role!r} is not allowed: choose one of {', '.join(ROLES)}", "role")
+        token = await manager.create_token(UserName(req.user), req.role, label=f"created by {who.user}")
+        return {"user": req.user, "role": req.role, "token": token}
+
+    @app.websocket("/v1/worker")
+    async def worker(ws: WebSocket) -> None:
+        await worker_channel(ws, manager)
+
+    @app.websocket("/v1/events")
+    async def events(ws: WebSocket) -> None:
+        token = bearer(ws.headers.get("authorization")) or ws.query_params.get("token")
+        who = manager.identify(token)
+        if who is None:
+            await ws.close(code=4401, reason="a token is required")
+            return
+        await ws.accept()
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        manager.events.queues.add(q)
+        try:
+            await _pump_events(ws, q, who)
+        finally:
+            manager.events.queues.discard(q)
+
+    return app
+
+
+async def _pump_events(ws: WebSocket, q: asyncio.Queue[dict[str, Any]], who: Identity) -> None:
+    async def drain_client() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await ws.receive_text()
+
+    reader = asyncio.create_task(drain_client())
+    try:
+        while not reader.done():
+            get: Awaitable[dict[str, Any]] = q.get()
+            event = await get
+            if event.get("job", {}).get("owner") not in (who.user, None) and not who.admin:
+                continue
+            await ws.send_text(json.dumps(event))
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        reader.cancel()

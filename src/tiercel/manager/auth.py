@@ -1,0 +1,44 @@
+"""Bearer tokens: only a digest is stored; the token itself is shown once."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from tiercel.core.model import UserName
+
+ROLES = ("admin", "user", "worker")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user: UserName
+    role: str
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def may_work(self) -> bool:
+        return self.role in ("admin", "worker")
+
+    @property
+    def may_submit(self) -> bool:
+        return self.role in ("admin", "user")
+
+
+def new_token() -> str:
+    return "tc_" + secrets.token_urlsafe(32)
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None

@@ -1,0 +1,113 @@
+"""The worker channel: msgpack frames over one WebSocket per worker.
+
+Worker → manager: ``hello`` (who it is, what it still holds, unacknowledged
+results), ``res`` (a batch of results plus freed slots), ``cr`` (more free
+slots), ``hb`` (heartbeat), ``bye``. Manager → worker: ``welcome``, ``tasks``,
+``ack``, ``kill``, ``cleanup``, ``error``. Outgoing messages queued in the same
+loop turn are sent as one ``batch`` frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import msgpack
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from tiercel.core.model import WorkerId, WorkerInfo
+from tiercel.manager.auth import bearer
+from tiercel.manager.service import Connection, Manager
+from tiercel.protocol import PROTOCOL_VERSION
+
+log = logging.getLogger("tiercel.channel")
+
+MAX_FRAME = 64 * 1024 * 1024
+
+
+class HelloError(ValueError):
+    pass
+
+
+def parse_hello(msg: Any) -> tuple[WorkerId, WorkerInfo]:
+    if not isinstance(msg, dict) or msg.get("t") != "hello":
+        raise HelloError("the first message must be a hello")
+    if msg.get("v") != PROTOCOL_VERSION:
+        raise HelloError(f"protocol version {msg.get('v')!r} is not supported (manager speaks {PROTOCOL_VERSION})")
+    wid, name, host = msg.get("id"), msg.get("name"), msg.get("host", "")
+    slots, tags = msg.get("slots"), msg.get("tags", [])
+    if not isinstance(wid, str) or not 1 <= len(wid) <= 128:
+        raise HelloError("id must be a string of 1 to 128 characters")
+    if not isinstance(name, str) or not 1 <= len(name) <= 128:
+        raise HelloError("name must be a string of 1 to 128 characters")
+    if not isinstance(slots, int) or not 1 <= slots <= 100_000:
+        raise HelloError(f"slots: {slots!r} must be a whole number from 1 to 100000")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise HelloError("tags must be a list of strings")
+    info = WorkerInfo(
+        name=name, host=str(host), slots=slots, tags=frozenset(tags),
+        cpus=int(msg.get("cpus", slots)), memory_mb=int(msg.get("mem", 0)),
+    )
+    return WorkerId(wid), info
+
+
+async def worker_channel(ws: WebSocket, manager: Manager) -> None:
+    who = manager.identify(bearer(ws.headers.get("authorization")))
+    if who is None or not who.may_work:
+        await ws.close(code=4401, reason="a worker token or admin token is required")
+        return
+    await ws.accept()
+    try:
+        hello = msgpack.unpackb(await ws.receive_bytes())
+        worker_id, info = parse_hello(hello)
+    except (HelloError, ValueError, msgpack.UnpackException, KeyError) as exc:
+        await ws.send_bytes(msgpack.packb({"t": "error", "msg": str(exc)}))
+        await ws.close(code=4400)
+        return
+    except WebSocketDisconnect:
+        return
+
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    conn = Connection(worker_id, info, outbox.put_nowait, manager.clock())
+
+    async def sender() -> None:
+        while True:
+            msg = await outbox.get()
+            batch = [msg]
+            while not outbox.empty():
+                batch.append(outbox.get_nowait())
+            frame = batch[0] if len(batch) == 1 else {"t": "batch", "m": batch}
+            await ws.send_bytes(msgpack.packb(frame, use_bin_type=True))
+            if any(m.get("t") == "error" for m in batch):
+                await ws.close(code=4409)
+                return
+
+    send_task = asyncio.create_task(sender())
+    conn.send({"t": "welcome", "hb": manager.settings.heartbeat})
+    manager.worker_connected(conn, hello)
+    log.info("worker %s (%s, %d slots) connected", info.name, worker_id, info.slots)
+    try:
+        while True:
+            msg = msgpack.unpackb(await ws.receive_bytes())
+            kind = msg.get("t")
+            if kind == "res":
+                manager.worker_results(conn, msg.get("r", []), int(msg.get("c", 0)))
+            elif kind == "cr":
+                manager.worker_results(conn, [], int(msg.get("c", 0)))
+            elif kind == "hb":
+                manager.seen(worker_id)
+            elif kind == "bye":
+                manager.worker_left(worker_id)
+                break
+            if send_task.done():
+                break
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        manager.worker_disconnected(conn)
+        send_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await send_task
+        log.info("worker %s disconnected", info.name)

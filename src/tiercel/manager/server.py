@@ -1,0 +1,91 @@
+"""Run a manager: one uvicorn server, one tree of tasks, orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from tiercel.manager.api import create_app
+from tiercel.manager.service import Manager, Settings
+from tiercel.store import SqliteStore
+
+log = logging.getLogger("tiercel.manager")
+
+
+def build(settings: Settings, *, synchronous: str = "FULL") -> tuple[Manager, FastAPI]:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    manager = Manager(SqliteStore(settings.state_dir / "tiercel.db", synchronous=synchronous), settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await manager.start()
+        async with asyncio.TaskGroup() as tg:
+            duties = tg.create_task(_duties(manager))
+            try:
+                yield
+            finally:
+                duties.cancel()
+        manager.close()
+
+    return manager, create_app(manager, lifespan)
+
+
+async def _duties(manager: Manager) -> None:
+    """Periodic work: liveness, the end of the restart hold, progress events."""
+    tick = min(0.5, manager.settings.worker_timeout / 4)
+    was_held = manager.engine.held(manager.clock())
+    while True:
+        await asyncio.sleep(tick)
+        manager.check_liveness()
+        held = manager.engine.held(manager.clock())
+        if was_held and not held:
+            manager.pump()
+        was_held = held
+        manager.publish_progress()
+
+
+def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL", quiet: bool = False) -> None:
+    manager, app = build(settings, synchronous=synchronous)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws_max_size=64 * 1024 * 1024,
+                            ws_ping_interval=None, lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                await task
+                return
+            await asyncio.sleep(0.02)
+        sock = server.servers[0].sockets[0].getsockname()
+        url = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{sock[1]}"
+        _announce(settings.state_dir, url, manager, quiet)
+        await task
+
+    asyncio.run(main())
+
+
+def _announce(state_dir: Path, url: str, manager: Manager, quiet: bool) -> None:
+    info = {"url": url, "pid": os.getpid()}
+    tmp = state_dir / "manager.json.tmp"
+    tmp.write_text(json.dumps(info))
+    tmp.replace(state_dir / "manager.json")
+    if quiet:
+        return
+    print(f"tiercel manager listening on {url}  (state in {state_dir})", flush=True)
+    for role, path in manager.created_tokens.items():
+        print(f"  {role} token written to {path}", flush=True)
+    print(f"  export TIERCEL_URL={url}", flush=True)
+
+
+def install_signal_handlers() -> None:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -1,0 +1,357 @@
+"""The manager's shell: it feeds events to the engine and performs the effects.
+
+Every engine call happens on the event loop thread, so the engine needs no
+locks. Writes go to the store's group-commit writer; effects that others can
+observe (a result acknowledged, a job announced as ended) happen only once the
+write that records them is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import getpass
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tiercel.core.engine import Effect, Engine, JobEnded, KillTasks, Persist, RunCleanup, SendTasks
+from tiercel.core.model import Counts, JobId, JobSpec, JobState, TaskRef, UserName, WorkerId, WorkerInfo
+from tiercel.core.scheduling import why_waiting
+from tiercel.manager.auth import Identity, digest, new_token
+from tiercel.protocol import ref_from_wire, report_from_wire, spec_to_dict
+from tiercel.store import AddJob, EndJob, ForgetWorker, JobRow, Record, SaveToken, SeenWorker, Store, WriteOp
+
+log = logging.getLogger("tiercel.manager")
+
+Send = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Settings:
+    state_dir: Path
+    worker_timeout: float = 30.0  # silence after which a worker's tasks are re-queued
+    heartbeat: float = 5.0  # how often workers say they are alive
+    reconnect_grace: float = 10.0  # after a restart, how long to wait for workers to reclaim tasks
+    max_tasks: int = 100_000_000
+
+
+@dataclass
+class Connection:
+    worker: WorkerId
+    info: WorkerInfo
+    send: Send
+    connected_at: float
+    transport: str = "websocket"
+    ran: int = 0
+
+
+@dataclass
+class JobSummary:
+    id: JobId
+    owner: UserName
+    spec: JobSpec
+    submitted: float
+    state: JobState
+    counts: Counts
+    ended: float | None = None
+    waiting: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "id": self.id, "name": self.spec.name, "owner": self.owner, "state": self.state.value,
+            "total": c.total, "queued": c.queued, "running": c.running, "done": c.done,
+            "failed": c.failed, "cancelled": c.cancelled, "submitted": self.submitted,
+            "ended": self.ended, "command": list(self.spec.command), "waiting": self.waiting,
+        }
+
+
+@dataclass
+class Events:
+    """Fan-out of job events to event-stream subscribers and in-process listeners."""
+
+    queues: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
+    on_job_ended: list[Callable[[JobSummary], Awaitable[None] | None]] = field(default_factory=list)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        for q in list(self.queues):
+            if q.qsize() < 10_000:
+                q.put_nowait(event)
+
+
+class Manager:
+    def __init__(self, store: Store, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.engine = Engine()
+        self.conns: dict[WorkerId, Connection] = {}
+        self.tokens: dict[str, tuple[UserName, str]] = {}
+        self.events = Events()
+        self._next_job = 1
+        self._ended_cache: dict[JobId, JobSummary] = {}
+        self._progress_seen: dict[JobId, tuple[int, int, int, int]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.created_tokens: dict[str, str] = {}
+        self.last_seen: dict[WorkerId, float] = {}
+
+    # ---- life cycle ------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        loaded = await asyncio.to_thread(self.store.open)
+        now = self.clock()
+        self._next_job = loaded.next_job_id
+        self.tokens = dict(loaded.tokens)
+        if loaded.unfinished and loaded.workers:
+            self.engine = Engine(hold_until=now + self.settings.reconnect_grace, expected_workers=loaded.workers)
+        writes: list[WriteOp] = []
+        for row, restored in loaded.unfinished:
+            effects = self.engine.add_job(row.id, row.spec, row.owner, row.submitted, restored)
+            self._collect(effects, writes, [])
+        if not self.tokens:
+            await self._first_tokens()
+        if writes:
+            await asyncio.wrap_future(self.store.write(writes))
+        log.info("manager ready: %d unfinished jobs restored", len(loaded.unfinished))
+
+    async def _first_tokens(self) -> None:
+        """On first start, make an admin token and a worker token and leave them in the state dir."""
+        user = UserName(os.environ.get("TIERCEL_ADMIN_USER") or getpass.getuser())
+        for role, who, fname in (("admin", user, "admin.token"), ("worker", UserName("worker"), "worker.token")):
+            token = await self.create_token(who, role, label="created on first start")
+            path = self.settings.state_dir / fname
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token + "\n")
+            self.created_tokens[role] = str(path)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ---- identity --------------------------------------------------------
+
+    def identify(self, token: str | None) -> Identity | None:
+        if token is None:
+            return None
+        found = self.tokens.get(digest(token))
+        return None if found is None else Identity(found[0], found[1])
+
+    async def create_token(self, user: UserName, role: str, label: str = "") -> str:
+        token = new_token()
+        d = digest(token)
+        await asyncio.wrap_future(self.store.write([SaveToken(d, user, role, label, self.clock())]))
+        self.tokens[d] = (user, role)
+        return token
+
+    # ---- effects ---------------------------------------------------------
+
+    def _collect(self, effects: Iterable[Effect], writes: list[WriteOp], after: list[Effect]) -> None:
+        now = self.clock()
+        for e in effects:
+            if isinstance(e, Persist):
+                writes.append(Record(e.records))
+            elif isinstance(e, JobEnded):
+                writes.append(EndJob(e.job, e.state, e.counts, now))
+                after.append(e)
+            elif isinstance(e, (SendTasks, KillTasks)):
+                self._send_now(e)
+            else:
+                after.append(e)
+
+    def apply(self, effects: Iterable[Effect], then: Callable[[], None] | None = None) -> None:
+        """Perform effects; ``then`` runs once everything they wrote is durable."""
+        writes: list[WriteOp] = []
+        after: list[Effect] = []
+        self._collect(effects, writes, after)
+        if not writes:
+            self._after(after)
+            if then is not None:
+                then()
+            return
+        fut = self.store.write(writes)
+        loop = self._loop
+        assert loop is not None
+
+        def durable(f: concurrent.futures.Future[None]) -> None:
+            loop.call_soon_threadsafe(self._durable, f, after, then)
+
+        fut.add_done_callback(durable)
+
+    def _durable(self, fut: concurrent.futures.Future[None], after: list[Effect],
+                 then: Callable[[], None] | None) -> None:
+        exc = fut.exception()
+        if exc is not None:
+            # Nothing is acknowledged: workers keep their results and send them again.
+            log.error("store write failed: %s", exc)
+            return
+        self._after(after)
+        if then is not None:
+            then()
+
+    def _send_now(self, e: SendTasks | KillTasks) -> None:
+        conn = self.conns.get(e.worker)
+        if conn is None:
+            return
+        if isinstance(e, SendTasks):
+            conn.ran += len(e.tasks)
+            conn.send({
+                "t": "tasks",
+                "specs": {str(j): spec_to_dict(s) for j, s in e.specs.items()},
+                "tasks": [[r.job, r.index, r.attempt] for r in e.tasks],
+            })
+        else:
+            conn.send({"t": "kill", "tasks": [[r.job, r.index, r.attempt] for r in e.tasks]})
+
+    def _after(self, effects: list[Effect]) -> None:
+        for e in effects:
+            if isinstance(e, JobEnded):
+                summary = self._ended_summary(e)
+                self._ended_cache[e.job] = summary
+                self._progress_seen.pop(e.job, None)
+                self.events.publish({"event": "job_finished", "job": summary.to_json()})
+                for listener in self.events.on_job_ended:
+                    result = listener(summary)
+                    if asyncio.iscoroutine(result):
+                        asyncio.ensure_future(result)
+            elif isinstance(e, RunCleanup):
+                self._send_cleanup(e.worker, e.job)
+
+    def _send_cleanup(self, worker: WorkerId, job: JobId) -> None:
+        conn = self.conns.get(worker)
+        if conn is not None:
+            conn.send({"t": "cleanup", "job": job})
+
+    def _ended_summary(self, e: JobEnded) -> JobSummary:
+        row = self.store.job(e.job)
+        assert row is not None
+        return JobSummary(e.job, e.owner, row.spec, row.submitted, e.state, e.counts, self.clock())
+
+    def pump(self) -> None:
+        """Hand waiting tasks to workers with free slots."""
+        effects = self.engine.dispatch(self.clock())
+        if effects:
+            self.apply(effects)
+
+    # ---- jobs ------------------------------------------------------------
+
+    async def submit(self, owner: UserName, spec: JobSpec) -> JobSummary:
+        job_id = JobId(self._next_job)
+        self._next_job += 1
+        now = self.clock()
+        await asyncio.wrap_future(self.store.write([AddJob(job_id, owner, spec, now)]))
+        self.apply(self.engine.add_job(job_id, spec, owner, now))
+        summary = self.summary(job_id)
+        assert summary is not None
+        self.events.publish({"event": "job_submitted", "job": summary.to_json()})
+        self.pump()
+        return summary
+
+    def summary(self, job_id: JobId, row: JobRow | None = None) -> JobSummary | None:
+        live = self.engine.jobs.get(job_id)
+        if live is not None:
+            counts = live.counts()
+            waiting = None
+            if counts.queued and not counts.running:
+                waiting = "held while workers reconnect after a restart" if self.engine.held(self.clock()) \
+                    else why_waiting(live.spec, [c.info for c in self.conns.values()])
+            return JobSummary(job_id, live.owner, live.spec, live.submitted, live.state(), counts, None, waiting)
+        if job_id in self._ended_cache:
+            return self._ended_cache[job_id]
+        row = row or self.store.job(job_id)
+        if row is None:
+            return None
+        if row.state is None or row.counts is None:  # stored but not yet live (should not happen)
+            return JobSummary(row.id, row.owner, row.spec, row.submitted, JobState.QUEUED,
+                              Counts(total=row.spec.size, queued=row.spec.size))
+        return JobSummary(row.id, row.owner, row.spec, row.submitted, row.state, row.counts, row.ended)
+
+    def list_jobs(self, who: Identity, everyone: bool, limit: int = 200) -> list[JobSummary]:
+        owner = None if (who.admin and everyone) else who.user
+        out = []
+        for row in self.store.jobs(owner, limit):
+            s = self.summary(row.id, row)
+            if s is not None:
+                out.append(s)
+        return out
+
+    def cancel(self, job_id: JobId) -> None:
+        self.apply(self.engine.cancel(job_id))
+
+    # ---- workers ---------------------------------------------------------
+
+    def worker_connected(self, conn: Connection, msg: dict[str, Any]) -> None:
+        now = self.clock()
+        self.last_seen[conn.worker] = now
+        old = self.conns.get(conn.worker)
+        if old is not None and old.send is not conn.send:
+            old.send({"t": "error", "msg": "replaced by a newer connection of the same worker"})
+        self.conns[conn.worker] = conn
+        effects = self.engine.connect(
+            conn.worker, conn.info, now,
+            credit=int(msg.get("credit", conn.info.slots)),
+            held=[ref_from_wire(x) for x in msg.get("held", ())],
+            results=[report_from_wire(x) for x in msg.get("results", ())],
+            ran_jobs=[JobId(int(j)) for j in msg.get("ran", ())],
+        )
+        acks = [x[:3] for x in msg.get("results", ())]
+        self.store.write([SeenWorker(conn.worker, conn.info.name, conn.info.host, now)])
+        self.apply(effects, then=lambda: conn.send({"t": "ack", "r": acks}) if acks else None)
+        self.pump()
+
+    def worker_results(self, conn: Connection, results: list[Any], credit: int) -> None:
+        now = self.clock()
+        self.last_seen[conn.worker] = now
+        if credit:
+            self.engine.add_credit(conn.worker, credit)
+        if results:
+            effects = self.engine.report(conn.worker, [report_from_wire(x) for x in results], now)
+            acks = [x[:3] for x in results]
+            self.apply(effects, then=lambda: conn.send({"t": "ack", "r": acks}))
+        self.pump()
+
+    def worker_disconnected(self, conn: Connection) -> None:
+        if self.conns.get(conn.worker) is conn:
+            del self.conns[conn.worker]
+            self.engine.disconnect(conn.worker)
+
+    def worker_left(self, worker: WorkerId) -> None:
+        """A worker said goodbye or went silent for too long: re-queue its tasks."""
+        self.conns.pop(worker, None)
+        effects = self.engine.lose(worker, self.clock())
+        self.store.write([ForgetWorker(worker)])
+        self.apply(effects)
+        self.pump()
+
+    # ---- periodic duties -------------------------------------------------
+
+    def seen(self, worker: WorkerId) -> None:
+        self.last_seen[worker] = self.clock()
+
+    def check_liveness(self) -> None:
+        """Declare lost the workers silent for longer than the time-out (connected or not)."""
+        now = self.clock()
+        for wid in list(self.engine.workers):
+            last = self.last_seen.setdefault(wid, now)
+            if now - last > self.settings.worker_timeout:
+                log.warning("worker %s silent for %.1fs: re-queueing its tasks", wid, now - last)
+                self.last_seen.pop(wid, None)
+                self.worker_left(wid)
+
+    def publish_progress(self) -> None:
+        for job_id, job in self.engine.jobs.items():
+            key = (job.pending, len(job.running), job.done, job.failed)
+            if self._progress_seen.get(job_id) != key:
+                self._progress_seen[job_id] = key
+                s = self.summary(job_id)
+                if s is not None:
+                    self.events.publish({"event": "job_progress", "job": s.to_json()})
+
+    def held_tasks(self, worker: WorkerId) -> list[TaskRef]:
+        w = self.engine.workers.get(worker)
+        return [] if w is None else [TaskRef(j, i, a) for (j, i), a in w.tasks.items()]

@@ -1,0 +1,72 @@
+"""Plain-data encodings of core values, shared by the store and the worker channel.
+
+Worker messages are msgpack maps with short keys; a batch of tasks or results
+travels in one frame, so a task never costs a round trip of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef
+from tiercel.core.ranges import IndexRanges
+
+PROTOCOL_VERSION = 1
+
+
+def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
+    return {
+        "command": list(spec.command),
+        "shell": spec.shell,
+        "indexes": [list(s) for s in spec.indexes.spans],
+        "name": spec.name,
+        "requires": sorted(spec.requires),
+        "cleanup": spec.cleanup,
+        "retries": spec.retries,
+        "walltime": spec.walltime,
+        "env": [list(kv) for kv in spec.env],
+        "cwd": spec.cwd,
+        "append_index": spec.append_index,
+        "cpus": spec.cpus,
+        "memory_mb": spec.memory_mb,
+        "priority": spec.priority,
+    }
+
+
+def spec_from_dict(d: dict[str, Any]) -> JobSpec:
+    return JobSpec(
+        command=tuple(d["command"]),
+        indexes=IndexRanges(tuple((int(a), int(b)) for a, b in d["indexes"])),
+        shell=bool(d.get("shell", False)),
+        name=d.get("name", ""),
+        requires=frozenset(d.get("requires", ())),
+        cleanup=d.get("cleanup"),
+        retries=int(d.get("retries", 0)),
+        walltime=d.get("walltime"),
+        env=tuple((str(k), str(v)) for k, v in d.get("env", ())),
+        cwd=d.get("cwd"),
+        append_index=bool(d.get("append_index", True)),
+        cpus=int(d.get("cpus", 1)),
+        memory_mb=int(d.get("memory_mb", 0)),
+        priority=int(d.get("priority", 0)),
+    )
+
+
+def ref_to_wire(ref: TaskRef) -> list[int]:
+    return [ref.job, ref.index, ref.attempt]
+
+
+def ref_from_wire(item: list[int]) -> TaskRef:
+    return TaskRef(JobId(int(item[0])), int(item[1]), int(item[2]))
+
+
+def report_to_wire(r: Report) -> list[Any]:
+    return [r.job, r.index, r.attempt, r.outcome.value, r.exit_code, r.started, r.ended, r.stdout, r.stderr]
+
+
+def report_from_wire(item: list[Any]) -> Report:
+    job, index, attempt, outcome, code, started, ended, out, err = item
+    return Report(
+        JobId(int(job)), int(index), int(attempt), Outcome(outcome),
+        None if code is None else int(code), float(started), float(ended), bytes(out), bytes(err),
+    )

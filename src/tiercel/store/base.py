@@ -1,0 +1,111 @@
+"""The store interface: writes are batched ops committed together, reads are plain calls.
+
+A write returns a future that resolves once the batch holding it is durable;
+the manager acknowledges a result to its worker, and answers a submission, only
+after that. Keeping the interface this small is what lets PostgreSQL slot in
+beside SQLite.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tiercel.core.model import AttemptRecord, Counts, JobId, JobSpec, JobState, Restored, UserName, WorkerId
+
+# ---- write ops ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AddJob:
+    job: JobId
+    owner: UserName
+    spec: JobSpec
+    submitted: float
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    records: list[AttemptRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class EndJob:
+    job: JobId
+    state: JobState
+    counts: Counts
+    ended: float
+
+
+@dataclass(frozen=True, slots=True)
+class SaveToken:
+    digest: str
+    user: UserName
+    role: str
+    label: str
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class SeenWorker:
+    worker: WorkerId
+    name: str
+    host: str
+    seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetWorker:
+    worker: WorkerId
+
+
+WriteOp = AddJob | Record | EndJob | SaveToken | SeenWorker | ForgetWorker
+
+# ---- read rows ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    id: JobId
+    owner: UserName
+    spec: JobSpec
+    submitted: float
+    state: JobState | None  # None while unfinished: live counts come from the engine
+    ended: float | None
+    counts: Counts | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    job: JobId
+    index: int
+    attempt: int
+    outcome: str
+    final: bool
+    worker: str
+    exit_code: int | None
+    started: float
+    ended: float
+    stdout: bytes
+    stderr: bytes
+
+
+@dataclass(slots=True)
+class Loaded:
+    """Everything the manager needs to resume after a restart."""
+
+    next_job_id: int
+    unfinished: list[tuple[JobRow, Restored]] = field(default_factory=list)
+    tokens: dict[str, tuple[UserName, str]] = field(default_factory=dict)
+    workers: list[WorkerId] = field(default_factory=list)
+
+
+class Store(Protocol):
+    def open(self) -> Loaded: ...
+    def close(self) -> None: ...
+    def write(self, ops: list[WriteOp]) -> concurrent.futures.Future[None]: ...
+    def job(self, job_id: JobId) -> JobRow | None: ...
+    def jobs(self, owner: UserName | None, limit: int) -> list[JobRow]: ...
+    def attempts(self, job_id: JobId, index: int | None, final_only: bool) -> list[AttemptRow]: ...
+    def meta(self, key: str) -> str | None: ...

@@ -1,0 +1,297 @@
+"""SQLite store in WAL mode with group commit.
+
+One writer thread owns the write connection. It takes every op queued since
+its last commit, applies them in one transaction (a savepoint each, so one bad
+op cannot sink its neighbours), commits once and resolves their futures. Under
+load a single fsync covers hundreds of results, so persistence does not cap
+throughput; when idle, a lone write commits at once.
+
+Job arrays are stored as one row holding their index ranges; a task gets a row
+only when an attempt of it ends. Outputs live in the same rows (compressed
+when large), never one file per task.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import queue
+import sqlite3
+import threading
+import zlib
+from pathlib import Path
+
+from tiercel.core.model import Counts, JobId, JobState, Outcome, Restored, RestoredTask, UserName, WorkerId
+from tiercel.protocol import spec_from_dict, spec_to_dict
+from tiercel.store.base import (
+    AddJob,
+    AttemptRow,
+    EndJob,
+    ForgetWorker,
+    JobRow,
+    Loaded,
+    Record,
+    SaveToken,
+    SeenWorker,
+    WriteOp,
+)
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    digest TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT '', created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY, owner TEXT NOT NULL, spec TEXT NOT NULL, submitted REAL NOT NULL,
+    state TEXT, ended REAL, total INTEGER NOT NULL,
+    done INTEGER, failed INTEGER, cancelled INTEGER);
+CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (state) WHERE state IS NULL;
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, id);
+CREATE TABLE IF NOT EXISTS attempts (
+    job INTEGER NOT NULL, idx INTEGER NOT NULL, attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL, final INTEGER NOT NULL, worker TEXT NOT NULL,
+    exit_code INTEGER, started REAL NOT NULL, ended REAL NOT NULL,
+    stdout BLOB, stderr BLOB,
+    PRIMARY KEY (job, idx, attempt));
+CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, name TEXT, host TEXT, seen REAL);
+"""
+
+_RAW, _ZLIB = b"\x00", b"\x01"
+COMPRESS_ABOVE = 512
+
+
+def pack_output(data: bytes) -> bytes | None:
+    if not data:
+        return None
+    if len(data) > COMPRESS_ABOVE:
+        packed = zlib.compress(data, 1)
+        if len(packed) < len(data):
+            return _ZLIB + packed
+    return _RAW + data
+
+
+def unpack_output(blob: bytes | None) -> bytes:
+    if not blob:
+        return b""
+    return zlib.decompress(blob[1:]) if blob[:1] == _ZLIB else bytes(blob[1:])
+
+
+_Item = tuple[list[WriteOp], concurrent.futures.Future[None]]
+
+
+class SqliteStore:
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._read: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    # ---- life cycle ------------------------------------------------------
+
+    def open(self) -> Loaded:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        loaded = self._load(conn)
+        self._read = conn
+        self._writer = threading.Thread(target=self._write_loop, args=(self._connect(),), daemon=True,
+                                        name="tiercel-store-writer")
+        self._writer.start()
+        return loaded
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._writer = None
+        if self._read is not None:
+            self._read.close()
+            self._read = None
+
+    def _load(self, conn: sqlite3.Connection) -> Loaded:
+        row = conn.execute("SELECT COALESCE(MAX(id), 0) FROM jobs").fetchone()
+        loaded = Loaded(next_job_id=int(row[0]) + 1)
+        for digest, user, role in conn.execute("SELECT digest, user, role FROM tokens"):
+            loaded.tokens[digest] = (UserName(user), role)
+        loaded.workers = [WorkerId(w) for (w,) in conn.execute("SELECT id FROM workers")]
+        for job_row in self._job_rows(conn, "WHERE state IS NULL ORDER BY id", ()):
+            loaded.unfinished.append((job_row, self._restore(conn, job_row.id)))
+        return loaded
+
+    @staticmethod
+    def _restore(conn: sqlite3.Connection, job_id: JobId) -> Restored:
+        restored = Restored()
+        spans = restored.settled
+        cur = conn.execute(
+            "SELECT idx, outcome FROM attempts WHERE job = ? AND final = 1 ORDER BY idx", (job_id,)
+        )
+        for index, outcome in cur:
+            if spans and spans[-1][1] == index:
+                spans[-1] = (spans[-1][0], index + 1)
+            elif not spans or spans[-1][1] < index:
+                spans.append((index, index + 1))
+            else:
+                continue  # a second final row for one task cannot count twice
+            if outcome == Outcome.DONE.value:
+                restored.done += 1
+            else:
+                restored.failed += 1
+        cur = conn.execute(
+            """SELECT idx, MAX(attempt), SUM(outcome IN ('failed', 'timeout')) FROM attempts
+               WHERE job = ? GROUP BY idx HAVING MAX(final) = 0""",
+            (job_id,),
+        )
+        for index, attempts, failures in cur:
+            restored.unsettled[int(index)] = RestoredTask(int(attempts), int(failures or 0))
+        return restored
+
+    # ---- writes ----------------------------------------------------------
+
+    def write(self, ops: list[WriteOp]) -> concurrent.futures.Future[None]:
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._queue.put((ops, fut))
+        return fut
+
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._commit(conn, batch)
+        conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
+        errors: dict[int, BaseException] = {}
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for n, (ops, _) in enumerate(batch):
+                conn.execute("SAVEPOINT op")
+                try:
+                    for op in ops:
+                        _apply(conn, op)
+                    conn.execute("RELEASE op")
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    errors[n] = exc
+            conn.execute("COMMIT")
+        except BaseException as exc:  # the commit itself failed (disk full, I/O error)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for _, fut in batch:
+                fut.set_exception(exc)
+            return
+        for n, (_, fut) in enumerate(batch):
+            if n in errors:
+                fut.set_exception(errors[n])
+            else:
+                fut.set_result(None)
+
+    # ---- reads -----------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._read is None:
+            raise RuntimeError("store is not open")
+        return self._read
+
+    @staticmethod
+    def _job_rows(conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> list[JobRow]:
+        rows = conn.execute(
+            "SELECT id, owner, spec, submitted, state, ended, total, done, failed, cancelled FROM jobs " + where,
+            args,
+        ).fetchall()
+        out = []
+        for jid, owner, spec, submitted, state, ended, total, done, failed, cancelled in rows:
+            counts = None
+            if state is not None:
+                counts = Counts(total=total, done=done, failed=failed, cancelled=cancelled)
+            out.append(
+                JobRow(JobId(jid), UserName(owner), spec_from_dict(json.loads(spec)), submitted,
+                       None if state is None else JobState(state), ended, counts)
+            )
+        return out
+
+    def job(self, job_id: JobId) -> JobRow | None:
+        with self._read_lock:
+            rows = self._job_rows(self._reader(), "WHERE id = ?", (job_id,))
+        return rows[0] if rows else None
+
+    def jobs(self, owner: UserName | None, limit: int) -> list[JobRow]:
+        with self._read_lock:
+            if owner is None:
+                return self._job_rows(self._reader(), "ORDER BY id DESC LIMIT ?", (limit,))
+            return self._job_rows(self._reader(), "WHERE owner = ? ORDER BY id DESC LIMIT ?", (owner, limit))
+
+    def attempts(self, job_id: JobId, index: int | None, final_only: bool) -> list[AttemptRow]:
+        sql = ("SELECT job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr "
+               "FROM attempts WHERE job = ?")
+        args: list[object] = [job_id]
+        if index is not None:
+            sql += " AND idx = ?"
+            args.append(index)
+        if final_only:
+            sql += " AND final = 1"
+        sql += " ORDER BY idx, attempt"
+        with self._read_lock:
+            rows = self._reader().execute(sql, args).fetchall()
+        return [
+            AttemptRow(JobId(j), i, a, o, bool(f), w, x, s, e, unpack_output(out), unpack_output(err))
+            for j, i, a, o, f, w, x, s, e, out, err in rows
+        ]
+
+    def meta(self, key: str) -> str | None:
+        with self._read_lock:
+            row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+
+def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
+    if isinstance(op, Record):
+        conn.executemany(
+            "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (r.job, r.index, r.attempt, r.outcome.value, int(r.final), r.worker, r.exit_code,
+                 r.started, r.ended, pack_output(r.stdout), pack_output(r.stderr))
+                for r in op.records
+            ],
+        )
+    elif isinstance(op, AddJob):
+        conn.execute(
+            "INSERT INTO jobs (id, owner, spec, submitted, total) VALUES (?,?,?,?,?)",
+            (op.job, op.owner, json.dumps(spec_to_dict(op.spec)), op.submitted, op.spec.size),
+        )
+    elif isinstance(op, EndJob):
+        c = op.counts
+        conn.execute(
+            "UPDATE jobs SET state = ?, ended = ?, done = ?, failed = ?, cancelled = ? WHERE id = ?",
+            (op.state.value, op.ended, c.done, c.failed, c.cancelled, op.job),
+        )
+    elif isinstance(op, SaveToken):
+        conn.execute("INSERT INTO tokens VALUES (?,?,?,?,?)", (op.digest, op.user, op.role, op.label, op.created))
+    elif isinstance(op, SeenWorker):
+        conn.execute("INSERT OR REPLACE INTO workers VALUES (?,?,?,?)", (op.worker, op.name, op.host, op.seen))
+    elif isinstance(op, ForgetWorker):
+        conn.execute("DELETE FROM workers WHERE id = ?", (op.worker,))

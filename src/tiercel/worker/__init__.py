@@ -1,0 +1,1 @@
+"""The worker: connects out to a manager, pulls tasks, runs them, reports back."""

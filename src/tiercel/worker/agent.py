@@ -1,0 +1,316 @@
+"""The worker agent: one asyncio loop, a thread per busy slot.
+
+The agent keeps a small local queue (``prefetch`` slots beyond its own) so a
+slot never waits a round trip for its next task. Results stay in ``unacked``
+until the manager says they are durable; after a lost connection the agent
+reconnects with backoff and its hello carries everything it still holds and
+every result not yet acknowledged, so nothing it ran is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef
+from tiercel.protocol import PROTOCOL_VERSION, ref_from_wire, report_to_wire, spec_from_dict
+from tiercel.worker.runner import Handle, run_cleanup, run_task
+
+log = logging.getLogger("tiercel.worker")
+
+Key = tuple[JobId, int]
+
+
+@dataclass
+class WorkerOptions:
+    manager: str
+    token: str
+    slots: int = 1
+    tags: frozenset[str] = frozenset()
+    name: str = ""
+    prefetch: int | None = None  # extra slots of tasks queued locally; default: as many as slots
+    max_output: int = 1024 * 1024
+    executor: str = "process"  # "process", or "noop" to measure the manager without spawning
+    idle_exit: float | None = None  # exit after this long with nothing to do
+    backoff_max: float = 5.0
+
+
+@dataclass
+class Running:
+    ref: TaskRef
+    spec: JobSpec
+    handle: Handle = field(default_factory=Handle)
+
+
+class Agent:
+    def __init__(self, opts: WorkerOptions) -> None:
+        self.opts = opts
+        self.id = uuid.uuid4().hex
+        self.name = opts.name or f"{socket.gethostname()}-{os.getpid()}"
+        self.prefetch = opts.slots if opts.prefetch is None else opts.prefetch
+        self.specs: dict[JobId, JobSpec] = {}
+        self.queued: deque[TaskRef] = deque()
+        self.running: dict[Key, Running] = {}
+        self.unacked: dict[tuple[int, int, int], list[Any]] = {}
+        self.outbox: list[list[Any]] = []
+        self.credit_due = 0
+        self.cleanups: dict[JobId, JobSpec] = {}
+        self.free = opts.slots
+        self.ws: ClientConnection | None = None
+        self.pool = ThreadPoolExecutor(max_workers=opts.slots + 1, thread_name_prefix="tiercel-slot")
+        self.base_env = dict(os.environ)
+        self.heartbeat = 5.0
+        self.last_busy = time.monotonic()
+        self.stopping = False
+        self.tasks_run = 0
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- capacity ------------------------------------------------------
+
+    def _used(self) -> int:
+        return sum(self.specs[r.job].cpus for r in self.queued) + sum(r.spec.cpus for r in self.running.values())
+
+    def _capacity(self) -> int:
+        return self.opts.slots + self.prefetch
+
+    # ---- connection ----------------------------------------------------
+
+    async def run(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                self._loop.add_signal_handler(sig, self._request_stop)
+        delay = 0.1
+        url = self.opts.manager.rstrip("/").replace("http://", "ws://").replace("https://", "wss://") + "/v1/worker"
+        while not self.stopping:
+            try:
+                async with connect(url, additional_headers={"Authorization": f"Bearer {self.opts.token}"},
+                                   max_size=None, ping_interval=None, open_timeout=10) as ws:
+                    delay = 0.1
+                    code = await self._session(ws)
+                    if code is not None:
+                        return code
+            except (OSError, websockets.exceptions.WebSocketException, asyncio.TimeoutError) as exc:
+                if isinstance(exc, websockets.exceptions.InvalidStatus) and exc.response.status_code in (401, 403):
+                    log.error("the manager refused the token")
+                    return 2
+                log.info("manager unreachable (%s); retrying in %.1fs", exc.__class__.__name__, delay)
+            finally:
+                self.ws = None
+            if self.stopping:
+                break
+            if self._idle_expired():
+                return 0
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, self.opts.backoff_max)
+        await self._drain_on_stop()
+        return 0
+
+    def _request_stop(self) -> None:
+        self.stopping = True
+        for run in self.running.values():
+            run.handle.cancel()
+        if self.ws is not None:
+            asyncio.ensure_future(self.ws.close())
+
+    async def _drain_on_stop(self) -> None:
+        deadline = time.monotonic() + 5
+        while self.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _idle_expired(self) -> bool:
+        idle = self.opts.idle_exit
+        return idle is not None and not self.running and not self.queued and \
+            time.monotonic() - self.last_busy > idle
+
+    async def _session(self, ws: ClientConnection) -> int | None:
+        self.ws = ws
+        self.outbox.clear()
+        self.credit_due = 0
+        held = [[r.job, r.index, r.attempt] for r in self.queued]
+        held += [[r.ref.job, r.ref.index, r.ref.attempt] for r in self.running.values()]
+        await ws.send(msgpack.packb({
+            "t": "hello", "v": PROTOCOL_VERSION, "id": self.id, "name": self.name, "host": socket.gethostname(),
+            "slots": self.opts.slots, "cpus": os.cpu_count() or 1, "mem": _memory_mb(),
+            "tags": sorted(self.opts.tags), "credit": max(0, self._capacity() - self._used()),
+            "held": held, "results": list(self.unacked.values()), "ran": list(self.cleanups),
+        }, use_bin_type=True))
+        log.info("connected to %s as %s", self.opts.manager, self.name)
+        beat = asyncio.create_task(self._beat(ws))
+        try:
+            async for frame in ws:
+                if isinstance(frame, str):
+                    continue
+                msg = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+                for m in msg["m"] if msg.get("t") == "batch" else [msg]:
+                    code = self._handle(m)
+                    if code is not None:
+                        return code
+                if self._idle_expired():
+                    await self._say_bye(ws)
+                    return 0
+        except websockets.exceptions.ConnectionClosed:
+            pass
+        finally:
+            beat.cancel()
+        if self.stopping:
+            await self._drain_on_stop()
+            return 0
+        return None
+
+    async def _say_bye(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(websockets.exceptions.WebSocketException):
+            await ws.send(msgpack.packb({"t": "bye"}))
+            await ws.close()
+
+    async def _beat(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(websockets.exceptions.WebSocketException):
+            while True:
+                await asyncio.sleep(min(self.heartbeat, 1.0) if self.opts.idle_exit else self.heartbeat)
+                await ws.send(msgpack.packb({"t": "hb"}))
+                if self._idle_expired():
+                    await self._say_bye(ws)
+                    return
+
+    # ---- messages from the manager ------------------------------------
+
+    def _handle(self, m: dict[str, Any]) -> int | None:
+        kind = m.get("t")
+        if kind == "tasks":
+            for jid, spec in m.get("specs", {}).items():
+                self.specs[JobId(int(jid))] = spec_from_dict(spec)
+            self.queued.extend(ref_from_wire(x) for x in m["tasks"])
+            self.last_busy = time.monotonic()
+            self._start_more()
+        elif kind == "ack":
+            for key in m["r"]:
+                self.unacked.pop((key[0], key[1], key[2]), None)
+        elif kind == "kill":
+            self._kill([ref_from_wire(x) for x in m["tasks"]])
+        elif kind == "cleanup":
+            spec = self.cleanups.pop(JobId(int(m["job"])), None)
+            if spec is not None and spec.cleanup:
+                self.pool.submit(run_cleanup, spec.cleanup, int(m["job"]), spec.env, spec.cwd, self.base_env)
+        elif kind == "welcome":
+            self.heartbeat = float(m.get("hb", 5.0))
+        elif kind == "error":
+            log.error("manager: %s", m.get("msg"))
+            return 3
+        return None
+
+    def _kill(self, refs: list[TaskRef]) -> None:
+        doomed = {(r.job, r.index, r.attempt) for r in refs}
+        kept: deque[TaskRef] = deque()
+        for r in self.queued:
+            if (r.job, r.index, r.attempt) in doomed:
+                self.credit_due += self.specs[r.job].cpus
+            else:
+                kept.append(r)
+        self.queued = kept
+        for r in refs:
+            run = self.running.get((r.job, r.index))
+            if run is not None and run.ref.attempt == r.attempt:
+                run.handle.cancel()
+        self._schedule_flush()
+
+    # ---- running tasks ------------------------------------------------
+
+    def _start_more(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        while self.queued and not self.stopping:
+            ref = self.queued[0]
+            spec = self.specs[ref.job]
+            if spec.cpus > self.free:
+                break
+            self.queued.popleft()
+            self.free -= spec.cpus
+            run = Running(ref, spec)
+            self.running[(ref.job, ref.index)] = run
+            if spec.cleanup:
+                self.cleanups[ref.job] = spec
+            if self.opts.executor == "noop":
+                now = time.time()
+                self._finished(run, Report(ref.job, ref.index, ref.attempt, Outcome.DONE, 0, now, now))
+                continue
+            fut = loop.run_in_executor(self.pool, self._run, run)
+            fut.add_done_callback(self._done_callback(run))
+
+    def _run(self, run: Running) -> Report:
+        return run_task(run.spec, run.ref, run.handle, base_env=self.base_env, max_output=self.opts.max_output)
+
+    def _done_callback(self, run: Running) -> Callable[[asyncio.Future[Report]], None]:
+        def done(fut: asyncio.Future[Report]) -> None:
+            if fut.cancelled():
+                return
+            exc = fut.exception()
+            if exc is not None:
+                now = time.time()
+                report = Report(run.ref.job, run.ref.index, run.ref.attempt, Outcome.FAILED, None, now, now,
+                                b"", f"tiercel worker: {exc}\n".encode())
+            else:
+                report = fut.result()
+            self._finished(run, report)
+            self._start_more()
+        return done
+
+    def _finished(self, run: Running, report: Report) -> None:
+        self.running.pop((run.ref.job, run.ref.index), None)
+        self.free += run.spec.cpus
+        self.credit_due += run.spec.cpus
+        self.tasks_run += 1
+        self.last_busy = time.monotonic()
+        wire = report_to_wire(report)
+        self.unacked[(report.job, report.index, report.attempt)] = wire
+        self.outbox.append(wire)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and self._loop is not None:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        ws = self.ws
+        if ws is None or (not self.outbox and not self.credit_due):
+            return
+        frame = msgpack.packb({"t": "res", "r": self.outbox, "c": self.credit_due}, use_bin_type=True)
+        self.outbox = []
+        self.credit_due = 0
+        asyncio.ensure_future(_send_quietly(ws, frame))
+
+
+async def _send_quietly(ws: ClientConnection, frame: bytes) -> None:
+    # A lost frame is re-sent in the next hello: results stay unacked until the manager confirms.
+    with contextlib.suppress(websockets.exceptions.WebSocketException):
+        await ws.send(frame)
+
+
+def _memory_mb() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024))
+    except (ValueError, OSError):
+        return 0
+
+
+def run_worker(opts: WorkerOptions) -> int:
+    return asyncio.run(Agent(opts).run())
