@@ -196,7 +196,7 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
     async def cancel(job_id: int, who: Who) -> dict[str, Any]:
         summary = own_job(job_id, who)
         if not summary.state.terminal:
-            manager.cancel(summary.id)
+            await manager.cancel(summary.id)
         after = manager.summary(summary.id)
         assert after is not None
         return after.to_json()
@@ -205,7 +205,7 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
     async def cancel_mine(who: Who) -> dict[str, list[int]]:
         ids = [j.id for j in manager.engine.jobs.values() if j.owner == who.user]
         for job_id in ids:
-            manager.cancel(job_id)
+            await manager.cancel(job_id)
         return {"cancelled": ids}
 
     @app.get("/v1/jobs/{job_id}/tasks", response_model=list[TaskAttempt])

@@ -97,7 +97,7 @@ async def worker_channel(ws: WebSocket, manager: Manager) -> None:
             elif kind == "cr":
                 manager.worker_results(conn, [], int(msg.get("c", 0)))
             elif kind == "hb":
-                manager.seen(worker_id)
+                manager.worker_results(conn, [], 0)
             elif kind == "bye":
                 manager.worker_left(worker_id)
                 break

@@ -164,35 +164,38 @@ class Manager:
             else:
                 after.append(e)
 
-    def apply(self, effects: Iterable[Effect], then: Callable[[], None] | None = None) -> None:
-        """Perform effects; ``then`` runs once everything they wrote is durable."""
+    def apply(self, effects: Iterable[Effect], then: Callable[[], None] | None = None) -> asyncio.Future[None]:
+        """Perform effects; ``then`` runs once everything they wrote is durable.
+
+        The returned future resolves at that same moment, for callers that answer
+        a request only once its effects are durable.
+        """
+        loop = self._loop
+        assert loop is not None
+        done: asyncio.Future[None] = loop.create_future()
         writes: list[WriteOp] = []
         after: list[Effect] = []
         self._collect(effects, writes, after)
         if not writes:
-            self._after(after)
-            if then is not None:
-                then()
-            return
+            self._durable(None, after, then, done)
+            return done
         fut = self.store.write(writes)
-        loop = self._loop
-        assert loop is not None
+        fut.add_done_callback(lambda f: loop.call_soon_threadsafe(self._durable, f, after, then, done))
+        return done
 
-        def durable(f: concurrent.futures.Future[None]) -> None:
-            loop.call_soon_threadsafe(self._durable, f, after, then)
-
-        fut.add_done_callback(durable)
-
-    def _durable(self, fut: concurrent.futures.Future[None], after: list[Effect],
-                 then: Callable[[], None] | None) -> None:
-        exc = fut.exception()
+    def _durable(self, fut: concurrent.futures.Future[None] | None, after: list[Effect],
+                 then: Callable[[], None] | None, done: asyncio.Future[None]) -> None:
+        exc = None if fut is None else fut.exception()
         if exc is not None:
             # Nothing is acknowledged: workers keep their results and send them again.
             log.error("store write failed: %s", exc)
+            done.set_exception(exc)
+            done.exception()  # retrieved: callers that do not await it are not warned
             return
         self._after(after)
         if then is not None:
             then()
+        done.set_result(None)
 
     def _send_now(self, e: SendTasks | KillTasks) -> None:
         conn = self.conns.get(e.worker)
@@ -280,8 +283,9 @@ class Manager:
                 out.append(s)
         return out
 
-    def cancel(self, job_id: JobId) -> None:
-        self.apply(self.engine.cancel(job_id))
+    async def cancel(self, job_id: JobId) -> None:
+        """Cancel a job; returns once its end is durable."""
+        await self.apply(self.engine.cancel(job_id))
 
     # ---- workers ---------------------------------------------------------
 
@@ -306,6 +310,10 @@ class Manager:
 
     def worker_results(self, conn: Connection, results: list[Any], credit: int) -> None:
         now = self.clock()
+        if conn.worker not in self.engine.workers:
+            # Declared lost while the connection lived on: its tasks were re-queued.
+            conn.send({"t": "reconnect"})
+            return
         self.last_seen[conn.worker] = now
         if credit:
             self.engine.add_credit(conn.worker, credit)
@@ -322,16 +330,15 @@ class Manager:
 
     def worker_left(self, worker: WorkerId) -> None:
         """A worker said goodbye or went silent for too long: re-queue its tasks."""
-        self.conns.pop(worker, None)
+        conn = self.conns.pop(worker, None)
+        if conn is not None:
+            conn.send({"t": "reconnect"})
         effects = self.engine.lose(worker, self.clock())
         self.store.write([ForgetWorker(worker)])
         self.apply(effects)
         self.pump()
 
     # ---- periodic duties -------------------------------------------------
-
-    def seen(self, worker: WorkerId) -> None:
-        self.last_seen[worker] = self.clock()
 
     def check_liveness(self) -> None:
         """Declare lost the workers silent for longer than the time-out (connected or not)."""

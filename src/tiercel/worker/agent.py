@@ -182,10 +182,14 @@ class Agent:
             await ws.close()
 
     async def _beat(self, ws: ClientConnection) -> None:
+        # Wakes often so that the interval the manager asks for in its welcome applies at once.
+        last = time.monotonic()
         with contextlib.suppress(websockets.exceptions.WebSocketException):
             while True:
-                await asyncio.sleep(min(self.heartbeat, 1.0) if self.opts.idle_exit else self.heartbeat)
-                await ws.send(msgpack.packb({"t": "hb"}))
+                await asyncio.sleep(min(self.heartbeat / 2, 0.25))
+                if time.monotonic() - last >= self.heartbeat:
+                    last = time.monotonic()
+                    await ws.send(msgpack.packb({"t": "hb"}))
                 if self._idle_expired():
                     await self._say_bye(ws)
                     return
@@ -211,6 +215,9 @@ class Agent:
                 self.pool.submit(run_cleanup, spec.cleanup, int(m["job"]), spec.env, spec.cwd, self.base_env)
         elif kind == "welcome":
             self.heartbeat = float(m.get("hb", 5.0))
+        elif kind == "reconnect":  # the manager lost track of us: start over with a fresh hello
+            if self.ws is not None:
+                asyncio.ensure_future(self.ws.close())
         elif kind == "error":
             log.error("manager: %s", m.get("msg"))
             return 3
