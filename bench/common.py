@@ -80,6 +80,15 @@ def stop_groups(procs: Sequence[subprocess.Popen[bytes]], grace: float = 10.0) -
         stop_group(p, grace)
 
 
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM (e.g. from ``timeout``) into SystemExit, so ``finally`` blocks stop what was started."""
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 # ---- /proc -----------------------------------------------------------------
 
 
@@ -377,6 +386,8 @@ def print_environment(env: dict[str, Any]) -> None:
 
 
 def common_args(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark takes; also makes SIGTERM clean up like Ctrl-C does."""
+    exit_cleanly_on_sigterm()
     parser.add_argument("--json", type=Path, metavar="FILE",
                         help="append the results to FILE as one JSON object per line")
     parser.add_argument("--state-parent", type=Path, metavar="DIR",

@@ -55,13 +55,15 @@ def bench_tiercel(n: int, slots: int, sync: str, prefetch: int | None, timeout: 
             run = run_job(c, {"command": ["/bin/true"], "queue": n, "append_index": False},
                           poll=0.02, timeout=timeout, check=cl.check_alive)
             cpu1 = [cpu_seconds(cl.manager_pid), cpu_seconds(worker.pid), cpu_seconds(worker.pid, children=True)]
+            busy = sum(r.ended - r.started for r in c.job(run.job_id).results())  # fetched after the timing
     d = run.data
     if d["state"] != "done" or d["done"] != n:
         raise BenchError(f"tiercel job ended {d['state']} with {d['done']} of {n} done, {d['failed']} failed")
     # total: manager + worker + the tasks the worker reaped (not this process's polling)
     return {"seconds": run.seconds, "submit_seconds": run.submit_seconds, "polls": run.polls,
             "manager_cpu": cpu1[0] - cpu0[0], "worker_cpu": cpu1[1] - cpu0[1],
-            "total_cpu": cpu1[0] - cpu0[0] + cpu1[2] - cpu0[2], "anomalies": run.anomalies}
+            "total_cpu": cpu1[0] - cpu0[0] + cpu1[2] - cpu0[2], "anomalies": run.anomalies,
+            "task_seconds_mean": busy / n, "slot_busy_fraction": busy / (slots * run.seconds)}
 
 
 def bench_xargs(n: int, slots: int, timeout: float) -> dict[str, Any]:
@@ -159,6 +161,11 @@ def main() -> int:
                      "mgr CPU s", "wkr CPU s"], rows, title=f"N = {n:,}")
         print("(CPU: user+system of everything the system ran, tasks included; for tiercel: manager + worker + "
               "tasks, without the client's polling. wkr CPU s: the worker process alone.)")
+        if "tiercel" in runs:
+            t = runs["tiercel"]
+            print(f"tiercel breakdown: a task takes {median([x['task_seconds_mean'] for x in t]) * 1e6:.0f} us "
+                  f"in the worker (spawn to reaped, from its started/ended), and the slots are busy "
+                  f"{100 * median([x['slot_busy_fraction'] for x in t]):.0f}% of the wall time")
         ratios: dict[str, float] = {}
         if "tiercel" in wall:
             for base in ("xargs", "python"):

@@ -48,7 +48,7 @@ class Cluster:
 
     def start_manager(self, *extra: str) -> None:
         (self.state / "manager.json").unlink(missing_ok=True)
-        log = open(self.logs / "manager.log", "ab")
+        log = open(self.logs / "manager.log", "ab")  # noqa: SIM115  (the child keeps it)
         self.manager = subprocess.Popen(
             [sys.executable, "-m", "tiercel", "manager", "--listen", f"127.0.0.1:{self.port}",
              "--state-dir", str(self.state), "--worker-timeout", "2", "--heartbeat", "0.5",
@@ -73,7 +73,7 @@ class Cluster:
         self.manager.wait(timeout=30)
 
     def start_worker(self, *args: str, name: str = "w", env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = open(self.logs / f"worker-{name}-{len(self.workers)}.log", "ab")
+        log = open(self.logs / f"worker-{name}-{len(self.workers)}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "tiercel", "worker", "--manager", self.url, "--name", name,
              "--token-file", str(self.state / "worker.token"), "-v", *args],

@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from tiercel.client import Job
 from tiercel.cli.common import console
+from tiercel.client import Job
 
 
 def wait_with_progress(job: Job, *, show: bool = True, timeout: float | None = None) -> Job:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 MISSING = object()  # the value of a Problem about a field that was not given
 
 

@@ -103,7 +103,7 @@ class RangeQueue:
     after a manager restart) splits a span in O(log n + moves).
     """
 
-    __slots__ = ("_spans", "_head", "_size")
+    __slots__ = ("_head", "_size", "_spans")
 
     def __init__(self, spans: Iterable[Span] = ()) -> None:
         self._spans: list[list[int]] = [[a, b] for a, b in merge_spans(spans)]

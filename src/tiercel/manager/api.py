@@ -203,9 +203,9 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
 
     @app.post("/v1/jobs/cancel")
     async def cancel_mine(who: Who) -> dict[str, list[int]]:
-        ids = [j.id for j in manager.engine.jobs.values() if j.owner == who.user]
+        ids = [int(j.id) for j in manager.engine.jobs.values() if j.owner == who.user]
         for job_id in ids:
-            await manager.cancel(job_id)
+            await manager.cancel(JobId(job_id))
         return {"cancelled": ids}
 
     @app.get("/v1/jobs/{job_id}/tasks", response_model=list[TaskAttempt])

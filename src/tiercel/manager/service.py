@@ -99,6 +99,7 @@ class Manager:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.created_tokens: dict[str, str] = {}
         self.last_seen: dict[WorkerId, float] = {}
+        self._background: set[asyncio.Future[Any]] = set()
 
     # ---- life cycle ------------------------------------------------------
 
@@ -221,7 +222,9 @@ class Manager:
                 for listener in self.events.on_job_ended:
                     result = listener(summary)
                     if asyncio.iscoroutine(result):
-                        asyncio.ensure_future(result)
+                        task = asyncio.ensure_future(result)
+                        self._background.add(task)
+                        task.add_done_callback(self._background.discard)
             elif isinstance(e, RunCleanup):
                 self._send_cleanup(e.worker, e.job)
 

@@ -81,6 +81,13 @@ class Agent:
         self.tasks_run = 0
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._background: set[asyncio.Future[Any]] = set()
+
+    def _spawn(self, aw: Any) -> None:
+        """Run a coroutine in the background, holding a reference until it ends."""
+        fut = asyncio.ensure_future(aw)
+        self._background.add(fut)
+        fut.add_done_callback(self._background.discard)
 
     # ---- capacity ------------------------------------------------------
 
@@ -107,7 +114,7 @@ class Agent:
                     code = await self._session(ws)
                     if code is not None:
                         return code
-            except (OSError, websockets.exceptions.WebSocketException, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
                 if isinstance(exc, websockets.exceptions.InvalidStatus) and exc.response.status_code in (401, 403):
                     log.error("the manager refused the token")
                     return 2
@@ -128,7 +135,7 @@ class Agent:
         for run in self.running.values():
             run.handle.cancel()
         if self.ws is not None:
-            asyncio.ensure_future(self.ws.close())
+            self._spawn(self.ws.close())
 
     async def _drain_on_stop(self) -> None:
         deadline = time.monotonic() + 5
@@ -217,7 +224,7 @@ class Agent:
             self.heartbeat = float(m.get("hb", 5.0))
         elif kind == "reconnect":  # the manager lost track of us: start over with a fresh hello
             if self.ws is not None:
-                asyncio.ensure_future(self.ws.close())
+                self._spawn(self.ws.close())
         elif kind == "error":
             log.error("manager: %s", m.get("msg"))
             return 3
@@ -303,7 +310,7 @@ class Agent:
         frame = msgpack.packb({"t": "res", "r": self.outbox, "c": self.credit_due}, use_bin_type=True)
         self.outbox = []
         self.credit_due = 0
-        asyncio.ensure_future(_send_quietly(ws, frame))
+        self._spawn(_send_quietly(ws, frame))
 
 
 async def _send_quietly(ws: ClientConnection, frame: bytes) -> None:

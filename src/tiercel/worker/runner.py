@@ -50,7 +50,7 @@ def task_argv(spec: JobSpec, index: int) -> list[str]:
         script = spec.command[0] + (' "$@"' if spec.append_index else "")
         return ["/bin/sh", "-c", script, "tiercel-task"] + ([str(index)] if spec.append_index else [])
     argv = [os.path.expanduser(spec.command[0]), *spec.command[1:]]
-    return argv + [str(index)] if spec.append_index else argv
+    return [*argv, str(index)] if spec.append_index else argv
 
 
 def task_env(base: dict[str, str], spec: JobSpec, ref: TaskRef) -> dict[str, str]:
@@ -93,10 +93,7 @@ def run_task(spec: JobSpec, ref: TaskRef, handle: Handle, *, base_env: dict[str,
     ended = time.time()
     code = proc.returncode
     if outcome is None:
-        if handle.cancelled:
-            outcome = Outcome.CANCELLED
-        else:
-            outcome = Outcome.DONE if code == 0 else Outcome.FAILED
+        outcome = Outcome.CANCELLED if handle.cancelled else Outcome.DONE if code == 0 else Outcome.FAILED
     return Report(ref.job, ref.index, ref.attempt, outcome, code, started, ended,
                   _cap(out, max_output), _cap(err, max_output))
 

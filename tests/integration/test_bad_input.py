@@ -1,0 +1,102 @@
+"""Bad input: a one-line error naming field, value and what is allowed; non-zero exit;
+no traceback; nothing stored; the manager keeps serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Cluster
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--queue", "0", "--", "true"], "queue: 0 must be between 1 and 100000000"),
+        (["--queue", "-5", "--", "true"], "queue: -5 must be between 1"),
+        (["--queue", "1000000000000", "--", "true"], "queue: 1000000000000 must be between 1 and 100000000"),
+        (["--array", "10-2", "--", "true"], "array: '10-2' range ends before it starts"),
+        (["--array", "a-b", "--", "true"], "array: 'a-b' is not an index or a range"),
+        (["--queue", "5"], "command: is required"),
+        (["--walltime", "forever", "--", "true"], "walltime: 'forever' must be a duration"),
+        (["--env", "NOEQUALS", "--", "true"], "env: 'NOEQUALS' must be written KEY=VALUE"),
+        (["--requires", "bad!", "--", "true"], "requires: 'bad!' must be a tag"),
+    ],
+)
+def test_cli_submit_errors(cluster: Cluster, args: list[str], needle: str) -> None:
+    out = cluster.cli("submit", *args)
+    assert out.returncode != 0
+    assert needle in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    with cluster.client() as c:
+        assert c.jobs() == []  # nothing stored
+
+
+def test_malformed_job_file(cluster: Cluster, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.job"
+    bad.write_text("queue = 10\ncommand = x\n")
+    out = cluster.cli("submit", "--file", str(bad))
+    assert out.returncode != 0 and "not a valid .job file" in out.stderr and "Traceback" not in out.stderr
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('[job]\ncommand = "x"\ncolour = "red"\n')
+    out = cluster.cli("submit", "--file", str(unknown))
+    assert out.returncode != 0 and "colour: 'red' is not a known field" in out.stderr
+
+
+def test_unknown_job_and_someone_elses_job(cluster: Cluster) -> None:
+    with cluster.client() as admin:
+        bob = admin.json("POST", "/v1/tokens", json={"user": "bob", "role": "user"})["token"]
+        carol = admin.json("POST", "/v1/tokens", json={"user": "carol", "role": "user"})["token"]
+    out = cluster.cli("submit", "--queue", "3", "--json", "--", "true", token=bob)
+    assert out.returncode == 0, out.stderr
+    for args in (["status", "999"], ["cancel", "999"], ["logs", "999"], ["wait", "999"]):
+        res = cluster.cli(*args, token=bob)
+        assert res.returncode != 0 and "job: 999 is not a job of yours" in res.stderr, (args, res.stderr)
+    # carol neither sees nor cancels bob's job
+    res = cluster.cli("cancel", "1", token=carol)
+    assert res.returncode != 0 and "job: 1 is not a job of yours" in res.stderr
+    assert cluster.cli("status", "--json", token=carol).stdout.strip() == "[]"
+    res = cluster.cli("cancel", token=carol)
+    assert "cancelled 0 job(s)" in res.stdout
+    with cluster.client(bob) as c:
+        assert c.job(1).state == "queued"
+    # the admin sees everyone's jobs with --all
+    assert '"owner": "bob"' in cluster.cli("status", "--all", "--json").stdout
+
+
+def test_api_errors_are_one_line_json(cluster: Cluster) -> None:
+    h = {"Authorization": f"Bearer {cluster.admin_token}"}
+    with httpx.Client(base_url=cluster.url, headers=h) as http:
+        r = http.post("/v1/jobs", json={"command": "x", "queue": 5, "colour": "red"})
+        assert r.status_code == 422 and r.json()["field"] == "colour"
+        r = http.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "error" in r.json()
+        r = http.post("/v1/jobs", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "too large" in r.json()["error"]
+        r = http.post("/v1/jobs", json={"command": "x", "queue": 0})
+        assert r.status_code == 422 and r.json()["error"].startswith("queue: 0 must be between")
+        r = http.get("/v1/jobs/abc")
+        assert r.status_code == 422 and "job_id" in r.json()["error"]
+        r = httpx.get(cluster.url + "/v1/jobs", headers={"Authorization": "Bearer nope"})
+        assert r.status_code == 401 and "token" in r.json()["error"]
+        # and it keeps serving
+        assert http.get("/v1/jobs").json() == []
+        ok = http.post("/v1/jobs", json={"command": "true", "queue": 2})
+        assert ok.status_code == 201
+
+
+def test_worker_token_cannot_submit(cluster: Cluster) -> None:
+    out = cluster.cli("submit", "--", "true", token=cluster.worker_token)
+    assert out.returncode != 0 and "a worker token cannot submit jobs" in out.stderr
+
+
+def test_unreachable_manager_is_explained(cluster: Cluster) -> None:
+    cluster.url = "http://127.0.0.1:9"
+    out = cluster.cli("status")
+    assert out.returncode != 0
+    assert "cannot reach the manager at http://127.0.0.1:9" in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,40 @@
+"""``tiercel run``: the embedded default, one command on a laptop."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tiercel", "run", *args], capture_output=True, text=True,
+                          timeout=180, cwd=cwd, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "NO_COLOR": "1"})
+
+
+def test_run_prints_a_summary_and_succeeds(tmp_path: Path) -> None:
+    out = run("--workers", "2", "--queue", "200", "--", "sh", "-c", "echo $1 >> out.txt", "task", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "200 done, 0 failed, 0 cancelled of 200" in out.stdout and "tasks/s" in out.stdout
+    assert sorted(int(x) for x in (tmp_path / "out.txt").read_text().split()) == list(range(200))
+
+
+def test_run_exits_non_zero_when_a_task_fails_and_keeps_state(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    out = run("--workers", "2", "--array", "0-9", "--state-dir", str(state), "--json", "--",
+              "sh", "-c", 'test "$1" != 7', "task", cwd=tmp_path)
+    assert out.returncode == 1
+    data = json.loads(out.stdout)
+    assert (data["done"], data["failed"]) == (9, 1)
+    assert (state / "tiercel.db").exists()
+
+
+def test_run_refuses_bad_input_without_starting_anything(tmp_path: Path) -> None:
+    out = run("--queue", "0", "--", "true", cwd=tmp_path)
+    assert out.returncode == 2 and "queue: 0 must be between" in out.stderr
+    assert list(tmp_path.iterdir()) == []
