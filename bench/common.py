@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -185,7 +185,7 @@ class Cluster:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close(failed=exc is not None)
+        self.close(failed=exc is not None and not isinstance(exc, (KeyboardInterrupt, SystemExit)))
 
     def start_manager(self, *extra: str) -> str:
         args = [*TIERCEL, "manager", "--listen", "127.0.0.1:0", "--state-dir", str(self.state), "--quiet",
@@ -253,7 +253,7 @@ class Cluster:
                 stop_group(self.manager)
         finally:
             if failed:
-                print(f"-- log of the failed run ({self.log}):\n{self.tail_log(4000)}", file=sys.stderr)
+                print(f"\n-- log of the failed run ({self.log}):\n{self.tail_log(4000)}", file=sys.stderr)
             if self.keep:
                 print(f"state kept in {self.state}", file=sys.stderr)
             else:
@@ -405,13 +405,3 @@ def append_json(path: Path | None, bench: str, params: dict[str, Any], env: dict
         f.write(json.dumps(record) + "\n")
     print(f"\nresults appended to {path}")
 
-
-@contextlib.contextmanager
-def stopwatch() -> Iterator[list[float]]:
-    """``with stopwatch() as t: ...``; afterwards ``t[0]`` holds the elapsed seconds."""
-    box: list[float] = []
-    t0 = time.perf_counter()
-    try:
-        yield box
-    finally:
-        box.append(time.perf_counter() - t0)

@@ -163,3 +163,22 @@ def test_openapi_schema_is_served(cluster: Cluster) -> None:
     with cluster.client() as c:
         schema = c.json("GET", "/openapi.json")
     assert "/v1/jobs" in schema["paths"] and "JobRequest" in schema["components"]["schemas"]
+
+
+def test_job_state_only_moves_forward(cluster: Cluster) -> None:
+    """Polled as fast as possible, a job never goes back from running to queued, nor loses counts."""
+    cluster.start_worker("--slots", "64", "--executor", "noop")
+    order = {"queued": 0, "running": 1, "done": 2}
+    with cluster.client() as c:
+        wait_until(lambda: c.workers(), what="a worker")
+        for _ in range(3):
+            job = c.submit(["/bin/true"], queue=20000, append_index=False)
+            last_state, last_done = 0, 0
+            while True:
+                d = c.json("GET", f"/v1/jobs/{job.id}")
+                assert order[d["state"]] >= last_state, d
+                assert d["done"] >= last_done, d
+                last_state, last_done = order[d["state"]], d["done"]
+                if d["state"] == "done":
+                    assert d["done"] == 20000
+                    break

@@ -127,6 +127,8 @@ class JobEnded:
     owner: UserName
     state: JobState
     counts: Counts
+    spec: JobSpec
+    submitted: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,7 +417,7 @@ class Engine:
             return []
         del self.jobs[job.id]
         self._order.remove(job)
-        effects: list[Effect] = [JobEnded(job.id, job.owner, job.final_state(), job.counts())]
+        effects: list[Effect] = [JobEnded(job.id, job.owner, job.final_state(), job.counts(), job.spec, job.submitted)]
         if job.spec.cleanup:
             for wid in sorted(job.workers):
                 worker = self.workers.get(wid)

@@ -29,6 +29,7 @@ from tiercel.store import AddJob, EndJob, ForgetWorker, JobRow, Record, SaveToke
 log = logging.getLogger("tiercel.manager")
 
 Send = Callable[[dict[str, Any]], None]
+ENDED_CACHE = 1000  # summaries of recently ended jobs kept in memory; older ones are read from the store
 
 
 @dataclass
@@ -95,6 +96,7 @@ class Manager:
         self.events = Events()
         self._next_job = 1
         self._ended_cache: dict[JobId, JobSummary] = {}
+        self._ending: dict[JobId, JobSummary] = {}
         self._progress_seen: dict[JobId, tuple[int, int, int, int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.created_tokens: dict[str, str] = {}
@@ -160,6 +162,8 @@ class Manager:
             elif isinstance(e, JobEnded):
                 writes.append(EndJob(e.job, e.state, e.counts, now))
                 after.append(e)
+                # Until its end is durable the job shows as running with every task settled.
+                self._ending[e.job] = JobSummary(e.job, e.owner, e.spec, e.submitted, JobState.RUNNING, e.counts)
             elif isinstance(e, (SendTasks, KillTasks)):
                 self._send_now(e)
             else:
@@ -215,8 +219,11 @@ class Manager:
     def _after(self, effects: list[Effect]) -> None:
         for e in effects:
             if isinstance(e, JobEnded):
-                summary = self._ended_summary(e)
+                summary = JobSummary(e.job, e.owner, e.spec, e.submitted, e.state, e.counts, self.clock())
+                self._ending.pop(e.job, None)
                 self._ended_cache[e.job] = summary
+                while len(self._ended_cache) > ENDED_CACHE:
+                    del self._ended_cache[next(iter(self._ended_cache))]
                 self._progress_seen.pop(e.job, None)
                 self.events.publish({"event": "job_finished", "job": summary.to_json()})
                 for listener in self.events.on_job_ended:
@@ -232,11 +239,6 @@ class Manager:
         conn = self.conns.get(worker)
         if conn is not None:
             conn.send({"t": "cleanup", "job": job})
-
-    def _ended_summary(self, e: JobEnded) -> JobSummary:
-        row = self.store.job(e.job)
-        assert row is not None
-        return JobSummary(e.job, e.owner, row.spec, row.submitted, e.state, e.counts, self.clock())
 
     def pump(self) -> None:
         """Hand waiting tasks to workers with free slots."""
@@ -267,8 +269,9 @@ class Manager:
                 waiting = "held while workers reconnect after a restart" if self.engine.held(self.clock()) \
                     else why_waiting(live.spec, [c.info for c in self.conns.values()])
             return JobSummary(job_id, live.owner, live.spec, live.submitted, live.state(), counts, None, waiting)
-        if job_id in self._ended_cache:
-            return self._ended_cache[job_id]
+        known = self._ended_cache.get(job_id) or self._ending.get(job_id)
+        if known is not None:
+            return known
         row = row or self.store.job(job_id)
         if row is None:
             return None
