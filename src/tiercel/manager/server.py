@@ -56,7 +56,8 @@ async def _duties(manager: Manager) -> None:
 def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL", quiet: bool = False) -> None:
     manager, app = build(settings, synchronous=synchronous)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws_max_size=64 * 1024 * 1024,
-                            ws_ping_interval=None, lifespan="on", access_log=False)
+                            ws_ping_interval=None, ws_per_message_deflate=False, lifespan="on",
+                            access_log=False)
     server = uvicorn.Server(config)
 
     async def main() -> None:

@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
+import queue
 import random
 import signal
 import socket
+import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,11 @@ from tiercel.worker.runner import Handle, run_cleanup, run_task
 log = logging.getLogger("tiercel.worker")
 
 Key = tuple[JobId, int]
+
+PREFETCH_SECONDS = 0.05  # adaptive prefetch keeps about this much work queued per slot
+PREFETCH_MAX = 256
+FLUSH_WAIT = 0.01  # longest a finished result waits to be sent with others
+FLUSH_MAX = 512  # ... or until this many have gathered
 
 
 @dataclass
@@ -63,7 +70,12 @@ class Agent:
         self.opts = opts
         self.id = uuid.uuid4().hex
         self.name = opts.name or f"{socket.gethostname()}-{os.getpid()}"
+        # Extra tasks queued locally. Unless fixed by --prefetch, it grows for short tasks so that
+        # the queue covers about PREFETCH_SECONDS of work, enough to hide a round trip to the manager.
         self.prefetch = opts.slots if opts.prefetch is None else opts.prefetch
+        self.adaptive = opts.prefetch is None
+        self.avg_run = 1.0
+        self._flush_timer: asyncio.TimerHandle | None = None
         self.specs: dict[JobId, JobSpec] = {}
         self.queued: deque[TaskRef] = deque()
         self.running: dict[Key, Running] = {}
@@ -73,7 +85,16 @@ class Agent:
         self.cleanups: dict[JobId, JobSpec] = {}
         self.free = opts.slots
         self.ws: ClientConnection | None = None
-        self.pool = ThreadPoolExecutor(max_workers=opts.slots + 1, thread_name_prefix="tiercel-slot")
+        # One thread per slot takes tasks from `_work`; finished ones land in `_done` and the loop
+        # is woken once per batch rather than once per task.
+        self._work: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
+        self._done: deque[tuple[Running, Report]] = deque()
+        self._wake_pending = False
+        self._threads: list[threading.Thread] = []
+        # Guards queued, running and free, which slot threads also touch: a slot that
+        # finishes a task takes the next one itself, without waiting for the event loop.
+        self._lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiercel-cleanup")
         self.base_env = dict(os.environ)
         self.heartbeat = 5.0
         self.last_busy = time.monotonic()
@@ -92,7 +113,8 @@ class Agent:
     # ---- capacity ------------------------------------------------------
 
     def _used(self) -> int:
-        return sum(self.specs[r.job].cpus for r in self.queued) + sum(r.spec.cpus for r in self.running.values())
+        with self._lock:
+            return sum(self.specs[r.job].cpus for r in self.queued) + sum(r.spec.cpus for r in self.running.values())
 
     def _capacity(self) -> int:
         return self.opts.slots + self.prefetch
@@ -101,6 +123,10 @@ class Agent:
 
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
+        for n in range(self.opts.slots):
+            t = threading.Thread(target=self._slot, name=f"tiercel-slot-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 self._loop.add_signal_handler(sig, self._request_stop)
@@ -109,7 +135,8 @@ class Agent:
         while not self.stopping:
             try:
                 async with connect(url, additional_headers={"Authorization": f"Bearer {self.opts.token}"},
-                                   max_size=None, ping_interval=None, open_timeout=10) as ws:
+                                   max_size=None, ping_interval=None, open_timeout=10,
+                                   compression=None) as ws:
                     delay = 0.1
                     code = await self._session(ws)
                     if code is not None:
@@ -132,7 +159,9 @@ class Agent:
 
     def _request_stop(self) -> None:
         self.stopping = True
-        for run in self.running.values():
+        with self._lock:
+            runs = list(self.running.values())
+        for run in runs:
             run.handle.cancel()
         if self.ws is not None:
             self._spawn(self.ws.close())
@@ -142,6 +171,8 @@ class Agent:
         while self.running and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        for _ in self._threads:
+            self._work.put(None)
 
     def _idle_expired(self) -> bool:
         idle = self.opts.idle_exit
@@ -152,8 +183,9 @@ class Agent:
         self.ws = ws
         self.outbox.clear()
         self.credit_due = 0
-        held = [[r.job, r.index, r.attempt] for r in self.queued]
-        held += [[r.ref.job, r.ref.index, r.ref.attempt] for r in self.running.values()]
+        with self._lock:
+            held = [[r.job, r.index, r.attempt] for r in self.queued]
+            held += [[r.ref.job, r.ref.index, r.ref.attempt] for r in self.running.values()]
         await ws.send(msgpack.packb({
             "t": "hello", "v": PROTOCOL_VERSION, "id": self.id, "name": self.name, "host": socket.gethostname(),
             "slots": self.opts.slots, "cpus": os.cpu_count() or 1, "mem": _memory_mb(),
@@ -208,7 +240,8 @@ class Agent:
         if kind == "tasks":
             for jid, spec in m.get("specs", {}).items():
                 self.specs[JobId(int(jid))] = spec_from_dict(spec)
-            self.queued.extend(ref_from_wire(x) for x in m["tasks"])
+            with self._lock:
+                self.queued.extend(ref_from_wire(x) for x in m["tasks"])
             self.last_busy = time.monotonic()
             self._start_more()
         elif kind == "ack":
@@ -233,63 +266,88 @@ class Agent:
     def _kill(self, refs: list[TaskRef]) -> None:
         doomed = {(r.job, r.index, r.attempt) for r in refs}
         kept: deque[TaskRef] = deque()
-        for r in self.queued:
-            if (r.job, r.index, r.attempt) in doomed:
-                self.credit_due += self.specs[r.job].cpus
-            else:
-                kept.append(r)
-        self.queued = kept
-        for r in refs:
-            run = self.running.get((r.job, r.index))
+        with self._lock:
+            for r in self.queued:
+                if (r.job, r.index, r.attempt) in doomed:
+                    self.credit_due += self.specs[r.job].cpus
+                else:
+                    kept.append(r)
+            self.queued = kept
+            runs = [self.running.get((r.job, r.index)) for r in refs]
+        for r, run in zip(refs, runs, strict=True):
             if run is not None and run.ref.attempt == r.attempt:
                 run.handle.cancel()
         self._schedule_flush()
 
     # ---- running tasks ------------------------------------------------
 
+    def _admit_locked(self) -> Running | None:
+        """Take the next local task if its slots are free (caller holds the lock)."""
+        if not self.queued or self.stopping:
+            return None
+        ref = self.queued[0]
+        spec = self.specs[ref.job]
+        if spec.cpus > self.free:
+            return None
+        self.queued.popleft()
+        self.free -= spec.cpus
+        run = Running(ref, spec)
+        self.running[(ref.job, ref.index)] = run
+        if spec.cleanup:
+            self.cleanups[ref.job] = spec
+        return run
+
     def _start_more(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        while self.queued and not self.stopping:
-            ref = self.queued[0]
-            spec = self.specs[ref.job]
-            if spec.cpus > self.free:
-                break
-            self.queued.popleft()
-            self.free -= spec.cpus
-            run = Running(ref, spec)
-            self.running[(ref.job, ref.index)] = run
-            if spec.cleanup:
-                self.cleanups[ref.job] = spec
+        while True:
+            with self._lock:
+                run = self._admit_locked()
+            if run is None:
+                return
             if self.opts.executor == "noop":
                 now = time.time()
-                self._finished(run, Report(ref.job, ref.index, ref.attempt, Outcome.DONE, 0, now, now))
-                continue
-            fut = loop.run_in_executor(self.pool, self._run, run)
-            fut.add_done_callback(self._done_callback(run))
+                with self._lock:
+                    self.running.pop((run.ref.job, run.ref.index), None)
+                    self.free += run.spec.cpus
+                self._finished(run, Report(run.ref.job, run.ref.index, run.ref.attempt, Outcome.DONE, 0, now, now))
+            else:
+                self._work.put(run)
 
-    def _run(self, run: Running) -> Report:
-        return run_task(run.spec, run.ref, run.handle, base_env=self.base_env, max_output=self.opts.max_output)
-
-    def _done_callback(self, run: Running) -> Callable[[asyncio.Future[Report]], None]:
-        def done(fut: asyncio.Future[Report]) -> None:
-            if fut.cancelled():
-                return
-            exc = fut.exception()
-            if exc is not None:
+    def _slot(self) -> None:
+        """A slot thread: run a task, then take the next one itself while there is one."""
+        run = self._work.get()
+        while run is not None:
+            try:
+                report = run_task(run.spec, run.ref, run.handle, base_env=self.base_env,
+                                  max_output=self.opts.max_output)
+            except Exception as exc:  # a bug, not the task's failure: report it rather than lose the slot
                 now = time.time()
                 report = Report(run.ref.job, run.ref.index, run.ref.attempt, Outcome.FAILED, None, now, now,
                                 b"", f"tiercel worker: {exc}\n".encode())
-            else:
-                report = fut.result()
+            nxt = self._settle(run, report)
+            if not self._wake_pending:
+                self._wake_pending = True
+                assert self._loop is not None
+                self._loop.call_soon_threadsafe(self._drain_done)
+            run = nxt if nxt is not None else self._work.get()
+
+    def _settle(self, run: Running, report: Report) -> Running | None:
+        with self._lock:
+            self.running.pop((run.ref.job, run.ref.index), None)
+            self.free += run.spec.cpus
+            self._done.append((run, report))
+            return self._admit_locked()
+
+    def _drain_done(self) -> None:
+        self._wake_pending = False
+        while self._done:
+            run, report = self._done.popleft()
             self._finished(run, report)
-            self._start_more()
-        return done
+        self._start_more()
 
     def _finished(self, run: Running, report: Report) -> None:
-        self.running.pop((run.ref.job, run.ref.index), None)
-        self.free += run.spec.cpus
+        """On the loop: queue the result for the manager and return the slots as credit."""
         self.credit_due += run.spec.cpus
+        self._adapt_prefetch(report.ended - report.started)
         self.tasks_run += 1
         self.last_busy = time.monotonic()
         wire = report_to_wire(report)
@@ -297,13 +355,42 @@ class Agent:
         self.outbox.append(wire)
         self._schedule_flush()
 
+    def _adapt_prefetch(self, seconds: float) -> None:
+        self.avg_run = 0.8 * self.avg_run + 0.2 * max(seconds, 1e-4)
+        if not self.adaptive:
+            return
+        want = min(PREFETCH_MAX, max(self.opts.slots, math.ceil(self.opts.slots * PREFETCH_SECONDS / self.avg_run)))
+        if want > self.prefetch:
+            self.credit_due += want - self.prefetch
+            self.prefetch = want
+
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled and self._loop is not None:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
+        """Send finished results and freed slots.
+
+        A busy worker lets results gather for up to FLUSH_WAIT (or FLUSH_MAX of them), and
+        while a frame waits for its acknowledgement (the manager's commit) the next one
+        gathers: the busier the worker, the larger its frames and the fewer messages and
+        commits per task. An idle worker, or one at the end of its work, sends at once.
+        """
         self._flush_scheduled = False
+        if self.ws is None or (not self.outbox and not self.credit_due):
+            return
+        busy = bool(self.running or self.queued)
+        if self.outbox and busy and len(self.outbox) < FLUSH_MAX:
+            if self._flush_timer is None and self._loop is not None:
+                self._flush_timer = self._loop.call_later(FLUSH_WAIT, self._flush_now)
+            return
+        self._flush_now()
+
+    def _flush_now(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         ws = self.ws
         if ws is None or (not self.outbox and not self.credit_due):
             return
