@@ -48,7 +48,7 @@ async def _duties(manager: Manager) -> None:
         manager.check_liveness()
         held = manager.engine.held(manager.clock())
         if was_held and not held:
-            manager.pump()
+            manager.end_hold()
         was_held = held
         manager.publish_progress()
 

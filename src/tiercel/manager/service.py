@@ -113,14 +113,12 @@ class Manager:
         self.tokens = dict(loaded.tokens)
         if loaded.unfinished and loaded.workers:
             self.engine = Engine(hold_until=now + self.settings.reconnect_grace, expected_workers=loaded.workers)
-        writes: list[WriteOp] = []
+        effects: list[Effect] = []
         for row, restored in loaded.unfinished:
-            effects = self.engine.add_job(row.id, row.spec, row.owner, row.submitted, restored)
-            self._collect(effects, writes, [])
+            effects += self.engine.add_job(row.id, row.spec, row.owner, row.submitted, restored)
         if not self.tokens:
             await self._first_tokens()
-        if writes:
-            await asyncio.wrap_future(self.store.write(writes))
+        await self.apply(effects)  # jobs whose every task had settled before the crash end now
         log.info("manager ready: %d unfinished jobs restored", len(loaded.unfinished))
 
     async def _first_tokens(self) -> None:
@@ -355,6 +353,15 @@ class Manager:
                 log.warning("worker %s silent for %.1fs: re-queueing its tasks", wid, now - last)
                 self.last_seen.pop(wid, None)
                 self.worker_left(wid)
+
+    def end_hold(self) -> None:
+        """The restart hold is over: forget the workers that did not come back, hand out work."""
+        gone = list(self.engine.expected_workers)
+        self.engine.expected_workers.clear()
+        if gone:
+            log.warning("%d worker(s) known before the restart did not come back", len(gone))
+            self.store.write([ForgetWorker(w) for w in gone])
+        self.pump()
 
     def publish_progress(self) -> None:
         for job_id, job in self.engine.jobs.items():
