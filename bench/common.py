@@ -31,8 +31,8 @@ from typing import Any
 
 # tiercel has no py.typed marker yet, so `mypy bench/*.py` alone treats it as untyped (the ignores below);
 # `MYPYPATH=src mypy bench/*.py` checks these scripts against its real types.
-import tiercel  # type: ignore[import-untyped, unused-ignore]
-from tiercel.client import Client  # type: ignore[import-untyped, unused-ignore]
+import tiercel
+from tiercel.client import Client
 
 TIERCEL = [sys.executable, "-m", "tiercel"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -405,3 +405,14 @@ def append_json(path: Path | None, bench: str, params: dict[str, Any], env: dict
         f.write(json.dumps(record) + "\n")
     print(f"\nresults appended to {path}")
 
+
+
+def main_guard(main: Callable[[], int]) -> None:
+    """Run a benchmark's main: a failure is one line and exit status 2, Ctrl-C is 130."""
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"\nbenchmark failed: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

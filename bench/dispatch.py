@@ -12,7 +12,6 @@ Usage: .venv/bin/python bench/dispatch.py [--tasks N] [--workers K] [--slots S] 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from common import (
     cpu_seconds,
     environment,
     fmt_num,
+    main_guard,
     median,
     peak_rss_mb,
     print_environment,
@@ -111,10 +111,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"\nbenchmark failed: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    main_guard(main)

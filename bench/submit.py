@@ -12,7 +12,6 @@ Usage: .venv/bin/python bench/submit.py [--tasks N] [--jobs J] [--json FILE]
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from common import (
     common_args,
     environment,
     fmt_num,
+    main_guard,
     peak_rss_mb,
     print_environment,
     print_table,
@@ -131,10 +131,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"\nbenchmark failed: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    main_guard(main)

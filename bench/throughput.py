@@ -19,7 +19,6 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +32,7 @@ from common import (
     cpu_seconds,
     environment,
     fmt_num,
+    main_guard,
     median,
     own_cpu_seconds,
     print_environment,
@@ -186,10 +186,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"\nbenchmark failed: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    main_guard(main)
