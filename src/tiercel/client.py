@@ -19,6 +19,10 @@ class TiercelError(Exception):
     """An error a person can act on; its text is one line, without a traceback."""
 
 
+class WaitTimeout(TiercelError):
+    """A job did not finish within the time given to ``Job.wait``."""
+
+
 def default_state_dir() -> Path:
     env = os.environ.get("TIERCEL_STATE_DIR")
     if env:
@@ -160,7 +164,7 @@ class Job:
             if self.finished:
                 return self
             if deadline is not None and time.monotonic() > deadline:
-                raise TiercelError(f"job {self.id} did not finish within {timeout:g}s")
+                raise WaitTimeout(f"job {self.id} did not finish within {timeout:g}s")
             time.sleep(poll)
 
     def results(self) -> Iterator[TaskResult]:

@@ -100,3 +100,25 @@ def test_unreachable_manager_is_explained(cluster: Cluster) -> None:
     out = cluster.cli("status")
     assert out.returncode != 0
     assert "cannot reach the manager at http://127.0.0.1:9" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_wait_timeout_exits_124(cluster: Cluster) -> None:
+    with cluster.client() as c:
+        job = c.submit("true", queue=3)  # no worker: it cannot finish
+    out = cluster.cli("wait", str(job.id), "--timeout", "0.5", "--quiet")
+    assert out.returncode == 124 and f"job {job.id} did not finish within 0.5s" in out.stderr
+
+
+def test_worker_with_a_bad_manager_url(cluster: Cluster) -> None:
+    out = cluster.cli("worker", "--manager", "localhost:8750")
+    assert out.returncode == 2 and "manager: 'localhost:8750' must be the manager's URL" in out.stderr
+
+
+def test_manager_on_a_busy_port(cluster: Cluster, tmp_path: Path) -> None:
+    port = cluster.url.rsplit(":", 1)[1]
+    out = cluster.cli("manager", "--listen", f"127.0.0.1:{port}", "--state-dir", str(tmp_path / "other"))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert f"listen: cannot serve on 127.0.0.1:{port}: Address already in use" in out.stderr
+    # and a second manager on the same store is refused
+    out = cluster.cli("manager", "--listen", "127.0.0.1:0", "--state-dir", str(cluster.state))
+    assert out.returncode != 0 and "is in use by another manager" in out.stderr

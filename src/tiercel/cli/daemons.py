@@ -46,7 +46,7 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
 
     On first start it writes an admin token and a worker token into the state dir.
     """
-    from tiercel.manager.server import serve
+    from tiercel.manager.server import StateDirBusy, serve
     from tiercel.manager.service import Settings
 
     _logging(verbose)
@@ -62,8 +62,11 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
         serve(host, port, settings, synchronous=sync.upper(), quiet=quiet)
     except KeyboardInterrupt:
         pass
+    except StateDirBusy as exc:
+        raise UserError(str(exc)) from None
     except OSError as exc:
-        raise UserError(f"listen: cannot serve on {listen}: {exc.strerror or exc}") from None
+        raise UserError(f"listen: cannot serve on {listen}: {exc.strerror or exc} "
+                        "(another manager there? pick another port with --listen)") from None
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -101,7 +104,10 @@ def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str
     token = resolve_token(token, files=("worker.token", "admin.token"))
     if not token:
         raise UserError("token: none given; pass --token-file (the manager wrote worker.token in its state dir)")
+    url = manager_url or default_url()
+    if not url.startswith(("http://", "https://")):
+        raise UserError(f"manager: {url!r} must be the manager's URL, e.g. http://127.0.0.1:8750")
     tag_set = frozenset(t.strip() for t in tags.split(",") if t.strip())
-    opts = WorkerOptions(manager=manager_url or default_url(), token=token, slots=slots, tags=tag_set, name=name,
+    opts = WorkerOptions(manager=url, token=token, slots=slots, tags=tag_set, name=name,
                          prefetch=prefetch, max_output=max_output, executor=executor, idle_exit=idle_exit)
     sys.exit(run_worker(opts))

@@ -15,6 +15,7 @@ from tiercel.cli.common import (
     UserError,
     client,
     console,
+    errors,
     friendly,
     jobs_table,
     json_option,
@@ -23,6 +24,7 @@ from tiercel.cli.common import (
     url_option,
 )
 from tiercel.cli.progress import wait_with_progress
+from tiercel.client import WaitTimeout
 from tiercel.core.problems import Problem
 from tiercel.jobfiles import load_job_file
 from tiercel.jobs import spec_from_mapping
@@ -181,10 +183,9 @@ def wait(job_id: int, timeout: float | None, quiet: bool, url: str | None, token
         job = c.job(job_id)
         try:
             job = wait_with_progress(job, show=not (quiet or as_json), timeout=timeout)
-        except Exception as exc:
-            if "did not finish" in str(exc):
-                raise click.exceptions.Exit(124) from None
-            raise
+        except WaitTimeout as exc:
+            errors.print(f"[yellow]timeout:[/] {exc}")
+            raise click.exceptions.Exit(124) from None
     if as_json:
         print_json(job.data)
     else:

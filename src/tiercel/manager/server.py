@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import IO
 
 import uvicorn
 from fastapi import FastAPI
@@ -53,7 +56,44 @@ async def _duties(manager: Manager) -> None:
         manager.publish_progress()
 
 
+class StateDirBusy(Exception):
+    pass
+
+
+def lock_state_dir(state_dir: Path) -> IO[str]:
+    """Hold an exclusive lock on the state dir for the manager's lifetime: one manager per store."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    f = open(state_dir / "manager.lock", "a+")  # noqa: SIM115  (held open until the process ends)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        owner = f.read().strip() or "?"
+        f.close()
+        raise StateDirBusy(f"state-dir: {str(state_dir)!r} is in use by another manager (pid {owner})") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket up front, so a busy port is a clear error before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL", quiet: bool = False) -> None:
+    lock = lock_state_dir(settings.state_dir)
+    sock = bind(host, port)
     manager, app = build(settings, synchronous=synchronous)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws_max_size=64 * 1024 * 1024,
                             ws_ping_interval=None, ws_per_message_deflate=False, lifespan="on",
@@ -61,18 +101,21 @@ def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL"
     server = uvicorn.Server(config)
 
     async def main() -> None:
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
                 await task
                 return
             await asyncio.sleep(0.02)
-        sock = server.servers[0].sockets[0].getsockname()
-        url = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{sock[1]}"
+        bound = sock.getsockname()
+        url = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{bound[1]}"
         _announce(settings.state_dir, url, manager, quiet)
         await task
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        lock.close()
 
 
 def _announce(state_dir: Path, url: str, manager: Manager, quiet: bool) -> None:
