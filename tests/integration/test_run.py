@@ -38,3 +38,10 @@ def test_run_refuses_bad_input_without_starting_anything(tmp_path: Path) -> None
     out = run("--queue", "0", "--", "true", cwd=tmp_path)
     assert out.returncode == 2 and "queue: 0 must be between" in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_options_after_the_command_belong_to_the_command(tmp_path: Path) -> None:
+    out = run("--workers", "1", "--queue", "2", "--json", "sh", "-c", 'echo "$@" >> args.txt', "x", "--fast",
+              cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert sorted((tmp_path / "args.txt").read_text().splitlines()) == ["--fast 0", "--fast 1"]

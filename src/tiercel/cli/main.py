@@ -118,7 +118,7 @@ def job_options(fn: Any) -> Any:
     return fn
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings={**CONTEXT, "allow_interspersed_args": False})
 @job_options
 @url_option
 @token_option

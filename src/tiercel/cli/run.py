@@ -51,7 +51,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@cli.command(context_settings={**CONTEXT_SETTINGS, "allow_interspersed_args": False})
 @click.option("--workers", "-w", "slots", type=click.IntRange(1, 4096), default=None, metavar="K",
               help="Local worker slots (default: number of CPUs).")
 @click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
