@@ -19,8 +19,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+# Piped output is read by scripts and people alike: let tables keep their full width there.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
 class UserError(click.ClickException):
@@ -75,11 +76,15 @@ STATE_STYLE = {"queued": "yellow", "running": "cyan", "done": "green", "failed":
 
 
 def jobs_table(jobs: list[dict[str, Any]], show_owner: bool) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ["ID", "NAME", *(["OWNER"] if show_owner else []), "STATE"]:
-        table.add_column(col, no_wrap=True)
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1, 0, 0))
+    table.add_column("ID", no_wrap=True, min_width=2)
+    table.add_column("NAME", no_wrap=True, max_width=28, overflow="ellipsis")
+    if show_owner:
+        table.add_column("OWNER", no_wrap=True, max_width=16, overflow="ellipsis")
+    table.add_column("STATE", no_wrap=True, min_width=9)
+    # numbers are never cut: the name gives way first when the terminal is narrow
     for col in ["TASKS", "QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED", "AGE"]:
-        table.add_column(col, justify="right", no_wrap=True)
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     now = time.time()
     for j in jobs:
         name = j["name"] or " ".join(j["command"])[:30]
