@@ -37,8 +37,8 @@ def sent(effects: list[object]) -> dict[WorkerId, list[tuple[int, int, int]]]:
 
 
 def records(effects: list[object]) -> list[tuple[int, int, str, bool]]:
-    return [(r.index, r.attempt, r.outcome.value, r.final) for e in effects if isinstance(e, Persist)
-            for r in e.records]
+    return [(r.report.index, r.report.attempt, r.report.outcome.value, r.final) for e in effects
+            if isinstance(e, Persist) for r in e.records]
 
 
 def ended(effects: list[object]) -> list[JobEnded]:

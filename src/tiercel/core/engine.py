@@ -296,9 +296,8 @@ class Engine:
             return
         del job.running[key[1]]
         job.retry[key[1]] = (attempt + 1, run.failures)
-        records.append(
-            AttemptRecord(job.id, key[1], attempt, outcome, False, worker.id, started=run.since, ended=now)
-        )
+        lost = Report(job.id, key[1], attempt, outcome, None, run.since, now)
+        records.append(AttemptRecord(lost, False, worker.id))
 
     # ---- dispatch ------------------------------------------------------
 
@@ -405,12 +404,7 @@ class Engine:
         else:  # the worker gave the task back (shutting down) or lost it: run it again
             job.retry[r.index] = (r.attempt + 1, failures)
             final = False
-        records.append(
-            AttemptRecord(
-                job.id, r.index, r.attempt, r.outcome, final, worker_id,
-                r.exit_code, r.started, r.ended, r.stdout, r.stderr,
-            )
-        )
+        records.append(AttemptRecord(r, final, worker_id))
 
     def _maybe_end(self, job: JobRun) -> list[Effect]:
         if job.settled < job.spec.size:

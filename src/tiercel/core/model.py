@@ -107,19 +107,11 @@ class Report:
 
 @dataclass(slots=True)
 class AttemptRecord:
-    """A row to persist: one attempt and whether it settled its task."""
+    """A row to persist: one attempt's report, who ran it and whether it settled its task."""
 
-    job: JobId
-    index: int
-    attempt: int
-    outcome: Outcome
+    report: Report
     final: bool
     worker: WorkerId
-    exit_code: int | None = None
-    started: float = 0.0
-    ended: float = 0.0
-    stdout: bytes = b""
-    stderr: bytes = b""
 
 
 @dataclass(slots=True)

@@ -273,9 +273,10 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
         conn.executemany(
             "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [
-                (r.job, r.index, r.attempt, r.outcome.value, int(r.final), r.worker, r.exit_code,
+                (r.job, r.index, r.attempt, r.outcome.value, int(a.final), a.worker, r.exit_code,
                  r.started, r.ended, pack_output(r.stdout), pack_output(r.stderr))
-                for r in op.records
+                for a in op.records
+                for r in (a.report,)
             ],
         )
     elif isinstance(op, AddJob):
