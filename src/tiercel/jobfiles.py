@@ -13,9 +13,11 @@ from tiercel.core.problems import Problem
 def load_job_file(path: Path) -> dict[str, Any] | Problem:
     """Read a job file into a mapping for JobRequest, or a Problem naming what is wrong."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return Problem("file", str(path), f"cannot be read: {exc.strerror or exc}")
+    except UnicodeDecodeError:
+        return Problem("file", str(path), "is not UTF-8 text")
     if path.suffix == ".job":
         return _kestrel(path, text)
     try:

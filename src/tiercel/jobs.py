@@ -149,9 +149,13 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
     memory = parse_memory(req.memory)
     if isinstance(memory, Problem):
         return memory
-    for key in req.env:
+    for key, value in req.env.items():
         if not key or "=" in key or "\0" in key:
             return Problem("env", key, "must be a variable name without '=' or NUL")
+        if "\0" in value:
+            return Problem(f"env.{key}", value, "must not contain NUL characters")
+    if req.cwd is not None and (not req.cwd or "\0" in req.cwd):
+        return Problem("cwd", req.cwd, "must be a directory path without NUL characters")
     if req.cleanup is not None and not req.cleanup.strip():
         return Problem("cleanup", req.cleanup, "must not be empty when given")
 

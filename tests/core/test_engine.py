@@ -232,3 +232,28 @@ def test_reconnect_with_a_task_settled_meanwhile_is_told_to_kill_it() -> None:
     e.report(W2, [rep(1, 0, 2)], 2)
     eff = e.connect(W1, worker(), 3, credit=0, held=[TaskRef(JobId(1), 0, 1)])
     assert [k.tasks for k in eff if isinstance(k, KillTasks)] == [[TaskRef(JobId(1), 0, 1)]]
+
+
+def test_a_failure_reported_twice_counts_once() -> None:
+    """A worker re-sends an unacknowledged failure (lost ack, manager restart): no retry is used up."""
+    e = Engine()
+    e.add_job(JobId(1), spec(1, retries=1), ALICE, 0)
+    e.connect(W1, worker(), 0, credit=1)
+    e.dispatch(0)
+    assert records(e.report(W1, [rep(1, 0, 1, Outcome.FAILED)], 1)) == [(0, 1, "failed", False)]
+    eff = e.connect(W1, worker(), 2, credit=1, results=[rep(1, 0, 1, Outcome.FAILED)])
+    assert records(eff) == [] and not ended(eff)
+    assert sent(e.dispatch(2)) == {W1: [(1, 0, 2)]}
+
+
+def test_a_draining_worker_gets_nothing_new() -> None:
+    e = Engine()
+    e.add_job(JobId(1), spec(4), ALICE, 0)
+    e.connect(W1, worker(), 0, credit=2)
+    e.dispatch(0)
+    e.drain(W1)
+    e.add_credit(W1, 2)
+    e.report(W1, [rep(1, 0, 1, Outcome.CANCELLED)], 1)  # handed back on its way out
+    assert e.dispatch(1) == []
+    e.connect(W2, worker(), 2, credit=4)
+    assert sorted(sent(e.dispatch(2))[W2]) == [(1, 0, 2), (1, 2, 1), (1, 3, 1)]

@@ -122,3 +122,29 @@ def test_manager_on_a_busy_port(cluster: Cluster, tmp_path: Path) -> None:
     # and a second manager on the same store is refused
     out = cluster.cli("manager", "--listen", "127.0.0.1:0", "--state-dir", str(cluster.state))
     assert out.returncode != 0 and "is in use by another manager" in out.stderr
+
+
+def test_more_malformed_input(cluster: Cluster, tmp_path: Path) -> None:
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'[job]\ncommand = "caf\xe9"\n')
+    out = cluster.cli("submit", "--file", str(latin))
+    assert out.returncode == 2 and "is not UTF-8 text" in out.stderr and "Traceback" not in out.stderr
+    env_string = tmp_path / "env.toml"
+    env_string.write_text('[job]\ncommand = "true"\nenv = "A=B"\n')
+    out = cluster.cli("submit", "--file", str(env_string), "-e", "X=1")
+    assert out.returncode == 2 and "env: 'A=B' in the job file must be a table" in out.stderr
+    notable = tmp_path / "notable.toml"
+    notable.write_text('job = 5\n')
+    out = cluster.cli("submit", "--file", str(notable))
+    assert "must hold a [job] table" in out.stderr  # brackets shown, not eaten as markup
+    out = cluster.cli("status", "99999999999999999999")
+    assert out.returncode == 2 and "job_id" in out.stderr and "Internal Server Error" not in out.stderr
+    with cluster.client() as c:
+        r = c._http.post("/v1/jobs", json={"command": "true", "env": {"A": "x\u0000y"}})
+        assert r.status_code == 422 and r.json()["field"] == "env.A"
+
+
+def test_run_refuses_a_live_managers_state_dir(cluster: Cluster) -> None:
+    out = cluster.cli("run", "--state-dir", str(cluster.state), "--", "true")
+    assert out.returncode == 2 and "is in use by a running manager" in out.stderr
+    assert (cluster.state / "manager.json").exists()

@@ -95,3 +95,20 @@ def test_worker_rides_out_a_manager_restart(cluster: Cluster, tmp_path: Path) ->
         wait_until(lambda: c.workers(), 20, "the worker to reconnect")
         second = cluster.wait_job(c.submit("true", queue=10))
         assert second.state == "done"
+
+
+def test_sigterm_worker_hands_in_its_tasks_and_says_goodbye(cluster: Cluster) -> None:
+    worker = cluster.start_worker("--slots", "2", name="leaving")
+    with cluster.client() as c:
+        wait_until(lambda: c.workers(), what="the worker")
+        job = c.submit("sleep 60", queue=2, append_index=False)
+        wait_until(lambda: c.job(job.id).data["running"] == 2, what="both tasks to start")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=15) == 0
+        assert c.workers() == []  # it said goodbye: gone at once, not after a time-out
+        attempts = c.json("GET", f"/v1/jobs/{job.id}/tasks")
+        # the killed tasks came back as cancelled by the worker, not lost: they run again
+        assert sorted((a["index"], a["outcome"], a["final"]) for a in attempts) == \
+            [(0, "cancelled", False), (1, "cancelled", False)]
+        assert c.job(job.id).data["queued"] == 2
+        c.job(job.id).cancel()

@@ -105,3 +105,24 @@ def test_working_directory(tmp_path: Path) -> None:
     assert run(spec("pwd", cwd=str(tmp_path)))[2] == f"{tmp_path}\n".encode()
     outcome, code, _, err = run(spec("pwd", cwd=str(tmp_path / "missing")))
     assert (outcome, code) == (Outcome.FAILED, 127) and b"cannot start" in err
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_no_descriptor_leaks_on_any_path() -> None:
+    before = open_fds()
+    for _ in range(20):
+        cancelled = Handle()
+        cancelled.cancel()
+        run(spec("true"), cancelled)
+        run(spec("true", env=(("A", "x\0y"),)))  # refused by posix_spawn
+        run(JobSpec(command=("/no/such",), indexes=IndexRanges.of_size(1)))
+        run(spec("echo hi"))
+    assert open_fds() == before
+
+
+def test_nul_in_the_environment_is_a_failed_task_not_a_crash() -> None:
+    outcome, code, _, err = run(spec("true", env=(("A", "x\0y"),)))
+    assert (outcome, code) == (Outcome.FAILED, 127) and b"cannot start" in err

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tiercel.client import Client, TiercelError
@@ -30,7 +31,7 @@ class UserError(click.ClickException):
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        errors.print(f"[bold red]error:[/] {self.message}", soft_wrap=True)
+        errors.print(f"[bold red]error:[/] {escape(self.message)}", soft_wrap=True)
 
 
 def friendly(fn: F) -> F:

@@ -76,6 +76,8 @@ def job_fields(
     if requires:
         data["requires"] = [t for item in requires for t in item.split(",") if t]
     if env:
+        if not isinstance(data.get("env", {}), dict):
+            raise UserError(f"env: {data['env']!r} in the job file must be a table of KEY = \"VALUE\"")
         pairs = dict(data.get("env", {}))
         for item in env:
             key, eq, value = item.partition("=")

@@ -18,6 +18,7 @@ from tiercel.cli.common import CONTEXT_SETTINGS, UserError, console, friendly, j
 from tiercel.cli.main import cli, exit_status, job_fields, job_options, print_summary
 from tiercel.cli.progress import wait_with_progress
 from tiercel.client import Client, TiercelError
+from tiercel.manager.server import state_dir_in_use
 
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -76,7 +77,10 @@ def run(slots: int | None, state_dir: Path | None, quiet: bool, as_json: bool, *
     temp = state_dir is None
     state = Path(tempfile.mkdtemp(prefix="tiercel-run-")) if state_dir is None else state_dir.expanduser()
     state.mkdir(parents=True, exist_ok=True)
-    (state / "manager.json").unlink(missing_ok=True)
+    if state_dir_in_use(state):
+        raise UserError(f"state-dir: {str(state)!r} is in use by a running manager; "
+                        "give tiercel run a directory of its own")
+    (state / "manager.json").unlink(missing_ok=True)  # a stale one from an earlier run
     log = state / "run.log"
     procs: list[subprocess.Popen[bytes]] = []
     try:

@@ -96,6 +96,7 @@ class WorkerRun:
     info: WorkerInfo
     credit: int = 0
     connected: bool = True
+    draining: bool = False  # leaving: finishes what it has, takes nothing new
     tasks: dict[TaskKey, int] = field(default_factory=dict)  # -> attempt
     known_jobs: set[JobId] = field(default_factory=set)
 
@@ -217,7 +218,7 @@ class Engine:
         worker = self.workers.get(worker_id)
         if worker is None:
             worker = self.workers[worker_id] = WorkerRun(worker_id, info)
-        worker.info, worker.connected, worker.credit = info, True, max(0, credit)
+        worker.info, worker.connected, worker.credit, worker.draining = info, True, max(0, credit), False
         worker.known_jobs.clear()
         self.expected_workers.discard(worker_id)
         effects = self.report(worker_id, results, now)
@@ -281,8 +282,15 @@ class Engine:
 
     def add_credit(self, worker_id: WorkerId, slots: int) -> None:
         worker = self.workers.get(worker_id)
-        if worker is not None and worker.connected:
+        if worker is not None and worker.connected and not worker.draining:
             worker.credit = max(0, worker.credit + slots)
+
+    def drain(self, worker_id: WorkerId) -> None:
+        """The worker is leaving: send it nothing more."""
+        worker = self.workers.get(worker_id)
+        if worker is not None:
+            worker.draining = True
+            worker.credit = 0
 
     def _requeue(
         self, key: TaskKey, worker: WorkerRun, outcome: Outcome, records: list[AttemptRecord], now: float
@@ -371,7 +379,9 @@ class Engine:
                 effects.append(KillTasks(current.worker, [TaskRef(r.job, r.index, current.attempt)]))
                 failures = current.failures
             elif current is None and r.index in job.retry:
-                if r.outcome is not Outcome.DONE and not r.outcome.counts_as_failure:
+                # The engine already decided this attempt's fate (a counted failure, or lost):
+                # only a late success adds anything. A repeated failure must not count twice.
+                if r.outcome is not Outcome.DONE:
                     continue
                 _, failures = job.retry.pop(r.index)
             elif current is None and r.outcome in (Outcome.DONE, Outcome.FAILED, Outcome.TIMEOUT):

@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request, WebSocket
+from fastapi import Depends, FastAPI, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
@@ -132,6 +132,8 @@ def identity(request: Request) -> Identity:
 
 
 Who = Annotated[Identity, Depends(identity)]
+JobPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="a job id")]
+TaskQuery = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="a task index")]
 
 
 def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = None) -> FastAPI:
@@ -189,11 +191,11 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
         return [s.to_json() for s in manager.list_jobs(who, all, limit)]
 
     @app.get("/v1/jobs/{job_id}", response_model=JobInfo)
-    async def job(job_id: int, who: Who) -> dict[str, Any]:
+    async def job(job_id: JobPath, who: Who) -> dict[str, Any]:
         return own_job(job_id, who).to_json()
 
     @app.post("/v1/jobs/{job_id}/cancel", response_model=JobInfo)
-    async def cancel(job_id: int, who: Who) -> dict[str, Any]:
+    async def cancel(job_id: JobPath, who: Who) -> dict[str, Any]:
         summary = own_job(job_id, who)
         if not summary.state.terminal:
             await manager.cancel(summary.id)
@@ -209,7 +211,7 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
         return {"cancelled": ids}
 
     @app.get("/v1/jobs/{job_id}/tasks", response_model=list[TaskAttempt])
-    async def tasks(job_id: int, who: Who, index: int | None = None, final: bool = False
+    async def tasks(job_id: JobPath, who: Who, index: TaskQuery = None, final: bool = False
                     ) -> list[dict[str, Any]]:
         own_job(job_id, who)
         rows = await asyncio.to_thread(manager.store.attempts, JobId(job_id), index, final)
@@ -218,7 +220,7 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
                 for r in rows]
 
     @app.get("/v1/jobs/{job_id}/logs", response_class=PlainTextResponse)
-    async def logs(job_id: int, who: Who, task: int | None = None,
+    async def logs(job_id: JobPath, who: Who, task: TaskQuery = None,
                    stream: Annotated[str, Query(pattern="^(stdout|stderr)$")] = "stdout",
                    headers: bool = False) -> StreamingResponse:
         summary = own_job(job_id, who)

@@ -2,7 +2,7 @@
 
 Worker → manager: ``hello`` (who it is, what it still holds, unacknowledged
 results), ``res`` (a batch of results plus freed slots), ``cr`` (more free
-slots), ``hb`` (heartbeat), ``bye``. Manager → worker: ``welcome``, ``tasks``,
+slots), ``hb`` (heartbeat), ``drain`` (leaving: send nothing more), ``bye``. Manager → worker: ``welcome``, ``tasks``,
 ``ack``, ``kill``, ``cleanup``, ``error``. Outgoing messages queued in the same
 loop turn are sent as one ``batch`` frame.
 """
@@ -98,6 +98,8 @@ async def worker_channel(ws: WebSocket, manager: Manager) -> None:
                 manager.worker_results(conn, [], int(msg.get("c", 0)))
             elif kind == "hb":
                 manager.worker_results(conn, [], 0)
+            elif kind == "drain":
+                manager.engine.drain(worker_id)
             elif kind == "bye":
                 manager.worker_left(worker_id)
                 break

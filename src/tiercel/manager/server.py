@@ -78,6 +78,20 @@ def lock_state_dir(state_dir: Path) -> IO[str]:
     return f
 
 
+def state_dir_in_use(state_dir: Path) -> bool:
+    """Whether a manager holds this state dir now (without taking it)."""
+    try:
+        with open(state_dir / "manager.lock") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except FileNotFoundError:
+        pass
+    return False
+
+
 def bind(host: str, port: int) -> socket.socket:
     """Bind the listening socket up front, so a busy port is a clear error before anything starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

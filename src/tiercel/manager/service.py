@@ -13,6 +13,7 @@ import concurrent.futures
 import getpass
 import logging
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -167,11 +168,15 @@ class Manager:
             else:
                 after.append(e)
 
-    def apply(self, effects: Iterable[Effect], then: Callable[[], None] | None = None) -> asyncio.Future[None]:
+    def apply(self, effects: Iterable[Effect], then: Callable[[], None] | None = None,
+              *, barrier: bool = False) -> asyncio.Future[None]:
         """Perform effects; ``then`` runs once everything they wrote is durable.
 
         The returned future resolves at that same moment, for callers that answer
-        a request only once its effects are durable.
+        a request only once its effects are durable. With ``barrier``, ``then``
+        also waits for every write queued before it, even when these effects
+        write nothing: a result reported twice is acknowledged only once the
+        first report of it is durable.
         """
         loop = self._loop
         assert loop is not None
@@ -179,7 +184,7 @@ class Manager:
         writes: list[WriteOp] = []
         after: list[Effect] = []
         self._collect(effects, writes, after)
-        if not writes:
+        if not writes and not barrier:
             self._durable(None, after, then, done)
             return done
         fut = self.store.write(writes)
@@ -190,10 +195,13 @@ class Manager:
                  then: Callable[[], None] | None, done: asyncio.Future[None]) -> None:
         exc = None if fut is None else fut.exception()
         if exc is not None:
-            # Nothing is acknowledged: workers keep their results and send them again.
-            log.error("store write failed: %s", exc)
+            # The engine has moved on but the store has not: stop rather than serve a state
+            # that a restart would not find. Nothing was acknowledged, so workers keep their
+            # results and hand them in again to the restarted manager.
+            log.critical("store write failed, stopping the manager: %s", exc)
             done.set_exception(exc)
             done.exception()  # retrieved: callers that do not await it are not warned
+            os.kill(os.getpid(), signal.SIGTERM)
             return
         self._after(after)
         if then is not None:
@@ -309,7 +317,7 @@ class Manager:
         )
         acks = [x[:3] for x in msg.get("results", ())]
         self.store.write([SeenWorker(conn.worker, conn.info.name, conn.info.host, now)])
-        self.apply(effects, then=lambda: conn.send({"t": "ack", "r": acks}) if acks else None)
+        self.apply(effects, then=lambda: conn.send({"t": "ack", "r": acks}) if acks else None, barrier=bool(acks))
         self.pump()
 
     def worker_results(self, conn: Connection, results: list[Any], credit: int) -> None:
@@ -324,7 +332,7 @@ class Manager:
         if results:
             effects = self.engine.report(conn.worker, [report_from_wire(x) for x in results], now)
             acks = [x[:3] for x in results]
-            self.apply(effects, then=lambda: conn.send({"t": "ack", "r": acks}))
+            self.apply(effects, then=lambda: conn.send({"t": "ack", "r": acks}), barrier=True)
         self.pump()
 
     def worker_disconnected(self, conn: Connection) -> None:

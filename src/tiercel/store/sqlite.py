@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     outcome TEXT NOT NULL, final INTEGER NOT NULL, worker TEXT NOT NULL,
     exit_code INTEGER, started REAL NOT NULL, ended REAL NOT NULL,
     stdout BLOB, stderr BLOB,
-    PRIMARY KEY (job, idx, attempt));
+    PRIMARY KEY (job, idx, attempt, worker));
 CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, name TEXT, host TEXT, seen REAL);
 """
 
@@ -193,7 +193,7 @@ class SqliteStore:
                     for op in ops:
                         _apply(conn, op)
                     conn.execute("RELEASE op")
-                except sqlite3.Error as exc:
+                except Exception as exc:  # one bad op (a bad value, a constraint) fails alone
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     errors[n] = exc
@@ -254,9 +254,14 @@ class SqliteStore:
             args.append(index)
         if final_only:
             sql += " AND final = 1"
-        sql += " ORDER BY idx, attempt"
-        with self._read_lock:
-            rows = self._reader().execute(sql, args).fetchall()
+        sql += " ORDER BY idx, attempt, ended"
+        # Outputs can be large: read them on a connection of this call's own, so that the
+        # manager's quick reads on the shared one never wait behind them.
+        conn = self._connect()
+        try:
+            rows = conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
         return [
             AttemptRow(JobId(j), i, a, o, bool(f), w, x, s, e, unpack_output(out), unpack_output(err))
             for j, i, a, o, f, w, x, s, e, out, err in rows

@@ -42,6 +42,7 @@ PREFETCH_SECONDS = 0.05  # adaptive prefetch keeps about this much work queued p
 PREFETCH_MAX = 256
 FLUSH_WAIT = 0.01  # longest a finished result waits to be sent with others
 FLUSH_MAX = 512  # ... or until this many have gathered
+STOP_WAIT = 5.0  # on SIGTERM, how long to wait for killed tasks and for the manager's acknowledgements
 
 
 @dataclass
@@ -112,10 +113,6 @@ class Agent:
 
     # ---- capacity ------------------------------------------------------
 
-    def _used(self) -> int:
-        with self._lock:
-            return sum(self.specs[r.job].cpus for r in self.queued) + sum(r.spec.cpus for r in self.running.values())
-
     def _capacity(self) -> int:
         return self.opts.slots + self.prefetch
 
@@ -158,16 +155,33 @@ class Agent:
         return 0
 
     def _request_stop(self) -> None:
+        """SIGINT/SIGTERM: stop the tasks, hand their results in, say goodbye, then exit."""
+        if self.stopping:
+            return
         self.stopping = True
         with self._lock:
             runs = list(self.running.values())
         for run in runs:
             run.handle.cancel()
-        if self.ws is not None:
-            self._spawn(self.ws.close())
+        self._spawn(self._leave())
+
+    async def _leave(self) -> None:
+        deadline = time.monotonic() + STOP_WAIT
+        if self.ws is not None:  # first of all, so that nothing new is sent our way
+            with contextlib.suppress(websockets.exceptions.WebSocketException):
+                await self.ws.send(msgpack.packb({"t": "drain"}))
+        while (self.running or self._done) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        self._drain_done()
+        ws = self.ws
+        if ws is not None:
+            self._flush_now()
+            while self.unacked and self.ws is ws and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            await self._say_bye(ws)
 
     async def _drain_on_stop(self) -> None:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + STOP_WAIT
         while self.running and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -175,21 +189,28 @@ class Agent:
             self._work.put(None)
 
     def _idle_expired(self) -> bool:
+        """Nothing to run and nothing left to hand in for --idle-exit seconds."""
         idle = self.opts.idle_exit
-        return idle is not None and not self.running and not self.queued and \
-            time.monotonic() - self.last_busy > idle
+        return idle is not None and not self.running and not self.queued and not self._done and \
+            not self.unacked and time.monotonic() - self.last_busy > idle
 
     async def _session(self, ws: ClientConnection) -> int | None:
+        # One snapshot under the lock: every task is either held, or finished with its result
+        # among the unacknowledged ones, and the credit matches exactly what is held.
+        with self._lock:
+            while self._done:
+                self._finished(*self._done.popleft())
+            held = [[r.job, r.index, r.attempt] for r in self.queued]
+            held += [[r.ref.job, r.ref.index, r.ref.attempt] for r in self.running.values()]
+            used = sum(self.specs[r.job].cpus for r in self.queued) + \
+                sum(r.spec.cpus for r in self.running.values())
         self.ws = ws
         self.outbox.clear()
         self.credit_due = 0
-        with self._lock:
-            held = [[r.job, r.index, r.attempt] for r in self.queued]
-            held += [[r.ref.job, r.ref.index, r.ref.attempt] for r in self.running.values()]
         await ws.send(msgpack.packb({
             "t": "hello", "v": PROTOCOL_VERSION, "id": self.id, "name": self.name, "host": socket.gethostname(),
             "slots": self.opts.slots, "cpus": os.cpu_count() or 1, "mem": _memory_mb(),
-            "tags": sorted(self.opts.tags), "credit": max(0, self._capacity() - self._used()),
+            "tags": sorted(self.opts.tags), "credit": max(0, self._capacity() - used),
             "held": held, "results": list(self.unacked.values()), "ran": list(self.cleanups),
         }, use_bin_type=True))
         log.info("connected to %s as %s", self.opts.manager, self.name)
@@ -346,7 +367,8 @@ class Agent:
 
     def _finished(self, run: Running, report: Report) -> None:
         """On the loop: queue the result for the manager and return the slots as credit."""
-        self.credit_due += run.spec.cpus
+        if not self.stopping:  # a leaving worker takes no new work
+            self.credit_due += run.spec.cpus
         self._adapt_prefetch(report.ended - report.started)
         self.tasks_run += 1
         self.last_busy = time.monotonic()
