@@ -1,0 +1,28 @@
+"""Requirements: a place must have every required tag, and enough slots and memory for a task."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tiercel.core.policies.args import unknown_args
+from tiercel.core.policy import OK, Group, Place, Snapshot, Status, never
+from tiercel.core.problems import Problem
+
+
+class Requirements:
+    name = "requirements"
+
+    @staticmethod
+    def create(args: Mapping[str, Any]) -> Requirements | Problem:
+        return unknown_args(args, "requirements", ()) or Requirements()
+
+    def filter(self, group: Group, place: Place, snap: Snapshot) -> Status:
+        missing = group.requires - place.tags
+        if missing:
+            return never(self.name, f"{place.id} lacks tag(s) {', '.join(sorted(missing))}")
+        if group.cpus > place.total:
+            return never(self.name, f"{place.id} has {place.total} slot(s); a task needs {group.cpus}")
+        if group.memory_mb and place.memory_mb and group.memory_mb > place.memory_mb:
+            return never(self.name, f"{place.id} has {place.memory_mb} MB; a task needs {group.memory_mb} MB")
+        return OK
