@@ -47,7 +47,8 @@ def test_fcfs_blocks_later_work_behind_a_job_that_does_not_fit() -> None:
     plan = schedule(snap, chain("fcfs"))
     assert plan.placements == []
     assert plan.waiting[JobId(1)].code is Code.WAIT and plan.waiting[JobId(1)].policy == "capacity"
-    assert "behind earlier work" in plan.waiting[JobId(2)].reason
+    why = plan.why(JobId(2))
+    assert why is not None and why.policy == "capacity"
 
 
 def test_fcfs_fills_in_order_when_everything_fits() -> None:

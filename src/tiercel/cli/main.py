@@ -313,6 +313,6 @@ def token_create(user: str, role: str, url: str | None, token: str | None, as_js
 
 
 def main() -> None:
-    from tiercel.cli import daemons, run  # noqa: F401  (registers their commands)
+    from tiercel.cli import daemons, run, sim  # noqa: F401  (registers their commands)
 
     cli(prog_name="tiercel")

@@ -39,6 +39,7 @@ from tiercel.core.policy import (
 )
 
 MAX_REASONS = 3  # places named in one "never" status
+NO_ROOM = Status(Code.WAIT, "capacity", "waiting for free slots")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,10 @@ class Plan:
     placements: list[Placement] = field(default_factory=list)
     waiting: dict[JobId, Status] = field(default_factory=dict)  # why each unplaced group waits
     holds: list[Hold] = field(default_factory=list)
+    rest: Status | None = None  # why every group not in placements or waiting waits
+
+    def why(self, job: JobId) -> Status | None:
+        return self.waiting.get(job, self.rest)
 
 
 def order(groups: Sequence[Group], chain: Chain, snap: Snapshot) -> list[Group]:
@@ -90,7 +95,18 @@ def schedule(snap: Snapshot, chain: Chain) -> Plan:
     free = {p.id: p.free for p in snap.places}
     started: dict[str, list[tuple[float, int]]] = {p.id: [] for p in snap.places}
     cycle = Cycle()
+    usable = sum(free.values())  # free slots not under a hold that lets nothing through
     for group in order(snap.groups, chain, snap):
+        if usable < group.cpus and plan.holds and not chain.filters:
+            # Earlier work is blocked and holds its capacity, too few slots are free anywhere
+            # else for one task, and no filter could name a better reason: the common case of a
+            # long queue, answered without asking every policy, so a full queue costs O(queue)
+            # per cycle and no more.
+            if usable <= 0:
+                plan.rest = NO_ROOM  # nothing at all can start: the rest wait for the same reason
+                break
+            plan.waiting[group.job] = NO_ROOM
+            continue
         feasible, refusal = _feasible(group, snap, chain)
         if not feasible:
             plan.waiting[group.job] = refusal
@@ -102,9 +118,13 @@ def schedule(snap: Snapshot, chain: Chain) -> Plan:
         placed = _place(group, allowed, feasible, free, started, plan, snap)
         if placed:
             cycle.record(group, placed)
+            usable -= placed * group.cpus
         if placed < group.pending:
             if placed < allowed:  # capacity, not a limit, stopped it
                 plan.waiting[group.job] = _hold(group, feasible, free, started, plan, snap, chain)
+                hard = [h for h in plan.holds if h.until == BLOCKING]
+                if hard:
+                    usable = sum(n for pid, n in free.items() if not any(pid in h.places for h in hard))
             else:
                 plan.waiting[group.job] = why
     return plan

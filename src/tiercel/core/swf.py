@@ -1,0 +1,59 @@
+"""The Standard Workload Format of the Parallel Workloads Archive, one line at a time.
+
+Fields (1-based, whitespace separated, -1 = unknown): 1 job number, 2 submit time,
+3 wait, 4 run time, 5 allocated processors, 8 requested processors, 9 requested
+time, 11 status, 12 user, 15 queue, 16 partition. Lines starting with ``;`` are
+header comments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tiercel.core.problems import Problem
+
+FIELDS = 18
+
+
+@dataclass(frozen=True, slots=True)
+class SwfJob:
+    id: int
+    submit: float
+    runtime: float
+    procs: int
+    requested_time: float | None
+    user: str
+    queue: str
+
+
+def parse_line(line: str, lineno: int) -> SwfJob | Problem | None:
+    """A job, None for a comment, blank line or a job that never ran, or a Problem."""
+    text = line.strip()
+    if not text or text.startswith(";"):
+        return None
+    parts = text.split()
+    if len(parts) < FIELDS:
+        return Problem(f"line {lineno}", text[:60], f"has {len(parts)} fields; SWF lines have {FIELDS}")
+    try:
+        values = [float(p) for p in parts[:FIELDS]]
+    except ValueError:
+        bad = next(p for p in parts[:FIELDS] if not _is_number(p))
+        return Problem(f"line {lineno}", bad, "is not a number (SWF fields are numbers, -1 when unknown)")
+    job, submit, _, runtime, allocated, _, _, requested = values[:8]
+    requested_time = values[8]
+    procs = int(allocated if allocated > 0 else requested)
+    if runtime < 0 or procs <= 0 or submit < 0:
+        return None  # cancelled before it ran, or not recorded: nothing to replay
+    return SwfJob(
+        id=int(job), submit=submit, runtime=runtime, procs=procs,
+        requested_time=requested_time if requested_time > 0 else None,
+        user=str(int(values[11])), queue=str(int(values[14])),
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
