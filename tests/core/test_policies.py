@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from tiercel.core.model import JobId, UserName
 from tiercel.core.pipeline import Chain, schedule
 from tiercel.core.policies import BUILTIN
-from tiercel.core.policies.fairshare import charge, decay
+from tiercel.core.policies.fairshare import DecayedUsage, decay
 from tiercel.core.policy import Code, Group, Place, Snapshot
 from tiercel.core.problems import Problem
 
@@ -90,7 +91,13 @@ def test_fair_share_puts_the_light_user_first_after_a_heavy_one() -> None:
 
 def test_usage_decays_with_its_half_life_and_grows_with_what_runs() -> None:
     assert decay({ALICE: 100.0}, 3600, 3600) == {ALICE: 50.0}
-    assert charge({ALICE: 100.0}, {BOB: 2}, 3600, 3600) == {ALICE: 50.0, BOB: 7200.0}
+    usage = DecayedUsage(half_life=3600)
+    usage.add_running(BOB, 2, now=0)
+    # two slots for one half-life: 2 × 3600 s, less what decayed meanwhile: 2 × 3600 / (2 ln 2)
+    assert usage.at(3600)[BOB] == pytest.approx(2 * 3600 / (2 * math.log(2)))
+    usage.add_running(BOB, -2, now=3600)
+    assert usage.at(7200)[BOB] == pytest.approx(3600 / (2 * math.log(2)))  # then halves again
+    assert ALICE not in usage and usage.get(ALICE, 0.0) == 0.0
 
 
 def test_priority_with_ageing_keeps_new_high_priority_work_from_starving_an_old_job() -> None:

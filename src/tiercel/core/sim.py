@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from tiercel.core.model import JobId, UserName
 from tiercel.core.pipeline import Chain, schedule
-from tiercel.core.policies.fairshare import charge
+from tiercel.core.policies.fairshare import DecayedUsage
 from tiercel.core.policy import Group, Place, Snapshot
 
 BOUND = 10.0  # seconds: the threshold of bounded slowdown
@@ -63,33 +63,35 @@ def simulate(jobs: Iterable[SimJob], slots: int, chain: Chain, *, half_life: flo
     waiting: dict[int, Group] = {}
     running: list[tuple[float, int, int]] = []  # heap of (end, job id, procs)
     running_by_user: dict[UserName, int] = {}
-    usage: dict[UserName, float] = {}
+    usage = DecayedUsage(half_life)
     start: dict[int, float] = {}
     free = slots
     now = runnable[0].submit if runnable else 0.0
     first = now
     i = 0
     cycles = 0
+    # Only a chain with a reserve policy (backfill) reads when running work will end.
+    want_releases = bool(chain.reservers)
     while i < len(runnable) or running:
         next_arrival = runnable[i].submit if i < len(runnable) else math.inf
         next_end = running[0][0] if running else math.inf
-        t = min(next_arrival, next_end)
-        usage = charge(usage, running_by_user, t - now, half_life)
-        now = t
+        now = min(next_arrival, next_end)
         while running and running[0][0] <= now:
             _, jid, procs = heapq.heappop(running)
             free += procs
             user = UserName(by_id[jid].user)
             running_by_user[user] -= procs
+            usage.add_running(user, -procs, now)
         while i < len(runnable) and runnable[i].submit <= now:
             j = runnable[i]
             waiting[j.id] = Group(JobId(j.id), UserName(j.user), 1, j.procs, j.submit, walltime=j.estimate)
             i += 1
         if not waiting or free == 0:
             continue
-        releases = tuple((start[jid] + by_id[jid].estimate, procs) for _, jid, procs in running)
+        releases = tuple((start[jid] + by_id[jid].estimate, procs) for _, jid, procs in running) \
+            if want_releases else ()
         snap = Snapshot(now, tuple(waiting.values()), (Place("machine", free, slots, releases=releases),),
-                        running_by_user=running_by_user, usage=usage)
+                        running_by_user=running_by_user, usage=usage.at(now))
         cycles += 1
         for placement in schedule(snap, chain).placements:
             job = by_id[placement.job]
@@ -98,6 +100,7 @@ def simulate(jobs: Iterable[SimJob], slots: int, chain: Chain, *, half_life: flo
             free -= job.procs
             user = UserName(job.user)
             running_by_user[user] = running_by_user.get(user, 0) + job.procs
+            usage.add_running(user, job.procs, now)
             heapq.heappush(running, (now + job.runtime, job.id, job.procs))
     return _metrics(runnable, start, slots, first, skipped, cycles)
 

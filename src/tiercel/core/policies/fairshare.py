@@ -7,7 +7,8 @@ equal shares the lightest recent user goes first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +41,42 @@ def decay(usage: Mapping[UserName, float], elapsed: float, half_life: float) -> 
     return {u: v * factor for u, v in usage.items() if v * factor > 1e-9}
 
 
-def charge(usage: dict[UserName, float], running_slots: Mapping[UserName, int], elapsed: float,
-           half_life: float) -> dict[UserName, float]:
-    """Decay past usage over ``elapsed`` seconds and add what ran meanwhile."""
-    out = decay(usage, elapsed, half_life)
-    for user, slots in running_slots.items():
-        if slots:
-            out[user] = out.get(user, 0.0) + slots * elapsed
-    return out
+class DecayedUsage(Mapping[UserName, float]):
+    """Slot-seconds per user, decaying continuously with a half-life while running work adds to it.
+
+    Between changes a user's usage follows dU/dt = -λU + slots, so it is exact at any
+    instant and costs O(1) per start or end of work, however many users there are.
+    Read it as a mapping at the instant set by ``at``.
+    """
+
+    def __init__(self, half_life: float) -> None:
+        self.rate = math.log(2) / half_life
+        self.now = 0.0
+        self._users: dict[UserName, tuple[float, float, int]] = {}  # value, as of, running slots
+
+    def at(self, now: float) -> DecayedUsage:
+        self.now = now
+        return self
+
+    def _value(self, user: UserName, now: float) -> float:
+        found = self._users.get(user)
+        if found is None:
+            return 0.0
+        value, since, slots = found
+        kept = math.exp(-self.rate * max(0.0, now - since))
+        return value * kept + slots * (1.0 - kept) / self.rate
+
+    def add_running(self, user: UserName, slots: int, now: float) -> None:
+        _, _, running = self._users.get(user, (0.0, now, 0))
+        self._users[user] = (self._value(user, now), now, running + slots)
+
+    def __getitem__(self, user: UserName) -> float:
+        if user not in self._users:
+            raise KeyError(user)
+        return self._value(user, self.now)
+
+    def __iter__(self) -> Iterator[UserName]:
+        return iter(self._users)
+
+    def __len__(self) -> int:
+        return len(self._users)

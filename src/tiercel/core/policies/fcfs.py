@@ -16,6 +16,7 @@ from tiercel.core.problems import Problem
 
 class Fcfs:
     name = "fcfs"
+    submission_order = True  # its key is the tie-break the pipeline always applies
 
     @staticmethod
     def create(args: Mapping[str, Any]) -> Fcfs | Problem:
