@@ -1,0 +1,79 @@
+"""The simulator over tiny traces whose outcome can be worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiercel.core.problems import Problem
+from tiercel.core.sim import SimJob, estimates, simulate
+from tiercel.core.swf import SwfJob, parse_line
+from tiercel.queues import single
+
+
+def chain(*names: str):  # type: ignore[no-untyped-def]
+    q = single(list(names))
+    assert not isinstance(q, Problem)
+    return q.chain
+
+
+# 4 slots. Job 1 takes 2 slots for 100 s; job 2 needs 4 (must wait for job 1);
+# job 3 needs 1 slot for 50 s: FCFS makes it wait behind job 2, backfill runs it at once.
+TRACE = [
+    SimJob(1, "a", 0, 100, 2, 100),
+    SimJob(2, "a", 1, 10, 4, 10),
+    SimJob(3, "b", 2, 50, 1, 50),
+]
+
+
+def test_fcfs_makes_the_small_job_wait_behind_the_big_one() -> None:
+    r = simulate(TRACE, 4, chain("fcfs"))
+    # starts: job 1 at 0, job 2 at 100, job 3 at 110
+    assert r.waits == [0, 99, 108]
+    assert r.makespan == 160
+    assert r.utilisation == pytest.approx((200 + 40 + 50) / (4 * 160))
+
+
+def test_backfill_runs_the_small_job_in_the_hole_without_delaying_the_big_one() -> None:
+    r = simulate(TRACE, 4, chain("backfill"))
+    assert r.waits == [0, 99, 0]  # job 2 still starts at 100
+    assert r.makespan == 110
+    # bounded slowdown: job 1: 100/100, job 2: (99+10)/10, job 3: 50/50
+    assert r.mean_bounded_slowdown == pytest.approx((1 + 10.9 + 1) / 3)
+    assert r.p95_bounded_slowdown == pytest.approx(10.9)
+
+
+def test_jobs_larger_than_the_machine_are_skipped_and_counted() -> None:
+    r = simulate([*TRACE, SimJob(4, "c", 3, 10, 8, 10)], 4, chain("fcfs"))
+    assert (r.jobs, r.skipped) == (3, 1)
+
+
+def test_same_seed_same_result_and_noise_only_inflates() -> None:
+    jobs = [SimJob(i, str(i % 3), i * 7.0, 30 + (i * 13) % 90, 1 + i % 3, 0) for i in range(300)]
+    a = simulate(estimates(jobs, 1.0, 0.5, seed=7), 4, chain("fairshare", "backfill"))
+    b = simulate(estimates(jobs, 1.0, 0.5, seed=7), 4, chain("fairshare", "backfill"))
+    assert a == b
+    assert all(e.estimate >= e.runtime for e in estimates(jobs, 1.0, 0.5, seed=3))
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("; header", None),
+        ("", None),
+        ("1 0 10 100 4 -1 -1 4 200 -1 1 7 1 -1 1 -1 -1 -1", SwfJob(1, 0, 100, 4, 200, "7", "1")),
+        ("2 5 -1 -1 4 -1 -1 4 -1 -1 0 7 1 -1 1 -1 -1 -1", None),  # never ran
+        ("3 5 -1 60 -1 -1 -1 2 -1 -1 1 7 1 -1 1 -1 -1 -1", SwfJob(3, 5, 60, 2, None, "7", "1")),
+    ],
+)
+def test_swf_lines(line: str, expected: SwfJob | None) -> None:
+    assert parse_line(line, 1) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [("1 2 3", "line 9: '1 2 3' has 3 fields; SWF lines have 18"),
+     ("1 0 10 x 4 -1 -1 4 200 -1 1 7 1 -1 1 -1 -1 -1", "line 9: 'x' is not a number")],
+)
+def test_malformed_swf_lines_name_the_line(line: str, needle: str) -> None:
+    problem = parse_line(line, 9)
+    assert isinstance(problem, Problem) and needle in problem.message()
