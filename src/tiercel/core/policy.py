@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -80,7 +80,7 @@ class Place:
     total: int
     tags: frozenset[str] = frozenset()
     memory_mb: int = 0
-    releases: tuple[tuple[float, int], ...] = ()  # (time, slots) when running work should end
+    releases: Sequence[tuple[float, int]] = ()  # (time, slots) when running work should end
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from tiercel.core.model import JobId, UserName
 from tiercel.core.pipeline import Chain, schedule
@@ -88,8 +89,8 @@ def simulate(jobs: Iterable[SimJob], slots: int, chain: Chain, *, half_life: flo
             i += 1
         if not waiting or free == 0:
             continue
-        releases = tuple((start[jid] + by_id[jid].estimate, procs) for _, jid, procs in running) \
-            if want_releases else ()
+        releases: Sequence[tuple[float, int]] = \
+            _Releases(running, start, by_id) if want_releases else ()
         snap = Snapshot(now, tuple(waiting.values()), (Place("machine", free, slots, releases=releases),),
                         running_by_user=running_by_user, usage=usage.at(now))
         cycles += 1
@@ -103,6 +104,31 @@ def simulate(jobs: Iterable[SimJob], slots: int, chain: Chain, *, half_life: flo
             usage.add_running(user, job.procs, now)
             heapq.heappush(running, (now + job.runtime, job.id, job.procs))
     return _metrics(runnable, start, slots, first, skipped, cycles)
+
+
+class _Releases(Sequence[tuple[float, int]]):
+    """When running jobs should end, built only if a reserve policy asks (most cycles it does not)."""
+
+    def __init__(self, running: list[tuple[float, int, int]], start: dict[int, float],
+                 jobs: dict[int, SimJob]) -> None:
+        self._source = (running, start, jobs)
+        self._items: list[tuple[float, int]] | None = None
+
+    def _list(self) -> list[tuple[float, int]]:
+        if self._items is None:
+            running, start, jobs = self._source
+            self._items = [(start[jid] + jobs[jid].estimate, procs) for _, jid, procs in running]
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[float, int]: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[tuple[float, int]]: ...
+    def __getitem__(self, i: int | slice) -> tuple[float, int] | Sequence[tuple[float, int]]:
+        return self._list()[i]
 
 
 def _metrics(jobs: list[SimJob], start: dict[int, float], slots: int, first: float, skipped: int,

@@ -53,8 +53,11 @@ class DecayedUsage(Mapping[UserName, float]):
         self.rate = math.log(2) / half_life
         self.now = 0.0
         self._users: dict[UserName, tuple[float, float, int]] = {}  # value, as of, running slots
+        self._cache: dict[UserName, float] = {}  # values at self.now: a cycle reads each user many times
 
     def at(self, now: float) -> DecayedUsage:
+        if now != self.now:
+            self._cache.clear()
         self.now = now
         return self
 
@@ -69,11 +72,15 @@ class DecayedUsage(Mapping[UserName, float]):
     def add_running(self, user: UserName, slots: int, now: float) -> None:
         _, _, running = self._users.get(user, (0.0, now, 0))
         self._users[user] = (self._value(user, now), now, running + slots)
+        self._cache.pop(user, None)
 
     def __getitem__(self, user: UserName) -> float:
-        if user not in self._users:
-            raise KeyError(user)
-        return self._value(user, self.now)
+        cached = self._cache.get(user)
+        if cached is None:
+            if user not in self._users:
+                raise KeyError(user)
+            cached = self._cache[user] = self._value(user, self.now)
+        return cached
 
     def __iter__(self) -> Iterator[UserName]:
         return iter(self._users)
