@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/policies.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
