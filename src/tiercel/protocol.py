@@ -30,6 +30,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "cpus": spec.cpus,
         "memory_mb": spec.memory_mb,
         "priority": spec.priority,
+        "queue": spec.queue,
     }
 
 
@@ -49,6 +50,7 @@ def spec_from_dict(d: dict[str, Any]) -> JobSpec:
         cpus=int(d.get("cpus", 1)),
         memory_mb=int(d.get("memory_mb", 0)),
         priority=int(d.get("priority", 0)),
+        queue=str(d.get("queue", "default")),
     )
 
 

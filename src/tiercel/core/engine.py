@@ -34,10 +34,39 @@ from tiercel.core.model import (
     WorkerId,
     WorkerInfo,
 )
+from tiercel.core.pipeline import Chain, schedule
+from tiercel.core.policies.fairshare import DecayedUsage
+from tiercel.core.policies.fcfs import Fcfs
+from tiercel.core.policies.priority import Priority
+from tiercel.core.policies.requirements import Requirements
+from tiercel.core.policy import Code, Group, Place, Snapshot, Status
 from tiercel.core.ranges import RangeQueue
-from tiercel.core.scheduling import job_order, plan
+from tiercel.core.scheduling import job_order
 
 TaskKey = tuple[JobId, int]
+DEFAULT_QUEUE = "default"
+
+
+def default_chain(name: str = DEFAULT_QUEUE) -> Chain:
+    """With no queues configured: job priority (no ageing), then first come, first served."""
+    return Chain.of(name, [Requirements(), Priority(per_hour=0.0), Fcfs()])
+
+
+def with_requirements(chain: Chain) -> Chain:
+    """Live placement always checks tags and sizes, whatever else a queue's chain holds."""
+    if any(f.name == "requirements" for f in chain.filters):
+        return chain
+    return Chain(chain.name, chain.sorters, (Requirements(), *chain.filters), chain.scorers, chain.permits,
+                 chain.reservers)
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Why a job's tasks wait: its queue's verdict, and each connected worker's."""
+
+    queue: str
+    status: Status | None  # None: nothing waits, or the job is not live
+    workers: list[tuple[str, Status]]
 
 
 @dataclass(slots=True)
@@ -144,7 +173,11 @@ Effect = Persist | SendTasks | KillTasks | JobEnded | RunCleanup
 class Engine:
     """Live state of unfinished jobs and connected workers."""
 
-    def __init__(self, *, hold_until: float = 0.0, expected_workers: Iterable[WorkerId] = ()) -> None:
+    def __init__(self, *, hold_until: float = 0.0, expected_workers: Iterable[WorkerId] = (),
+                 queues: dict[str, Chain] | None = None, half_life: float = 86400.0) -> None:
+        self.queues = {name: with_requirements(c) for name, c in (queues or {DEFAULT_QUEUE: default_chain()}).items()}
+        self.default_queue = next(iter(self.queues))
+        self.usage = DecayedUsage(half_life)
         self.jobs: dict[JobId, JobRun] = {}
         self.workers: dict[WorkerId, WorkerRun] = {}
         self._order: list[JobRun] = []
@@ -312,28 +345,91 @@ class Engine:
     def held(self, now: float) -> bool:
         return bool(self.expected_workers) and now < self.hold_until
 
+    def queue_of(self, job: JobRun) -> str:
+        return job.spec.queue if job.spec.queue in self.queues else self.default_queue
+
+    def _snapshot(self, now: float, jobs: list[JobRun], places: tuple[Place, ...]) -> Snapshot:
+        running_by_user: dict[UserName, int] = {}
+        running_by_queue: dict[str, int] = {}
+        slots_by_user: dict[UserName, int] = {}
+        for j in self.jobs.values():
+            if j.running:
+                n = len(j.running)
+                running_by_user[j.owner] = running_by_user.get(j.owner, 0) + n
+                q = self.queue_of(j)
+                running_by_queue[q] = running_by_queue.get(q, 0) + n
+                slots_by_user[j.owner] = slots_by_user.get(j.owner, 0) + n * j.spec.cpus
+        for user in set(self.usage) | set(slots_by_user):
+            self.usage.set_running(user, slots_by_user.get(user, 0), now)
+        groups = tuple(
+            Group(j.id, j.owner, j.pending, j.spec.cpus, j.submitted, self.queue_of(j), j.spec.priority,
+                  j.spec.walltime, j.spec.requires, j.spec.memory_mb)
+            for j in jobs
+        )
+        return Snapshot(now, groups, places, running_by_user, running_by_queue, self.usage.at(now))
+
     def dispatch(self, now: float) -> list[Effect]:
-        """Hand waiting tasks to workers with free slots (first come, first served)."""
+        """Hand waiting tasks to workers with free slots, queue by queue, by each queue's policies."""
         if self.held(now):
-            return []
-        jobs = [j for j in self._order if j.pending]
-        if not jobs:
             return []
         hungry = [w for w in self.workers.values() if w.connected and w.credit > 0]
         if not hungry:
             return []
+        by_queue: dict[str, list[JobRun]] = {}
+        for job in self._order:
+            if job.pending:
+                by_queue.setdefault(self.queue_of(job), []).append(job)
+        if not by_queue:
+            return []
+        credit = {w.id: w.credit for w in hungry}
         sends: dict[WorkerId, SendTasks] = {}
-        for placement in plan(jobs, hungry):
-            job = self.jobs[placement.job]
-            worker = self.workers[placement.worker]
-            send = sends.get(worker.id)
-            if send is None:
-                send = sends[worker.id] = SendTasks(worker.id, [], {})
-            if job.id not in worker.known_jobs:
-                worker.known_jobs.add(job.id)
-                send.specs[job.id] = job.spec
-            self._assign(job, worker, placement.count, send.tasks, now)
+        for name, chain in self.queues.items():
+            jobs = by_queue.get(name)
+            if not jobs:
+                continue
+            places = tuple(Place(w.id, credit[w.id], w.info.slots, w.info.tags, w.info.memory_mb)
+                           for w in hungry if credit[w.id] > 0)
+            if not places:
+                break
+            for placement in schedule(self._snapshot(now, jobs, places), chain).placements:
+                job = self.jobs[placement.job]
+                worker = self.workers[WorkerId(placement.place)]
+                send = sends.get(worker.id)
+                if send is None:
+                    send = sends[worker.id] = SendTasks(worker.id, [], {})
+                if job.id not in worker.known_jobs:
+                    worker.known_jobs.add(job.id)
+                    send.specs[job.id] = job.spec
+                credit[worker.id] -= placement.count * job.spec.cpus
+                self._assign(job, worker, placement.count, send.tasks, now)
         return list(sends.values())
+
+    def explain(self, job_id: JobId, now: float) -> Explanation | None:
+        """Why the job's waiting tasks are not running: its queue's verdict over all connected workers."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return None
+        name = self.queue_of(job)
+        chain = self.queues[name]
+        connected = [w for w in self.workers.values() if w.connected]
+        places = tuple(Place(w.id, w.credit, w.info.slots, w.info.tags, w.info.memory_mb) for w in connected)
+        if not job.pending:
+            return Explanation(name, None, [])
+        waiting = [j for j in self._order if j.pending and self.queue_of(j) == name]
+        snap = self._snapshot(now, waiting, places)
+        plan_ = schedule(snap, chain)
+        status = plan_.why(job_id)
+        if any(p.job == job_id for p in plan_.placements):
+            status = None  # it would be placed now: the next dispatch sends it
+        group = next(g for g in snap.groups if g.job == job_id)
+        per_worker: list[tuple[str, Status]] = []
+        for w, place in zip(connected, places, strict=True):
+            verdict = next((st for f in chain.filters if not (st := f.filter(group, place, snap)).ok), None)
+            if verdict is None:
+                verdict = Status(Code.WAIT, "capacity", "all its slots are busy") if place.free < group.cpus \
+                    else Status(Code.OK, "", "could take tasks now")
+            per_worker.append((w.info.name, verdict))
+        return Explanation(name, status, per_worker)
 
     def _assign(self, job: JobRun, worker: WorkerRun, n: int, out: list[TaskRef], now: float) -> None:
         job.started = True

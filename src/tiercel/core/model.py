@@ -57,6 +57,7 @@ class JobSpec:
     cpus: int = 1
     memory_mb: int = 0
     priority: int = 0
+    queue: str = "default"
 
     @property
     def size(self) -> int:
