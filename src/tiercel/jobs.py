@@ -82,6 +82,7 @@ class JobRequest(BaseModel):
     cpus: int = Field(1, ge=1, le=4096)
     memory: str | int = Field(0, description="per task: 512M, 4G (MB when a number)")
     priority: int = Field(0, ge=-1000, le=1000)
+    queue_name: str | None = Field(None, max_length=64, description="the queue (default: the manager's default)")
 
     @field_validator("requires", mode="before")
     @classmethod
@@ -174,6 +175,7 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
         cpus=req.cpus,
         memory_mb=memory,
         priority=req.priority,
+        queue=req.queue_name or "",
     )
 
 

@@ -38,10 +38,12 @@ def _logging(verbose: int) -> None:
               metavar="SECONDS", help="After a restart, wait this long for workers to reclaim running tasks.")
 @click.option("--sync", type=click.Choice(["FULL", "NORMAL"], case_sensitive=False), default="FULL",
               show_default=True, help="SQLite synchronous mode: FULL survives power loss, NORMAL a crash.")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="TOML configuration: [queues.NAME] with their policies and limits.")
 @click.option("--quiet", is_flag=True, help="Print nothing on start.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbeat: float, reconnect_grace: float,
-            sync: str, quiet: bool, verbose: int) -> None:
+            sync: str, config: Path | None, quiet: bool, verbose: int) -> None:
     """Run a manager: REST API, worker channel and event stream on one port.
 
     On first start it writes an admin token and a worker token into the state dir.
@@ -56,8 +58,17 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
         state.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"state-dir: {str(state)!r} cannot be created: {exc.strerror}") from None
+    queues = {}
+    if config is not None:
+        from tiercel.core.problems import Problem
+        from tiercel.queues import load_file
+
+        loaded = load_file(config)
+        if isinstance(loaded, Problem):
+            raise UserError(f"{config}: {loaded.message()}")
+        queues = loaded
     settings = Settings(state_dir=state, worker_timeout=worker_timeout, heartbeat=min(heartbeat, worker_timeout / 3),
-                        reconnect_grace=reconnect_grace)
+                        reconnect_grace=reconnect_grace, queues=queues)
     try:
         serve(host, port, settings, synchronous=sync.upper(), quiet=quiet)
     except KeyboardInterrupt:

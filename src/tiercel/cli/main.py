@@ -54,6 +54,7 @@ def job_fields(
     queue: int | None, array: str | None, requires: tuple[str, ...], cleanup: str | None, retries: int | None,
     walltime: str | None, env: tuple[str, ...], cwd: str | None, name: str | None, no_index: bool,
     cpus: int | None, memory: str | None, priority: int | None, file: Path | None, command: tuple[str, ...],
+    queue_name: str | None = None,
 ) -> dict[str, Any]:
     """Merge a job file with the command line (the command line wins) and validate locally."""
     data: dict[str, Any] = {}
@@ -66,7 +67,7 @@ def job_fields(
         data["command"] = list(command)
     for key, value in (("queue", queue), ("array", array), ("cleanup", cleanup), ("retries", retries),
                        ("walltime", walltime), ("cwd", cwd), ("name", name), ("cpus", cpus),
-                       ("memory", memory), ("priority", priority)):
+                       ("memory", memory), ("priority", priority), ("queue_name", queue_name)):
         if value is not None:
             data[key] = value
     if queue is not None:
@@ -112,6 +113,7 @@ def job_options(fn: Any) -> Any:
         click.option("--cpus", type=int, metavar="N", help="Slots each task takes (default 1)."),
         click.option("--memory", metavar="SIZE", help="Memory each task needs (512M, 4G)."),
         click.option("--priority", type=int, metavar="P", help="Higher runs first (-1000..1000)."),
+        click.option("--queue-name", "-Q", metavar="NAME", help="The queue (see 'tiercel queues')."),
         click.option("--file", "-f", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
                      help="Job file: TOML [job] table, or a Kestrel .job file."),
     ]
@@ -288,6 +290,66 @@ def workers(url: str | None, token: str | None, as_json: bool) -> None:
                       "connected" if w["connected"] else "[yellow]away[/]", age(now - w["last_seen"]) + " ago",
                       str(w["tasks_run"]))
     console.print(table)
+
+
+@cli.command(context_settings=CONTEXT)
+@url_option
+@token_option
+@json_option
+@friendly
+def queues(url: str | None, token: str | None, as_json: bool) -> None:
+    """List queues: their policy chains, limits and load."""
+    from rich.table import Table
+
+    with client(url, token) as c:
+        rows = c.json("GET", "/v1/queues")
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    for col, just in (("QUEUE", "left"), ("POLICIES", "left"), ("LIMITS", "left"), ("JOBS", "right"),
+                      ("QUEUED", "right"), ("RUNNING", "right")):
+        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for q in rows:
+        limits = ", ".join(f"{k}={v}" for k, v in q["limits"].items()) or "-"
+        name = q["name"] + (" (default)" if q["default"] else "")
+        table.add_row(name, " > ".join(q["policies"]), limits, str(q["jobs"]), str(q["queued"]), str(q["running"]))
+    console.print(table)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("job_id", type=int)
+@url_option
+@token_option
+@json_option
+@friendly
+def explain(job_id: int, url: str | None, token: str | None, as_json: bool) -> None:
+    """Say why a job's tasks are not running: which policy or requirement holds them, where."""
+    from rich.markup import escape
+
+    with client(url, token) as c:
+        data = c.json("GET", f"/v1/jobs/{job_id}/explain")
+    if as_json:
+        print_json(data)
+        return
+    job = data["job"]
+    console.print(f"job {job['id']} in queue [bold]{escape(data['queue'])}[/]: {job['state']}, "
+                  f"{job['queued']} queued, {job['running']} running, {job['done']} done")
+    verdict = data["verdict"]
+    if job["state"] in ("done", "failed", "cancelled"):
+        console.print("it has ended: nothing waits")
+        return
+    if verdict is None:
+        console.print("nothing holds it: " + ("its tasks are running or about to be sent"
+                                               if job["queued"] == 0 or job["running"] else "it goes out next"))
+    else:
+        who = f"{verdict['policy']}: " if verdict["policy"] else ""
+        console.print(f"[yellow]waiting[/] ({verdict['code']}) — {escape(who + verdict['reason'])}")
+    if not data["workers"]:
+        console.print("no worker is connected: start one with 'tiercel worker'")
+    for w in data["workers"]:
+        mark = "[green]ok[/]" if w["code"] == "ok" else f"[yellow]{w['code']}[/]"
+        console.print(f"  {escape(w['worker'])}: {mark} {escape(w['reason'])}")
 
 
 @cli.group(context_settings=CONTEXT)

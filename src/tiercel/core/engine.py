@@ -215,7 +215,7 @@ class Engine:
         job = self.jobs.get(job_id)
         return job.counts() if job else None
 
-    def cancel(self, job_id: JobId) -> list[Effect]:
+    def cancel(self, job_id: JobId, now: float | None = None) -> list[Effect]:
         job = self.jobs.get(job_id)
         if job is None:
             return []
@@ -229,6 +229,7 @@ class Engine:
             if worker is not None:
                 worker.tasks.pop((job_id, index), None)
                 kills.setdefault(run.worker, []).append(TaskRef(job_id, index, run.attempt))
+        self._usage(job, -len(job.running), now)
         job.running.clear()
         effects.extend(KillTasks(w, refs) for w, refs in kills.items())
         effects.extend(self._maybe_end(job))
@@ -290,6 +291,7 @@ class Engine:
         else:
             return False  # settled already
         job.running[ref.index] = Running(worker.id, ref.attempt, failures, now)
+        self._usage(job, 1, now)
         job.started = True
         job.workers.add(worker.id)
         worker.tasks[(ref.job, ref.index)] = ref.attempt
@@ -336,6 +338,7 @@ class Engine:
         if run is None or run.worker != worker.id or run.attempt != attempt:
             return
         del job.running[key[1]]
+        self._usage(job, -1, now)
         job.retry[key[1]] = (attempt + 1, run.failures)
         lost = Report(job.id, key[1], attempt, outcome, None, run.since, now)
         records.append(AttemptRecord(lost, False, worker.id))
@@ -351,16 +354,12 @@ class Engine:
     def _snapshot(self, now: float, jobs: list[JobRun], places: tuple[Place, ...]) -> Snapshot:
         running_by_user: dict[UserName, int] = {}
         running_by_queue: dict[str, int] = {}
-        slots_by_user: dict[UserName, int] = {}
         for j in self.jobs.values():
             if j.running:
                 n = len(j.running)
                 running_by_user[j.owner] = running_by_user.get(j.owner, 0) + n
                 q = self.queue_of(j)
                 running_by_queue[q] = running_by_queue.get(q, 0) + n
-                slots_by_user[j.owner] = slots_by_user.get(j.owner, 0) + n * j.spec.cpus
-        for user in set(self.usage) | set(slots_by_user):
-            self.usage.set_running(user, slots_by_user.get(user, 0), now)
         groups = tuple(
             Group(j.id, j.owner, j.pending, j.spec.cpus, j.submitted, self.queue_of(j), j.spec.priority,
                   j.spec.walltime, j.spec.requires, j.spec.memory_mb)
@@ -387,7 +386,7 @@ class Engine:
             jobs = by_queue.get(name)
             if not jobs:
                 continue
-            places = tuple(Place(w.id, credit[w.id], w.info.slots, w.info.tags, w.info.memory_mb)
+            places = tuple(Place(w.id, credit[w.id], w.info.slots, w.info.tags, w.info.memory_mb, name=w.info.name)
                            for w in hungry if credit[w.id] > 0)
             if not places:
                 break
@@ -412,7 +411,8 @@ class Engine:
         name = self.queue_of(job)
         chain = self.queues[name]
         connected = [w for w in self.workers.values() if w.connected]
-        places = tuple(Place(w.id, w.credit, w.info.slots, w.info.tags, w.info.memory_mb) for w in connected)
+        places = tuple(Place(w.id, w.credit, w.info.slots, w.info.tags, w.info.memory_mb, name=w.info.name)
+                       for w in connected)
         if not job.pending:
             return Explanation(name, None, [])
         waiting = [j for j in self._order if j.pending and self.queue_of(j) == name]
@@ -431,7 +431,13 @@ class Engine:
             per_worker.append((w.info.name, verdict))
         return Explanation(name, status, per_worker)
 
+    def _usage(self, job: JobRun, tasks: int, now: float | None) -> None:
+        """Fair-share accounting: slots a user holds, changed as tasks start and stop."""
+        if tasks:
+            self.usage.add_running(job.owner, tasks * job.spec.cpus, self.usage.now if now is None else now)
+
     def _assign(self, job: JobRun, worker: WorkerRun, n: int, out: list[TaskRef], now: float) -> None:
+        self._usage(job, n, now)
         job.started = True
         job.workers.add(worker.id)
         worker.credit -= n * job.spec.cpus
@@ -465,10 +471,12 @@ class Engine:
             current = job.running.get(r.index)
             if current is not None and current.worker == worker_id and current.attempt == r.attempt:
                 del job.running[r.index]
+                self._usage(job, -1, now)
                 failures = current.failures
             elif r.outcome is Outcome.DONE and current is not None:
                 # An earlier attempt succeeded after the task was handed out again.
                 del job.running[r.index]
+                self._usage(job, -1, now)
                 other = self.workers.get(current.worker)
                 if other is not None:
                     other.tasks.pop((r.job, r.index), None)

@@ -81,6 +81,11 @@ class Place:
     tags: frozenset[str] = frozenset()
     memory_mb: int = 0
     releases: Sequence[tuple[float, int]] = ()  # (time, slots) when running work should end
+    name: str = ""  # what to call it in a reason, when the id is not for people
+
+    @property
+    def shown(self) -> str:
+        return self.name or self.id
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
@@ -183,6 +184,12 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
         spec = build_spec(req, max_tasks=manager.settings.max_tasks)
         if isinstance(spec, Problem):
             raise ApiError.of(spec, 422)
+        queues = manager.engine.queues
+        if not spec.queue:
+            spec = dataclasses.replace(spec, queue=manager.engine.default_queue)
+        elif spec.queue not in queues:
+            raise ApiError(422, f"queue_name: {spec.queue!r} is not a queue here (queues: {', '.join(queues)}; "
+                                "see 'tiercel queues')", "queue_name")
         return (await manager.submit(who.user, spec)).to_json()
 
     @app.get("/v1/jobs", response_model=list[JobInfo])
@@ -241,6 +248,46 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
                 yield r.stdout if stream == "stdout" else r.stderr
 
         return StreamingResponse(body(), media_type="application/octet-stream")
+
+    @app.get("/v1/jobs/{job_id}/explain")
+    async def explain(job_id: JobPath, who: Who) -> dict[str, Any]:
+        """Why a job's waiting tasks are not running: its queue's verdict and each worker's."""
+        summary = own_job(job_id, who)
+        found = manager.engine.explain(summary.id, manager.clock())
+        if manager.engine.held(manager.clock()):
+            verdict: dict[str, Any] | None = {
+                "code": "wait", "policy": "restart",
+                "reason": "held while workers reconnect after a restart"}
+        elif found is None or found.status is None:
+            verdict = None
+        else:
+            verdict = {"code": found.status.code.value, "policy": found.status.policy,
+                       "reason": found.status.reason}
+        return {
+            "job": summary.to_json(), "queue": found.queue if found else summary.spec.queue,
+            "verdict": verdict,
+            "workers": [{"worker": name, "code": st.code.value, "policy": st.policy, "reason": st.reason}
+                        for name, st in (found.workers if found else [])],
+        }
+
+    @app.get("/v1/queues")
+    async def queues(who: Who) -> list[dict[str, Any]]:
+        load: dict[str, list[int]] = {name: [0, 0, 0] for name in manager.engine.queues}
+        for job in manager.engine.jobs.values():
+            q = load[manager.engine.queue_of(job)]
+            q[0] += 1
+            q[1] += job.pending
+            q[2] += len(job.running)
+        configured = manager.settings.queues
+        out = []
+        for name in manager.engine.queues:
+            conf = configured.get(name)
+            policies = list(conf.policies) if conf else ["priority", "fcfs"]
+            out.append({"name": name, "default": name == manager.engine.default_queue,
+                        "policies": ["requirements", *[p for p in policies if p != "requirements"]],
+                        "limits": conf.limits if conf else {}, "jobs": load[name][0], "queued": load[name][1],
+                        "running": load[name][2], "description": conf.description if conf else ""})
+        return out
 
     @app.get("/v1/workers", response_model=list[WorkerRow])
     async def workers(who: Who) -> list[dict[str, Any]]:

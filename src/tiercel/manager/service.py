@@ -25,6 +25,7 @@ from tiercel.core.model import Counts, JobId, JobSpec, JobState, TaskRef, UserNa
 from tiercel.core.scheduling import why_waiting
 from tiercel.manager.auth import Identity, digest, new_token
 from tiercel.protocol import ref_from_wire, report_from_wire, spec_to_dict
+from tiercel.queues import Queue
 from tiercel.store import AddJob, EndJob, ForgetWorker, JobRow, Record, SaveToken, SeenWorker, Store, WriteOp
 
 log = logging.getLogger("tiercel.manager")
@@ -40,6 +41,7 @@ class Settings:
     heartbeat: float = 5.0  # how often workers say they are alive
     reconnect_grace: float = 10.0  # after a restart, how long to wait for workers to reclaim tasks
     max_tasks: int = 100_000_000
+    queues: dict[str, Queue] = field(default_factory=dict)  # from the config file; empty: one default queue
 
 
 @dataclass
@@ -91,7 +93,7 @@ class Manager:
         self.store = store
         self.settings = settings
         self.clock = clock
-        self.engine = Engine()
+        self.engine = self._engine()
         self.conns: dict[WorkerId, Connection] = {}
         self.tokens: dict[str, tuple[UserName, str]] = {}
         self.events = Events()
@@ -106,6 +108,13 @@ class Manager:
 
     # ---- life cycle ------------------------------------------------------
 
+    def _engine(self, **kw: Any) -> Engine:
+        queues = self.settings.queues
+        if not queues:
+            return Engine(**kw)
+        ordered = sorted(queues.values(), key=lambda q: not q.default)  # the default queue first
+        return Engine(queues={q.name: q.chain for q in ordered}, **kw)
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         loaded = await asyncio.to_thread(self.store.open)
@@ -113,7 +122,8 @@ class Manager:
         self._next_job = loaded.next_job_id
         self.tokens = dict(loaded.tokens)
         if loaded.unfinished and loaded.workers:
-            self.engine = Engine(hold_until=now + self.settings.reconnect_grace, expected_workers=loaded.workers)
+            self.engine = self._engine(hold_until=now + self.settings.reconnect_grace,
+                                       expected_workers=loaded.workers)
         effects: list[Effect] = []
         for row, restored in loaded.unfinished:
             effects += self.engine.add_job(row.id, row.spec, row.owner, row.submitted, restored)
@@ -297,7 +307,7 @@ class Manager:
 
     async def cancel(self, job_id: JobId) -> None:
         """Cancel a job; returns once its end is durable."""
-        await self.apply(self.engine.cancel(job_id))
+        await self.apply(self.engine.cancel(job_id, self.clock()))
 
     # ---- workers ---------------------------------------------------------
 

@@ -69,15 +69,9 @@ class DecayedUsage(Mapping[UserName, float]):
         kept = math.exp(-self.rate * max(0.0, now - since))
         return value * kept + slots * (1.0 - kept) / self.rate
 
-    def set_running(self, user: UserName, slots: int, now: float) -> None:
-        _, _, running = self._users.get(user, (0.0, now, 0))
-        if running != slots:
-            self._users[user] = (self._value(user, now), now, slots)
-            self._cache.pop(user, None)
-
     def add_running(self, user: UserName, slots: int, now: float) -> None:
         _, _, running = self._users.get(user, (0.0, now, 0))
-        self._users[user] = (self._value(user, now), now, running + slots)
+        self._users[user] = (self._value(user, now), now, max(0, running + slots))
         self._cache.pop(user, None)
 
     def __getitem__(self, user: UserName) -> float:

@@ -20,9 +20,9 @@ class Requirements:
     def filter(self, group: Group, place: Place, snap: Snapshot) -> Status:
         missing = group.requires - place.tags
         if missing:
-            return never(self.name, f"{place.id} lacks tag(s) {', '.join(sorted(missing))}")
+            return never(self.name, f"{place.shown} lacks tag(s) {', '.join(sorted(missing))}")
         if group.cpus > place.total:
-            return never(self.name, f"{place.id} has {place.total} slot(s); a task needs {group.cpus}")
+            return never(self.name, f"{place.shown} has {place.total} slot(s); a task needs {group.cpus}")
         if group.memory_mb and place.memory_mb and group.memory_mb > place.memory_mb:
-            return never(self.name, f"{place.id} has {place.memory_mb} MB; a task needs {group.memory_mb} MB")
+            return never(self.name, f"{place.shown} has {place.memory_mb} MB; a task needs {group.memory_mb} MB")
         return OK
