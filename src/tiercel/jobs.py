@@ -7,6 +7,7 @@ is allowed, so the CLI, the API and the chat gateway all say the same thing.
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 
@@ -46,6 +47,28 @@ def parse_duration(value: str | float | int) -> float | Problem:
     return seconds
 
 
+def parse_when(text: str, now: float, field: str) -> float | Problem:
+    """``now``, ``+10m`` (from now), ``2026-11-21T10:00`` (local time unless it says otherwise) or epoch seconds."""
+    text = text.strip()
+    if text == "now":
+        return now
+    if text.startswith("+"):
+        d = parse_duration(text[1:])
+        return Problem(field, text, "must be now, +DURATION (+10m, +2h) or a date and time such as "
+                                    "2026-11-21T10:00") if isinstance(d, Problem) else now + d
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return Problem(field, text, "must be now, +DURATION (+10m, +2h) or a date and time such as 2026-11-21T10:00")
+    if when.tzinfo is None:
+        when = when.astimezone()
+    return when.timestamp()
+
+
 def parse_memory(value: str | int) -> int | Problem:
     """``512`` (MB), ``"512M"``, ``"4G"`` → megabytes."""
     if isinstance(value, bool):
@@ -83,6 +106,7 @@ class JobRequest(BaseModel):
     memory: str | int = Field(0, description="per task: 512M, 4G (MB when a number)")
     priority: int = Field(0, ge=-1000, le=1000)
     queue_name: str | None = Field(None, max_length=64, description="the queue (default: the manager's default)")
+    reservation: str | None = Field(None, max_length=64, description="run inside this advance reservation")
 
     @field_validator("requires", mode="before")
     @classmethod
@@ -176,6 +200,7 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
         memory_mb=memory,
         priority=req.priority,
         queue=req.queue_name or "",
+        reservation=req.reservation,
     )
 
 

@@ -31,6 +31,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "memory_mb": spec.memory_mb,
         "priority": spec.priority,
         "queue": spec.queue,
+        "reservation": spec.reservation,
     }
 
 
@@ -51,6 +52,7 @@ def spec_from_dict(d: dict[str, Any]) -> JobSpec:
         memory_mb=int(d.get("memory_mb", 0)),
         priority=int(d.get("priority", 0)),
         queue=str(d.get("queue", "default")),
+        reservation=d.get("reservation"),
     )
 
 

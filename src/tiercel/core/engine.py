@@ -39,8 +39,11 @@ from tiercel.core.policies.fairshare import DecayedUsage
 from tiercel.core.policies.fcfs import Fcfs
 from tiercel.core.policies.priority import Priority
 from tiercel.core.policies.requirements import Requirements
+from tiercel.core.policies.reservations import Reservations, ReservationView
 from tiercel.core.policy import Code, Group, Place, Snapshot, Status
+from tiercel.core.problems import Problem
 from tiercel.core.ranges import RangeQueue
+from tiercel.core.reservations import Reservation, admit
 from tiercel.core.scheduling import job_order
 
 TaskKey = tuple[JobId, int]
@@ -53,11 +56,12 @@ def default_chain(name: str = DEFAULT_QUEUE) -> Chain:
 
 
 def with_requirements(chain: Chain) -> Chain:
-    """Live placement always checks tags and sizes, whatever else a queue's chain holds."""
-    if any(f.name == "requirements" for f in chain.filters):
-        return chain
-    return Chain(chain.name, chain.sorters, (Requirements(), *chain.filters), chain.scorers, chain.permits,
-                 chain.reservers)
+    """Live placement always checks tags and sizes and honours reservations, whatever else a chain holds."""
+    filters = chain.filters if any(f.name == "requirements" for f in chain.filters) \
+        else (Requirements(), *chain.filters)
+    permits = chain.permits if any(p.name == "reservations" for p in chain.permits) \
+        else (*chain.permits, Reservations())
+    return Chain(chain.name, chain.sorters, filters, chain.scorers, permits, chain.reservers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +182,7 @@ class Engine:
         self.queues = {name: with_requirements(c) for name, c in (queues or {DEFAULT_QUEUE: default_chain()}).items()}
         self.default_queue = next(iter(self.queues))
         self.usage = DecayedUsage(half_life)
+        self.reservations: dict[str, Reservation] = {}
         self.jobs: dict[JobId, JobRun] = {}
         self.workers: dict[WorkerId, WorkerRun] = {}
         self._order: list[JobRun] = []
@@ -362,10 +367,36 @@ class Engine:
                 running_by_queue[q] = running_by_queue.get(q, 0) + n
         groups = tuple(
             Group(j.id, j.owner, j.pending, j.spec.cpus, j.submitted, self.queue_of(j), j.spec.priority,
-                  j.spec.walltime, j.spec.requires, j.spec.memory_mb)
+                  j.spec.walltime, j.spec.requires, j.spec.memory_mb, j.spec.reservation)
             for j in jobs
         )
-        return Snapshot(now, groups, places, running_by_user, running_by_queue, self.usage.at(now))
+        return Snapshot(now, groups, places, running_by_user, running_by_queue, self.usage.at(now),
+                        reservations=self._reservation_views(now))
+
+    def _reservation_views(self, now: float) -> tuple[ReservationView, ...]:
+        if not self.reservations:
+            return ()
+        used: dict[str, int] = {}
+        for j in self.jobs.values():
+            if j.spec.reservation is not None and j.running:
+                used[j.spec.reservation] = used.get(j.spec.reservation, 0) + len(j.running) * j.spec.cpus
+        return tuple(ReservationView(r.name, r.slots, r.start, r.end, r.users, used.get(r.name, 0))
+                     for r in self.reservations.values() if r.end > now)
+
+    # ---- reservations --------------------------------------------------
+
+    def reserve(self, r: Reservation, capacity: int, now: float) -> Problem | None:
+        """Admit a reservation, or say why not; nothing changes when it is refused."""
+        problem = admit(r, [x for x in self.reservations.values() if x.end > now], capacity, now)
+        if problem is None:
+            self.reservations[r.name] = r
+        return problem
+
+    def restore_reservation(self, r: Reservation) -> None:
+        self.reservations[r.name] = r
+
+    def unreserve(self, name: str) -> bool:
+        return self.reservations.pop(name, None) is not None
 
     def dispatch(self, now: float) -> list[Effect]:
         """Hand waiting tasks to workers with free slots, queue by queue, by each queue's policies."""

@@ -58,6 +58,7 @@ class JobSpec:
     memory_mb: int = 0
     priority: int = 0
     queue: str = "default"
+    reservation: str | None = None
 
     @property
     def size(self) -> int:

@@ -21,7 +21,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from tiercel.core.model import JobId, UserName
 
@@ -97,6 +97,7 @@ class Snapshot:
     running_by_queue: Mapping[str, int] = field(default_factory=dict)
     usage: Mapping[UserName, float] = field(default_factory=dict)  # decayed slot-seconds
     shares: Mapping[UserName, float] = field(default_factory=dict)  # relative shares (default 1)
+    reservations: tuple[Any, ...] = ()  # ReservationView: windows of reserved slots
 
 
 @dataclass
@@ -104,11 +105,16 @@ class Cycle:
     """What this scheduling cycle has started so far (for permit policies)."""
 
     started: int = 0
+    started_slots: int = 0
     by_user: dict[UserName, int] = field(default_factory=dict)
     by_queue: dict[str, int] = field(default_factory=dict)
+    by_reservation: dict[str, int] = field(default_factory=dict)  # slots
 
     def record(self, group: Group, n: int) -> None:
         self.started += n
+        self.started_slots += n * group.cpus
+        if group.reservation is not None:
+            self.by_reservation[group.reservation] = self.by_reservation.get(group.reservation, 0) + n * group.cpus
         self.by_user[group.owner] = self.by_user.get(group.owner, 0) + n
         self.by_queue[group.queue] = self.by_queue.get(group.queue, 0) + n
 

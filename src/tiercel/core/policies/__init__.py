@@ -16,6 +16,7 @@ from tiercel.core.policies.fairshare import FairShare
 from tiercel.core.policies.fcfs import Fcfs
 from tiercel.core.policies.priority import Priority
 from tiercel.core.policies.requirements import Requirements
+from tiercel.core.policies.reservations import Reservations
 from tiercel.core.policies.throttle import Throttle
 
 Factory = Callable[[Mapping[str, Any]], object]  # -> a policy, or a Problem
@@ -27,6 +28,7 @@ BUILTIN: dict[str, Factory] = {
     "fairshare": FairShare.create,
     "backfill": Backfill.create,
     "requirements": Requirements.create,
+    "reservations": Reservations.create,
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -36,4 +38,5 @@ DESCRIPTIONS: dict[str, str] = {
     "fairshare": "users furthest below their share of recent usage go first (usage decays by half-life)",
     "backfill": "EASY backfill: later work may start if it does not delay the first blocked job",
     "requirements": "a worker or site must have the job's tags and enough slots and memory",
+    "reservations": "reserved slots go only to their reservation's users, inside its window",
 }

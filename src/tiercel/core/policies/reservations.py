@@ -1,0 +1,72 @@
+"""Reservation-aware permit: reserved slots go only to the reservation's work.
+
+A group submitted with a reservation starts only inside the window, only for an
+allowed user, and only within the reservation's slots. Other work leaves the
+reserved slots alone: during a window, and also before one if it might still be
+running when the window opens (it may use them only if its walltime provably
+ends before the start).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tiercel.core.policies.args import unknown_args
+from tiercel.core.policy import OK, Cycle, Group, Snapshot, Status, never, wait
+from tiercel.core.problems import Problem
+
+
+@dataclass(frozen=True)
+class ReservationView:
+    """A reservation as one cycle sees it: its window and the slots its work holds now."""
+
+    name: str
+    slots: int
+    start: float
+    end: float
+    users: frozenset[str]
+    used: int = 0
+
+
+class Reservations:
+    name = "reservations"
+
+    @staticmethod
+    def create(args: Mapping[str, Any]) -> Reservations | Problem:
+        return unknown_args(args, "reservations", ()) or Reservations()
+
+    def permit(self, group: Group, n: int, cycle: Cycle, snap: Snapshot) -> tuple[int, Status]:
+        views: tuple[ReservationView, ...] = getattr(snap, "reservations", ())
+        if group.reservation is not None:
+            return self._inside(group, n, cycle, snap, views)
+        if not views:
+            return n, OK
+        ends = snap.now + group.walltime if group.walltime is not None else math.inf
+        kept = sum(max(0, r.slots - r.used) for r in views if r.start < ends and snap.now < r.end)
+        if not kept:
+            return n, OK
+        free = sum(p.free for p in snap.places) - cycle.started_slots
+        room = max(0, free - kept) // group.cpus
+        if room >= n:
+            return n, OK
+        names = ", ".join(r.name for r in views if r.start < ends and snap.now < r.end)
+        return room, wait(self.name, f"{kept} free slot(s) are reserved ({names})")
+
+    def _inside(self, group: Group, n: int, cycle: Cycle, snap: Snapshot,
+                views: tuple[ReservationView, ...]) -> tuple[int, Status]:
+        r = next((v for v in views if v.name == group.reservation), None)
+        if r is None:
+            return 0, never(self.name, f"reservation {group.reservation} does not exist (any more)")
+        if group.owner not in r.users:
+            return 0, never(self.name, f"{group.owner} may not use reservation {r.name}")
+        if snap.now < r.start:
+            return 0, wait(self.name, f"reservation {r.name} opens at {r.start:.0f}")
+        if snap.now >= r.end:
+            return 0, never(self.name, f"reservation {r.name} ended at {r.end:.0f}")
+        room = max(0, r.slots - r.used - cycle.by_reservation.get(r.name, 0)) // group.cpus
+        if room >= n:
+            return n, OK
+        return room, wait(self.name, f"reservation {r.name} has all {r.slots} slot(s) in use")

@@ -1,0 +1,54 @@
+"""Advance reservations: slots of a site held for some users over a window of time.
+
+Admission is pure: a new reservation is refused, with the reason, when its window
+is in the past or empty, when it asks for more slots than the site has, or when at
+some instant it and the reservations overlapping it would hold more than the site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tiercel.core.problems import Problem
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    name: str
+    site: str
+    slots: int
+    start: float
+    end: float
+    users: frozenset[str]
+    owner: str = ""
+
+    def active(self, now: float) -> bool:
+        return self.start <= now < self.end
+
+    def allows(self, user: str) -> bool:
+        return user in self.users
+
+
+def admit(new: Reservation, existing: Sequence[Reservation], capacity: int, now: float) -> Problem | None:
+    if new.end <= new.start:
+        return Problem("end", new.end, f"must be after the start ({new.start:.0f})")
+    if new.end <= now:
+        return Problem("end", new.end, "is in the past: a reservation must end in the future")
+    if new.slots < 1:
+        return Problem("slots", new.slots, "must be at least 1")
+    if new.slots > capacity:
+        return Problem("slots", new.slots, f"is more than site {new.site} has ({capacity})")
+    if not new.users:
+        return Problem("users", "", "must name at least one user")
+    if any(r.name == new.name for r in existing):
+        return Problem("name", new.name, "is taken by another reservation")
+    same_site = [r for r in existing if r.site == new.site and r.start < new.end and new.start < r.end]
+    # The peak of held slots over the new window is reached at some reservation's start.
+    for t in sorted({new.start, *(r.start for r in same_site if r.start > new.start)}):
+        held = new.slots + sum(r.slots for r in same_site if r.start <= t < r.end)
+        if held > capacity:
+            names = ", ".join(r.name for r in same_site if r.start <= t < r.end)
+            return Problem("slots", new.slots, f"would oversubscribe site {new.site}: with {names} "
+                                               f"{held} of its {capacity} slots would be held at {t:.0f}")
+    return None

@@ -1,0 +1,86 @@
+"""Advance reservations: admission, and reserved slots honoured by placement."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiercel.core.engine import Engine, SendTasks
+from tiercel.core.model import JobId, JobSpec, UserName, WorkerId, WorkerInfo
+from tiercel.core.problems import Problem
+from tiercel.core.ranges import IndexRanges
+from tiercel.core.reservations import Reservation, admit
+
+ALICE, BOB = UserName("alice"), UserName("bob")
+
+
+def r(name: str = "r", slots: int = 2, start: float = 100, end: float = 200, users: tuple[str, ...] = ("bob",)
+      ) -> Reservation:
+    return Reservation(name, "pool", slots, start, end, frozenset(users))
+
+
+@pytest.mark.parametrize(
+    ("new", "existing", "needle"),
+    [
+        (r(start=200, end=100), [], "end: 100 must be after the start"),
+        (r(start=10, end=40), [], "end: 40 is in the past"),
+        (r(slots=9), [], "slots: 9 is more than site pool has (4)"),
+        (r(users=()), [], "users: must name at least one user"),
+        (r(name="a"), [r(name="a", start=500, end=600)], "name: 'a' is taken"),
+        (r(name="b", slots=3, start=150, end=250), [r(name="a", slots=2)],
+         "would oversubscribe site pool: with a 5 of its 4 slots would be held at 150"),
+    ],
+)
+def test_admission_refuses_with_the_reason(new: Reservation, existing: list[Reservation], needle: str) -> None:
+    problem = admit(new, existing, capacity=4, now=50)
+    assert isinstance(problem, Problem) and needle in problem.message()
+
+
+def test_back_to_back_and_disjoint_windows_fit() -> None:
+    existing = [r(name="a", slots=4, start=100, end=200)]
+    assert admit(r(name="b", slots=4, start=200, end=300), existing, 4, 50) is None
+    assert admit(r(name="c", slots=4, start=0, end=100), existing, 4, 50) is None
+
+
+def sent(effects: list[object]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for e in effects:
+        if isinstance(e, SendTasks):
+            for t in e.tasks:
+                out[t.job] = out.get(t.job, 0) + 1
+    return out
+
+
+def engine_with(now: float) -> Engine:
+    e = Engine()
+    assert e.reserve(r(), capacity=4, now=0) is None
+    e.connect(WorkerId("w"), WorkerInfo("w", "h", 4), now, credit=4)
+    return e
+
+
+def job(e: Engine, jid: int, owner: UserName, n: int = 4, **kw: object) -> None:
+    spec = JobSpec(command=("true",), indexes=IndexRanges.of_size(n), **kw)  # type: ignore[arg-type]
+    e.add_job(JobId(jid), spec, owner, 0)
+
+
+def test_other_work_leaves_reserved_slots_alone_unless_it_ends_before_the_window() -> None:
+    e = engine_with(50)
+    job(e, 1, ALICE)  # no walltime: it might still run at t=100
+    assert sent(e.dispatch(50)) == {1: 2}
+    e2 = engine_with(50)
+    job(e2, 1, ALICE, walltime=30)  # ends by t=80: may use the reserved slots now
+    assert sent(e2.dispatch(50)) == {1: 4}
+
+
+def test_reservation_work_runs_inside_its_window_for_allowed_users_only() -> None:
+    e = engine_with(50)
+    job(e, 2, BOB, reservation="r")
+    assert sent(e.dispatch(50)) == {}  # the window opens at 100
+    explained = e.explain(JobId(2), 50)
+    assert explained is not None and explained.status is not None
+    assert explained.status.reason == "reservation r opens at 100"
+    assert sent(e.dispatch(120)) == {2: 2}  # its two slots, no more
+    job(e, 3, ALICE, reservation="r")
+    e.add_credit(WorkerId("w"), 2)
+    assert 3 not in sent(e.dispatch(130))
+    why = e.explain(JobId(3), 130)
+    assert why is not None and why.status is not None and why.status.reason == "alice may not use reservation r"
