@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tiercel.core.problems import Problem
+from tiercel.core.problems import MISSING, Problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ def admit(new: Reservation, existing: Sequence[Reservation], capacity: int, now:
     if new.slots > capacity:
         return Problem("slots", new.slots, f"is more than site {new.site} has ({capacity})")
     if not new.users:
-        return Problem("users", "", "must name at least one user")
+        return Problem("users", MISSING, "must name at least one user")
     if any(r.name == new.name for r in existing):
         return Problem("name", new.name, "is taken by another reservation")
     same_site = [r for r in existing if r.site == new.site and r.start < new.end and new.start < r.end]
