@@ -38,12 +38,14 @@ def _logging(verbose: int) -> None:
               metavar="SECONDS", help="After a restart, wait this long for workers to reclaim running tasks.")
 @click.option("--sync", type=click.Choice(["FULL", "NORMAL"], case_sensitive=False), default="FULL",
               show_default=True, help="SQLite synchronous mode: FULL survives power loss, NORMAL a crash.")
+@click.option("--pool-slots", type=click.IntRange(0), default=0, metavar="N",
+              help="Size of the worker pool for reservations, when more than the workers connected now.")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="TOML configuration: [queues.NAME] with their policies and limits.")
 @click.option("--quiet", is_flag=True, help="Print nothing on start.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbeat: float, reconnect_grace: float,
-            sync: str, config: Path | None, quiet: bool, verbose: int) -> None:
+            sync: str, pool_slots: int, config: Path | None, quiet: bool, verbose: int) -> None:
     """Run a manager: REST API, worker channel and event stream on one port.
 
     On first start it writes an admin token and a worker token into the state dir.
@@ -68,7 +70,7 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
             raise UserError(f"{config}: {loaded.message()}")
         queues = loaded
     settings = Settings(state_dir=state, worker_timeout=worker_timeout, heartbeat=min(heartbeat, worker_timeout / 3),
-                        reconnect_grace=reconnect_grace, queues=queues)
+                        reconnect_grace=reconnect_grace, queues=queues, pool_slots=pool_slots)
     try:
         serve(host, port, settings, synchronous=sync.upper(), quiet=quiet)
     except KeyboardInterrupt:

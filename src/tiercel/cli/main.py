@@ -54,7 +54,7 @@ def job_fields(
     queue: int | None, array: str | None, requires: tuple[str, ...], cleanup: str | None, retries: int | None,
     walltime: str | None, env: tuple[str, ...], cwd: str | None, name: str | None, no_index: bool,
     cpus: int | None, memory: str | None, priority: int | None, file: Path | None, command: tuple[str, ...],
-    queue_name: str | None = None,
+    queue_name: str | None = None, reservation: str | None = None,
 ) -> dict[str, Any]:
     """Merge a job file with the command line (the command line wins) and validate locally."""
     data: dict[str, Any] = {}
@@ -67,7 +67,8 @@ def job_fields(
         data["command"] = list(command)
     for key, value in (("queue", queue), ("array", array), ("cleanup", cleanup), ("retries", retries),
                        ("walltime", walltime), ("cwd", cwd), ("name", name), ("cpus", cpus),
-                       ("memory", memory), ("priority", priority), ("queue_name", queue_name)):
+                       ("memory", memory), ("priority", priority), ("queue_name", queue_name),
+                       ("reservation", reservation)):
         if value is not None:
             data[key] = value
     if queue is not None:
@@ -114,6 +115,7 @@ def job_options(fn: Any) -> Any:
         click.option("--memory", metavar="SIZE", help="Memory each task needs (512M, 4G)."),
         click.option("--priority", type=int, metavar="P", help="Higher runs first (-1000..1000)."),
         click.option("--queue-name", "-Q", metavar="NAME", help="The queue (see 'tiercel queues')."),
+        click.option("--reservation", metavar="NAME", help="Run inside this advance reservation."),
         click.option("--file", "-f", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
                      help="Job file: TOML [job] table, or a Kestrel .job file."),
     ]
@@ -350,6 +352,81 @@ def explain(job_id: int, url: str | None, token: str | None, as_json: bool) -> N
     for w in data["workers"]:
         mark = "[green]ok[/]" if w["code"] == "ok" else f"[yellow]{w['code']}[/]"
         console.print(f"  {escape(w['worker'])}: {mark} {escape(w['reason'])}")
+
+
+@cli.group(context_settings=CONTEXT)
+def reserve() -> None:
+    """Advance reservations: slots of a site held for some users over a window (admins)."""
+
+
+@reserve.command("create", context_settings=CONTEXT)
+@click.option("--site", default="pool", show_default=True, help="Whose slots to reserve.")
+@click.option("--slots", type=int, required=True, metavar="N", help="How many slots.")
+@click.option("--start", required=True, metavar="WHEN", help="now, +10m, or a time such as 2026-11-21T10:00.")
+@click.option("--end", required=True, metavar="WHEN", help="As --start; +2h means two hours after the start.")
+@click.option("--users", default="", metavar="A,B", help="Who may use it (default: you).")
+@click.option("--name", metavar="NAME", help="Its name (jobs say --reservation NAME).")
+@url_option
+@token_option
+@json_option
+@friendly
+def reserve_create(site: str, slots: int, start: str, end: str, users: str, name: str | None, url: str | None,
+                   token: str | None, as_json: bool) -> None:
+    """Reserve slots for a window: only the named users' jobs with --reservation use them then."""
+    body: dict[str, Any] = {"site": site, "slots": slots, "start": start, "end": end,
+                            "users": [u for u in users.split(",") if u]}
+    if name:
+        body["name"] = name
+    with client(url, token) as c:
+        r = c.json("POST", "/v1/reservations", json=body)
+    if as_json:
+        print_json(r)
+    else:
+        console.print(f"reservation [bold]{r['name']}[/]: {r['slots']} slot(s) of {r['site']} "
+                      f"from {_when(r['start'])} to {_when(r['end'])} for {', '.join(r['users'])}")
+
+
+@reserve.command("list", context_settings=CONTEXT)
+@url_option
+@token_option
+@json_option
+@friendly
+def reserve_list(url: str | None, token: str | None, as_json: bool) -> None:
+    """List reservations."""
+    from rich.table import Table
+
+    with client(url, token) as c:
+        rows = c.json("GET", "/v1/reservations")
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no reservations")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    for col in ("NAME", "SITE", "SLOTS", "START", "END", "USERS"):
+        table.add_column(col, no_wrap=True, justify="right" if col == "SLOTS" else "left")
+    for r in rows:
+        table.add_row(r["name"], r["site"], str(r["slots"]), _when(r["start"]), _when(r["end"]), ",".join(r["users"]))
+    console.print(table)
+
+
+@reserve.command("delete", context_settings=CONTEXT)
+@click.argument("name")
+@url_option
+@token_option
+@friendly
+def reserve_delete(name: str, url: str | None, token: str | None) -> None:
+    """Delete a reservation: its slots are free for everyone again."""
+    with client(url, token) as c:
+        c.json("DELETE", f"/v1/reservations/{name}")
+    console.print(f"reservation {name} deleted")
+
+
+def _when(ts: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @cli.group(context_settings=CONTEXT)

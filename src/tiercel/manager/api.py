@@ -24,7 +24,8 @@ from starlette.websockets import WebSocketDisconnect
 from tiercel import __version__
 from tiercel.core.model import JobId, UserName
 from tiercel.core.problems import Problem
-from tiercel.jobs import JobRequest, build_spec
+from tiercel.core.reservations import Reservation
+from tiercel.jobs import JobRequest, build_spec, parse_when
 from tiercel.manager.auth import ROLES, Identity, bearer
 from tiercel.manager.channel import worker_channel
 from tiercel.manager.service import JobSummary, Manager
@@ -112,6 +113,16 @@ class TokenRequest(BaseModel):
     role: str = Field("user", description="user, admin or worker")
 
 
+class ReservationRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+    name: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    site: str = Field("pool", description="the site whose slots are reserved")
+    slots: int = Field(ge=1, le=10_000_000)
+    start: str | float = Field(description="now, +10m, 2026-11-21T10:00 or epoch seconds")
+    end: str | float = Field(description="as start; or +DURATION after the start")
+    users: list[str] = Field(default_factory=list, description="who may use it (default: whoever creates it)")
+
+
 class TaskAttempt(BaseModel):
     index: int
     attempt: int
@@ -190,6 +201,16 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
         elif spec.queue not in queues:
             raise ApiError(422, f"queue_name: {spec.queue!r} is not a queue here (queues: {', '.join(queues)}; "
                                 "see 'tiercel queues')", "queue_name")
+        if spec.reservation is not None:
+            r = manager.engine.reservations.get(spec.reservation)
+            if r is None:
+                raise ApiError(422, f"reservation: {spec.reservation!r} does not exist (see 'tiercel reserve list')",
+                               "reservation")
+            if not r.allows(who.user):
+                raise ApiError(422, f"reservation: {spec.reservation!r} is not open to {who.user} "
+                                    f"(it is for {', '.join(sorted(r.users))})", "reservation")
+            if r.end <= manager.clock():
+                raise ApiError(422, f"reservation: {spec.reservation!r} has ended", "reservation")
         return (await manager.submit(who.user, spec)).to_json()
 
     @app.get("/v1/jobs", response_model=list[JobInfo])
@@ -289,6 +310,40 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
                         "running": load[name][2], "description": conf.description if conf else ""})
         return out
 
+    @app.post("/v1/reservations", status_code=201)
+    async def reserve(req: ReservationRequest, who: Who) -> dict[str, Any]:
+        if not who.admin:
+            raise ApiError(403, "token: only an admin may create reservations", "token")
+        if req.site != "pool":
+            raise ApiError(422, f"site: {req.site!r} is not a site here (sites: pool)", "site")
+        now = manager.clock()
+        start = req.start if isinstance(req.start, float) else parse_when(str(req.start), now, "start")
+        if isinstance(start, Problem):
+            raise ApiError.of(start, 422)
+        end = req.end if isinstance(req.end, float) else parse_when(str(req.end), start, "end")
+        if isinstance(end, Problem):
+            raise ApiError.of(end, 422)
+        if start < now - 60:
+            raise ApiError(422, f"start: {req.start!r} is in the past", "start")
+        name = req.name or f"r{int(now)}"
+        r = Reservation(name, req.site, req.slots, max(start, now), end, frozenset(req.users or [who.user]), who.user)
+        problem = await manager.reserve(r)
+        if problem is not None:
+            raise ApiError.of(problem, 409 if problem.field in ("slots", "name") else 422)
+        return _reservation_json(r)
+
+    @app.get("/v1/reservations")
+    async def reservations(who: Who) -> list[dict[str, Any]]:
+        return [_reservation_json(r) for r in sorted(manager.engine.reservations.values(), key=lambda r: r.start)]
+
+    @app.delete("/v1/reservations/{name}")
+    async def unreserve(name: str, who: Who) -> dict[str, str]:
+        if not who.admin:
+            raise ApiError(403, "token: only an admin may delete reservations", "token")
+        if not await manager.unreserve(name):
+            raise ApiError(404, f"reservation: {name!r} does not exist (see 'tiercel reserve list')", "reservation")
+        return {"deleted": name}
+
     @app.get("/v1/workers", response_model=list[WorkerRow])
     async def workers(who: Who) -> list[dict[str, Any]]:
         out = []
@@ -329,6 +384,11 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
             manager.events.queues.discard(q)
 
     return app
+
+
+def _reservation_json(r: Reservation) -> dict[str, Any]:
+    return {"name": r.name, "site": r.site, "slots": r.slots, "start": r.start, "end": r.end,
+            "users": sorted(r.users), "owner": r.owner}
 
 
 async def _pump_events(ws: WebSocket, q: asyncio.Queue[dict[str, Any]], who: Identity) -> None:

@@ -22,11 +22,25 @@ from typing import Any
 
 from tiercel.core.engine import Effect, Engine, JobEnded, KillTasks, Persist, RunCleanup, SendTasks
 from tiercel.core.model import Counts, JobId, JobSpec, JobState, TaskRef, UserName, WorkerId, WorkerInfo
+from tiercel.core.problems import Problem
+from tiercel.core.reservations import Reservation
 from tiercel.core.scheduling import why_waiting
 from tiercel.manager.auth import Identity, digest, new_token
 from tiercel.protocol import ref_from_wire, report_from_wire, spec_to_dict
 from tiercel.queues import Queue
-from tiercel.store import AddJob, EndJob, ForgetWorker, JobRow, Record, SaveToken, SeenWorker, Store, WriteOp
+from tiercel.store import (
+    AddJob,
+    DeleteReservation,
+    EndJob,
+    ForgetWorker,
+    JobRow,
+    Record,
+    SaveReservation,
+    SaveToken,
+    SeenWorker,
+    Store,
+    WriteOp,
+)
 
 log = logging.getLogger("tiercel.manager")
 
@@ -42,6 +56,7 @@ class Settings:
     reconnect_grace: float = 10.0  # after a restart, how long to wait for workers to reclaim tasks
     max_tasks: int = 100_000_000
     queues: dict[str, Queue] = field(default_factory=dict)  # from the config file; empty: one default queue
+    pool_slots: int = 0  # the pool's size for reservations, when more than the workers connected now
 
 
 @dataclass
@@ -124,6 +139,8 @@ class Manager:
         if loaded.unfinished and loaded.workers:
             self.engine = self._engine(hold_until=now + self.settings.reconnect_grace,
                                        expected_workers=loaded.workers)
+        for r in loaded.reservations:
+            self.engine.restore_reservation(r)
         effects: list[Effect] = []
         for row, restored in loaded.unfinished:
             effects += self.engine.add_job(row.id, row.spec, row.owner, row.submitted, restored)
@@ -308,6 +325,31 @@ class Manager:
     async def cancel(self, job_id: JobId) -> None:
         """Cancel a job; returns once its end is durable."""
         await self.apply(self.engine.cancel(job_id, self.clock()))
+
+    # ---- reservations ----------------------------------------------------
+
+    def pool_slots(self) -> int:
+        """What the pool site can hold: its configured size, or the slots of the workers connected now."""
+        connected = sum(c.info.slots for c in self.conns.values())
+        return max(self.settings.pool_slots, connected)
+
+    async def reserve(self, r: Reservation) -> Problem | None:
+        problem = self.engine.reserve(r, self.pool_slots(), self.clock())
+        if problem is not None:
+            return problem
+        try:
+            await asyncio.wrap_future(self.store.write([SaveReservation(r, self.clock())]))
+        except Exception:
+            self.engine.unreserve(r.name)  # not durable: not granted
+            raise
+        return None
+
+    async def unreserve(self, name: str) -> bool:
+        if not self.engine.unreserve(name):
+            return False
+        await asyncio.wrap_future(self.store.write([DeleteReservation(name)]))
+        self.pump()  # the slots it held are free for everyone again
+        return True
 
     # ---- workers ---------------------------------------------------------
 

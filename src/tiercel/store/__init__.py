@@ -3,11 +3,13 @@
 from tiercel.store.base import (
     AddJob,
     AttemptRow,
+    DeleteReservation,
     EndJob,
     ForgetWorker,
     JobRow,
     Loaded,
     Record,
+    SaveReservation,
     SaveToken,
     SeenWorker,
     Store,
@@ -16,6 +18,6 @@ from tiercel.store.base import (
 from tiercel.store.sqlite import SqliteStore
 
 __all__ = [
-    "AddJob", "AttemptRow", "EndJob", "ForgetWorker", "JobRow", "Loaded", "Record",
-    "SaveToken", "SeenWorker", "SqliteStore", "Store", "WriteOp",
+    "AddJob", "AttemptRow", "DeleteReservation", "EndJob", "ForgetWorker", "JobRow", "Loaded", "Record",
+    "SaveReservation", "SaveToken", "SeenWorker", "SqliteStore", "Store", "WriteOp",
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tiercel.core.model import AttemptRecord, Counts, JobId, JobSpec, JobState, Restored, UserName, WorkerId
+from tiercel.core.reservations import Reservation
 
 # ---- write ops ---------------------------------------------------------------
 
@@ -60,7 +61,18 @@ class ForgetWorker:
     worker: WorkerId
 
 
-WriteOp = AddJob | Record | EndJob | SaveToken | SeenWorker | ForgetWorker
+@dataclass(frozen=True, slots=True)
+class SaveReservation:
+    reservation: Reservation
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteReservation:
+    name: str
+
+
+WriteOp = AddJob | Record | EndJob | SaveToken | SeenWorker | ForgetWorker | SaveReservation | DeleteReservation
 
 # ---- read rows ---------------------------------------------------------------
 
@@ -99,6 +111,7 @@ class Loaded:
     unfinished: list[tuple[JobRow, Restored]] = field(default_factory=list)
     tokens: dict[str, tuple[UserName, str]] = field(default_factory=dict)
     workers: list[WorkerId] = field(default_factory=list)
+    reservations: list[Reservation] = field(default_factory=list)
 
 
 class Store(Protocol):

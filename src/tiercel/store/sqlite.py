@@ -22,15 +22,18 @@ import zlib
 from pathlib import Path
 
 from tiercel.core.model import Counts, JobId, JobState, Outcome, Restored, RestoredTask, UserName, WorkerId
+from tiercel.core.reservations import Reservation
 from tiercel.protocol import spec_from_dict, spec_to_dict
 from tiercel.store.base import (
     AddJob,
     AttemptRow,
+    DeleteReservation,
     EndJob,
     ForgetWorker,
     JobRow,
     Loaded,
     Record,
+    SaveReservation,
     SaveToken,
     SeenWorker,
     WriteOp,
@@ -56,6 +59,9 @@ CREATE TABLE IF NOT EXISTS attempts (
     stdout BLOB, stderr BLOB,
     PRIMARY KEY (job, idx, attempt, worker));
 CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, name TEXT, host TEXT, seen REAL);
+CREATE TABLE IF NOT EXISTS reservations (
+    name TEXT PRIMARY KEY, site TEXT NOT NULL, slots INTEGER NOT NULL, start REAL NOT NULL, end_ REAL NOT NULL,
+    users TEXT NOT NULL, owner TEXT NOT NULL, created REAL NOT NULL);
 """
 
 _RAW, _ZLIB = b"\x00", b"\x01"
@@ -126,6 +132,9 @@ class SqliteStore:
         for digest, user, role in conn.execute("SELECT digest, user, role FROM tokens"):
             loaded.tokens[digest] = (UserName(user), role)
         loaded.workers = [WorkerId(w) for (w,) in conn.execute("SELECT id FROM workers")]
+        for name, site, slots, start, end, users, owner in conn.execute(
+                "SELECT name, site, slots, start, end_, users, owner FROM reservations ORDER BY start"):
+            loaded.reservations.append(Reservation(name, site, slots, start, end, frozenset(json.loads(users)), owner))
         for job_row in self._job_rows(conn, "WHERE state IS NULL ORDER BY id", ()):
             loaded.unfinished.append((job_row, self._restore(conn, job_row.id)))
         return loaded
@@ -301,3 +310,9 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
         conn.execute("INSERT OR REPLACE INTO workers VALUES (?,?,?,?)", (op.worker, op.name, op.host, op.seen))
     elif isinstance(op, ForgetWorker):
         conn.execute("DELETE FROM workers WHERE id = ?", (op.worker,))
+    elif isinstance(op, SaveReservation):
+        r = op.reservation
+        conn.execute("INSERT INTO reservations VALUES (?,?,?,?,?,?,?,?)",
+                     (r.name, r.site, r.slots, r.start, r.end, json.dumps(sorted(r.users)), r.owner, op.created))
+    elif isinstance(op, DeleteReservation):
+        conn.execute("DELETE FROM reservations WHERE name = ?", (op.name,))
