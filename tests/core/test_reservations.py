@@ -84,3 +84,12 @@ def test_reservation_work_runs_inside_its_window_for_allowed_users_only() -> Non
     assert 3 not in sent(e.dispatch(130))
     why = e.explain(JobId(3), 130)
     assert why is not None and why.status is not None and why.status.reason == "alice may not use reservation r"
+
+
+def test_reserved_slots_count_real_slots_not_a_workers_queue() -> None:
+    """A worker asks for more tasks than it has slots (prefetch): reserved slots must still stay free."""
+    e = Engine()
+    assert e.reserve(r(start=0, end=200), capacity=4, now=0) is None
+    e.connect(WorkerId("w"), WorkerInfo("w", "h", 4), 50, credit=8)  # 4 slots, 4 more queued ahead
+    job(e, 1, ALICE, n=20)
+    assert sent(e.dispatch(50)) == {1: 2}  # 4 slots - 2 reserved: two tasks, however much it asks for

@@ -353,6 +353,11 @@ class Engine:
     def held(self, now: float) -> bool:
         return bool(self.expected_workers) and now < self.hold_until
 
+    def _busy(self, worker: WorkerRun) -> int:
+        """Slots held by the tasks a worker has, running or queued on it."""
+        jobs = self.jobs
+        return sum(jobs[j].spec.cpus if j in jobs else 1 for j, _ in worker.tasks)
+
     def queue_of(self, job: JobRun) -> str:
         return job.spec.queue if job.spec.queue in self.queues else self.default_queue
 
@@ -417,7 +422,8 @@ class Engine:
             jobs = by_queue.get(name)
             if not jobs:
                 continue
-            places = tuple(Place(w.id, credit[w.id], w.info.slots, w.info.tags, w.info.memory_mb, name=w.info.name)
+            places = tuple(Place(w.id, credit[w.id], w.info.slots, w.info.tags, w.info.memory_mb, name=w.info.name,
+                                 busy=self._busy(w))
                            for w in hungry if credit[w.id] > 0)
             if not places:
                 break

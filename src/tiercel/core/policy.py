@@ -82,6 +82,7 @@ class Place:
     memory_mb: int = 0
     releases: Sequence[tuple[float, int]] = ()  # (time, slots) when running work should end
     name: str = ""  # what to call it in a reason, when the id is not for people
+    busy: int | None = None  # slots its work holds now; None: total - free (free is not inflated by queueing)
 
     @property
     def shown(self) -> str:

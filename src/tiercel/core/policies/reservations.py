@@ -48,7 +48,9 @@ class Reservations:
         kept = sum(max(0, r.slots - r.used) for r in views if r.start < ends and snap.now < r.end)
         if not kept:
             return n, OK
-        free = sum(p.free for p in snap.places) - cycle.started_slots
+        # Real slots, not a worker's queue: a task queued ahead on a worker will hold a slot too.
+        free = sum(p.total - (p.total - p.free if p.busy is None else p.busy) for p in snap.places) \
+            - cycle.started_slots
         room = max(0, free - kept) // group.cpus
         if room >= n:
             return n, OK
