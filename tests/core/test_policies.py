@@ -160,3 +160,14 @@ def test_a_blocked_gpu_job_does_not_hold_cpu_only_places() -> None:
 def test_bad_policy_arguments(name: str, args: dict[str, Any], needle: str) -> None:
     problem = BUILTIN[name](args)
     assert isinstance(problem, Problem) and needle in problem.message()
+
+
+def test_shares_from_the_queue_configuration() -> None:
+    heavy_share = BUILTIN["fairshare"]({"shares": {"alice": 10}})
+    assert not isinstance(heavy_share, Problem)
+    groups = (g(1, owner=ALICE, submitted=0), g(2, owner=BOB, submitted=1))
+    snap = Snapshot(20, groups, (pool(free=1),), usage={ALICE: 100.0, BOB: 20.0})
+    assert started(snap, Chain.of("q", [heavy_share])) == {1: 1}  # 100/10 < 20/1
+    assert started(snap, chain("fairshare")) == {2: 1}
+    bad = BUILTIN["fairshare"]({"shares": {"bob": 0}})
+    assert isinstance(bad, Problem) and bad.message() == "fairshare.shares.bob: 0 must be a number above 0"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tiercel.core.model import UserName
@@ -21,18 +21,27 @@ from tiercel.core.problems import Problem
 @dataclass(frozen=True)
 class FairShare:
     half_life: float = 86400.0  # seconds
+    shares: Mapping[str, float] = field(default_factory=dict)  # relative shares; a user not named has 1
     name: str = "fairshare"
 
     @staticmethod
     def create(args: Mapping[str, Any]) -> FairShare | Problem:
-        bad = unknown_args(args, "fairshare", ("half_life",))
+        bad = unknown_args(args, "fairshare", ("half_life", "shares"))
         if bad:
             return bad
         half_life = arg_float(args, "fairshare", "half_life", 86400.0, low=1.0)
-        return half_life if isinstance(half_life, Problem) else FairShare(half_life)
+        if isinstance(half_life, Problem):
+            return half_life
+        shares = args.get("shares", {})
+        if not isinstance(shares, Mapping):
+            return Problem("fairshare.shares", shares, "must be a table of user = share, e.g. { alice = 2 }")
+        for user, share in shares.items():
+            if isinstance(share, bool) or not isinstance(share, (int, float)) or share <= 0:
+                return Problem(f"fairshare.shares.{user}", share, "must be a number above 0")
+        return FairShare(half_life, {str(u): float(v) for u, v in shares.items()})
 
     def key(self, group: Group, snap: Snapshot) -> float:
-        share = snap.shares.get(group.owner, 1.0)
+        share = self.shares.get(group.owner) or snap.shares.get(group.owner, 1.0)
         return snap.usage.get(group.owner, 0.0) / max(share, 1e-9)
 
 
