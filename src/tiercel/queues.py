@@ -112,4 +112,7 @@ def _queue(name: str, spec: Any) -> Queue | Problem:
 def single(policies: list[str]) -> Queue | Problem:
     """A one-off queue from a list of policy names (for ``simulate --policy``)."""
     queues = parse({"queues": {"cli": {"policies": policies}}})
-    return queues if isinstance(queues, Problem) else queues["cli"]
+    if isinstance(queues, Problem):  # speak of what the user typed, not of a queue they never named
+        field = queues.field.replace("queues.cli.policies", "policy").replace("queues.cli.", "")
+        return Problem(field, queues.value, queues.allowed)
+    return queues["cli"]
