@@ -8,6 +8,7 @@ is allowed, so the CLI, the API and the chat gateway all say the same thing.
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from typing import Any
 
@@ -57,9 +58,13 @@ def parse_when(text: str, now: float, field: str) -> float | Problem:
         return Problem(field, text, "must be now, +DURATION (+10m, +2h) or a date and time such as "
                                     "2026-11-21T10:00") if isinstance(d, Problem) else now + d
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(value) or abs(value) > 1e11:
+            return Problem(field, text, "must be a time: now, +DURATION or a date and time such as 2026-11-21T10:00")
+        return value
     try:
         when = datetime.datetime.fromisoformat(text)
     except ValueError:

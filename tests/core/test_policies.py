@@ -171,3 +171,38 @@ def test_shares_from_the_queue_configuration() -> None:
     assert started(snap, chain("fairshare")) == {2: 1}
     bad = BUILTIN["fairshare"]({"shares": {"bob": 0}})
     assert isinstance(bad, Problem) and bad.message() == "fairshare.shares.bob: 0 must be a number above 0"
+
+
+def test_easy_backfill_holds_the_one_place_where_the_head_starts_first() -> None:
+    # A: 2 free, 2 busy until 100. C: full, 2 until 100 and 2 until 10,000. The 4-slot head job
+    # can start on A at 100; a 2-slot job running 5,000 s must not take A's free slots.
+    places = (Place("A", 2, 4, releases=((100.0, 2),)), Place("C", 0, 4, releases=((100.0, 2), (10_000.0, 2))))
+    groups = (g(1, cpus=4, walltime=50), g(2, cpus=2, walltime=5000, submitted=1),
+              g(3, cpus=2, walltime=60, submitted=2))
+    plan = schedule(Snapshot(0, groups, places), chain("backfill"))
+    assert [(p.job, p.place) for p in plan.placements] == [(3, "A")]  # ends by 100: fits the hole
+    assert plan.holds[0].places == {"A"} and plan.holds[0].until == 100.0
+
+
+def test_backfill_in_the_live_engine_uses_running_tasks_walltimes() -> None:
+    from tiercel.core.engine import Engine
+    from tiercel.core.model import JobSpec, WorkerId, WorkerInfo
+    from tiercel.core.ranges import IndexRanges
+    from tiercel.queues import parse
+
+    queues = parse({"queues": {"q": {"policies": ["backfill"]}}})
+    assert not isinstance(queues, Problem)
+    e = Engine(queues={"q": queues["q"].chain})
+    e.connect(WorkerId("w"), WorkerInfo("w", "h", 4), 0, credit=4)
+
+    def add(jid: int, n: int, cpus: int, walltime: float) -> None:
+        spec = JobSpec(command=("x",), indexes=IndexRanges.of_size(n), cpus=cpus, walltime=walltime, queue="q")
+        e.add_job(JobId(jid), spec, ALICE, 0)
+
+    add(1, 2, 1, 60)
+    e.dispatch(0)  # two tasks running until t=60
+    add(2, 1, 4, 100)  # the wide job waits for t=60
+    add(3, 1, 1, 10)  # ends by t=60: backfills now
+    add(4, 1, 1, 600)  # would delay the wide job: waits
+    sent = [(t.job, t.index) for eff in e.dispatch(1) for t in getattr(eff, "tasks", [])]
+    assert sent == [(3, 0)]

@@ -73,13 +73,13 @@ def test_other_work_leaves_reserved_slots_alone_unless_it_ends_before_the_window
 
 def test_reservation_work_runs_inside_its_window_for_allowed_users_only() -> None:
     e = engine_with(50)
-    job(e, 2, BOB, reservation="r")
+    job(e, 2, BOB, reservation="r", walltime=10)
     assert sent(e.dispatch(50)) == {}  # the window opens at 100
     explained = e.explain(JobId(2), 50)
     assert explained is not None and explained.status is not None
     assert explained.status.reason == "reservation r opens at 100"
     assert sent(e.dispatch(120)) == {2: 2}  # its two slots, no more
-    job(e, 3, ALICE, reservation="r")
+    job(e, 3, ALICE, reservation="r", walltime=10)
     e.add_credit(WorkerId("w"), 2)
     assert 3 not in sent(e.dispatch(130))
     why = e.explain(JobId(3), 130)
@@ -93,3 +93,29 @@ def test_reserved_slots_count_real_slots_not_a_workers_queue() -> None:
     e.connect(WorkerId("w"), WorkerInfo("w", "h", 4), 50, credit=8)  # 4 slots, 4 more queued ahead
     job(e, 1, ALICE, n=20)
     assert sent(e.dispatch(50)) == {1: 2}  # 4 slots - 2 reserved: two tasks, however much it asks for
+
+
+def test_only_the_peak_of_overlapping_windows_is_kept_back() -> None:
+    e = Engine()
+    assert e.reserve(r(name="a", slots=8, start=100, end=200), capacity=16, now=0) is None
+    assert e.reserve(r(name="b", slots=8, start=300, end=400), capacity=16, now=0) is None
+    e.connect(WorkerId("w"), WorkerInfo("w", "h", 16), 50, credit=16)
+    job(e, 1, ALICE, n=20)  # no walltime: it may run through both windows, but never both at once
+    assert sent(e.dispatch(50)) == {1: 8}
+
+
+def test_reservation_work_must_end_with_its_window() -> None:
+    e = engine_with(150)
+    job(e, 2, BOB, reservation="r", walltime=100)  # 150 + 100 > 200
+    assert sent(e.dispatch(150)) == {}
+    why = e.explain(JobId(2), 150)
+    assert why is not None and why.status is not None
+    assert why.status.reason == "with a walltime of 100s it would run past the end of reservation r"
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1e400"])
+def test_times_must_be_finite(text: str) -> None:
+    from tiercel.jobs import parse_when
+
+    assert isinstance(parse_when(text, 0.0, "start"), Problem)
+    assert isinstance(admit(r(start=float(text), end=float("inf")), [], 4, 0.0), Problem)

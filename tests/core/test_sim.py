@@ -77,3 +77,18 @@ def test_swf_lines(line: str, expected: SwfJob | None) -> None:
 def test_malformed_swf_lines_name_the_line(line: str, needle: str) -> None:
     problem = parse_line(line, 9)
     assert isinstance(problem, Problem) and needle in problem.message()
+
+
+def test_non_finite_swf_fields_are_malformed() -> None:
+    problem = parse_line("1 0 10 nan 4 -1 -1 4 200 -1 1 7 1 -1 1 -1 -1 -1", 3)
+    assert isinstance(problem, Problem) and "line 3: 'nan' is not a finite number" in problem.message()
+
+
+def test_throttle_in_the_simulator_counts_tasks_not_slots() -> None:
+    jobs = [SimJob(1, "a", 0, 100, 4, 100), SimJob(2, "a", 1, 10, 1, 10)]
+    from tiercel.queues import parse
+
+    queues = parse({"queues": {"t": {"policies": ["fcfs"], "max_running_per_user": 2}}})
+    assert not isinstance(queues, Problem)
+    r = simulate(jobs, 8, queues["t"].chain)
+    assert r.waits == [0, 0]  # one 4-slot job is one task: the second may start beside it

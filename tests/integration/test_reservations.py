@@ -33,9 +33,11 @@ def test_reserved_slots_go_only_to_the_reservation(cluster: Cluster) -> None:
         explained = json.loads(cluster.cli("explain", str(busy.id), "--json", token=alice).stdout)
         assert explained["verdict"]["policy"] == "reservations"
         assert "reserved (course)" in explained["verdict"]["reason"]
-        mine = b.submit("true", queue=3, reservation="course")
+        nowall = cluster.cli("submit", "--reservation", "course", "--", "true", token=bob)
+        assert nowall.returncode == 2 and "walltime: is required with a reservation" in nowall.stderr
+        mine = b.submit("true", queue=3, reservation="course", walltime="1m")
         assert cluster.wait_job(mine, 30).state == "done"
-        refused = cluster.cli("submit", "--reservation", "course", "--", "true", token=alice)
+        refused = cluster.cli("submit", "--reservation", "course", "--walltime", "1m", "--", "true", token=alice)
         assert refused.returncode == 2 and "reservation: 'course' is not open to alice" in refused.stderr
         overlapping = cluster.cli("reserve", "create", "--slots", "2", "--start", "+10m", "--end", "+1h")
         assert overlapping.returncode == 2 and "would oversubscribe site pool" in overlapping.stderr

@@ -17,6 +17,7 @@ has not acknowledged, and attempts can overlap after a restart):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -62,6 +63,15 @@ def with_requirements(chain: Chain) -> Chain:
     permits = chain.permits if any(p.name == "reservations" for p in chain.permits) \
         else (*chain.permits, Reservations())
     return Chain(chain.name, chain.sorters, filters, chain.scorers, permits, chain.reservers)
+
+
+def fairshare_half_life(chains: Iterable[Chain]) -> float | None:
+    """The half-life of the first fair-share policy among the chains (usage is kept once, for all)."""
+    for chain in chains:
+        for s in chain.sorters:
+            if s.name == "fairshare":
+                return float(getattr(s, "half_life", 86400.0))
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +191,7 @@ class Engine:
                  queues: dict[str, Chain] | None = None, half_life: float = 86400.0) -> None:
         self.queues = {name: with_requirements(c) for name, c in (queues or {DEFAULT_QUEUE: default_chain()}).items()}
         self.default_queue = next(iter(self.queues))
-        self.usage = DecayedUsage(half_life)
+        self.usage = DecayedUsage(fairshare_half_life(self.queues.values()) or half_life)
         self.reservations: dict[str, Reservation] = {}
         self.jobs: dict[JobId, JobRun] = {}
         self.workers: dict[WorkerId, WorkerRun] = {}
@@ -353,6 +363,18 @@ class Engine:
     def held(self, now: float) -> bool:
         return bool(self.expected_workers) and now < self.hold_until
 
+    def _releases(self, worker: WorkerRun, now: float) -> list[tuple[float, int]]:
+        """When the worker's tasks should end (for backfill): by walltime, never if it has none."""
+        out = []
+        for job_id, index in worker.tasks:
+            job = self.jobs.get(job_id)
+            run = job.running.get(index) if job else None
+            if job is None or run is None:
+                continue
+            ends = math.inf if job.spec.walltime is None else max(now, run.since + job.spec.walltime)
+            out.append((ends, job.spec.cpus))
+        return out
+
     def _busy(self, worker: WorkerRun) -> int:
         """Slots held by the tasks a worker has, running or queued on it."""
         jobs = self.jobs
@@ -423,7 +445,7 @@ class Engine:
             if not jobs:
                 continue
             places = tuple(Place(w.id, credit[w.id], w.info.slots, w.info.tags, w.info.memory_mb, name=w.info.name,
-                                 busy=self._busy(w))
+                                 busy=self._busy(w), releases=self._releases(w, now))
                            for w in hungry if credit[w.id] > 0)
             if not places:
                 break
@@ -448,7 +470,8 @@ class Engine:
         name = self.queue_of(job)
         chain = self.queues[name]
         connected = [w for w in self.workers.values() if w.connected]
-        places = tuple(Place(w.id, w.credit, w.info.slots, w.info.tags, w.info.memory_mb, name=w.info.name)
+        places = tuple(Place(w.id, w.credit, w.info.slots, w.info.tags, w.info.memory_mb, name=w.info.name,
+                             busy=self._busy(w), releases=self._releases(w, now))
                        for w in connected)
         if not job.pending:
             return Explanation(name, None, [])

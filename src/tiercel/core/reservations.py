@@ -7,6 +7,7 @@ some instant it and the reservations overlapping it would hold more than the sit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,9 @@ class Reservation:
 
 
 def admit(new: Reservation, existing: Sequence[Reservation], capacity: int, now: float) -> Problem | None:
+    for field, value in (("start", new.start), ("end", new.end)):
+        if not math.isfinite(value):
+            return Problem(field, value, "must be a finite time")
     if new.end <= new.start:
         return Problem("end", new.end, f"must be after the start ({new.start:.0f})")
     if new.end <= now:

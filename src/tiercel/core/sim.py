@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
+from tiercel.core.engine import fairshare_half_life
 from tiercel.core.model import JobId, UserName
 from tiercel.core.pipeline import Chain, schedule
 from tiercel.core.policies.fairshare import DecayedUsage
@@ -63,8 +64,9 @@ def simulate(jobs: Iterable[SimJob], slots: int, chain: Chain, *, half_life: flo
     by_id = {j.id: j for j in runnable}
     waiting: dict[int, Group] = {}
     running: list[tuple[float, int, int]] = []  # heap of (end, job id, procs)
-    running_by_user: dict[UserName, int] = {}
-    usage = DecayedUsage(half_life)
+    running_by_user: dict[UserName, int] = {}  # tasks (jobs), as throttle counts them
+    running_by_queue = {"default": 0}
+    usage = DecayedUsage(fairshare_half_life([chain]) or half_life)
     start: dict[int, float] = {}
     free = slots
     now = runnable[0].submit if runnable else 0.0
@@ -81,7 +83,8 @@ def simulate(jobs: Iterable[SimJob], slots: int, chain: Chain, *, half_life: flo
             _, jid, procs = heapq.heappop(running)
             free += procs
             user = UserName(by_id[jid].user)
-            running_by_user[user] -= procs
+            running_by_user[user] -= 1
+            running_by_queue["default"] -= 1
             usage.add_running(user, -procs, now)
         while i < len(runnable) and runnable[i].submit <= now:
             j = runnable[i]
@@ -92,7 +95,7 @@ def simulate(jobs: Iterable[SimJob], slots: int, chain: Chain, *, half_life: flo
         releases: Sequence[tuple[float, int]] = \
             _Releases(running, start, by_id) if want_releases else ()
         snap = Snapshot(now, tuple(waiting.values()), (Place("machine", free, slots, releases=releases),),
-                        running_by_user=running_by_user, usage=usage.at(now))
+                        running_by_user=running_by_user, running_by_queue=running_by_queue, usage=usage.at(now))
         cycles += 1
         for placement in schedule(snap, chain).placements:
             job = by_id[placement.job]
@@ -100,7 +103,8 @@ def simulate(jobs: Iterable[SimJob], slots: int, chain: Chain, *, half_life: flo
             start[job.id] = now
             free -= job.procs
             user = UserName(job.user)
-            running_by_user[user] = running_by_user.get(user, 0) + job.procs
+            running_by_user[user] = running_by_user.get(user, 0) + 1
+            running_by_queue["default"] += 1
             usage.add_running(user, job.procs, now)
             heapq.heappush(running, (now + job.runtime, job.id, job.procs))
     return _metrics(runnable, start, slots, first, skipped, cycles)

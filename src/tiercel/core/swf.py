@@ -8,6 +8,7 @@ header comments.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from tiercel.core.problems import Problem
@@ -39,6 +40,9 @@ def parse_line(line: str, lineno: int) -> SwfJob | Problem | None:
     except ValueError:
         bad = next(p for p in parts[:FIELDS] if not _is_number(p))
         return Problem(f"line {lineno}", bad, "is not a number (SWF fields are numbers, -1 when unknown)")
+    if not all(math.isfinite(v) for v in values):
+        bad = next(p for p, v in zip(parts, values, strict=False) if not math.isfinite(v))
+        return Problem(f"line {lineno}", bad, "is not a finite number (SWF fields are numbers, -1 when unknown)")
     job, submit, _, runtime, allocated, _, _, requested = values[:8]
     requested_time = values[8]
     procs = int(allocated if allocated > 0 else requested)

@@ -202,6 +202,9 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
             raise ApiError(422, f"queue_name: {spec.queue!r} is not a queue here (queues: {', '.join(queues)}; "
                                 "see 'tiercel queues')", "queue_name")
         if spec.reservation is not None:
+            if spec.walltime is None:
+                raise ApiError(422, "walltime: is required with a reservation, so its tasks provably end with "
+                                    "the window (e.g. --walltime 30m)", "walltime")
             r = manager.engine.reservations.get(spec.reservation)
             if r is None:
                 raise ApiError(422, f"reservation: {spec.reservation!r} does not exist (see 'tiercel reserve list')",

@@ -31,6 +31,18 @@ class ReservationView:
     used: int = 0
 
 
+def peak_kept(views: tuple[ReservationView, ...], now: float, ends: float, started: Mapping[str, int]) -> int:
+    """The most slots reserved and not in use at any instant of [now, ends)."""
+    live = [v for v in views if v.start < ends and now < v.end]
+    if not live:
+        return 0
+    moments = sorted({now, *(v.start for v in live if v.start > now)})
+    return max(
+        sum(max(0, v.slots - v.used - started.get(v.name, 0)) for v in live if v.start <= t < v.end)
+        for t in moments
+    )
+
+
 class Reservations:
     name = "reservations"
 
@@ -45,7 +57,7 @@ class Reservations:
         if not views:
             return n, OK
         ends = snap.now + group.walltime if group.walltime is not None else math.inf
-        kept = sum(max(0, r.slots - r.used) for r in views if r.start < ends and snap.now < r.end)
+        kept = peak_kept(views, snap.now, ends, cycle.by_reservation)
         if not kept:
             return n, OK
         # Real slots, not a worker's queue: a task queued ahead on a worker will hold a slot too.
@@ -68,6 +80,11 @@ class Reservations:
             return 0, wait(self.name, f"reservation {r.name} opens at {r.start:.0f}")
         if snap.now >= r.end:
             return 0, never(self.name, f"reservation {r.name} ended at {r.end:.0f}")
+        if group.walltime is None or snap.now + group.walltime > r.end:
+            # Work in a reservation must provably end with its window, or it would eat into
+            # whatever comes after (another reservation, say).
+            limit = "no walltime" if group.walltime is None else f"a walltime of {group.walltime:g}s"
+            return 0, wait(self.name, f"with {limit} it would run past the end of reservation {r.name}")
         room = max(0, r.slots - r.used - cycle.by_reservation.get(r.name, 0)) // group.cpus
         if room >= n:
             return n, OK
