@@ -206,3 +206,25 @@ def test_backfill_in_the_live_engine_uses_running_tasks_walltimes() -> None:
     add(4, 1, 1, 600)  # would delay the wide job: waits
     sent = [(t.job, t.index) for eff in e.dispatch(1) for t in getattr(eff, "tasks", [])]
     assert sent == [(3, 0)]
+
+
+def test_a_policy_that_raises_stops_its_queue_not_the_engine() -> None:
+    from tiercel.core.engine import Engine
+    from tiercel.core.model import JobSpec, WorkerId, WorkerInfo
+    from tiercel.core.ranges import IndexRanges
+
+    class Faulty:
+        name = "faulty"
+
+        def key(self, group: Group, snap: Snapshot) -> float:
+            raise ZeroDivisionError("division by zero")
+
+    e = Engine(queues={"ok": chain("fcfs"), "bad": Chain.of("bad", [Faulty()])})
+    e.connect(WorkerId("w"), WorkerInfo("w", "h", 4), 0, credit=4)
+    for jid, queue in ((1, "bad"), (2, "ok")):
+        e.add_job(JobId(jid), JobSpec(command=("x",), indexes=IndexRanges.of_size(1), queue=queue), ALICE, 0)
+    sent = [t.job for eff in e.dispatch(0) for t in getattr(eff, "tasks", [])]
+    assert sent == [2]
+    assert e.queue_errors == {"bad": "a policy failed: ZeroDivisionError: division by zero"}
+    why = e.explain(JobId(1), 0)
+    assert why is not None and why.status is not None and "queue bad is stopped" in why.status.reason

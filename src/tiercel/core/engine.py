@@ -35,13 +35,13 @@ from tiercel.core.model import (
     WorkerId,
     WorkerInfo,
 )
-from tiercel.core.pipeline import Chain, schedule
+from tiercel.core.pipeline import Chain, Plan, schedule
 from tiercel.core.policies.fairshare import DecayedUsage
 from tiercel.core.policies.fcfs import Fcfs
 from tiercel.core.policies.priority import Priority
 from tiercel.core.policies.requirements import Requirements
 from tiercel.core.policies.reservations import Reservations, ReservationView
-from tiercel.core.policy import Code, Group, Place, Snapshot, Status
+from tiercel.core.policy import Code, Group, Place, Snapshot, Status, never
 from tiercel.core.problems import Problem
 from tiercel.core.ranges import RangeQueue
 from tiercel.core.reservations import Reservation, admit
@@ -193,6 +193,7 @@ class Engine:
         self.default_queue = next(iter(self.queues))
         self.usage = DecayedUsage(fairshare_half_life(self.queues.values()) or half_life)
         self.reservations: dict[str, Reservation] = {}
+        self.queue_errors: dict[str, str] = {}  # queues whose policies raised in their last cycle
         self.jobs: dict[JobId, JobRun] = {}
         self.workers: dict[WorkerId, WorkerRun] = {}
         self._order: list[JobRun] = []
@@ -449,7 +450,8 @@ class Engine:
                            for w in hungry if credit[w.id] > 0)
             if not places:
                 break
-            for placement in schedule(self._snapshot(now, jobs, places), chain).placements:
+            planned = self._schedule(name, self._snapshot(now, jobs, places), chain)
+            for placement in planned.placements if planned else ():
                 job = self.jobs[placement.job]
                 worker = self.workers[WorkerId(placement.place)]
                 send = sends.get(worker.id)
@@ -461,6 +463,16 @@ class Engine:
                 credit[worker.id] -= placement.count * job.spec.cpus
                 self._assign(job, worker, placement.count, send.tasks, now)
         return list(sends.values())
+
+    def _schedule(self, name: str, snap: Snapshot, chain: Chain) -> Plan | None:
+        """One queue's cycle. A policy that raises (a third party's bug) stops its queue, not the manager."""
+        try:
+            plan_ = schedule(snap, chain)
+        except Exception as exc:
+            self.queue_errors[name] = f"a policy failed: {type(exc).__name__}: {exc}"
+            return None
+        self.queue_errors.pop(name, None)
+        return plan_
 
     def explain(self, job_id: JobId, now: float) -> Explanation | None:
         """Why the job's waiting tasks are not running: its queue's verdict over all connected workers."""
@@ -477,7 +489,9 @@ class Engine:
             return Explanation(name, None, [])
         waiting = [j for j in self._order if j.pending and self.queue_of(j) == name]
         snap = self._snapshot(now, waiting, places)
-        plan_ = schedule(snap, chain)
+        plan_ = self._schedule(name, snap, chain)
+        if plan_ is None:
+            return Explanation(name, never("queue", f"queue {name} is stopped: {self.queue_errors[name]}"), [])
         status = plan_.why(job_id)
         if any(p.job == job_id for p in plan_.placements):
             status = None  # it would be placed now: the next dispatch sends it

@@ -310,7 +310,8 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
             out.append({"name": name, "default": name == manager.engine.default_queue,
                         "policies": ["requirements", *[p for p in policies if p != "requirements"]],
                         "limits": conf.limits if conf else {}, "jobs": load[name][0], "queued": load[name][1],
-                        "running": load[name][2], "description": conf.description if conf else ""})
+                        "running": load[name][2], "description": conf.description if conf else "",
+                        "error": manager.engine.queue_errors.get(name)})
         return out
 
     @app.post("/v1/reservations", status_code=201)

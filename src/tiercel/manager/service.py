@@ -120,6 +120,7 @@ class Manager:
         self.created_tokens: dict[str, str] = {}
         self.last_seen: dict[WorkerId, float] = {}
         self._background: set[asyncio.Future[Any]] = set()
+        self._queue_errors: dict[str, str] = {}
 
     # ---- life cycle ------------------------------------------------------
 
@@ -278,6 +279,11 @@ class Manager:
         effects = self.engine.dispatch(self.clock())
         if effects:
             self.apply(effects)
+        if self.engine.queue_errors != self._queue_errors:
+            for name, error in self.engine.queue_errors.items():
+                if self._queue_errors.get(name) != error:
+                    log.error("queue %s stopped: %s", name, error)
+            self._queue_errors = dict(self.engine.queue_errors)
 
     # ---- jobs ------------------------------------------------------------
 
