@@ -1,0 +1,135 @@
+"""Kestrel's chat messages: parsing what users type, writing what the manager answers.
+
+Users type Python-literal dicts into a chat window, exactly as Kestrel's manual shows:
+
+    {'type':'job', 'command':"~/runtask.sh", 'queue':10000}
+    {'type':'status'}            {'type':'status', 'job_id': 317}
+    {'type':'cancel'}            {'type':'cancel', 'job_id': 428}
+
+and get answers in the same syntax (``{'type':'job_started', 'job_id': 483}``). Messages
+are read with ``ast.literal_eval`` (literals only: never ``eval``) or as JSON, after a
+size check; anything else gets a short, friendly explanation.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tiercel.core.model import JobSpec
+from tiercel.core.problems import Problem
+from tiercel.jobs import spec_from_mapping
+
+MAX_MESSAGE = 4096  # characters: a job message is a line, not a document
+
+# What a job message may carry besides its type: Kestrel's keys and the job options Tiercel adds.
+JOB_KEYS = ("command", "queue", "requires", "cleanup", "name", "array", "retries", "walltime", "env", "cwd",
+            "cpus", "memory", "priority", "queue_name", "reservation")
+
+HELP = (
+    "I understand these messages:\n"
+    "  {'type':'job', 'command':\"~/runtask.sh\", 'queue':10000}   run the command for indexes 0..9999\n"
+    "      optional: 'requires':'gpu,bio', 'cleanup':\"rm -rf /tmp/x\", 'name':'sweep', 'walltime':'10m'\n"
+    "  {'type':'status'}                  your jobs and their progress\n"
+    "  {'type':'status', 'job_id': 317}   one job\n"
+    "  {'type':'cancel'}                  cancel all of your jobs\n"
+    "  {'type':'cancel', 'job_id': 428}   cancel one job\n"
+    "When a job ends I send {'type':'job_finished', 'job_id': N}."
+)
+
+
+@dataclass(frozen=True)
+class SubmitJob:
+    spec: JobSpec
+
+
+@dataclass(frozen=True)
+class Status:
+    job_id: int | None
+
+
+@dataclass(frozen=True)
+class Cancel:
+    job_id: int | None
+
+
+@dataclass(frozen=True)
+class Help:
+    reason: str  # empty when help was asked for; else what was wrong with the message
+
+
+Message = SubmitJob | Status | Cancel | Help
+
+
+def parse(text: str, *, max_tasks: int = 100_000_000) -> Message:
+    """Read one chat message. Never raises: a message that is not understood becomes Help."""
+    text = text.strip()
+    if text.lower() in ("help", "?", "{'type':'help'}", '{"type":"help"}'):
+        return Help("")
+    if len(text) > MAX_MESSAGE:
+        return Help(f"that message is {len(text)} characters long; I read at most {MAX_MESSAGE}")
+    data = _literal(text)
+    if not isinstance(data, dict):
+        return Help("I could not read that as a message")
+    kind = data.get("type")
+    if kind == "help":
+        return Help("")
+    if kind in ("status", "cancel"):
+        extra = sorted(str(k) for k in data if k not in ("type", "job_id"))
+        if extra:
+            return Help(f"a {kind} message takes only 'job_id', not {', '.join(repr(k) for k in extra)}")
+        job_id = data.get("job_id")
+        if job_id is not None and (isinstance(job_id, bool) or not isinstance(job_id, int) or job_id < 1):
+            return Help(f"'job_id' must be a job number such as 317, not {job_id!r}")
+        return Status(job_id) if kind == "status" else Cancel(job_id)
+    if kind == "job":
+        fields = {k: v for k, v in data.items() if k != "type"}
+        unknown = sorted(str(k) for k in fields if k not in JOB_KEYS)
+        if unknown:
+            return Help(f"a job message does not take {', '.join(repr(k) for k in unknown)}")
+        if isinstance(fields.get("queue"), bool):
+            return Help("'queue' must be a number of tasks such as 10000")
+        spec = spec_from_mapping(fields, max_tasks=max_tasks)
+        if isinstance(spec, Problem):
+            return Help(spec.message())
+        return SubmitJob(spec)
+    if kind is None:
+        return Help("a message needs a 'type': 'job', 'status' or 'cancel'")
+    return Help(f"I do not know the message type {kind!r}")
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        pass
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+# ---- replies, written as the seed writes them ------------------------------------
+
+
+def _value(v: object) -> str:
+    return repr(v)
+
+
+def reply(kind: str, **fields: object) -> str:
+    rest = "".join(f", '{k}': {_value(v)}" for k, v in fields.items())
+    return "{'type':'" + kind + "'" + rest + "}"
+
+
+def job_started(job_id: int) -> str:
+    return reply("job_started", job_id=job_id)
+
+
+def job_rejected(reason: str) -> str:
+    return reply("job_rejected", reason=reason)
+
+
+def job_finished(job_id: int) -> str:
+    return reply("job_finished", job_id=job_id)
