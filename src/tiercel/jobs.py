@@ -112,6 +112,7 @@ class JobRequest(BaseModel):
     priority: int = Field(0, ge=-1000, le=1000)
     queue_name: str | None = Field(None, max_length=64, description="the queue (default: the manager's default)")
     reservation: str | None = Field(None, max_length=64, description="run inside this advance reservation")
+    site: str | None = Field(None, max_length=64, description="run on this site (default: the scheduler chooses)")
 
     @field_validator("requires", mode="before")
     @classmethod
@@ -206,6 +207,7 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
         priority=req.priority,
         queue=req.queue_name or "",
         reservation=req.reservation,
+        site=req.site or None,
     )
 
 

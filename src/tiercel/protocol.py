@@ -32,6 +32,7 @@ def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
         "priority": spec.priority,
         "queue": spec.queue,
         "reservation": spec.reservation,
+        "site": spec.site,
     }
 
 
@@ -53,6 +54,7 @@ def spec_from_dict(d: dict[str, Any]) -> JobSpec:
         priority=int(d.get("priority", 0)),
         queue=str(d.get("queue", "default")),
         reservation=d.get("reservation"),
+        site=d.get("site"),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -25,6 +26,36 @@ def _logging(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
 
 
+def _config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """[queues.*] and [sites.*] of the manager's configuration; any problem stops the start."""
+    import tomllib
+
+    from tiercel.core.problems import Problem
+    from tiercel.queues import parse as parse_queues
+    from tiercel.sites.config import parse as parse_sites
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except OSError as exc:
+        raise UserError(f"config: {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"config: {path} is not valid TOML: {exc}") from None
+    queues: dict[str, Any] = {}
+    if "queues" in data:
+        loaded = parse_queues(data)
+        if isinstance(loaded, Problem):
+            raise UserError(f"{path}: {loaded.message()}")
+        queues = dict(loaded)
+    sites: dict[str, Any] = {}
+    if "sites" in data:
+        found = parse_sites(data, text)
+        if isinstance(found, Problem):
+            raise UserError(f"{path}: {found.message()}")
+        sites = dict(found)
+    return queues, sites
+
+
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--listen", default="127.0.0.1:8750", show_default=True, metavar="HOST:PORT",
               help="Where to serve the API, the worker channel and the event stream.")
@@ -41,7 +72,7 @@ def _logging(verbose: int) -> None:
 @click.option("--pool-slots", type=click.IntRange(0), default=0, metavar="N",
               help="Size of the worker pool for reservations, when more than the workers connected now.")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="TOML configuration: [queues.NAME] with their policies and limits.")
+              help="TOML configuration: [queues.NAME] (policies, limits) and [sites.NAME] (batch systems).")
 @click.option("--quiet", is_flag=True, help="Print nothing on start.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbeat: float, reconnect_grace: float,
@@ -60,17 +91,13 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
         state.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"state-dir: {str(state)!r} cannot be created: {exc.strerror}") from None
-    queues = {}
+    queues: dict[str, Any] = {}
+    sites: dict[str, Any] = {}
     if config is not None:
-        from tiercel.core.problems import Problem
-        from tiercel.queues import load_file
-
-        loaded = load_file(config)
-        if isinstance(loaded, Problem):
-            raise UserError(f"{config}: {loaded.message()}")
-        queues = loaded
+        queues, sites = _config(config)
     settings = Settings(state_dir=state, worker_timeout=worker_timeout, heartbeat=min(heartbeat, worker_timeout / 3),
-                        reconnect_grace=reconnect_grace, queues=queues, pool_slots=pool_slots)
+                        reconnect_grace=reconnect_grace, queues=queues, pool_slots=pool_slots,
+                        sites=sites, url=f"http://{host if host not in ('0.0.0.0', '::', '') else '127.0.0.1'}:{port}")
     try:
         serve(host, port, settings, synchronous=sync.upper(), quiet=quiet)
     except KeyboardInterrupt:
@@ -97,10 +124,17 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
 @click.option("--idle-exit", type=click.FloatRange(0.1), metavar="SECONDS", help="Exit after idling this long.")
 @click.option("--max-output", type=click.IntRange(0), default=1024 * 1024, show_default=True, metavar="BYTES",
               help="Keep at most this much of each task's stdout and stderr.")
+@click.option("--site", default="pool", show_default=True, metavar="NAME",
+              help="The site this worker belongs to (pilots started by a batch site name it).")
+@click.option("--lifetime", type=click.FloatRange(60), metavar="SECONDS",
+              help="Leave after this long (a pilot's batch walltime): tasks that would not finish are not taken.")
+@click.option("--drain-before", type=click.FloatRange(0), metavar="SECONDS",
+              help="With --lifetime: take no new task this long before the end (default 10%, at most 300 s).")
 @click.option("--executor", type=click.Choice(["process", "noop"]), default="process", hidden=True)
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str | None, token_file: Path | None,
-           prefetch: int | None, idle_exit: float | None, max_output: int, executor: str, verbose: int) -> None:
+           prefetch: int | None, idle_exit: float | None, max_output: int, site: str, lifetime: float | None,
+           drain_before: float | None, executor: str, verbose: int) -> None:
     """Run a worker: connect out to the manager, pull tasks, run them, report back.
 
     It reconnects with backoff when the manager or the network goes away, and
@@ -122,5 +156,6 @@ def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str
         raise UserError(f"manager: {url!r} must be the manager's URL, e.g. http://127.0.0.1:8750")
     tag_set = frozenset(t.strip() for t in tags.split(",") if t.strip())
     opts = WorkerOptions(manager=url, token=token, slots=slots, tags=tag_set, name=name,
-                         prefetch=prefetch, max_output=max_output, executor=executor, idle_exit=idle_exit)
+                         prefetch=prefetch, max_output=max_output, executor=executor, idle_exit=idle_exit,
+                         site=site, lifetime=lifetime, drain_before=drain_before)
     sys.exit(run_worker(opts))

@@ -13,6 +13,7 @@ from tiercel import __version__
 from tiercel.cli.common import (
     CONTEXT_SETTINGS,
     UserError,
+    age,
     client,
     console,
     errors,
@@ -54,7 +55,7 @@ def job_fields(
     queue: int | None, array: str | None, requires: tuple[str, ...], cleanup: str | None, retries: int | None,
     walltime: str | None, env: tuple[str, ...], cwd: str | None, name: str | None, no_index: bool,
     cpus: int | None, memory: str | None, priority: int | None, file: Path | None, command: tuple[str, ...],
-    queue_name: str | None = None, reservation: str | None = None,
+    queue_name: str | None = None, reservation: str | None = None, site: str | None = None,
 ) -> dict[str, Any]:
     """Merge a job file with the command line (the command line wins) and validate locally."""
     data: dict[str, Any] = {}
@@ -68,7 +69,7 @@ def job_fields(
     for key, value in (("queue", queue), ("array", array), ("cleanup", cleanup), ("retries", retries),
                        ("walltime", walltime), ("cwd", cwd), ("name", name), ("cpus", cpus),
                        ("memory", memory), ("priority", priority), ("queue_name", queue_name),
-                       ("reservation", reservation)):
+                       ("reservation", reservation), ("site", site)):
         if value is not None:
             data[key] = value
     if queue is not None:
@@ -116,6 +117,8 @@ def job_options(fn: Any) -> Any:
         click.option("--priority", type=int, metavar="P", help="Higher runs first (-1000..1000)."),
         click.option("--queue-name", "-Q", metavar="NAME", help="The queue (see 'tiercel queues')."),
         click.option("--reservation", metavar="NAME", help="Run inside this advance reservation."),
+        click.option("--site", metavar="NAME", help="Run on this site (default: the scheduler chooses; "
+                                                    "see 'tiercel sites')."),
         click.option("--file", "-f", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
                      help="Job file: TOML [job] table, or a Kestrel .job file."),
     ]
@@ -320,6 +323,36 @@ def queues(url: str | None, token: str | None, as_json: bool) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
+@url_option
+@token_option
+@json_option
+@friendly
+def sites(url: str | None, token: str | None, as_json: bool) -> None:
+    """List sites: the pool and each batch system, their mode, state, slots and work (CSF4's cluster query)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    with client(url, token) as c:
+        rows = c.json("GET", "/v1/sites")
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    for col, just in (("SITE", "left"), ("KIND", "left"), ("MODE", "left"), ("STATE", "left"),
+                      ("SLOTS", "right"), ("FREE", "right"), ("QUEUED", "right"), ("RUNNING", "right"),
+                      ("BATCH JOBS", "right"), ("LAST POLL", "right"), ("LAST ERROR", "left")):
+        table.add_column(col, justify=just, no_wrap=col != "LAST ERROR")  # type: ignore[arg-type]
+    now = time.time()
+    for r in rows:
+        state = "[green]ok[/]" if r["state"] == "ok" else f"[red]{r['state']}[/]"
+        poll = "-" if r["last_poll"] is None else age(now - r["last_poll"]) + " ago"
+        table.add_row(r["name"], r["kind"], r["mode"], state, str(r["slots_total"]), str(r["slots_free"]),
+                      str(r["queued"]), str(r["running"]), str(r["batch_jobs"]), poll,
+                      escape(r["last_error"] or "-"))
+    console.print(table)
+
+
+@cli.command(context_settings=CONTEXT)
 @click.argument("job_id", type=int)
 @url_option
 @token_option
@@ -347,6 +380,8 @@ def explain(job_id: int, url: str | None, token: str | None, as_json: bool) -> N
     else:
         who = f"{verdict['policy']}: " if verdict["policy"] else ""
         console.print(f"[yellow]waiting[/] ({verdict['code']}) — {escape(who + verdict['reason'])}")
+    if data.get("site_reason"):
+        console.print(f"site: {escape(data['site_reason'])}")
     if not data["workers"]:
         console.print("no worker is connected: start one with 'tiercel worker'")
     for w in data["workers"]:
@@ -452,6 +487,6 @@ def token_create(user: str, role: str, url: str | None, token: str | None, as_js
 
 
 def main() -> None:
-    from tiercel.cli import daemons, run, sim  # noqa: F401  (registers their commands)
+    from tiercel.cli import daemons, jobflow, run, sim  # noqa: F401  (registers their commands)
 
     cli(prog_name="tiercel")

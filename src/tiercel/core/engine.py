@@ -46,6 +46,7 @@ from tiercel.core.problems import Problem
 from tiercel.core.ranges import RangeQueue
 from tiercel.core.reservations import Reservation, admit
 from tiercel.core.scheduling import job_order
+from tiercel.core.sites import POOL, Choice, Mode, SiteInfo, SiteLoad, choose
 
 TaskKey = tuple[JobId, int]
 DEFAULT_QUEUE = "default"
@@ -81,6 +82,8 @@ class Explanation:
     queue: str
     status: Status | None  # None: nothing waits, or the job is not live
     workers: list[tuple[str, Status]]
+    site: str | None = None  # the site its waiting tasks go to
+    site_reason: str = ""  # why that one, and why not the others
 
 
 @dataclass(slots=True)
@@ -105,6 +108,11 @@ class JobRun:
     cancelled: int = 0
     started: bool = False
     workers: set[WorkerId] = field(default_factory=set)
+    choice: Choice | None = None  # the site its waiting tasks go to, once chosen
+
+    @property
+    def site(self) -> str | None:
+        return None if self.choice is None else self.choice.site
 
     @property
     def pending(self) -> int:
@@ -193,6 +201,7 @@ class Engine:
         self.default_queue = next(iter(self.queues))
         self.usage = DecayedUsage(fairshare_half_life(self.queues.values()) or half_life)
         self.reservations: dict[str, Reservation] = {}
+        self.sites: list[SiteInfo] = [SiteInfo(POOL, POOL, Mode.POOL)]
         self.queue_errors: dict[str, str] = {}  # queues whose policies raised in their last cycle
         self.jobs: dict[JobId, JobRun] = {}
         self.workers: dict[WorkerId, WorkerRun] = {}
@@ -393,13 +402,21 @@ class Engine:
                 running_by_user[j.owner] = running_by_user.get(j.owner, 0) + n
                 q = self.queue_of(j)
                 running_by_queue[q] = running_by_queue.get(q, 0) + n
-        groups = tuple(
-            Group(j.id, j.owner, j.pending, j.spec.cpus, j.submitted, self.queue_of(j), j.spec.priority,
-                  j.spec.walltime, j.spec.requires, j.spec.memory_mb, j.spec.reservation)
-            for j in jobs
-        )
+        groups = tuple(self._group(j) for j in jobs)
         return Snapshot(now, groups, places, running_by_user, running_by_queue, self.usage.at(now),
                         reservations=self._reservation_views(now))
+
+    def _group(self, j: JobRun) -> Group:
+        return Group(j.id, j.owner, j.pending, j.spec.cpus, j.submitted, self.queue_of(j), j.spec.priority,
+                     j.spec.walltime, j.spec.requires, j.spec.memory_mb, j.spec.reservation,
+                     j.site if j.choice is not None else j.spec.site)
+
+    def _places(self, workers: Iterable[WorkerRun], credit: dict[WorkerId, int] | None, now: float
+                ) -> tuple[Place, ...]:
+        return tuple(Place(w.id, w.credit if credit is None else credit[w.id], w.info.slots, w.info.tags,
+                           w.info.memory_mb, name=w.info.name, busy=self._busy(w), releases=self._releases(w, now),
+                           site=w.info.site, ends_at=w.info.ends_at)
+                     for w in workers if credit is None or credit[w.id] > 0)
 
     def _reservation_views(self, now: float) -> tuple[ReservationView, ...]:
         if not self.reservations:
@@ -410,6 +427,48 @@ class Engine:
                 used[j.spec.reservation] = used.get(j.spec.reservation, 0) + len(j.running) * j.spec.cpus
         return tuple(ReservationView(r.name, r.slots, r.start, r.end, r.users, used.get(r.name, 0))
                      for r in self.reservations.values() if r.end > now)
+
+    # ---- sites ---------------------------------------------------------
+
+    def set_sites(self, sites: list[SiteInfo]) -> None:
+        """The shell's view of the sites changed: jobs bound to a site that is now degraded choose again."""
+        self.sites = sites
+        bad = {s.name for s in sites if s.problem is not None}
+        for job in self.jobs.values():
+            if job.choice is not None and (job.site in bad or job.site is None):
+                job.choice = None
+
+    def site_loads(self) -> dict[str, SiteLoad]:
+        total: dict[str, int] = {}
+        free: dict[str, int] = {}
+        queued: dict[str, int] = {}
+        for w in self.workers.values():
+            if w.connected:
+                site = w.info.site
+                total[site] = total.get(site, 0) + w.info.slots
+                if not w.draining:
+                    free[site] = free.get(site, 0) + w.credit
+        for j in self._order:
+            if j.pending and j.site is not None:
+                queued[j.site] = queued.get(j.site, 0) + j.pending * j.spec.cpus
+        return {s.name: SiteLoad(total.get(s.name, 0), free.get(s.name, 0), queued.get(s.name, 0))
+                for s in self.sites}
+
+    def bind(self) -> None:
+        """Choose a site for every job with waiting tasks that has none."""
+        loads: dict[str, SiteLoad] | None = None
+        for job in self._order:
+            if job.pending and job.site is None:
+                if loads is None:
+                    loads = self.site_loads()
+                job.choice = choose(self._group(job), self.sites, loads)
+                if job.choice.site is not None:
+                    old = loads[job.choice.site]
+                    loads[job.choice.site] = SiteLoad(old.total, old.free, old.queued + job.pending * job.spec.cpus)
+
+    def waiting_on(self, site: str) -> int:
+        """Slots of the tasks waiting for this site (for the pilots it should start)."""
+        return sum(j.pending * j.spec.cpus for j in self._order if j.pending and j.site == site)
 
     # ---- reservations --------------------------------------------------
 
@@ -433,9 +492,10 @@ class Engine:
         hungry = [w for w in self.workers.values() if w.connected and w.credit > 0]
         if not hungry:
             return []
+        self.bind()
         by_queue: dict[str, list[JobRun]] = {}
         for job in self._order:
-            if job.pending:
+            if job.pending and job.site is not None:
                 by_queue.setdefault(self.queue_of(job), []).append(job)
         if not by_queue:
             return []
@@ -445,9 +505,7 @@ class Engine:
             jobs = by_queue.get(name)
             if not jobs:
                 continue
-            places = tuple(Place(w.id, credit[w.id], w.info.slots, w.info.tags, w.info.memory_mb, name=w.info.name,
-                                 busy=self._busy(w), releases=self._releases(w, now))
-                           for w in hungry if credit[w.id] > 0)
+            places = self._places(hungry, credit, now)
             if not places:
                 break
             planned = self._schedule(name, self._snapshot(now, jobs, places), chain)
@@ -482,12 +540,14 @@ class Engine:
         name = self.queue_of(job)
         chain = self.queues[name]
         connected = [w for w in self.workers.values() if w.connected]
-        places = tuple(Place(w.id, w.credit, w.info.slots, w.info.tags, w.info.memory_mb, name=w.info.name,
-                             busy=self._busy(w), releases=self._releases(w, now))
-                       for w in connected)
+        places = self._places(connected, None, now)
         if not job.pending:
             return Explanation(name, None, [])
-        waiting = [j for j in self._order if j.pending and self.queue_of(j) == name]
+        self.bind()
+        site, site_reason = job.site, job.choice.reason() if job.choice else ""
+        if site is None:
+            return Explanation(name, never("sites", site_reason), [], None, site_reason)
+        waiting = [j for j in self._order if j.pending and j.site is not None and self.queue_of(j) == name]
         snap = self._snapshot(now, waiting, places)
         plan_ = self._schedule(name, snap, chain)
         if plan_ is None:
@@ -503,7 +563,7 @@ class Engine:
                 verdict = Status(Code.WAIT, "capacity", "all its slots are busy") if place.free < group.cpus \
                     else Status(Code.OK, "", "could take tasks now")
             per_worker.append((w.info.name, verdict))
-        return Explanation(name, status, per_worker)
+        return Explanation(name, status, per_worker, site, site_reason)
 
     def _usage(self, job: JobRun, tasks: int, now: float | None) -> None:
         """Fair-share accounting: slots a user holds, changed as tasks start and stop."""

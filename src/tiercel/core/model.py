@@ -59,6 +59,7 @@ class JobSpec:
     priority: int = 0
     queue: str = "default"
     reservation: str | None = None
+    site: str | None = None  # pinned to this site; None: the scheduler chooses
 
     @property
     def size(self) -> int:
@@ -75,6 +76,8 @@ class WorkerInfo:
     tags: frozenset[str] = frozenset()
     cpus: int = 1
     memory_mb: int = 0
+    site: str = "pool"  # the site it belongs to: "pool", or the batch site that started it as a pilot
+    ends_at: float | None = None  # a pilot's end: it takes no task whose walltime would run past it
 
     def fits(self, spec: JobSpec) -> bool:
         """Requirement matching: every required tag present, resources suffice."""

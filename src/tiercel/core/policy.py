@@ -69,6 +69,7 @@ class Group:
     requires: frozenset[str] = frozenset()
     memory_mb: int = 0
     reservation: str | None = None
+    site: str | None = None  # the site its tasks go to (chosen or pinned); None: any
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,8 @@ class Place:
     releases: Sequence[tuple[float, int]] = ()  # (time, slots) when running work should end
     name: str = ""  # what to call it in a reason, when the id is not for people
     busy: int | None = None  # slots its work holds now; None: total - free (free is not inflated by queueing)
+    site: str = "pool"
+    ends_at: float | None = None  # a pilot's end: no task may run past it
 
     @property
     def shown(self) -> str:

@@ -214,6 +214,9 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
                                     f"(it is for {', '.join(sorted(r.users))})", "reservation")
             if r.end <= manager.clock():
                 raise ApiError(422, f"reservation: {spec.reservation!r} has ended", "reservation")
+        problem = manager.check_sites(spec)
+        if problem is not None:
+            raise ApiError.of(problem, 422)
         return (await manager.submit(who.user, spec)).to_json()
 
     @app.get("/v1/jobs", response_model=list[JobInfo])
@@ -290,9 +293,15 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
         return {
             "job": summary.to_json(), "queue": found.queue if found else summary.spec.queue,
             "verdict": verdict,
+            "site": found.site if found else None, "site_reason": found.site_reason if found else "",
             "workers": [{"worker": name, "code": st.code.value, "policy": st.policy, "reason": st.reason}
                         for name, st in (found.workers if found else [])],
         }
+
+    @app.get("/v1/sites")
+    async def sites(who: Who) -> list[dict[str, Any]]:
+        """The pool and each configured site: mode, state, slots, work there, last poll and error."""
+        return manager.site_rows()
 
     @app.get("/v1/queues")
     async def queues(who: Who) -> list[dict[str, Any]]:

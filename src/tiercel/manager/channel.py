@@ -46,9 +46,15 @@ def parse_hello(msg: Any) -> tuple[WorkerId, WorkerInfo]:
         raise HelloError(f"slots: {slots!r} must be a whole number from 1 to 100000")
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise HelloError("tags must be a list of strings")
+    site, ends_at = msg.get("site", "pool"), msg.get("ends_at")
+    if not isinstance(site, str) or not 1 <= len(site) <= 64:
+        raise HelloError("site must be a site name of 1 to 64 characters")
+    if ends_at is not None and not isinstance(ends_at, (int, float)):
+        raise HelloError("ends_at must be a time in seconds since the epoch")
     info = WorkerInfo(
         name=name, host=str(host), slots=slots, tags=frozenset(tags),
         cpus=int(msg.get("cpus", slots)), memory_mb=int(msg.get("mem", 0)),
+        site=site, ends_at=None if ends_at is None else float(ends_at),
     )
     return WorkerId(wid), info
 

@@ -17,6 +17,7 @@ from typing import IO
 import uvicorn
 from fastapi import FastAPI
 
+from tiercel.gateways.xmpp import attach as attach_xmpp
 from tiercel.manager.api import create_app
 from tiercel.manager.service import Manager, Settings
 from tiercel.store import SqliteStore
@@ -33,13 +34,22 @@ def build(settings: Settings, *, synchronous: str = "FULL") -> tuple[Manager, Fa
         await manager.start()
         async with asyncio.TaskGroup() as tg:
             duties = tg.create_task(_duties(manager))
+            loops = [tg.create_task(site.run()) for site in manager.sites.values()]
+            xmpp.start(tg)  # the chat gateway and XMPP workers, when the config has [xmpp]
             try:
                 yield
             finally:
                 duties.cancel()
+                xmpp.stop()
+                for loop in loops:
+                    loop.cancel()
+                for site in manager.sites.values():
+                    await site.close()
         manager.close()
 
-    return manager, create_app(manager, lifespan)
+    app = create_app(manager, lifespan)
+    xmpp = attach_xmpp(manager, app)
+    return manager, app
 
 
 async def _duties(manager: Manager) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tiercel.core.engine import Effect, Engine, JobEnded, KillTasks, Persist, RunCleanup, SendTasks
-from tiercel.core.model import Counts, JobId, JobSpec, JobState, TaskRef, UserName, WorkerId, WorkerInfo
+from tiercel.core.model import Counts, JobId, JobSpec, JobState, Report, TaskRef, UserName, WorkerId, WorkerInfo
 from tiercel.core.problems import Problem
 from tiercel.core.reservations import Reservation
 from tiercel.core.scheduling import why_waiting
@@ -57,6 +57,9 @@ class Settings:
     max_tasks: int = 100_000_000
     queues: dict[str, Queue] = field(default_factory=dict)  # from the config file; empty: one default queue
     pool_slots: int = 0  # the pool's size for reservations, when more than the workers connected now
+    sites: dict[str, Any] = field(default_factory=dict)  # [sites.NAME] from the config file (sites.config)
+    url: str = ""  # where the manager serves: what pilots connect to unless a site says otherwise
+    xmpp: Any = None  # the [xmpp] table (gateways.xmpp_config.XmppConfig): chat gateway and XMPP workers
 
 
 @dataclass
@@ -121,6 +124,11 @@ class Manager:
         self.last_seen: dict[WorkerId, float] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._queue_errors: dict[str, str] = {}
+        from tiercel.sites import build as build_sites
+        from tiercel.sites.config import infos
+
+        self.site_config = infos(settings.sites) if settings.sites else []
+        self.sites = build_sites(settings.sites, self, settings.state_dir) if settings.sites else {}
 
     # ---- life cycle ------------------------------------------------------
 
@@ -145,6 +153,10 @@ class Manager:
         effects: list[Effect] = []
         for row, restored in loaded.unfinished:
             effects += self.engine.add_job(row.id, row.spec, row.owner, row.submitted, restored)
+        self.sites_changed(pump=False)
+        for name, site in self.sites.items():
+            site.restore([r for r in loaded.site_jobs if r.site == name])
+            site.attach()  # before any dispatch: tasks already in a batch system are not handed out again
         if not self.tokens:
             await self._first_tokens()
         await self.apply(effects)  # jobs whose every task had settled before the crash end now
@@ -239,6 +251,10 @@ class Manager:
     def _send_now(self, e: SendTasks | KillTasks) -> None:
         conn = self.conns.get(e.worker)
         if conn is None:
+            if e.worker.startswith("site:"):
+                site = self.sites.get(e.worker[5:])
+                if site is not None:
+                    site.send(e) if isinstance(e, SendTasks) else site.kill(e)
             return
         if isinstance(e, SendTasks):
             conn.ran += len(e.tasks)
@@ -297,6 +313,8 @@ class Manager:
         assert summary is not None
         self.events.publish({"event": "job_submitted", "job": summary.to_json()})
         self.pump()
+        for site in self.sites.values():
+            site.wake()  # a pilot site may have to start pilots for it
         return summary
 
     def summary(self, job_id: JobId, row: JobRow | None = None) -> JobSummary | None:
@@ -332,6 +350,60 @@ class Manager:
         """Cancel a job; returns once its end is durable."""
         await self.apply(self.engine.cancel(job_id, self.clock()))
 
+    # ---- sites (the Host the site shells report to) -------------------------
+
+    def check_sites(self, spec: JobSpec) -> Problem | None:
+        """A pinned site must exist and fit; any job must fit some site."""
+        from tiercel.core.policy import Group
+        from tiercel.core.sites import admissible
+
+        group = Group(JobId(0), UserName(""), spec.size, spec.cpus, walltime=spec.walltime, requires=spec.requires,
+                      memory_mb=spec.memory_mb, site=spec.site)
+        return admissible(group, self.engine.sites)
+
+    def sites_changed(self, *, pump: bool = True) -> None:
+        if self.site_config:
+            infos = {s.name: s for s in self.site_config}
+            for name, site in self.sites.items():
+                infos[name] = site.info()
+            self.engine.set_sites(list(infos.values()))
+        if pump and self._loop is not None:
+            self.pump()
+
+    def write(self, ops: list[WriteOp]) -> asyncio.Future[None]:
+        assert self._loop is not None
+        return asyncio.wrap_future(self.store.write(ops), loop=self._loop)
+
+    def site_reports(self, worker: WorkerId, reports: list[Report], freed: int) -> asyncio.Future[None]:
+        """A native site's finished elements: settled like a worker's results, then its slots are free again."""
+        now = self.clock()
+        effects = self.engine.report(worker, reports, now)
+        self.engine.add_credit(worker, freed)
+        done = self.apply(effects, barrier=True)
+        self.pump()
+        return done
+
+    def pilot_url(self) -> str:
+        return self.settings.url
+
+    def worker_token_file(self) -> Path:
+        return self.settings.state_dir / "worker.token"
+
+    def site_rows(self) -> list[dict[str, Any]]:
+        """`tiercel sites`: the pool, then each configured site."""
+        loads = self.engine.site_loads()
+        pool = loads.get("pool")
+        pool_total = sum(c.info.slots for c in self.conns.values() if c.info.site == "pool")
+        rows: list[dict[str, Any]] = [{
+            "name": "pool", "kind": "pool", "mode": "pool", "state": "ok",
+            "slots_total": pool.total if pool else pool_total, "slots_free": pool.free if pool else 0,
+            "queued": self.engine.waiting_on("pool"), "running": sum(
+                len(w.tasks) for w in self.engine.workers.values() if w.info.site == "pool"),
+            "batch_jobs": 0, "last_poll": None, "last_error": None, "last_error_at": None, "commands": {},
+        }]
+        rows += [site.describe() for site in self.sites.values()]
+        return rows
+
     # ---- reservations ----------------------------------------------------
 
     def pool_slots(self) -> int:
@@ -366,6 +438,9 @@ class Manager:
         if old is not None and old.send is not conn.send:
             old.send({"t": "error", "msg": "replaced by a newer connection of the same worker"})
         self.conns[conn.worker] = conn
+        site = self.sites.get(conn.info.site)
+        if site is not None:
+            site.worker_connected(conn.info.name)
         effects = self.engine.connect(
             conn.worker, conn.info, now,
             credit=int(msg.get("credit", conn.info.slots)),
@@ -414,6 +489,8 @@ class Manager:
         """Declare lost the workers silent for longer than the time-out (connected or not)."""
         now = self.clock()
         for wid in list(self.engine.workers):
+            if wid.startswith("site:"):
+                continue  # a native site: its tasks live in the batch system, which the site polls
             last = self.last_seen.setdefault(wid, now)
             if now - last > self.settings.worker_timeout:
                 log.warning("worker %s silent for %.1fs: re-queueing its tasks", wid, now - last)

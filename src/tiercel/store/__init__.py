@@ -4,12 +4,14 @@ from tiercel.store.base import (
     AddJob,
     AttemptRow,
     DeleteReservation,
+    DeleteSiteJob,
     EndJob,
     ForgetWorker,
     JobRow,
     Loaded,
     Record,
     SaveReservation,
+    SaveSiteJob,
     SaveToken,
     SeenWorker,
     Store,
@@ -18,6 +20,7 @@ from tiercel.store.base import (
 from tiercel.store.sqlite import SqliteStore
 
 __all__ = [
-    "AddJob", "AttemptRow", "DeleteReservation", "EndJob", "ForgetWorker", "JobRow", "Loaded", "Record",
-    "SaveReservation", "SaveToken", "SeenWorker", "SqliteStore", "Store", "WriteOp",
+    "AddJob", "AttemptRow", "DeleteReservation", "DeleteSiteJob",
+    "EndJob", "ForgetWorker", "JobRow", "Loaded", "Record",
+    "SaveReservation", "SaveSiteJob", "SaveToken", "SeenWorker", "SqliteStore", "Store", "WriteOp",
 ]

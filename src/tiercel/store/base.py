@@ -72,7 +72,24 @@ class DeleteReservation:
     name: str
 
 
-WriteOp = AddJob | Record | EndJob | SaveToken | SeenWorker | ForgetWorker | SaveReservation | DeleteReservation
+@dataclass(frozen=True, slots=True)
+class SaveSiteJob:
+    """A batch job a site submitted (a native array or pilots): found again after a restart."""
+
+    site: str
+    native_id: str
+    payload: str  # the site's own JSON: what the batch job carries
+    submitted: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteSiteJob:
+    site: str
+    native_id: str
+
+
+WriteOp = AddJob | Record | EndJob | SaveToken | SeenWorker | ForgetWorker | SaveReservation | DeleteReservation \
+    | SaveSiteJob | DeleteSiteJob
 
 # ---- read rows ---------------------------------------------------------------
 
@@ -112,6 +129,7 @@ class Loaded:
     tokens: dict[str, tuple[UserName, str]] = field(default_factory=dict)
     workers: list[WorkerId] = field(default_factory=list)
     reservations: list[Reservation] = field(default_factory=list)
+    site_jobs: list[SaveSiteJob] = field(default_factory=list)
 
 
 class Store(Protocol):

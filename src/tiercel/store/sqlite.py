@@ -28,12 +28,14 @@ from tiercel.store.base import (
     AddJob,
     AttemptRow,
     DeleteReservation,
+    DeleteSiteJob,
     EndJob,
     ForgetWorker,
     JobRow,
     Loaded,
     Record,
     SaveReservation,
+    SaveSiteJob,
     SaveToken,
     SeenWorker,
     WriteOp,
@@ -62,6 +64,9 @@ CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, name TEXT, host TEXT, s
 CREATE TABLE IF NOT EXISTS reservations (
     name TEXT PRIMARY KEY, site TEXT NOT NULL, slots INTEGER NOT NULL, start REAL NOT NULL, end_ REAL NOT NULL,
     users TEXT NOT NULL, owner TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS site_jobs (
+    site TEXT NOT NULL, native_id TEXT NOT NULL, payload TEXT NOT NULL, submitted REAL NOT NULL,
+    PRIMARY KEY (site, native_id));
 """
 
 _RAW, _ZLIB = b"\x00", b"\x01"
@@ -135,6 +140,9 @@ class SqliteStore:
         for name, site, slots, start, end, users, owner in conn.execute(
                 "SELECT name, site, slots, start, end_, users, owner FROM reservations ORDER BY start"):
             loaded.reservations.append(Reservation(name, site, slots, start, end, frozenset(json.loads(users)), owner))
+        for site, native, payload, submitted in conn.execute(
+                "SELECT site, native_id, payload, submitted FROM site_jobs ORDER BY submitted"):
+            loaded.site_jobs.append(SaveSiteJob(site, native, payload, submitted))
         for job_row in self._job_rows(conn, "WHERE state IS NULL ORDER BY id", ()):
             loaded.unfinished.append((job_row, self._restore(conn, job_row.id)))
         return loaded
@@ -316,3 +324,8 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
                      (r.name, r.site, r.slots, r.start, r.end, json.dumps(sorted(r.users)), r.owner, op.created))
     elif isinstance(op, DeleteReservation):
         conn.execute("DELETE FROM reservations WHERE name = ?", (op.name,))
+    elif isinstance(op, SaveSiteJob):
+        conn.execute("INSERT OR REPLACE INTO site_jobs VALUES (?,?,?,?)",
+                     (op.site, op.native_id, op.payload, op.submitted))
+    elif isinstance(op, DeleteSiteJob):
+        conn.execute("DELETE FROM site_jobs WHERE site = ? AND native_id = ?", (op.site, op.native_id))

@@ -22,13 +22,14 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef
 from tiercel.protocol import PROTOCOL_VERSION, ref_from_wire, report_to_wire, spec_from_dict
@@ -57,6 +58,20 @@ class WorkerOptions:
     executor: str = "process"  # "process", or "noop" to measure the manager without spawning
     idle_exit: float | None = None  # exit after this long with nothing to do
     backoff_max: float = 5.0
+    site: str = "pool"  # the site this worker belongs to (a pilot names its batch site)
+    lifetime: float | None = None  # a pilot's batch walltime: it leaves before the batch system kills it
+    drain_before: float | None = None  # stop taking tasks this long before the end (default: 10 %, at most 5 min)
+
+
+class Link(Protocol):
+    """A session's connection to the manager: send a frame, receive frames, close.
+
+    A WebSocket, or an XMPP session (worker/xmpp_transport.py): the session does not care which.
+    """
+
+    async def send(self, message: bytes, /) -> None: ...
+    async def close(self) -> None: ...
+    def __aiter__(self) -> AsyncIterator[str | bytes]: ...
 
 
 @dataclass
@@ -85,7 +100,7 @@ class Agent:
         self.credit_due = 0
         self.cleanups: dict[JobId, JobSpec] = {}
         self.free = opts.slots
-        self.ws: ClientConnection | None = None
+        self.ws: Link | None = None
         # One thread per slot takes tasks from `_work`; finished ones land in `_done` and the loop
         # is woken once per batch rather than once per task.
         self._work: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
@@ -104,6 +119,15 @@ class Agent:
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Future[Any]] = set()
+        # A pilot's end: tasks whose walltime would run past it are not sent to it; from
+        # `retire_at` on it takes nothing new, and at `ends_at` it hands back what still runs.
+        self.ends_at: float | None = None
+        self.retire_at: float | None = None
+        self.retiring = False
+        if opts.lifetime is not None:
+            self.ends_at = time.time() + opts.lifetime - min(30.0, opts.lifetime * 0.05)
+            drain = opts.drain_before if opts.drain_before is not None else min(300.0, opts.lifetime * 0.1)
+            self.retire_at = self.ends_at - drain
 
     def _spawn(self, aw: Any) -> None:
         """Run a coroutine in the background, holding a reference until it ends."""
@@ -194,7 +218,7 @@ class Agent:
         return idle is not None and not self.running and not self.queued and not self._done and \
             not self.unacked and time.monotonic() - self.last_busy > idle
 
-    async def _session(self, ws: ClientConnection) -> int | None:
+    async def _session(self, ws: Link) -> int | None:
         # One snapshot under the lock: every task is either held, or finished with its result
         # among the unacknowledged ones, and the credit matches exactly what is held.
         with self._lock:
@@ -212,6 +236,7 @@ class Agent:
             "slots": self.opts.slots, "cpus": os.cpu_count() or 1, "mem": _memory_mb(),
             "tags": sorted(self.opts.tags), "credit": max(0, self._capacity() - used),
             "held": held, "results": list(self.unacked.values()), "ran": list(self.cleanups),
+            "site": self.opts.site, "ends_at": self.ends_at,
         }, use_bin_type=True))
         log.info("connected to %s as %s", self.opts.manager, self.name)
         beat = asyncio.create_task(self._beat(ws))
@@ -236,12 +261,12 @@ class Agent:
             return 0
         return None
 
-    async def _say_bye(self, ws: ClientConnection) -> None:
+    async def _say_bye(self, ws: Link) -> None:
         with contextlib.suppress(websockets.exceptions.WebSocketException):
             await ws.send(msgpack.packb({"t": "bye"}))
             await ws.close()
 
-    async def _beat(self, ws: ClientConnection) -> None:
+    async def _beat(self, ws: Link) -> None:
         # Wakes often so that the interval the manager asks for in its welcome applies at once.
         last = time.monotonic()
         with contextlib.suppress(websockets.exceptions.WebSocketException):
@@ -250,9 +275,26 @@ class Agent:
                 if time.monotonic() - last >= self.heartbeat:
                     last = time.monotonic()
                     await ws.send(msgpack.packb({"t": "hb"}))
+                await self._near_end(ws)
                 if self._idle_expired():
                     await self._say_bye(ws)
                     return
+
+    async def _near_end(self, ws: Link) -> None:
+        """A pilot close to its batch walltime: first take nothing new, then give back what still runs."""
+        if self.retire_at is None or self.ends_at is None:
+            return
+        now = time.time()
+        if now >= self.ends_at:
+            log.info("pilot lifetime over: handing back unfinished tasks")
+            self._request_stop()
+        elif now >= self.retire_at and not self.retiring:
+            self.retiring = True
+            log.info("pilot near its end: taking no new tasks")
+            await ws.send(msgpack.packb({"t": "drain"}))
+        elif self.retiring and not self.running and not self.queued and not self._done and not self.unacked:
+            self.stopping = True
+            await self._say_bye(ws)
 
     # ---- messages from the manager ------------------------------------
 
@@ -422,7 +464,7 @@ class Agent:
         self._spawn(_send_quietly(ws, frame))
 
 
-async def _send_quietly(ws: ClientConnection, frame: bytes) -> None:
+async def _send_quietly(ws: Link, frame: bytes) -> None:
     # A lost frame is re-sent in the next hello: results stay unacked until the manager confirms.
     with contextlib.suppress(websockets.exceptions.WebSocketException):
         await ws.send(frame)

@@ -1,4 +1,4 @@
-"""Requirements: a place must have every required tag, and enough slots and memory for a task."""
+"""Requirements: a place on the job's site, with every required tag, enough slots and memory, and time left."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tiercel.core.policies.args import unknown_args
-from tiercel.core.policy import OK, Group, Place, Snapshot, Status, never
+from tiercel.core.policy import OK, Group, Place, Snapshot, Status, never, wait
 from tiercel.core.problems import Problem
 
 
@@ -18,6 +18,11 @@ class Requirements:
         return unknown_args(args, "requirements", ()) or Requirements()
 
     def filter(self, group: Group, place: Place, snap: Snapshot) -> Status:
+        if group.site is not None and place.site != group.site:
+            return wait(self.name, f"{place.shown} is on site {place.site}; the job runs on site {group.site}")
+        if place.ends_at is not None and group.walltime is not None and snap.now + group.walltime > place.ends_at:
+            return wait(self.name, f"{place.shown} ends in {max(0.0, place.ends_at - snap.now):.0f}s; "
+                                   f"a task may run {group.walltime:g}s")
         missing = group.requires - place.tags
         if missing:
             return never(self.name, f"{place.shown} lacks tag(s) {', '.join(sorted(missing))}")

@@ -1,0 +1,212 @@
+"""Sites from the manager's TOML configuration.
+
+    [sites.pool]                  # the pool of connected workers: always there; limits optional
+    max_cpus = 64
+
+    [sites.hpc]
+    kind = "slurm"                # local | slurm | sge | pbs | lsf | htcondor
+    mode = "pilot"                # native: tasks become array elements; pilot: start workers there
+    partition = "short"           # (queue = … for sge, pbs, lsf)
+    max_pilots = 8
+    pilot_walltime = "1h"
+
+Anything wrong — an unknown kind, a missing or misspelt option, a bad value —
+is one error naming the file's line, the key, the value and what is allowed;
+the manager then refuses to start.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tiercel.core.problems import Problem
+from tiercel.core.sites import POOL, Limits, Mode, SiteInfo
+from tiercel.jobs import parse_duration, parse_memory
+
+KINDS = ("local", "slurm", "sge", "pbs", "lsf", "htcondor")
+
+
+def _seconds(v: str | float) -> float:
+    out = parse_duration(v)
+    if isinstance(out, Problem):
+        raise ValueError(out.allowed)
+    return out
+
+
+def _mb(v: str | int) -> int:
+    out = parse_memory(v)
+    if isinstance(out, Problem):
+        raise ValueError(out.allowed)
+    return out
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_cpus: int | None = Field(None, ge=1, description="cores one task may ask for")
+    max_memory: str | int | None = Field(None, description="memory one task may ask for, e.g. '16G'")
+    max_walltime: str | float | None = Field(None, description="the longest walltime a task may ask for")
+    tags: list[str] = Field(default_factory=list, description="capabilities its tasks get (for --requires)")
+
+    @field_validator("max_memory")
+    @classmethod
+    def _memory(cls, v: str | int | None) -> str | int | None:
+        if v is not None:
+            _mb(v)
+        return v
+
+    @field_validator("max_walltime")
+    @classmethod
+    def _walltime(cls, v: str | float | None) -> str | float | None:
+        if v is not None:
+            _seconds(v)
+        return v
+
+    def limits(self) -> Limits:
+        return Limits(self.max_cpus, None if self.max_memory is None else _mb(self.max_memory),
+                      None if self.max_walltime is None else _seconds(self.max_walltime),
+                      frozenset(self.tags))
+
+
+class PoolConfig(_Base):
+    pass
+
+
+class SiteConfig(_Base):
+    """A local or batch-system site."""
+
+    kind: Literal["local", "slurm", "sge", "pbs", "lsf", "htcondor"]
+    mode: Literal["native", "pilot"] = "native"
+    # where jobs go in the batch system
+    partition: str | None = Field(None, description="Slurm partition")
+    queue: str | None = Field(None, description="queue (SGE, PBS, LSF)")
+    account: str | None = None
+    directives: list[str] = Field(default_factory=list, description="extra lines for the batch script header")
+    # native mode
+    max_in_flight: int = Field(1000, ge=1, description="tasks in the batch system at once")
+    max_array: int | None = Field(None, ge=1, description="elements per native array (default: the system's)")
+    throttle: int | None = Field(None, ge=1, description="elements of one array running at once (Slurm's %N)")
+    # pilot mode (and local)
+    slots: int = Field(1, ge=1, le=100_000, description="task slots per pilot (cores it asks for)")
+    min_pilots: int = Field(0, ge=0)
+    max_pilots: int = Field(4, ge=1)
+    pilot_walltime: str | float = "1h"
+    idle_timeout: str | float = "5m"
+    max_failures: int = Field(3, ge=1, description="pilots that end without connecting before the site degrades")
+    url: str | None = Field(None, description="the manager URL pilots connect to (default: its listen address)")
+    # how the site is driven
+    poll_interval: str | float = "5s"
+    command_timeout: str | float = "30s"
+    retries: int = Field(2, ge=0, le=10, description="extra tries of a failed batch command")
+    spool: str | None = Field(None, description="shared directory for scripts and task outputs")
+    python: str | None = Field(None, description="Python that runs Tiercel inside batch jobs")
+    path: list[str] = Field(default_factory=list, description="directories searched first for the batch commands")
+
+    @field_validator("pilot_walltime", "idle_timeout", "poll_interval", "command_timeout")
+    @classmethod
+    def _durations(cls, v: str | float) -> str | float:
+        _seconds(v)
+        return v
+
+    @field_validator("directives", "partition", "queue", "account")
+    @classmethod
+    def _one_line(cls, v: Any) -> Any:
+        for item in v if isinstance(v, list) else [v]:
+            if isinstance(item, str) and ("\n" in item or "\r" in item):
+                raise ValueError("must be a single line")
+        return v
+
+    def seconds(self, key: str) -> float:
+        return _seconds(getattr(self, key))
+
+    def mode_of(self) -> Mode:
+        return Mode.PILOT if self.kind == "local" else Mode(self.mode)
+
+
+def parse(data: dict[str, Any], text: str = "") -> dict[str, SiteConfig | PoolConfig] | Problem:
+    """The [sites.*] tables of a configuration (in file order; the pool first), or the first problem."""
+    sites = data.get("sites", {})
+    if not isinstance(sites, dict):
+        return Problem(_at(text, "sites"), sites, "must be tables [sites.NAME]")
+    out: dict[str, SiteConfig | PoolConfig] = {}
+    for name, table in sites.items():
+        where = f"sites.{name}"
+        if not NAME.match(name):
+            return Problem(_at(text, where), name, "must be a site name: a letter, then letters, digits, - or _")
+        if not isinstance(table, dict):
+            return Problem(_at(text, where), table, "must be a table")
+        try:
+            if name == POOL:
+                out[name] = PoolConfig.model_validate(table)
+            else:
+                if "kind" not in table:
+                    return Problem(_at(text, where), name, f"needs kind = one of {', '.join(KINDS)}")
+                out[name] = SiteConfig.model_validate(table)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"]) or "?"
+            value = table.get(str(err["loc"][0]), err.get("input")) if err["loc"] else err.get("input")
+            allowed = _allowed(err, key)
+            return Problem(_at(text, where, str(err["loc"][0]) if err["loc"] else None), value, allowed)
+        except ValueError as exc:
+            return Problem(_at(text, where), name, str(exc))
+    pool = out.pop(POOL, None) or PoolConfig.model_validate({})
+    return {POOL: pool, **out}
+
+
+def _allowed(err: Any, key: str) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        fields = ", ".join(sorted(SiteConfig.model_fields))
+        return f"is not a site option ({key}); options: {fields}"
+    if kind == "literal_error":
+        return f"is not allowed for {key}: {err['msg'].lower()}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"is not valid for {key}: {msg}"
+
+
+def _at(text: str, table: str, key: str | None = None) -> str:
+    """'line N: sites.x.key' for messages, finding the line in the file's text."""
+    label = table if key is None else f"{table}.{key}"
+    if not text:
+        return label
+    lines = text.splitlines()
+    header = re.compile(r"^\s*\[\s*" + re.escape(table).replace(r"\.", r"\s*\.\s*") + r"\s*\]")
+    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+    if start is None:
+        return label
+    if key is not None:
+        for i in range(start + 1, len(lines)):
+            if lines[i].lstrip().startswith("["):
+                break
+            if re.match(r"^\s*" + re.escape(key) + r"\s*=", lines[i]):
+                return f"line {i + 1}: {label}"
+    return f"line {start + 1}: {label}"
+
+
+def infos(sites: dict[str, SiteConfig | PoolConfig]) -> list[SiteInfo]:
+    """The core's view of the configured sites, healthy and empty."""
+    out = []
+    for name, cfg in sites.items():
+        if isinstance(cfg, SiteConfig):
+            out.append(SiteInfo(name, cfg.kind, cfg.mode_of(), cfg.limits()))
+        else:
+            out.append(SiteInfo(name, POOL, Mode.POOL, cfg.limits()))
+    return out
+
+
+def load(path: Path) -> dict[str, SiteConfig | PoolConfig] | Problem:
+    import tomllib
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        return parse(tomllib.loads(text), text)
+    except OSError as exc:
+        return Problem("config", str(path), f"cannot be read: {exc.strerror or exc}")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return Problem("config", str(path), f"is not valid TOML: {exc}")

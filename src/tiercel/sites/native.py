@@ -1,0 +1,250 @@
+"""Native mode: a job's tasks become elements of the batch system's own arrays.
+
+To the engine the site is one worker (``site:NAME``) with as many slots as
+tasks it may have in the batch system at once. Tasks sent to it are grouped
+by job and cut into arrays no larger than the site allows; each array is one
+submit command, its elements run ``tiercel.sites.shim``, and one status query
+per interval covers every array in flight. An element's result file is the
+truth about its task; the batch system's state only matters for elements that
+ended without one (killed at their time limit, node failure, cancelled by an
+admin). Arrays are recorded in the store, so a restarted manager finds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tiercel.core.engine import KillTasks, SendTasks
+from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef, WorkerId, WorkerInfo
+from tiercel.protocol import spec_from_dict, spec_to_dict
+from tiercel.sites.adapters import ADAPTERS
+from tiercel.sites.adapters.base import Adapter, ArrayRequest, ElementState, NativeState, ParseError
+from tiercel.sites.config import SiteConfig
+from tiercel.sites.runner import CommandFailed
+from tiercel.sites.shim import read_result
+from tiercel.sites.site import Host, Site, log
+from tiercel.store import DeleteSiteJob, SaveSiteJob
+
+MISSING_POLLS = 3  # polls an unfinished element may be absent from the batch system before it counts as lost
+# what an element that ended without a result file is taken to mean
+ENDED_WITHOUT_RESULT = {
+    NativeState.DONE: Outcome.FAILED, NativeState.FAILED: Outcome.FAILED, NativeState.TIMEOUT: Outcome.TIMEOUT,
+    NativeState.CANCELLED: Outcome.LOST, NativeState.LOST: Outcome.LOST,
+}
+
+
+@dataclass
+class Array:
+    native_id: str
+    job: JobId
+    folder: Path
+    elements: dict[int, TaskRef]  # element number -> task
+    cpus: int
+    open: set[int] = field(default_factory=set)  # elements not yet reported
+    missing: dict[int, int] = field(default_factory=dict)  # element -> polls absent or ended without a result
+
+
+class NativeSite(Site):
+    mode = "native"
+
+    def __init__(self, name: str, cfg: SiteConfig, host: Host, spool: Path) -> None:
+        super().__init__(name, cfg, host, spool)
+        self.adapter: Adapter = ADAPTERS[cfg.kind]()
+        self.worker = WorkerId(f"site:{name}")
+        self.arrays: dict[str, Array] = {}
+        self.specs: dict[JobId, JobSpec] = {}
+        self.max_array = min(cfg.max_array or self.adapter.max_array, self.adapter.max_array)
+        self._seq = 0
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def info_for_engine(self) -> WorkerInfo:
+        lim = self.cfg.limits()
+        return WorkerInfo(name=self.name, host=self.cfg.kind, slots=self.cfg.max_in_flight, tags=lim.tags,
+                          cpus=self.cfg.max_in_flight, memory_mb=lim.max_memory_mb or 0, site=self.name)
+
+    def batch_jobs(self) -> int:
+        return len(self.arrays)
+
+    def degrade(self, message: str) -> None:
+        super().degrade(message)
+        self.host.engine.disconnect(self.worker)  # takes nothing new; what is in flight stays
+
+    def recover(self) -> None:
+        was = self.problem
+        super().recover()
+        if was is not None:
+            self.attach()
+
+    # ---- restart ---------------------------------------------------------
+
+    def restore(self, rows: Any) -> None:
+        for row in rows:
+            data = json.loads(row.payload)
+            refs = {int(e): TaskRef(JobId(data["job"]), int(i), int(a)) for e, (i, a) in data["elements"].items()}
+            self.specs[JobId(data["job"])] = spec_from_dict(data["spec"])
+            self.arrays[row.native_id] = Array(row.native_id, JobId(data["job"]), Path(data["folder"]), refs,
+                                               int(data.get("cpus", 1)), set(refs))
+
+    def attach(self) -> None:
+        """Join the engine as a worker holding every task still in the batch system."""
+        held = [ref for a in self.arrays.values() for e, ref in a.elements.items() if e in a.open]
+        used = sum(a.cpus * len(a.open) for a in self.arrays.values())
+        effects = self.host.engine.connect(self.worker, self.info_for_engine(), self.host.clock(),
+                                           credit=max(0, self.cfg.max_in_flight - used), held=held)
+        kills = [e for e in effects if isinstance(e, KillTasks)]
+        for e in kills:
+            self.kill(e)  # tasks that settled while the manager was down
+
+    # ---- tasks in --------------------------------------------------------
+
+    def send(self, e: SendTasks) -> None:
+        self.specs.update(e.specs)
+        by_job: dict[JobId, list[TaskRef]] = {}
+        for ref in e.tasks:
+            by_job.setdefault(ref.job, []).append(ref)
+        for job, refs in by_job.items():
+            for start in range(0, len(refs), self.max_array):
+                task = asyncio.ensure_future(self._submit(job, refs[start:start + self.max_array]))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def _submit(self, job: JobId, refs: list[TaskRef]) -> None:
+        spec = self.specs[job]
+        self._seq += 1
+        folder = self.spool / f"j{job}-{int(time.time() * 1000)}-{self._seq}"
+        folder.mkdir(parents=True, exist_ok=True)
+        elements = {n: ref for n, ref in enumerate(refs, start=1)}
+        manifest = folder / "manifest.json"
+        manifest.write_text(json.dumps({"job": job, "spec": spec_to_dict(spec),
+                                        "elements": [[r.index, r.attempt] for r in refs]}))
+        walltime = None if spec.walltime is None else spec.walltime + 60  # the shim enforces the walltime itself
+        req = ArrayRequest(
+            name=f"tiercel-{job}", count=len(refs), workdir=str(folder),
+            script=f"exec {self.python} -m tiercel.sites.shim {manifest}\n",
+            walltime=walltime, cpus=spec.cpus, memory_mb=spec.memory_mb, queue=self.cfg.partition or self.cfg.queue,
+            account=self.cfg.account, throttle=self.cfg.throttle, directives=tuple(self.cfg.directives))
+        try:
+            native = self.adapter.parse_submit(await self.runner.run(self.adapter.submit(req)))
+        except (CommandFailed, ParseError) as exc:
+            self.degrade(f"submit failed: {exc}")
+            if isinstance(exc, ParseError):
+                log.error("site %s: cannot read the submit output %r", self.name, exc.text)
+            now = time.time()
+            lost = [Report(r.job, r.index, r.attempt, Outcome.LOST, None, now, now, b"",
+                           f"tiercel: site {self.name} could not submit: {exc}\n".encode()) for r in refs]
+            shutil.rmtree(folder, ignore_errors=True)
+            self.host.site_reports(self.worker, lost, spec.cpus * len(refs))
+            return
+        self.recover()
+        self.arrays[native] = Array(native, job, folder, elements, spec.cpus, set(elements))
+        payload = {"job": job, "folder": str(folder), "cpus": spec.cpus, "spec": spec_to_dict(spec),
+                   "elements": {str(n): [r.index, r.attempt] for n, r in elements.items()}}
+        self.host.write([SaveSiteJob(self.name, native, json.dumps(payload), time.time())])
+        log.info("site %s: job %s tasks %d..%d are %s array %s", self.name, job, refs[0].index, refs[-1].index,
+                 self.cfg.kind, native)
+
+    def kill(self, e: KillTasks) -> None:
+        wanted = {(r.job, r.index, r.attempt) for r in e.tasks}
+        for array in list(self.arrays.values()):
+            hit = [n for n in array.open
+                   if (array.elements[n].job, array.elements[n].index, array.elements[n].attempt) in wanted]
+            if not hit:
+                continue
+            array.open.difference_update(hit)
+            elements = None if not array.open else sorted(hit)
+            task = asyncio.ensure_future(self._cancel(array, elements))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _cancel(self, array: Array, elements: list[int] | None) -> None:
+        try:
+            await self.runner.run(self.adapter.cancel(array.native_id, elements))
+        except CommandFailed as exc:
+            log.warning("site %s: cancel of %s: %s", self.name, array.native_id, exc)
+        if not array.open:
+            self._forget(array)
+
+    def _forget(self, array: Array) -> None:
+        self.arrays.pop(array.native_id, None)
+        fut = self.host.write([DeleteSiteJob(self.name, array.native_id)])
+        fut.add_done_callback(lambda _: shutil.rmtree(array.folder, ignore_errors=True))
+
+    # ---- the poll --------------------------------------------------------
+
+    async def cycle(self) -> None:
+        if not self.arrays:
+            if self.problem and not self._inflight:
+                await self._probe()
+            return
+        ids = list(self.arrays)
+        try:
+            out = await self.runner.run(self.adapter.status(ids))
+            rows = self.adapter.parse_status(out)
+        except CommandFailed as exc:
+            self.degrade(f"status query failed: {exc}")
+            return
+        except ParseError as exc:
+            log.error("site %s: cannot read the status output (%s): %r", self.name, exc, exc.text[:2000])
+            self.degrade(f"status output unreadable: {exc}")
+            return
+        self.last_poll = time.time()
+        self.recover()
+        self._settle(rows)
+
+    async def _probe(self) -> None:
+        """A degraded site with nothing in flight: one cheap query tells whether it works again."""
+        try:
+            self.adapter.parse_status(await self.runner.run(self.adapter.status([]), retries=0))
+        except (CommandFailed, ParseError):
+            return
+        self.last_poll = time.time()
+        self.recover()
+
+    def _settle(self, rows: list[ElementState]) -> None:
+        states: dict[tuple[str, int | None], ElementState] = {(r.native_id, r.element): r for r in rows}
+        reports: list[Report] = []
+        freed = 0
+        for array in list(self.arrays.values()):
+            for n in sorted(array.open):
+                ref = array.elements[n]
+                report = read_result(array.folder, n, ref)
+                if report is None:
+                    report = self._without_result(array, n, ref, states)
+                if report is None:
+                    continue
+                array.open.discard(n)
+                reports.append(report)
+                freed += array.cpus
+        if reports:
+            done = self.host.site_reports(self.worker, reports, freed)
+            finished = [a for a in self.arrays.values() if not a.open]
+
+            def forget(_: object) -> None:
+                for a in finished:
+                    self._forget(a)
+            done.add_done_callback(forget)
+
+    def _without_result(self, array: Array, n: int, ref: TaskRef,
+                        states: dict[tuple[str, int | None], ElementState]) -> Report | None:
+        row = states.get((array.native_id, n)) or states.get((array.native_id, None))
+        if row is not None and not row.state.terminal:
+            array.missing.pop(n, None)
+            return None
+        array.missing[n] = array.missing.get(n, 0) + 1
+        if array.missing[n] < MISSING_POLLS:
+            return None  # give a result file written at the very end a chance to appear
+        outcome = Outcome.LOST if row is None else ENDED_WITHOUT_RESULT[row.state]
+        what = "is gone from the batch system" if row is None else f"ended as {row.reason or row.state.value}"
+        now = time.time()
+        return Report(ref.job, ref.index, ref.attempt, outcome, None, now, now, b"",
+                      f"tiercel: {self.cfg.kind} element {array.native_id}[{n}] {what} without a result\n".encode())
+
+    async def close(self) -> None:
+        for task in list(self._inflight):
+            task.cancel()

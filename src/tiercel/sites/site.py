@@ -1,0 +1,143 @@
+"""What every site shell shares: health, the poll loop, and the manager it reports to.
+
+A site shell is a thin loop around pure parts: the adapter builds commands and
+parses output, the core chooses sites and places tasks; the shell runs the
+commands (``CommandRunner``), one batched status poll per interval, and turns
+what it learns into engine events through the manager (``Host``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from tiercel.core.engine import Engine, KillTasks, SendTasks
+from tiercel.core.model import Report, WorkerId
+from tiercel.core.sites import SiteInfo
+from tiercel.sites.config import SiteConfig
+from tiercel.sites.runner import CommandRunner
+from tiercel.store import SaveSiteJob, WriteOp
+
+log = logging.getLogger("tiercel.sites")
+
+
+class Host(Protocol):
+    """The manager, as a site sees it."""
+
+    engine: Engine
+
+    def clock(self) -> float: ...
+    def write(self, ops: list[WriteOp]) -> asyncio.Future[None]: ...
+    def site_reports(self, worker: WorkerId, reports: list[Report], freed: int) -> asyncio.Future[None]: ...
+    def sites_changed(self) -> None: ...
+    def pilot_url(self) -> str: ...
+    def worker_token_file(self) -> Path: ...
+
+
+class Site:
+    """Base of the site shells: health, the poll loop, `tiercel sites` rows."""
+
+    mode = "native"
+
+    def __init__(self, name: str, cfg: SiteConfig, host: Host, spool: Path) -> None:
+        self.name = name
+        self.cfg = cfg
+        self.host = host
+        self.spool = spool
+        self.runner = CommandRunner(timeout=cfg.seconds("command_timeout"), retries=cfg.retries, path=cfg.path)
+        self.problem: str | None = None
+        self.last_poll: float | None = None
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.python = cfg.python or sys.executable
+        self._wake = asyncio.Event()
+
+    # ---- health ----------------------------------------------------------
+
+    def degrade(self, message: str) -> None:
+        self.last_error, self.last_error_at = message, time.time()
+        if self.problem != message:
+            log.error("site %s degraded: %s", self.name, message)
+            self.problem = message
+            self.host.sites_changed()
+
+    def recover(self) -> None:
+        if self.problem is not None:
+            log.warning("site %s works again (was: %s)", self.name, self.problem)
+            self.problem = None
+            self.host.sites_changed()
+
+    def info(self) -> SiteInfo:
+        return SiteInfo(self.name, self.cfg.kind, self.cfg.mode_of(), self.cfg.limits(), self.problem,
+                        self.headroom())
+
+    def headroom(self) -> int:
+        return 0
+
+    # ---- the loop --------------------------------------------------------
+
+    async def run(self) -> None:
+        interval = self.cfg.seconds("poll_interval")
+        while True:
+            try:
+                await self.cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in a cycle must not stop the site for good
+                log.exception("site %s: poll cycle failed", self.name)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), interval)
+            except TimeoutError:
+                pass
+
+    def wake(self) -> None:
+        """Run a cycle now (work arrived) rather than at the next interval."""
+        self._wake.set()
+
+    async def cycle(self) -> None:
+        raise NotImplementedError
+
+    def restore(self, rows: Sequence[SaveSiteJob]) -> None:
+        """Batch jobs this site had submitted before the manager restarted."""
+
+    def attach(self) -> None:
+        """Called once the engine holds the restored jobs, before any dispatch."""
+
+    def send(self, e: SendTasks) -> None:
+        raise NotImplementedError(f"site {self.name} takes no tasks directly")
+
+    def kill(self, e: KillTasks) -> None:
+        raise NotImplementedError(f"site {self.name} runs no tasks directly")
+
+    def worker_connected(self, name: str) -> None:
+        """A worker of this site connected (a pilot)."""
+
+    async def close(self) -> None:
+        """The manager is stopping: batch jobs keep running and are found again on restart."""
+
+    def describe(self) -> dict[str, Any]:
+        loads = self.host.engine.site_loads().get(self.name)
+        running = sum(len(j.running) for j in self.host.engine.jobs.values()
+                      if any(w in self.worker_ids() for w in (r.worker for r in j.running.values())))
+        return {
+            "name": self.name, "kind": self.cfg.kind, "mode": self.mode,
+            "state": "degraded" if self.problem else "ok",
+            "slots_total": (loads.total if loads else 0) + self.headroom(),
+            "slots_free": (loads.free if loads else 0) + self.headroom(),
+            "queued": self.host.engine.waiting_on(self.name), "running": running,
+            "batch_jobs": self.batch_jobs(), "last_poll": self.last_poll,
+            "last_error": self.last_error, "last_error_at": self.last_error_at,
+            "commands": dict(self.runner.issued),
+        }
+
+    def worker_ids(self) -> set[WorkerId]:
+        return {w.id for w in self.host.engine.workers.values() if w.info.site == self.name}
+
+    def batch_jobs(self) -> int:
+        return 0
