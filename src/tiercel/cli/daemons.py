@@ -11,6 +11,7 @@ import click
 
 from tiercel.cli.common import CONTEXT_SETTINGS, UserError
 from tiercel.cli.main import cli
+from tiercel.cli.xmpp_options import manager_xmpp, xmpp_settings, xmpp_worker_options
 from tiercel.client import default_state_dir, default_url, resolve_token
 
 
@@ -93,11 +94,14 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
         raise UserError(f"state-dir: {str(state)!r} cannot be created: {exc.strerror}") from None
     queues: dict[str, Any] = {}
     sites: dict[str, Any] = {}
+    xmpp = None
     if config is not None:
         queues, sites = _config(config)
+        xmpp = manager_xmpp(config)  # [xmpp]: the chat gateway and XMPP workers
     settings = Settings(state_dir=state, worker_timeout=worker_timeout, heartbeat=min(heartbeat, worker_timeout / 3),
                         reconnect_grace=reconnect_grace, queues=queues, pool_slots=pool_slots,
-                        sites=sites, url=f"http://{host if host not in ('0.0.0.0', '::', '') else '127.0.0.1'}:{port}")
+                        sites=sites, url=f"http://{host if host not in ('0.0.0.0', '::', '') else '127.0.0.1'}:{port}",
+                        xmpp=xmpp)
     try:
         serve(host, port, settings, synchronous=sync.upper(), quiet=quiet)
     except KeyboardInterrupt:
@@ -131,6 +135,7 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
 @click.option("--drain-before", type=click.FloatRange(0), metavar="SECONDS",
               help="With --lifetime: take no new task this long before the end (default 10%, at most 300 s).")
 @click.option("--executor", type=click.Choice(["process", "noop"]), default="process", hidden=True)
+@xmpp_worker_options
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str | None, token_file: Path | None,
            prefetch: int | None, idle_exit: float | None, max_output: int, site: str, lifetime: float | None,
@@ -143,19 +148,27 @@ def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str
     from tiercel.worker.agent import WorkerOptions, run_worker
 
     _logging(verbose)
-    if token_file is not None:
-        try:
-            token = token_file.read_text().strip()
-        except OSError as exc:
-            raise UserError(f"token-file: {str(token_file)!r} cannot be read: {exc.strerror}") from None
-    token = resolve_token(token, files=("worker.token", "admin.token"))
-    if not token:
-        raise UserError("token: none given; pass --token-file (the manager wrote worker.token in its state dir)")
-    url = manager_url or default_url()
-    if not url.startswith(("http://", "https://")):
-        raise UserError(f"manager: {url!r} must be the manager's URL, e.g. http://127.0.0.1:8750")
+    xmpp = xmpp_settings()  # --xmpp: the manager is reached over XMPP, with no URL nor token
+    if xmpp is None:
+        if token_file is not None:
+            try:
+                token = token_file.read_text().strip()
+            except OSError as exc:
+                raise UserError(f"token-file: {str(token_file)!r} cannot be read: {exc.strerror}") from None
+        token = resolve_token(token, files=("worker.token", "admin.token"))
+        if not token:
+            raise UserError("token: none given; pass --token-file (the manager wrote worker.token in its state dir)")
+        url = manager_url or default_url()
+        if not url.startswith(("http://", "https://")):
+            raise UserError(f"manager: {url!r} must be the manager's URL, e.g. http://127.0.0.1:8750")
+    else:
+        token, url = "", f"xmpp:{xmpp.manager_jid}"
     tag_set = frozenset(t.strip() for t in tags.split(",") if t.strip())
     opts = WorkerOptions(manager=url, token=token, slots=slots, tags=tag_set, name=name,
                          prefetch=prefetch, max_output=max_output, executor=executor, idle_exit=idle_exit,
                          site=site, lifetime=lifetime, drain_before=drain_before)
+    if xmpp is not None:
+        from tiercel.worker.xmpp_transport import run_xmpp_worker
+
+        sys.exit(run_xmpp_worker(opts, xmpp))
     sys.exit(run_worker(opts))

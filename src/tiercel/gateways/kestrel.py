@@ -58,6 +58,7 @@ class Cancel:
 @dataclass(frozen=True)
 class Help:
     reason: str  # empty when help was asked for; else what was wrong with the message
+    about: str | None = None  # "job" when a job message cannot be run: answered with job_rejected
 
 
 Message = SubmitJob | Status | Cancel | Help
@@ -88,12 +89,12 @@ def parse(text: str, *, max_tasks: int = 100_000_000) -> Message:
         fields = {k: v for k, v in data.items() if k != "type"}
         unknown = sorted(str(k) for k in fields if k not in JOB_KEYS)
         if unknown:
-            return Help(f"a job message does not take {', '.join(repr(k) for k in unknown)}")
+            return Help(f"a job message does not take {', '.join(repr(k) for k in unknown)}", "job")
         if isinstance(fields.get("queue"), bool):
-            return Help("'queue' must be a number of tasks such as 10000")
+            return Help("'queue' must be a number of tasks such as 10000", "job")
         spec = spec_from_mapping(fields, max_tasks=max_tasks)
         if isinstance(spec, Problem):
-            return Help(spec.message())
+            return Help(spec.message(), "job")
         return SubmitJob(spec)
     if kind is None:
         return Help("a message needs a 'type': 'job', 'status' or 'cancel'")

@@ -1,0 +1,138 @@
+"""Ad-hoc commands (XEP-0050) for chat clients with command menus: submit, status, cancel, pool.
+
+They answer with the same dict-syntax replies as the chat messages, as the command's note,
+and obey the same rule: only a JID that maps to a Tiercel user may use them, and a user
+sees and cancels only their own jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import slixmpp
+from slixmpp.exceptions import XMPPError
+
+from tiercel.core.model import UserName
+from tiercel.core.problems import Problem
+from tiercel.gateways import kestrel
+from tiercel.gateways.chat import Answer, Chat, refusal
+from tiercel.jobs import spec_from_mapping
+
+COMMANDS = {"submit": "Submit a job", "status": "Status of my jobs", "cancel": "Cancel jobs",
+            "pool": "Pool status"}
+SUBMIT_FIELDS = (("command", "Command (run with the task index as its last argument)", True),
+                 ("queue", "Number of tasks (indexes 0..N-1)", True),
+                 ("requires", "Required worker tags, comma-separated", False),
+                 ("cleanup", "Cleanup command, run once per worker after the job", False),
+                 ("name", "Job name", False))
+
+Session = dict[str, Any]
+
+
+class AdHoc:
+    def __init__(self, client: slixmpp.ClientXMPP, chat: Chat, user_of: Callable[[str], UserName | None],
+                 on_answer: Callable[[str, Answer], None]) -> None:
+        self.client = client
+        self.chat = chat
+        self.user_of = user_of
+        self.on_answer = on_answer  # the gateway remembers who submitted what, for job_finished
+
+    def register(self) -> None:
+        """On each session start: the command list is reset whenever the client binds."""
+        handlers = {"submit": self._submit, "status": self._status, "cancel": self._cancel, "pool": self._pool}
+        for node, name in COMMANDS.items():
+            self.client.plugin["xep_0050"].add_command(node=node, name=name, handler=handlers[node], timeout=600)
+
+    def _user(self, jid: slixmpp.JID) -> UserName:
+        user = self.user_of(str(jid.bare))
+        if user is None:
+            raise XMPPError("forbidden", text=refusal(str(jid.bare)), etype="auth")
+        return user
+
+    def _form(self, title: str, instructions: str) -> Any:
+        make_form: Callable[..., Any] = self.client.plugin["xep_0004"].make_form
+        return make_form(ftype="form", title=title, instructions=instructions)
+
+    @staticmethod
+    def _done(session: Session, text: str, kind: str = "info") -> Session:
+        session.update(payload=None, next=None, has_next=False, notes=[(kind, text)])
+        return session
+
+    # ---- submit --------------------------------------------------------------
+
+    def _submit(self, iq: Any, session: Session) -> Session:
+        self._user(iq["from"])
+        form = self._form("Submit a job", "Runs the command once for each index 0..N-1.")
+        for var, label, required in SUBMIT_FIELDS:
+            form.add_field(var=var, ftype="text-single", label=label, required=required)
+        session.update(payload=form, next=self._submit_form, has_next=False)
+        return session
+
+    async def _submit_form(self, payload: Any, session: Session) -> Session:
+        user = self._user(session["from"])
+        values = _values(payload)
+        fields: dict[str, Any] = {k: v.strip() for k, v in values.items()
+                                  if k in dict.fromkeys(f[0] for f in SUBMIT_FIELDS) and isinstance(v, str)
+                                  and v.strip()}
+        queue = fields.get("queue", "")
+        if queue.isdigit():
+            fields["queue"] = int(queue)
+        spec = spec_from_mapping(fields, max_tasks=self.chat.manager.settings.max_tasks)
+        if isinstance(spec, Problem):
+            return self._done(session, kestrel.job_rejected(spec.message()), "error")
+        answer = await self.chat.submit(user, spec)
+        self.on_answer(str(session["from"].bare), answer)
+        return self._done(session, answer.text, "info" if answer.submitted else "error")
+
+    # ---- status, pool --------------------------------------------------------
+
+    def _status(self, iq: Any, session: Session) -> Session:
+        return self._done(session, self.chat.status(self._user(iq["from"]), None))
+
+    def _pool(self, iq: Any, session: Session) -> Session:
+        self._user(iq["from"])
+        m = self.chat.manager
+        workers = list(m.engine.workers.values())
+        connected = [w for w in workers if w.connected]
+        xmpp = sum(1 for c in m.conns.values() if c.transport == "xmpp")
+        queued = sum(j.pending for j in m.engine.jobs.values())
+        text = kestrel.reply("pool", workers=len(connected), xmpp_workers=xmpp,
+                             slots=sum(w.info.slots for w in connected), busy=sum(len(w.tasks) for w in connected),
+                             jobs=len(m.engine.jobs), queued=queued)
+        return self._done(session, text)
+
+    # ---- cancel --------------------------------------------------------------
+
+    def _cancel(self, iq: Any, session: Session) -> Session:
+        user = self._user(iq["from"])
+        mine = [s for s in self.chat.mine(user) if not s.state.terminal]
+        if not mine:
+            return self._done(session, kestrel.reply("cancelled", job_ids=[]))
+        form = self._form("Cancel jobs", "Choose one of your unfinished jobs, or all of them.")
+        choice = form.add_field(var="job_id", ftype="list-single", label="Job", required=True, value="all")
+        choice.add_option(label="all of my jobs", value="all")
+        for s in mine:
+            c = s.counts
+            choice.add_option(label=f"{s.id} {s.spec.name or ' '.join(s.spec.command)[:40]} "
+                                    f"({c.done}/{c.total} done)", value=str(s.id))
+        session.update(payload=form, next=self._cancel_form, has_next=False)
+        return session
+
+    async def _cancel_form(self, payload: Any, session: Session) -> Session:
+        user = self._user(session["from"])
+        value = str(_values(payload).get("job_id") or "all").strip()
+        if value != "all" and not value.isdigit():
+            return self._done(session, kestrel.reply("error", reason=f"job_id: {value!r} must be a job number "
+                                                                     "or all"), "error")
+        text = await self.chat.cancel(user, None if value == "all" else int(value))
+        return self._done(session, text, "error" if text.startswith("{'type':'error'") else "info")
+
+
+def _values(payload: Any) -> dict[str, Any]:
+    if isinstance(payload, list):
+        payload = payload[0] if payload else None
+    if payload is None:
+        return {}
+    values = payload.get_values()
+    return dict(values) if isinstance(values, dict) else {}

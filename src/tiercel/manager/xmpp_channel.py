@@ -1,0 +1,235 @@
+"""The manager's side of XMPP workers: the worker protocol carried in stanzas, and presence.
+
+It feeds the same Manager methods as the WebSocket channel (``worker_connected``,
+``worker_results``, ``worker_left``, ...), so the core never knows which transport a
+worker uses. What XMPP adds is presence, which the server keeps for us:
+
+- a worker announces itself with directed presence to the manager's bare JID; the manager
+  answers with directed presence to the worker's full JID. From then on the server tells
+  each side at once when the other goes away, even after ``kill -9``;
+- ``unavailable`` from a worker: its tasks are re-queued at once;
+- ``away``, ``xa`` or ``dnd``: busy, it gets no new tasks until it is available again;
+- a worker that hangs without going offline stops answering XEP-0199 pings and is declared
+  lost after ``ping_timeout`` (its heartbeats stop too, as on the WebSocket channel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+
+from tiercel.core.model import WorkerId
+from tiercel.manager.channel import HelloError, parse_hello
+from tiercel.manager.service import Connection, Manager
+from tiercel.xmpp_link import send_frame
+
+if TYPE_CHECKING:
+    from tiercel.gateways.xmpp_config import XmppConfig
+
+log = logging.getLogger("tiercel.xmpp.workers")
+
+BUSY = ("away", "xa", "dnd")
+
+
+@dataclass
+class Peer:
+    """One XMPP worker session, known by its full JID."""
+
+    jid: str
+    conn: Connection
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    flush_scheduled: bool = False
+    busy: bool = False
+    draining: bool = False
+    closed: bool = False
+
+
+class XmppWorkers:
+    def __init__(self, manager: Manager, client: slixmpp.ClientXMPP, config: XmppConfig) -> None:
+        self.manager = manager
+        self.client = client
+        self.config = config
+        self.peers: dict[str, Peer] = {}
+        self.shows: dict[str, str] = {}  # last presence show of each worker full JID
+
+    # ---- frames ------------------------------------------------------------
+
+    def on_frame(self, sender: slixmpp.JID, frame: bytes) -> None:
+        full = str(sender)
+        if not self.config.may_work(str(sender.bare)):
+            self._send_now(full, {"t": "error", "msg": f"{sender.bare} is not allowed to run tasks here: "
+                                                       "add it to workers in the manager's [xmpp] table"})
+            return
+        try:
+            msg = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+        except (ValueError, msgpack.UnpackException):
+            log.warning("dropped a frame from %s that is not msgpack", full)
+            return
+        if not isinstance(msg, dict):
+            return
+        kind = msg.get("t")
+        if kind == "hello":
+            self._hello(full, msg)
+            return
+        peer = self.peers.get(full)
+        if peer is None:  # we forgot it (our own reconnect): it starts over with a hello
+            self._send_now(full, {"t": "reconnect"})
+            return
+        conn = peer.conn
+        try:
+            if kind == "res":
+                self.manager.worker_results(conn, msg.get("r", []), self._credit(peer, msg))
+            elif kind == "cr":
+                self.manager.worker_results(conn, [], self._credit(peer, msg))
+            elif kind == "hb":
+                self.manager.worker_results(conn, [], 0)
+            elif kind == "drain":
+                peer.draining = True
+                self.manager.engine.drain(conn.worker)
+            elif kind == "bye":
+                self._drop(peer)
+                self.manager.worker_left(conn.worker)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("worker %s sent a malformed %r frame: %s", conn.info.name, kind, exc)
+
+    def _credit(self, peer: Peer, msg: dict[str, Any]) -> int:
+        credit = int(msg.get("c", 0))
+        return 0 if peer.busy else credit  # a busy worker's slots are counted again at its next hello
+
+    def _hello(self, full: str, msg: dict[str, Any]) -> None:
+        try:
+            worker_id, info = parse_hello(msg)
+        except (HelloError, ValueError, TypeError) as exc:
+            self._send_now(full, {"t": "error", "msg": str(exc)})
+            return
+        old = self.peers.pop(full, None)
+        if old is not None:
+            old.closed = True
+            if old.conn.worker != worker_id:
+                self.manager.worker_disconnected(old.conn)
+        peer = Peer(full, Connection(worker_id, info, lambda m: None, self.manager.clock(), transport="xmpp"))
+        peer.conn.send = lambda m, p=peer: self._queue(p, m)  # type: ignore[misc]
+        self.peers[full] = peer
+        peer.conn.send({"t": "welcome", "hb": self.manager.settings.heartbeat})
+        self.manager.worker_connected(peer.conn, msg)
+        log.info("XMPP worker %s (%s, %d slots) connected as %s", info.name, worker_id, info.slots, full)
+        if self.shows.get(full) in BUSY:
+            self._pause(peer)
+
+    # ---- sending -----------------------------------------------------------
+
+    def _queue(self, peer: Peer, msg: dict[str, Any]) -> None:
+        if peer.closed:
+            return
+        peer.outbox.append(msg)
+        if not peer.flush_scheduled:
+            peer.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush, peer)
+
+    def _flush(self, peer: Peer) -> None:
+        peer.flush_scheduled = False
+        batch, peer.outbox = peer.outbox, []
+        if not batch or peer.closed:
+            return
+        frame = batch[0] if len(batch) == 1 else {"t": "batch", "m": batch}
+        send_frame(self.client, peer.jid, msgpack.packb(frame, use_bin_type=True))
+        if any(m.get("t") == "error" for m in batch):
+            self._drop(peer)
+            self.manager.worker_disconnected(peer.conn)
+
+    def _send_now(self, full: str, msg: dict[str, Any]) -> None:
+        send_frame(self.client, full, msgpack.packb(msg, use_bin_type=True))
+
+    def _drop(self, peer: Peer) -> None:
+        peer.closed = True
+        if self.peers.get(peer.jid) is peer:
+            del self.peers[peer.jid]
+
+    # ---- presence ----------------------------------------------------------
+
+    def on_presence(self, presence: Any) -> None:
+        sender = presence["from"]
+        full, bare = str(sender), str(sender.bare)
+        if not self.config.may_work(bare):
+            return
+        kind = presence["type"]
+        if kind == "unavailable":
+            self.shows.pop(full, None)
+            peer = self.peers.get(full)
+            if peer is not None:
+                log.warning("XMPP worker %s went offline: re-queueing its tasks", peer.conn.info.name)
+                self._drop(peer)
+                self.manager.worker_left(peer.conn.worker)
+            return
+        if kind not in ("available", *BUSY, "chat"):
+            return
+        show = presence["show"] or "available"
+        self.shows[full] = show
+        # Answer every time: a worker looks for us with presence whenever it starts a session,
+        # and our answer (directed presence) is what makes the server tell it when we go.
+        self.client.send_presence(pto=sender)
+        peer = self.peers.get(full)
+        if peer is None:
+            return
+        if show in BUSY and not peer.busy:
+            self._pause(peer)
+        elif show not in BUSY and peer.busy:
+            self._resume(peer)
+
+    def _pause(self, peer: Peer) -> None:
+        log.info("XMPP worker %s is busy (%s): no new tasks", peer.conn.info.name, self.shows.get(peer.jid))
+        peer.busy = True
+        self.manager.engine.drain(peer.conn.worker)
+
+    def _resume(self, peer: Peer) -> None:
+        peer.busy = False
+        if peer.draining:
+            return
+        log.info("XMPP worker %s is available again", peer.conn.info.name)
+        # Its free slots are counted afresh by a new hello: ask it to start over.
+        peer.conn.send({"t": "reconnect"})
+
+    def on_offline(self) -> None:
+        """Our own XMPP session is gone: every worker is disconnected, not lost (they may come back)."""
+        for peer in list(self.peers.values()):
+            self._drop(peer)
+            self.manager.worker_disconnected(peer.conn)
+        self.shows.clear()
+
+    # ---- pings -------------------------------------------------------------
+
+    async def ping_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.ping_interval)
+            peers = list(self.peers.values())
+            if peers:
+                await asyncio.gather(*(self._ping(p) for p in peers))
+
+    async def _ping(self, peer: Peer) -> None:
+        try:
+            await self.client.plugin["xep_0199"].ping(slixmpp.JID(peer.jid), timeout=self.config.ping_timeout)
+        except IqTimeout:
+            reason = f"no answer to a ping in {self.config.ping_timeout:g}s"
+        except IqError as exc:
+            if exc.condition not in ("service-unavailable", "recipient-unavailable", "item-not-found"):
+                return  # it answered, if only with an error
+            reason = f"the server says it is gone ({exc.condition})"
+        except Exception as exc:  # not connected: our own reconnect handles it
+            log.debug("ping of %s failed: %s", peer.jid, exc)
+            return
+        else:
+            self.manager.last_seen[peer.conn.worker] = self.manager.clock()
+            return
+        if self.peers.get(peer.jid) is peer:
+            log.warning("XMPP worker %s: %s; re-queueing its tasks", peer.conn.info.name, reason)
+            self._drop(peer)
+            self.manager.worker_left(peer.conn.worker)
+
+    def worker_ids(self) -> set[WorkerId]:
+        return {p.conn.worker for p in self.peers.values()}
