@@ -1,0 +1,348 @@
+"""CSF4 job descriptions (GT2 RSL, GT4 XML) → JobRequest fields, and every way they can be wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tiercel.core.model import JobSpec
+from tiercel.core.problems import Problem
+from tiercel.jobdesc import (
+    JobDescription,
+    parse_description,
+    parse_rsl,
+    parse_xml,
+    standard_variables,
+)
+from tiercel.jobs import spec_from_mapping
+
+ENV = standard_variables({"HOME": "/home/zding", "USER": "zding", "SCRATCH": "/scratch"})
+BASE = {"shell": False, "append_index": False, "queue": 1}
+
+
+def rsl(text: str) -> JobDescription:
+    desc = parse_rsl(text, ENV)
+    assert isinstance(desc, JobDescription), desc.message()
+    return desc
+
+
+def xml(text: str) -> JobDescription:
+    desc = parse_xml(text, ENV)
+    assert isinstance(desc, JobDescription), desc.message()
+    return desc
+
+
+# ---- the seed's examples ---------------------------------------------------------------------
+
+DEMO3_RSL = """&(executable=/bin/echo)
+ (directory=$(HOME))
+ (arguments="this is a globusrun example")
+ (stdout=stdout2)
+"""
+
+DEMO2_XML = """<job>
+  <executable>/bin/echo</executable>
+  <directory>${GLOBUS_USER_HOME}</directory>
+  <argument>this is an example_string </argument>
+  <argument>Globus was here</argument>
+  <stdout>${GLOBUS_USER_HOME}/stdout</stdout>
+  <stderr>${GLOBUS_USER_HOME}/stderr</stderr>
+</job>
+"""
+
+
+def test_demo3_rsl_runs_echo_in_home_and_names_stdout() -> None:
+    desc = rsl(DEMO3_RSL)
+    assert desc.kind == "rsl"
+    assert desc.request == {**BASE, "command": ["/bin/echo", "this is a globusrun example"], "cwd": "/home/zding"}
+    assert (desc.stdout, desc.stderr) == ("stdout2", None)
+
+
+def test_demo3_without_the_leading_ampersand_reads_the_same() -> None:
+    assert rsl(DEMO3_RSL.lstrip("&")) == rsl(DEMO3_RSL)
+
+
+def test_demo2_xml_keeps_each_argument_as_written() -> None:
+    desc = xml(DEMO2_XML)
+    assert desc.kind == "xml"
+    assert desc.request == {**BASE, "command": ["/bin/echo", "this is an example_string ", "Globus was here"],
+                            "cwd": "/home/zding"}
+    assert (desc.stdout, desc.stderr) == ("/home/zding/stdout", "/home/zding/stderr")
+
+
+def test_descriptions_are_told_apart_by_content() -> None:
+    assert parse_description(DEMO2_XML, ENV) == xml(DEMO2_XML)
+    assert parse_description(DEMO3_RSL, ENV) == rsl(DEMO3_RSL)
+    assert parse_description("\ufeff" + DEMO3_RSL, ENV) == rsl(DEMO3_RSL)
+
+
+def test_xml_in_the_job_description_namespace() -> None:
+    text = ('<?xml version="1.0"?><rsl:job xmlns:rsl="http://www.globus.org/namespaces/2004/10/gram/job/description">'
+            "<rsl:executable>/bin/true</rsl:executable><rsl:count>2</rsl:count></rsl:job>")
+    assert xml(text).request == {**BASE, "command": ["/bin/true"], "queue": 2}
+
+
+def test_the_mapped_requests_are_valid_jobs() -> None:
+    for desc in (rsl(DEMO3_RSL), xml(DEMO2_XML), rsl(FULL_RSL), xml(FULL_XML)):
+        spec = spec_from_mapping({**desc.request, "name": "j"})
+        assert isinstance(spec, JobSpec), spec
+        assert not spec.shell and not spec.append_index
+
+
+# ---- every mapped attribute -------------------------------------------------------------------
+
+FULL_RSL = """& (* every attribute Tiercel maps *)
+  (rsl_substitution=(DATA $(HOME)/data)(OUT $(DATA)/out))
+  (executable=$(DATA)/bin/sweep)
+  (arguments=--in $(DATA)/in.txt "two words" 'it''s' "say ""hi"" twice" ^|a"b'c|)
+  (directory=run)
+  (environment=(OMP_NUM_THREADS 4)(LABEL "a b"))
+  (count=8)
+  (job_type=multiple)
+  (queue=short)
+  (max_wall_time=90)
+  (maxMemory=2048)
+  (stdout=$(OUT).$(LOGNAME))
+  (stderr=err#.txt)
+"""
+
+FULL_XML = """<job>
+  <executable>${SCRATCH}/bin/sweep</executable>
+  <directory>run</directory>
+  <argument>--in</argument>
+  <argument></argument>
+  <environment><name>OMP_NUM_THREADS</name><value>4</value></environment>
+  <environment><name>EMPTY</name></environment>
+  <count> 8 </count>
+  <jobType>multiple</jobType>
+  <queue>short</queue>
+  <maxWallTime>90</maxWallTime>
+  <maxMemory>2048</maxMemory>
+  <stdout>out.${GLOBUS_USER_NAME}</stdout>
+  <stderr>err.txt</stderr>
+</job>"""
+
+
+def test_every_rsl_attribute_maps_onto_a_job_request_field() -> None:
+    desc = rsl(FULL_RSL)
+    assert desc.request == {
+        "command": ["/home/zding/data/bin/sweep", "--in", "/home/zding/data/in.txt", "two words", "it's",
+                    'say "hi" twice', "a\"b'c"],
+        "shell": False, "append_index": False,
+        "cwd": "/home/zding/run",  # relative to $(HOME), as GRAM takes it
+        "env": {"OMP_NUM_THREADS": "4", "LABEL": "a b"},
+        "queue": 8,  # count: a job array of 8 tasks (jobType=multiple)
+        "queue_name": "short",
+        "walltime": 90 * 60,  # minutes
+        "memory": 2048,  # megabytes
+    }
+    assert (desc.stdout, desc.stderr) == ("/home/zding/data/out.zding", "err.txt")
+
+
+def test_every_xml_element_maps_onto_a_job_request_field() -> None:
+    desc = xml(FULL_XML)
+    assert desc.request == {
+        "command": ["/scratch/bin/sweep", "--in", ""], "shell": False, "append_index": False,
+        "cwd": "/home/zding/run", "env": {"OMP_NUM_THREADS": "4", "EMPTY": ""}, "queue": 8,
+        "queue_name": "short", "walltime": 5400, "memory": 2048,
+    }
+    assert (desc.stdout, desc.stderr) == ("out.zding", "err.txt")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # attribute names ignore case and underscores
+        ("&(EXECUTABLE=/bin/true)(MaxWallTime=1)", {"walltime": 60}),
+        ("&(executable=/bin/true)(max_time=2)", {"walltime": 120}),
+        ("&(executable=/bin/true)(Job_Type=SINGLE)", {}),
+        # GRAM's jobType=single: one process on count CPUs
+        ("&(executable=/bin/true)(jobType=single)(count=4)", {"cpus": 4}),
+        ("&(executable=/bin/true)(count=3)", {"queue": 3}),
+        ('&(executable=/bin/true)(count="3")', {"queue": 3}),
+        # substitutions: $(NAME default), implied and explicit concatenation, nested sequences
+        ("&(executable=$(NOPE /bin/true))", {}),
+        ("&(executable=/bin/true)(arguments=$(HOME)/a x$(USER) $(USER)$(USER) a#b)",
+         {"command": ["/bin/true", "/home/zding/a", "xzding", "zdingzding", "ab"]}),
+        ("&(executable=/bin/true)(arguments=$(HOME) \"/a\")", {"command": ["/bin/true", "/home/zding", "/a"]}),
+        ("&(executable=/bin/true)(arguments=\"\")", {"command": ["/bin/true", ""]}),
+        ("&(executable=/bin/true)(directory=/abs)", {"cwd": "/abs"}),
+        ("&(executable=/bin/true)(&(count=2))", {"queue": 2}),
+        ("executable=/bin/true", {}),
+        ("&(executable = /bin/true)\r\n(count = 2)", {"queue": 2}),
+        ("&(rsl_substitution=(A 1))(rsl_substitution=(B $(A)2))(executable=/bin/true)(arguments=$(B))",
+         {"command": ["/bin/true", "12"]}),
+    ],
+)
+def test_rsl_table(text: str, expected: dict[str, Any]) -> None:
+    assert rsl(text).request == {**BASE, "command": ["/bin/true"], **expected}
+
+
+def test_rsl_substitution_overrides_the_environment() -> None:
+    assert rsl("&(rsl_substitution=(HOME /elsewhere))(executable=$(HOME)/x)").request["command"] == ["/elsewhere/x"]
+
+
+def test_standard_variables_name_the_globus_ones() -> None:
+    env = standard_variables({"HOME": "/h", "LOGNAME": "me"})
+    assert env["GLOBUS_USER_HOME"] == "/h" and env["GLOBUS_USER_NAME"] == "me" and env["LOGNAME"] == "me"
+    assert standard_variables({"HOME": "/h", "GLOBUS_USER_HOME": "/g"})["GLOBUS_USER_HOME"] == "/g"
+
+
+# ---- every error --------------------------------------------------------------------------------
+
+SUPPORTED_RSL = "supported: executable, arguments, directory, environment, count, jobType, queue, maxWallTime"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "needle"),
+    [
+        # attributes Tiercel cannot honour, named, with what is supported
+        ("&(executable=/bin/true)(hostCount=2)", "hostCount (line 1)", SUPPORTED_RSL),
+        ("&(executable=/bin/true)\n(file_stage_in=(a b))", "file_stage_in (line 2)", "stages no files"),
+        ("&(executable=/bin/true)(fileStageOut=(a b))", "fileStageOut (line 1)", "stages no files"),
+        ("&(executable=/bin/true)(stdin=/dev/null)", "stdin (line 1)", "without standard input"),
+        ("&(executable=/bin/true)(project=chem)", "project (line 1)", "no project accounts"),
+        ("&(executable=/bin/true)(maxCpuTime=5)", "maxCpuTime (line 1)", "wall-clock time only"),
+        ("&(executable=/bin/true)(minMemory=5)", "minMemory (line 1)", "maxMemory"),
+        ("&(executable=/bin/true)(colour=red)", "colour (line 1)", "is not a job attribute Tiercel supports"),
+        ("&(executable=/bin/true)(jobType=mpi)", "jobType (line 1)", "'mpi' is not supported"),
+        ("&(executable=/bin/true)(jobType=condor)", "jobType (line 1)", "'condor' is not supported"),
+        ("&(executable=/bin/true)(jobType=many)", "jobType (line 1)", "must be single or multiple"),
+        # values
+        ("&(arguments=x)", "executable", "is required"),
+        ("&(executable=gsiftp://host/bin/x)", "executable (line 1)", "does not transfer files"),
+        ("&(executable=/bin/true)(stdout=https://host/out)", "stdout (line 1)", "does not transfer files"),
+        ("&(executable=/bin/true)(stdout=\"\")", "stdout (line 1)", "must not be empty"),
+        ("&(executable=/bin/true)(count=0)", "count (line 1)", "'0' must be a whole number of tasks from 1"),
+        ("&(executable=/bin/true)(count=two)", "count (line 1)", "whole number"),
+        ("&(executable=/bin/true)(count=-1)", "count (line 1)", "whole number"),
+        ("&(executable=/bin/true)(maxWallTime=1.5)", "maxWallTime (line 1)", "whole number of minutes"),
+        ("&(executable=/bin/true)(maxMemory=4G)", "maxMemory (line 1)", "whole number of megabytes"),
+        ("&(executable=/bin/true)(maxWallTime=1)(maxTime=1)", "maxTime (line 1)", "choose one"),
+        ("&(executable=/bin/true)(queue=\"\")", "queue (line 1)", "queue name"),
+        ("&(executable=/bin/true)(count=1)(COUNT=2)", "COUNT (line 1)", "given twice (first as count (line 1))"),
+        ("&(executable=/bin/true /bin/false)", "executable (line 1)", "must be a single value"),
+        ("&(executable=/bin/true)(directory=$(HOME) \"/x\")", "directory (line 1)", "join its parts with #"),
+        ("&(executable=/bin/true)(arguments=(a b))", "arguments (line 1)", "not parenthesised lists"),
+        ("&(executable=/bin/true)(environment=A 1)", "environment (line 1)", "must be pairs"),
+        ("&(executable=/bin/true)(environment=(A 1 2))", "environment (line 1)", "must be pairs"),
+        ("&(executable=/bin/true)(environment=(A=B 1))", "rsl line 1, column 39", "'=' is not expected here"),
+        ("&(executable=/bin/true)(environment=(\"A=B\" 1))", "environment (line 1)", "not a variable name"),
+        ("&(rsl_substitution=A)(executable=/bin/true)", "rsl_substitution (line 1)", "must be pairs"),
+        # substitutions
+        ("&(executable=$(NOPE))", "rsl line 1, column 14", "'$(NOPE)' is not defined"),
+        ("&(executable=$(A B C))", "rsl line 1, column 14", "$(NAME) or $(NAME default)"),
+        ("&(executable=$HOME)", "rsl line 1, column 15", "expected '(' after '$'"),
+        ("&(executable=/bin/true)(arguments=(a)#b)", "rsl line 1, column 38", "'#' is not expected here"),
+        # syntax, by line and column
+        ("", "rsl line 1, column 1", "ends early"),
+        ("&(executable=/bin/true", "rsl line 1, column 23", "ends early: expected ')'"),
+        ("&(executable=/bin/true))", "rsl line 1, column 24", "expected the end of the description"),
+        ("&(executable)", "rsl line 1, column 13", "expected '=' after the attribute name 'executable'"),
+        ("&(executable=)", "rsl line 1, column 14", "expected a value"),
+        ("&executable=/bin/true", "rsl line 1, column 2", "expected '(' after '&'"),
+        ("&(executable=/bin/true)\n  (count>=2)", "rsl line 2, column 9", "'>=' is not supported for count"),
+        ("&(executable=/bin/true)(count!2)", "rsl line 1, column 30", "'!' is not an operator"),
+        ("&(executable=~/run.sh)", "rsl line 1, column 14", "'~' cannot appear unquoted"),
+        ("&(executable=/bin/*)", "rsl line 1, column 19", "cannot appear unquoted"),
+        ("&(executable=\"/bin/true)", "rsl line 1, column 14", 'never closed with "'),
+        ("&(executable=/bin/true)^", "rsl line 1, column 24", "'^' must be followed"),
+        ("&(executable=/bin/true) (* note", "rsl line 1, column 25", "never closed with '*)'"),
+        ("|(executable=/bin/true)(executable=/bin/false)", "rsl line 1, column 1", "disjunctions (|)"),
+        ("+(&(executable=/bin/true))(&(executable=/bin/false))", "rsl line 1, column 1", "multi-requests (+)"),
+        ("&" + "(" * 40, "rsl line 1, column 35", "nests deeper than 32 levels"),
+        ("&(arguments=" + "(" * 40, "rsl line 1, column 45", "nests deeper than 32 levels"),
+        ("x" * 300_000, "rsl", "is too long"),
+    ],
+)
+def test_rsl_errors_name_the_attribute_or_the_place(text: str, field: str, needle: str) -> None:
+    problem = parse_rsl(text, ENV)
+    assert isinstance(problem, Problem), problem
+    assert problem.field == field, problem.message()
+    assert needle in problem.message()
+    assert problem.message().startswith(field + ":")
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "needle"),
+    [
+        ("<job><executable>/bin/true</executable><hostCount>2</hostCount></job>", "<hostCount>",
+         "supported: executable, argument, directory, environment, count, jobType"),
+        ("<job><executable>/bin/true</executable><fileStageIn><transfer><sourceUrl>gsiftp://h/a</sourceUrl>"
+         "</transfer></fileStageIn></job>", "<fileStageIn>", "stages no files"),
+        ("<job><executable>/bin/true</executable><extensions><a/></extensions></job>", "<extensions>",
+         "is not a job attribute Tiercel supports"),
+        ("<job><executable>/bin/true</executable><stdin>in</stdin></job>", "<stdin>", "without standard input"),
+        ("<job><executable>/bin/true</executable><project>p</project></job>", "<project>", "no project accounts"),
+        ("<job><executable>/bin/true</executable><jobType>mpi</jobType></job>", "<jobType>", "not supported"),
+        ("<job><executable>/bin/true</executable><rsl_substitution/></job>", "<rsl_substitution>", "not a job attr"),
+        ("<job><executable>/bin/true</executable><arguments>a b</arguments></job>", "<arguments>", "<argument>"),
+        ("<job><argument>x</argument></job>", "executable", "is required: <executable>"),
+        ("<job><executable>/bin/true</executable><executable>/bin/false</executable></job>", "<executable>",
+         "given twice"),
+        ("<job><executable>/bin/true</executable><count>lots</count></job>", "<count>", "whole number of tasks"),
+        ("<job><executable><path>/bin/true</path></executable></job>", "<executable>", "must hold text"),
+        ("<job><executable>/bin/true</executable><environment><value>1</value></environment></job>",
+         "<environment>", "one <name> and one <value>"),
+        ("<job><executable>/bin/true</executable><environment><name>A</name><name>B</name></environment></job>",
+         "<environment>", "one <name> and one <value>"),
+        ("<job><executable>${NOPE}</executable></job>", "<executable>", "'${NOPE}' is not defined"),
+        ("<job><executable>${HOME</executable></job>", "<executable>", "never closed with '}'"),
+        ("<job><executable>${1x}</executable></job>", "<executable>", "is not a substitution"),
+        ("<job>text<executable>/bin/true</executable></job>", "<job>", "no loose text"),
+        ("<multiJob><job/></multiJob>", "<multiJob>", "one <job> per file"),
+        ("<task/>", "<task>", "the outermost element must be <job>"),
+        ("<job><executable>/bin/true</executable>\n</jobb>", "xml line 2, column 3", "mismatched tag"),
+        ("<job>", "xml line 1, column 6", "no element found"),
+        ("", "xml line 1, column 1", "no element found"),
+        ('<!DOCTYPE job [<!ENTITY e "/bin/true">]><job><executable>&e;</executable></job>', "xml",
+         "must not declare a DOCTYPE"),
+        ('<!DOCTYPE job SYSTEM "file:///etc/passwd"><job/>', "xml", "must not declare a DOCTYPE"),
+        ("<job>" + " " * 300_000 + "</job>", "xml", "is too long"),
+    ],
+)
+def test_xml_errors_name_the_element_or_the_place(text: str, field: str, needle: str) -> None:
+    problem = parse_xml(text, ENV)
+    assert isinstance(problem, Problem), problem
+    assert problem.field == field, problem.message()
+    assert needle in problem.message()
+
+
+# ---- properties -----------------------------------------------------------------------------------
+
+RSL_ALPHABET = st.sampled_from([*"&|+()=!<>\"'^*$#?~ \n\tab/_-.0123456789", "executable", "count", "$(HOME)", "(*",
+                                "*)", "arguments"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.lists(RSL_ALPHABET, max_size=60).map("".join)))
+def test_rsl_parser_answers_every_text_with_a_description_or_a_problem(text: str) -> None:
+    result = parse_rsl(text, ENV)
+    assert isinstance(result, (JobDescription, Problem))
+    if isinstance(result, Problem):
+        assert result.message()
+
+
+XML_PIECES = st.sampled_from(["<job>", "</job>", "<executable>", "</executable>", "/bin/true", "<argument>",
+                              "</argument>", "<count>", "</count>", "3", "${HOME}", "${", "<!DOCTYPE x>", "&amp;",
+                              "<environment>", "</environment>", "<name>", "</name>", "<", ">", " "])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.lists(XML_PIECES, max_size=40).map("".join)))
+def test_xml_parser_answers_every_text_with_a_description_or_a_problem(text: str) -> None:
+    result = parse_xml(text, ENV)
+    assert isinstance(result, (JobDescription, Problem))
+
+
+WORDS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(WORDS, min_size=1, max_size=6))
+def test_any_arguments_survive_rsl_quoting(args: list[str]) -> None:
+    quoted = " ".join('"' + a.replace('"', '""') + '"' for a in args)
+    assert rsl(f"&(executable=/bin/true)(arguments={quoted})").request["command"] == ["/bin/true", *args]
