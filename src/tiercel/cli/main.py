@@ -487,6 +487,6 @@ def token_create(user: str, role: str, url: str | None, token: str | None, as_js
 
 
 def main() -> None:
-    from tiercel.cli import daemons, jobflow, run, sim  # noqa: F401  (registers their commands)
+    from tiercel.cli import daemons, jobflow, run, sim, users  # noqa: F401  (registers their commands)
 
     cli(prog_name="tiercel")

@@ -50,10 +50,10 @@ def xmpp_settings() -> Any:
     given: dict[str, Any] = click.get_current_context().meta.get(META, {})
     jid_text = given.get("xmpp_jid")
     if not jid_text:
-        used = [f"--{k.replace('_', '-')}" for k in ("password_file", "manager_jid", "xmpp_server", "xmpp_ca")
+        used = [k.replace("_", "-") for k in ("password_file", "manager_jid", "xmpp_server", "xmpp_ca")
                 if given.get(k)]
         if used:
-            raise UserError(f"{used[0]}: is only for XMPP workers; add --xmpp JID")
+            raise UserError(f"{used[0]}: is only for XMPP workers; add --xmpp JID (or leave --{used[0]} out)")
         return None
     from slixmpp import JID
     from slixmpp.jid import InvalidJID

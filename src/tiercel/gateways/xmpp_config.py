@@ -75,7 +75,7 @@ class XmppConfig(BaseModel):
         except InvalidJID as exc:
             raise ValueError(f"is not a JID ({exc}); write it as user@domain") from None
         if not jid.user:
-            raise ValueError("needs a user part, as in tiercel@example.org")
+            raise ValueError("must have a user part, as in tiercel@example.org")
         return str(jid.full if jid.resource else f"{jid.bare}/{DEFAULT_RESOURCE}")
 
     @field_validator("users")

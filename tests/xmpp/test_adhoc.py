@@ -1,0 +1,59 @@
+"""Ad-hoc commands (XEP-0050), listed and run from a chat client's command menu."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+
+from tests.integration.conftest import wait_until
+from tests.xmpp.conftest import MANAGER, ChatUser, XmppCluster
+
+pytestmark = pytest.mark.integration
+
+FULL = f"{MANAGER}/tiercel"
+
+
+def run(user: ChatUser, node: str, **fields: str) -> dict[str, object]:
+    user.command(op="execute", to=FULL, node=node, fields=fields)
+    return user.expect(lambda e: e["event"] in ("command", "failed"), what=f"the {node} command's result")
+
+
+def test_commands_listed_and_executed(xmpp_cluster: XmppCluster, chat: Callable[..., ChatUser]) -> None:
+    alice = chat("alice")
+    alice.command(op="commands", to=FULL)
+    listed = alice.expect(lambda e: e["event"] == "commands")
+    assert sorted(node for node, _ in listed["items"]) == ["cancel", "pool", "status", "submit"]
+
+    submitted = run(alice, "submit", command="sleep 60", queue="4", name="menu")
+    assert submitted["status"] == "completed"
+    [[kind, text]] = submitted["notes"]
+    m = re.fullmatch(r"\{'type':'job_started', 'job_id': (\d+)\}", str(text))
+    assert kind == "info" and m, submitted
+    job = int(m.group(1))
+
+    [[_, status]] = run(alice, "status")["notes"]
+    assert f"'job_id': {job}, 'name': 'menu', 'state': 'queued', 'total': 4" in str(status)
+
+    xmpp_cluster.start_worker("--slots", "1", name="ws")
+    with xmpp_cluster.client() as c:
+        wait_until(lambda: c.workers(), what="the worker to connect")
+    [[_, pool]] = run(alice, "pool")["notes"]
+    assert str(pool).startswith("{'type':'pool', 'workers': 1, 'xmpp_workers': 0, 'slots': 1, 'busy': ")
+
+    rejected = run(alice, "submit", command="x", queue="-3")
+    assert rejected["notes"] == [["error", "{'type':'job_rejected', 'reason': 'queue: -3 must be between 1 and "
+                                           "100000000'}"]]
+
+    cancelled = run(alice, "cancel", job_id=str(job))
+    assert cancelled["notes"] == [["info", f"{{'type':'cancelled', 'job_id': {job}}}"]]
+    assert alice.reply("job_finished") == f"{{'type':'job_finished', 'job_id': {job}}}"
+
+
+def test_commands_refuse_a_jid_not_allowed(xmpp_cluster: XmppCluster, chat: Callable[..., ChatUser]) -> None:
+    mallory = chat("mallory")
+    result = run(mallory, "submit", command="true", queue="1")
+    assert result["event"] == "failed" and "forbidden" in str(result["error"]), result
+    with xmpp_cluster.client() as c:
+        assert c.jobs(everyone=True) == []

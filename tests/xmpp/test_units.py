@@ -1,0 +1,198 @@
+"""The XMPP pieces that need no server: configuration, rate limits, frames, JID links, presence rules."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import msgpack
+import pytest
+import slixmpp
+from click.testing import CliRunner
+from slixmpp.stanza import Message
+
+from tiercel.cli import daemons  # noqa: F401  (registers the worker command)
+from tiercel.cli.main import cli
+from tiercel.core.problems import Problem
+from tiercel.gateways.jids import JidDirectory
+from tiercel.gateways.ratelimit import RateLimits
+from tiercel.gateways.xmpp_config import XmppConfig, parse
+from tiercel.manager.xmpp_channel import XmppWorkers
+from tiercel.xmpp_link import CHUNK, Assembler, _pieces
+
+
+def config(**table: Any) -> XmppConfig | Problem | None:
+    return parse({"xmpp": {"jid": "tiercel@example.org", "password": "pw", **table}, "queues": {}})
+
+
+def test_a_minimal_table_and_its_defaults() -> None:
+    c = config()
+    assert isinstance(c, XmppConfig)
+    assert c.jid == "tiercel@example.org/tiercel" and c.bare == "tiercel@example.org"
+    assert c.endpoint().host is None and c.endpoint().tls == "starttls"
+    assert parse({"queues": {}}) is None  # no [xmpp]: no gateway, and other tables are not its business
+    direct = config(server="xmpp.example.org", tls="direct")
+    assert isinstance(direct, XmppConfig) and direct.endpoint().port == 5223
+
+
+def test_users_and_workers_are_normalised() -> None:
+    c = config(users={"Alice@Example.org": "alice"}, workers=["node1@example.org", "*@workers.example.org"])
+    assert isinstance(c, XmppConfig)
+    assert c.users == {"alice@example.org": "alice"}
+    assert c.may_work("node1@example.org") and c.may_work("n7@workers.example.org")
+    assert not c.may_work("alice@example.org")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"tls": "ssl"}, "xmpp.tls: 'ssl' is not allowed: choose starttls, direct or plain"),
+        ({"port": 70000}, "xmpp.port: 70000 is not allowed: Input should be less than or equal to 65535"),
+        ({"jid": "no user here"}, "xmpp.jid: 'no user here' is not a JID"),
+        ({"jid": "example.org"}, "xmpp.jid: 'example.org' must have a user part"),
+        ({"password_file": "/nonexistent"}, "xmpp: give exactly one of password and password_file"),
+        ({"colour": "blue"}, "xmpp.colour: is not an [xmpp] setting (allowed: jid, password"),
+        ({"users": {"alice": "alice"}}, "xmpp.users: {'alice': 'alice'} key 'alice' must be a bare JID"),
+        ({"users": {"a@b.org": "x y"}}, "a user name is 1 to 64 letters"),
+        ({"workers": ["a@b/c"]}, "xmpp.workers: ['a@b/c'] 'a@b/c' must be a bare JID"),
+        ({"rate_burst": 0}, "xmpp.rate_burst: 0 is not allowed: Input should be greater than or equal to 1"),
+    ],
+)
+def test_bad_tables_name_the_key_the_value_and_what_is_allowed(table: dict[str, Any], message: str) -> None:
+    found = config(**table)
+    assert isinstance(found, Problem)
+    assert found.message().startswith(message) or message in found.message(), found.message()
+
+
+def test_password_file_relative_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("secret\n")
+    c = parse({"xmpp": {"jid": "t@example.org", "password_file": "pw"}}, tmp_path)
+    assert isinstance(c, XmppConfig) and c.secret() == "secret"
+    missing = parse({"xmpp": {"jid": "t@example.org", "password_file": "nope"}}, tmp_path)
+    assert isinstance(missing, Problem) and missing.message() == f"xmpp.password_file: '{tmp_path}/nope' is not " \
+                                                                  "a readable file"
+    (tmp_path / "empty").write_text("\n")
+    empty = parse({"xmpp": {"jid": "t@example.org", "password_file": "empty"}}, tmp_path)
+    assert isinstance(empty, Problem) and "is empty" in empty.message()
+
+
+def test_rate_limits_burst_then_refill_and_warn_once() -> None:
+    limits = RateLimits(burst=3, per_minute=60)
+    assert [limits.take("a@x", 0.0) for _ in range(6)] == ["ok", "ok", "ok", "warn", "drop", "drop"]
+    assert limits.take("b@x", 0.0) == "ok"  # each sender has its own bucket
+    assert limits.take("a@x", 1.0) == "ok"  # one a second comes back
+    assert limits.take("a@x", 1.0) == "warn"
+
+
+def frame_message(piece: bytes, more: bool) -> Message:
+    msg = Message()
+    msg["tiercel_frame"].xml.text = base64.b64encode(piece).decode()
+    if more:
+        msg["tiercel_frame"]["more"] = "1"
+    return msg
+
+
+@pytest.mark.parametrize("size", [0, 10, CHUNK, CHUNK + 1, 5 * CHUNK + 7])
+def test_frames_are_cut_and_joined(size: int) -> None:
+    frame = bytes(i % 251 for i in range(size))
+    pieces = list(_pieces(frame))
+    assert all(len(p) <= CHUNK for p, _ in pieces) and [m for _, m in pieces][-1] is False
+    asm = Assembler()
+    out = [asm.feed("w@x/1", frame_message(p, more)) for p, more in pieces]
+    assert out[-1] == frame and all(o is None for o in out[:-1])
+
+
+def test_a_frame_that_is_not_base64_is_dropped() -> None:
+    msg = Message()
+    msg["tiercel_frame"].xml.text = "***"
+    assert Assembler().feed("w@x/1", msg) is None
+
+
+def test_jid_links_persist_and_override_the_config(tmp_path: Path) -> None:
+    d = JidDirectory(tmp_path, {"alice@x.org": "alice"})
+    d.link("carol@x.org", "carol")
+    d.link("alice@x.org", "alice2")
+    again = JidDirectory(tmp_path, {"alice@x.org": "alice"})
+    assert again.user_of("carol@x.org") == "carol" and again.user_of("alice@x.org") == "alice2"
+    assert again.jids_of("carol") == ["carol@x.org"] and again.user_of("eve@x.org") is None
+    assert again.unlink("alice@x.org") and again.user_of("alice@x.org") == "alice"
+    assert not again.unlink("alice@x.org")
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.drained: list[str] = []
+
+    def drain(self, worker: str) -> None:
+        self.drained.append(worker)
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.presences: list[str] = []
+        self.frames: list[tuple[str, dict[str, Any]]] = []
+
+    def send_presence(self, pto: Any = None, **_: Any) -> None:
+        self.presences.append(str(pto))
+
+
+def presence(sender: str, kind: str = "available", show: str = "") -> dict[str, Any]:
+    return {"from": slixmpp.JID(sender), "type": kind, "show": show}
+
+
+def test_presence_away_is_busy_available_resumes_unavailable_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    left: list[str] = []
+    manager = SimpleNamespace(engine=FakeEngine(), worker_left=left.append, clock=lambda: 0.0,
+                              settings=SimpleNamespace(heartbeat=5.0), worker_connected=lambda conn, msg: None)
+    cfg = config(workers=["w1@example.org"])
+    assert isinstance(cfg, XmppConfig)
+    client = FakeClient()
+    sent: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr("tiercel.manager.xmpp_channel.send_frame",
+                        lambda c, to, frame: sent.append((str(to), msgpack.unpackb(frame))))
+    workers = XmppWorkers(manager, client, cfg)  # type: ignore[arg-type]
+    full = "w1@example.org/node"
+
+    def kinds() -> list[str]:
+        return [x["t"] for _, m in sent for x in (m["m"] if m["t"] == "batch" else [m])]
+
+    async def scenario() -> None:
+        workers.on_presence(presence(full))
+        assert client.presences == [full]  # found: answered with directed presence
+        workers.on_presence(presence("eve@example.org/x"))
+        assert client.presences == [full]  # not a worker: no answer at all
+        hello = {"t": "hello", "v": 1, "id": "abc", "name": "node", "slots": 2}
+        workers.on_frame(slixmpp.JID(full), msgpack.packb(hello))
+        await asyncio.sleep(0)
+        assert "abc" in workers.worker_ids() and kinds() == ["welcome"]
+        workers.on_presence(presence(full, show="dnd"))
+        assert manager.engine.drained == ["abc"]
+        workers.on_presence(presence(full))  # available again: it starts over with a fresh hello
+        await asyncio.sleep(0)
+        assert kinds() == ["welcome", "reconnect"]
+        workers.on_presence(presence(full, "unavailable"))
+        assert left == ["abc"] and not workers.peers
+        workers.on_frame(slixmpp.JID("eve@example.org/x"), msgpack.packb(hello))
+        assert sent[-1] == ("eve@example.org/x", {"t": "error", "msg": "eve@example.org is not allowed to run "
+                                                                       "tasks here: add it to workers in the "
+                                                                       "manager's [xmpp] table"})
+
+    asyncio.run(scenario())
+
+
+def test_worker_options_are_checked(tmp_path: Path) -> None:
+    run = CliRunner().invoke
+    out = run(cli, ["worker", "--password-file", str(tmp_path / "x")])
+    assert out.exit_code == 2 and "password-file: is only for XMPP workers; add --xmpp JID" in out.output
+    out = run(cli, ["worker", "--xmpp", "w1@example.org"])
+    assert out.exit_code == 2 and "password-file: is required with --xmpp" in out.output
+    (tmp_path / "pw").write_text("pw\n")
+    out = run(cli, ["worker", "--xmpp", "w1@example.org", "--password-file", str(tmp_path / "pw"),
+                    "--xmpp-server", "host:99999"])
+    assert out.exit_code == 2 and "xmpp-server: 'host:99999' must be HOST or HOST:PORT" in out.output
+    out = run(cli, ["worker", "--xmpp", "not a jid", "--password-file", str(tmp_path / "pw")])
+    assert out.exit_code == 2 and "xmpp: 'not a jid' is not a JID" in out.output
+    assert "Traceback" not in out.output
