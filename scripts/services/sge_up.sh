@@ -64,7 +64,7 @@ min_cpu_interval 00:05:00
 processors UNDEFINED
 qtype BATCH INTERACTIVE
 ckpt_list NONE
-pe_list NONE
+pe_list smp
 rerun FALSE
 slots $SLOTS
 tmpdir /tmp
@@ -103,6 +103,22 @@ h_rss INFINITY
 s_vmem INFINITY
 h_vmem INFINITY
 EOF
+# a parallel environment for multi-core tasks and pilots (qsub -pe smp N): all slots on one host
+cat > $W/pe <<PE
+pe_name smp
+slots 9999
+user_lists NONE
+xuser_lists NONE
+start_proc_args /bin/true
+stop_proc_args /bin/true
+allocation_rule \$pe_slots
+control_slaves FALSE
+job_is_first_task TRUE
+urgency_slots min
+accounting_summary FALSE
+qsort_args NONE
+PE
+qconf -Ap $W/pe >/dev/null 2>&1 || qconf -Mp $W/pe >/dev/null
 qconf -Aq $W/queue >/dev/null 2>&1 || qconf -Mq $W/queue >/dev/null
 rm -rf $W
 

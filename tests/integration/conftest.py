@@ -141,3 +141,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     rep = outcome.get_result()  # type: ignore[attr-defined]
     setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def bare_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A cluster whose manager the test starts itself (with its own options)."""
+    c = Cluster(tmp_path)
+    try:
+        yield c
+    finally:
+        c.stop()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(c.dump_logs())

@@ -121,6 +121,9 @@ def bind(host: str, port: int) -> socket.socket:
 def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL", quiet: bool = False) -> None:
     lock = lock_state_dir(settings.state_dir)
     sock = bind(host, port)
+    if not settings.url or settings.url.endswith(":0"):  # what pilots connect to: the port actually bound
+        shown = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        settings.url = f"http://{shown}:{sock.getsockname()[1]}"
     manager, app = build(settings, synchronous=synchronous)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws_max_size=64 * 1024 * 1024,
                             ws_ping_interval=None, ws_per_message_deflate=False, lifespan="on",

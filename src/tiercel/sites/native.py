@@ -31,6 +31,7 @@ from tiercel.sites.shim import read_result
 from tiercel.sites.site import Host, Site, log
 from tiercel.store import DeleteSiteJob, SaveSiteJob
 
+REST_CYCLES = 30  # polls a degraded site with nothing in flight rests before it is tried again
 MISSING_POLLS = 3  # polls an unfinished element may be absent from the batch system before it counts as lost
 # what an element that ended without a result file is taken to mean
 ENDED_WITHOUT_RESULT = {
@@ -61,6 +62,7 @@ class NativeSite(Site):
         self.specs: dict[JobId, JobSpec] = {}
         self.max_array = min(cfg.max_array or self.adapter.max_array, self.adapter.max_array)
         self._seq = 0
+        self._resting = 0
         self._inflight: set[asyncio.Task[None]] = set()
 
     def info_for_engine(self) -> WorkerInfo:
@@ -180,15 +182,21 @@ class NativeSite(Site):
     async def cycle(self) -> None:
         if not self.arrays:
             if self.problem and not self._inflight:
-                await self._probe()
+                self._resting += 1
+                if self._resting >= REST_CYCLES:  # nothing to poll: let the next submission tell
+                    self._resting = 0
+                    self.recover()
             return
         ids = list(self.arrays)
         try:
             out = await self.runner.run(self.adapter.status(ids))
             rows = self.adapter.parse_status(out)
         except CommandFailed as exc:
-            self.degrade(f"status query failed: {exc}")
-            return
+            if "Invalid job id" in str(exc):  # Slurm: every one of these ids is purged already
+                out, rows = "", []
+            else:
+                self.degrade(f"status query failed: {exc}")
+                return
         except ParseError as exc:
             log.error("site %s: cannot read the status output (%s): %r", self.name, exc, exc.text[:2000])
             self.degrade(f"status output unreadable: {exc}")
@@ -196,15 +204,6 @@ class NativeSite(Site):
         self.last_poll = time.time()
         self.recover()
         self._settle(rows)
-
-    async def _probe(self) -> None:
-        """A degraded site with nothing in flight: one cheap query tells whether it works again."""
-        try:
-            self.adapter.parse_status(await self.runner.run(self.adapter.status([]), retries=0))
-        except (CommandFailed, ParseError):
-            return
-        self.last_poll = time.time()
-        self.recover()
 
     def _settle(self, rows: list[ElementState]) -> None:
         states: dict[tuple[str, int | None], ElementState] = {(r.native_id, r.element): r for r in rows}

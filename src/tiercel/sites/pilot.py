@@ -127,7 +127,8 @@ class PilotSite(Site):
     def _script(self, key: str) -> str:
         lifetime = self.cfg.seconds("pilot_walltime")
         token = self.host.worker_token_file()
-        return (f"exec {self.python} -m tiercel worker --manager {self.host.pilot_url()} --token-file {token} "
+        url = self.cfg.url or self.host.pilot_url()
+        return (f"exec {self.python} -m tiercel worker --manager {url} --token-file {token} "
                 f"--site {self.name} --slots {self.cfg.slots} --lifetime {lifetime:g} "
                 f"--idle-exit {self.cfg.seconds('idle_timeout'):g} --name {self.name}.{key}.$TIERCEL_ELEMENT\n")
 

@@ -1,0 +1,152 @@
+"""Sites against real batch systems: native arrays and pilots on Slurm and Grid Engine, placement,
+a degraded site, and PBS, LSF and HTCondor through their fake command-line tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.batch import sge, slurm  # noqa: F401  (fixtures)
+from tests.integration.conftest import Cluster, wait_until
+
+pytestmark = pytest.mark.integration
+FAKES = Path(__file__).resolve().parents[1] / "fixtures" / "fakebatch"
+
+
+def start(cluster: Cluster, config: str) -> None:
+    path = cluster.root / "tiercel.toml"
+    path.write_text(config)
+    cluster.start_manager("--config", str(path))
+
+
+def sites(cluster: Cluster) -> dict[str, dict[str, object]]:
+    out = cluster.cli("sites", "--json")
+    assert out.returncode == 0, out.stderr
+    return {row["name"]: row for row in json.loads(out.stdout)}
+
+
+def submit(cluster: Cluster, *args: str) -> int:
+    out = cluster.cli("submit", "--json", *args)
+    assert out.returncode == 0, out.stderr + cluster.dump_logs()
+    return int(json.loads(out.stdout)["id"])
+
+
+def results(cluster: Cluster, job: int) -> list[dict[str, object]]:
+    """Each task's settling attempt, with its stdout."""
+    j = cluster.client().job(job)
+    return [{"index": r.index, "attempt": r.attempt, "exit_code": r.exit_code, "worker": r.worker,
+             "stdout": j.output(r.index).decode()} for r in j.results()]
+
+
+def wait_end(cluster: Cluster, job: int, timeout: float = 120) -> dict[str, object]:
+    c = cluster.client()
+    try:
+        return wait_until(lambda: (j := c.job(job)).finished and j.data, timeout, f"job {job} to end")
+    except AssertionError:
+        print(cluster.dump_logs())
+        raise
+
+
+TASK = "echo out $TIERCEL_TASK_INDEX; echo err >&2; exit $(( TIERCEL_TASK_INDEX == 3 ))"
+
+
+@pytest.mark.parametrize("kind", ["slurm", "sge"])
+def test_native_array_runs_each_task_once_with_its_exit_code_and_output(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    request.getfixturevalue(kind)
+    cluster = request.getfixturevalue("bare_cluster")
+    start(cluster, f'[sites.{kind}]\nkind = "{kind}"\nmode = "native"\npoll_interval = "0.5s"\n'
+                   f'spool = "{tmp_path / "spool"}"\n')
+    job = submit(cluster, "--site", kind, "--queue", "6", "--no-index", "--", "sh", "-c", TASK)
+    end = wait_end(cluster, job)
+    assert end["done"] == 5 and end["failed"] == 1
+    rows = results(cluster, job)
+    assert sorted(r["index"] for r in rows) == list(range(6))
+    assert all(str(r["stdout"]).strip() == f"out {r['index']}" for r in rows)
+    assert {r["index"]: r["exit_code"] for r in rows}[3] == 1
+    assert all(r["worker"] == f"site:{kind}" and r["attempt"] == 1 for r in rows)
+    row = sites(cluster)[kind]
+    submit_cmd = {"slurm": "sbatch", "sge": "qsub"}[kind]
+    assert row["commands"][submit_cmd] == 1  # type: ignore[index]  # one array, not one job per task
+    assert row["state"] == "ok"
+
+
+@pytest.mark.parametrize("kind", ["slurm", "sge"])
+def test_pilots_start_on_demand_and_pull_many_tasks(kind: str, request: pytest.FixtureRequest,
+                                                    tmp_path: Path) -> None:
+    request.getfixturevalue(kind)
+    cluster = request.getfixturevalue("bare_cluster")
+    start(cluster, f'[sites.{kind}]\nkind = "{kind}"\nmode = "pilot"\nslots = 2\nmax_pilots = 2\n'
+                   f'pilot_walltime = "10m"\nidle_timeout = "3s"\npoll_interval = "0.5s"\n'
+                   f'spool = "{tmp_path / "spool"}"\n')
+    job = submit(cluster, "--site", kind, "--queue", "40", "--", "true")
+    end = wait_end(cluster, job, 180)
+    assert end["done"] == 40
+    row = sites(cluster)[kind]
+    submits = row["commands"][{"slurm": "sbatch", "sge": "qsub"}[kind]]  # type: ignore[index]
+    assert 1 <= submits <= 2  # a handful of submissions for forty tasks, never past max_pilots
+    workers = json.loads(cluster.cli("workers", "--json").stdout)
+    assert workers and all(w["name"].startswith(f"{kind}.") for w in workers)
+    # idle pilots leave by themselves, and the site notices
+    wait_until(lambda: sites(cluster)[kind]["batch_jobs"] == 0, 60, "idle pilots to leave")
+
+
+def test_one_submission_runs_where_it_fits_and_too_big_is_refused(slurm: None, sge: None,  # noqa: F811
+                                                                  bare_cluster: Cluster, tmp_path: Path) -> None:
+    cluster = bare_cluster
+    start(cluster, f'[sites.pool]\nmax_cpus = 2\n\n[sites.slurm]\nkind = "slurm"\npoll_interval = "0.5s"\nmax_cpus = 4\ntags = ["gpu"]\n'
+                   f'spool = "{tmp_path / "s1"}"\n\n'
+                   f'[sites.sge]\nkind = "sge"\npoll_interval = "0.5s"\nmax_cpus = 1\nspool = "{tmp_path / "s2"}"\n')
+    listed = sites(cluster)
+    assert list(listed) == ["pool", "slurm", "sge"]
+    job = submit(cluster, "--requires", "gpu", "--queue", "2", "--", "true")
+    assert wait_end(cluster, job)["done"] == 2
+    assert {r["worker"] for r in results(cluster, job)} == {"site:slurm"}
+    job = submit(cluster, "--cpus", "2", "--queue", "2", "--", "true")
+    assert wait_end(cluster, job)["done"] == 2
+    assert {r["worker"] for r in results(cluster, job)} == {"site:slurm"}
+    big = cluster.cli("submit", "--cpus", "64", "--", "true")
+    assert big.returncode == 2
+    assert "fits no site" in big.stderr and "slurm allows 4 core(s)" in big.stderr
+    assert "pool allows 2" in big.stderr and "sge allows 1" in big.stderr
+
+
+def test_a_site_whose_commands_are_missing_degrades_and_its_work_runs_elsewhere(bare_cluster: Cluster,
+                                                                                 tmp_path: Path) -> None:
+    cluster = bare_cluster
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    start(cluster, f'[sites.hpc]\nkind = "lsf"\npoll_interval = "0.5s"\nretries = 0\n'
+                   f'spool = "{tmp_path / "spool"}"\n')
+    cluster.start_worker("--slots", "2", env={"PATH": f"{empty}:{os.environ['PATH']}"})
+    job = submit(cluster, "--queue", "4", "--", "true")
+    end = wait_end(cluster, job)
+    assert end["done"] == 4
+    row = sites(cluster)["hpc"]
+    assert row["state"] == "degraded"
+    assert "bsub: command not found" in str(row["last_error"])
+    why = cluster.cli("submit", "--site", "hpc", "--", "true")
+    assert why.returncode == 0  # pinned work is accepted and waits for the site to work again
+
+
+@pytest.mark.parametrize("kind", ["pbs", "lsf", "htcondor"])
+def test_fake_batch_systems_run_the_whole_adapter_path(kind: str, bare_cluster: Cluster, tmp_path: Path) -> None:
+    cluster = bare_cluster
+    os.environ["FAKEBATCH_STATE"] = str(tmp_path / "fakebatch.json")
+    start(cluster, f'[sites.{kind}]\nkind = "{kind}"\npoll_interval = "0.5s"\npath = ["{FAKES}"]\n'
+                   f'spool = "{tmp_path / "spool"}"\npython = "{sys.executable}"\n')
+    job = submit(cluster, "--site", kind, "--queue", "4", "--no-index", "--", "sh", "-c", TASK)
+    end = wait_end(cluster, job)
+    assert end["done"] == 3 and end["failed"] == 1
+    rows = results(cluster, job)
+    assert all(r["stdout"].strip() == f"out {r['index']}" for r in rows)
+    long = submit(cluster, "--site", kind, "--queue", "3", "--", "sleep", "300")
+    wait_until(lambda: sites(cluster)[kind]["batch_jobs"] == 1, 30, "the array to be submitted")
+    assert cluster.cli("cancel", str(long)).returncode == 0
+    assert wait_end(cluster, long)["cancelled"] == 3
+    cancel_cmd = {"pbs": "qdel", "lsf": "bkill", "htcondor": "condor_rm"}[kind]
+    wait_until(lambda: sites(cluster)[kind]["commands"].get(cancel_cmd), 30, "the cancel command")
