@@ -98,7 +98,8 @@ def test_pilots_start_on_demand_and_pull_many_tasks(kind: str, request: pytest.F
 def test_one_submission_runs_where_it_fits_and_too_big_is_refused(slurm: None, sge: None,  # noqa: F811
                                                                   bare_cluster: Cluster, tmp_path: Path) -> None:
     cluster = bare_cluster
-    start(cluster, f'[sites.pool]\nmax_cpus = 2\n\n[sites.slurm]\nkind = "slurm"\npoll_interval = "0.5s"\nmax_cpus = 4\ntags = ["gpu"]\n'
+    start(cluster, '[sites.pool]\nmax_cpus = 2\n\n'
+                   f'[sites.slurm]\nkind = "slurm"\npoll_interval = "0.5s"\nmax_cpus = 4\ntags = ["gpu"]\n'
                    f'spool = "{tmp_path / "s1"}"\n\n'
                    f'[sites.sge]\nkind = "sge"\npoll_interval = "0.5s"\nmax_cpus = 1\nspool = "{tmp_path / "s2"}"\n')
     listed = sites(cluster)
