@@ -151,3 +151,20 @@ def test_fake_batch_systems_run_the_whole_adapter_path(kind: str, bare_cluster: 
     assert wait_end(cluster, long)["cancelled"] == 3
     cancel_cmd = {"pbs": "qdel", "lsf": "bkill", "htcondor": "condor_rm"}[kind]
     wait_until(lambda: sites(cluster)[kind]["commands"].get(cancel_cmd), 30, "the cancel command")
+
+
+def test_native_arrays_survive_a_manager_crash(slurm: None, bare_cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+    """kill -9 of the manager while elements run in Slurm: the restarted manager finds its arrays again
+    and every task settles exactly once, from its first attempt."""
+    cluster = bare_cluster
+    start(cluster, f'[sites.slurm]\nkind = "slurm"\npoll_interval = "0.5s"\nspool = "{tmp_path / "spool"}"\n')
+    job = submit(cluster, "--site", "slurm", "--queue", "8", "--", "sh", "-c", "sleep 3; echo done $0")
+    wait_until(lambda: sites(cluster)["slurm"]["batch_jobs"] == 1, 30, "the array to be submitted")
+    cluster.kill_manager()
+    cluster.start_manager("--config", str(cluster.root / "tiercel.toml"))
+    end = wait_end(cluster, job)
+    assert end["done"] == 8
+    rows = results(cluster, job)
+    assert sorted(r["index"] for r in rows) == list(range(8))
+    assert {r["attempt"] for r in rows} == {1}
+    assert sites(cluster)["slurm"]["commands"].get("sbatch", 0) == 0  # nothing submitted twice

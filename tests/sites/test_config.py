@@ -1,0 +1,46 @@
+"""Site configuration: every mistake is one message naming the line, the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from tiercel.core.problems import Problem
+from tiercel.core.sites import Mode
+from tiercel.sites.config import PoolConfig, SiteConfig, infos, parse
+
+
+def load(text: str) -> object:
+    return parse(tomllib.loads(text), text)
+
+
+def test_a_good_config_keeps_file_order_with_the_pool_first() -> None:
+    sites = load('[sites.hpc]\nkind = "slurm"\nmode = "pilot"\nmax_pilots = 3\npilot_walltime = "2h"\n\n'
+                 '[sites.sge]\nkind = "sge"\nqueue = "all.q"\nmax_memory = "8G"\n')
+    assert isinstance(sites, dict)
+    assert list(sites) == ["pool", "hpc", "sge"]
+    assert isinstance(sites["pool"], PoolConfig)
+    hpc = sites["hpc"]
+    assert isinstance(hpc, SiteConfig) and hpc.seconds("pilot_walltime") == 7200
+    views = infos(sites)
+    assert [v.mode for v in views] == [Mode.POOL, Mode.PILOT, Mode.NATIVE]
+    assert views[2].limits.max_memory_mb == 8192
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('[sites.hpc]\nkind = "torque"\n', ["line 2: sites.hpc.kind", "'torque'", "slurm"]),
+    ('[sites.hpc]\npartition = "short"\n', ["line 1: sites.hpc", "needs kind = one of local, slurm"]),
+    ('[sites.hpc]\nkind = "slurm"\n\nmax_pilot = 3\n', ["line 4: sites.hpc.max_pilot", "is not a site option"]),
+    ('[sites.hpc]\nkind = "slurm"\nmax_pilots = -1\n', ["line 3: sites.hpc.max_pilots", "-1"]),
+    ('[sites.hpc]\nkind = "slurm"\npoll_interval = "soon"\n', ["line 3: sites.hpc.poll_interval", "'soon'"]),
+    ('[sites.hpc]\nkind = "slurm"\ndirectives = ["--qos=x\\n#SBATCH --evil"]\n', ["single line"]),
+    ('[sites."1x"]\nkind = "slurm"\n', ["must be a site name"]),
+    ('[sites.pool]\nkind = "slurm"\n', ["line 2: sites.pool.kind", "is not a site option"]),
+])
+def test_mistakes_name_the_line_and_what_is_allowed(text: str, words: list[str]) -> None:
+    problem = load(text)
+    assert isinstance(problem, Problem)
+    message = problem.message()
+    for w in words:
+        assert w in message, message
