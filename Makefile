@@ -39,6 +39,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/policies.py
+	SLURM_CPUS=16 bash scripts/services/slurm_up.sh >/dev/null
+	$(BIN)/python bench/sites.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
