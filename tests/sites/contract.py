@@ -11,6 +11,7 @@ from pathlib import Path
 from tiercel.sites.adapters.base import Adapter, ArrayRequest, ElementState, Invocation, NativeState
 
 POLL_TIMEOUT = 30.0  # generous for a busy machine; nothing asserts on speed
+SHARED_TIMEOUT = 240.0  # a real cluster others use too may queue our elements behind theirs
 
 
 Env = Mapping[str, str] | None
@@ -50,24 +51,29 @@ def poll(
     until: Callable[[dict[int | None, ElementState]], bool],
     env: Env = None,
     what: str = "a state",
+    timeout: float = POLL_TIMEOUT,
 ) -> dict[int | None, ElementState]:
-    deadline = time.monotonic() + POLL_TIMEOUT
+    deadline = time.monotonic() + timeout
     rows: dict[int | None, ElementState] = {}
     while time.monotonic() < deadline:
         rows = states(adapter, native_id, env)
         if until(rows):
             return rows
         time.sleep(0.2)
-    raise AssertionError(f"{adapter.kind} array {native_id}: no {what} after {POLL_TIMEOUT}s; last rows {rows}")
+    raise AssertionError(f"{adapter.kind} array {native_id}: no {what} after {timeout}s; last rows {rows}")
 
 
-def run_array(adapter: Adapter, workdir: Path, env: Env = None, **extra: object) -> None:
+def run_array(adapter: Adapter, workdir: Path, env: Env = None, timeout: float = POLL_TIMEOUT, **extra: object) -> None:
     """Submit 3 elements that each append their number to a file of their own; every
     element must run exactly once and the array settle."""
     script = f'echo "$TIERCEL_ELEMENT" >> {workdir}/ran.$TIERCEL_ELEMENT\n'
     req = ArrayRequest(name="contract", count=3, script=script, workdir=str(workdir), **extra)
     native_id = submit(adapter, req, env)
-    poll(adapter, native_id, lambda rows: settled(rows, 3), env, "settled array")
+    try:
+        poll(adapter, native_id, lambda rows: settled(rows, 3), env, "settled array", timeout)
+    except AssertionError:
+        run(adapter.cancel(native_id), env)
+        raise
     for e in (1, 2, 3):
         path = workdir / f"ran.{e}"
         deadline = time.monotonic() + POLL_TIMEOUT
@@ -76,17 +82,20 @@ def run_array(adapter: Adapter, workdir: Path, env: Env = None, **extra: object)
         assert path.read_text() == f"{e}\n", f"element {e} did not run exactly once"
 
 
-def cancel_array(adapter: Adapter, workdir: Path, env: Env = None) -> dict[int | None, ElementState]:
+def cancel_array(
+    adapter: Adapter, workdir: Path, env: Env = None, timeout: float = POLL_TIMEOUT
+) -> dict[int | None, ElementState]:
     """Submit 3 long elements, cancel element 2, then the whole array; return the last rows."""
     req = ArrayRequest(name="cancelme", count=3, script="sleep 300\n", workdir=str(workdir))
     native_id = submit(adapter, req, env)
     try:
         started = lambda rows: any(r.state is NativeState.RUNNING for r in rows.values())  # noqa: E731
-        poll(adapter, native_id, started, env, "a start")
+        poll(adapter, native_id, started, env, "a start", timeout)
         done = run(adapter.cancel(native_id, [2]), env)
         assert done.returncode == 0, done.stderr
-        rows = poll(adapter, native_id, lambda rows: 2 not in rows or rows[2].state.terminal, env, "element 2 ended")
+        ended = lambda rows: 2 not in rows or rows[2].state.terminal  # noqa: E731
+        rows = poll(adapter, native_id, ended, env, "element 2 ended", timeout)
         assert not any(rows[e].state.terminal for e in (1, 3) if e in rows), f"only element 2 was cancelled: {rows}"
     finally:
         run(adapter.cancel(native_id), env)
-    return poll(adapter, native_id, lambda rows: settled(rows, 3), env, "cancelled array")
+    return poll(adapter, native_id, lambda rows: settled(rows, 3), env, "cancelled array", timeout)

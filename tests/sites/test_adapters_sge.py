@@ -440,11 +440,11 @@ def real_sge() -> None:
 @pytest.mark.integration
 @pytest.mark.usefixtures("real_sge")
 def test_real_sge_runs_every_element_once(tmp_path: Path) -> None:
-    contract.run_array(G, tmp_path)
+    contract.run_array(G, tmp_path, timeout=contract.SHARED_TIMEOUT)
 
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("real_sge")
 def test_real_sge_cancels(tmp_path: Path) -> None:
-    rows = contract.cancel_array(G, tmp_path)
+    rows = contract.cancel_array(G, tmp_path, timeout=contract.SHARED_TIMEOUT)
     assert all(r.state is C for r in rows.values()), rows  # deleted tasks show d, then vanish

@@ -206,11 +206,11 @@ def real_slurm() -> None:
 @pytest.mark.integration
 @pytest.mark.usefixtures("real_slurm")
 def test_real_slurm_runs_every_element_once(tmp_path: Path) -> None:
-    contract.run_array(S, tmp_path)
+    contract.run_array(S, tmp_path, timeout=contract.SHARED_TIMEOUT)
 
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("real_slurm")
 def test_real_slurm_cancels(tmp_path: Path) -> None:
-    rows = contract.cancel_array(S, tmp_path)
+    rows = contract.cancel_array(S, tmp_path, timeout=contract.SHARED_TIMEOUT)
     assert all(r.state is C for r in rows.values()), rows
