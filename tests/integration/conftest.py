@@ -124,16 +124,9 @@ def _read_json(path: Path) -> Any:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
-    c.start_manager()
-    try:
-        yield c
-    finally:
-        c.stop()
-        rep = getattr(request.node, "rep_call", None)
-        if rep is not None and rep.failed:
-            print(c.dump_logs())
+def cluster(bare_cluster: Cluster) -> Cluster:
+    bare_cluster.start_manager()
+    return bare_cluster
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -188,20 +188,12 @@ class NativeSite(Site):
                     self.recover()
             return
         ids = list(self.arrays)
-        try:
-            out = await self.runner.run(self.adapter.status(ids))
-            rows = self.adapter.parse_status(out)
-        except CommandFailed as exc:
-            if "Invalid job id" in str(exc):  # Slurm: every one of these ids is purged already
-                out, rows = "", []
-            else:
-                self.degrade(f"status query failed: {exc}")
-                return
-        except ParseError as exc:
-            log.error("site %s: cannot read the status output (%s): %r", self.name, exc, exc.text[:2000])
-            self.degrade(f"status output unreadable: {exc}")
+
+        async def query() -> list[ElementState]:
+            return self.adapter.parse_status(await self.runner.run(self.adapter.status(ids)))
+        rows = await self.poll(query)
+        if rows is None:
             return
-        self.last_poll = time.time()
         self.recover()
         self._settle(rows)
 

@@ -169,16 +169,9 @@ class PilotSite(Site):
     async def _poll(self) -> None:
         if not self.pilots:
             return
-        try:
-            rows = await self._states()
-        except CommandFailed as exc:
-            self.degrade(f"status query failed: {exc}")
+        rows = await self.poll(self._states)
+        if rows is None:
             return
-        except ParseError as exc:
-            log.error("site %s: cannot read the status output (%s): %r", self.name, exc, exc.text[:2000])
-            self.degrade(f"status output unreadable: {exc}")
-            return
-        self.last_poll = time.time()
         if self.failures < self.cfg.max_failures and self.problem and "pilot" not in self.problem:
             self.recover()
         by = {(r.native_id, r.element): r for r in rows}

@@ -12,15 +12,16 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from tiercel.core.engine import Engine, KillTasks, SendTasks
 from tiercel.core.model import Report, WorkerId
 from tiercel.core.sites import SiteInfo
+from tiercel.sites.adapters.base import ElementState, ParseError
 from tiercel.sites.config import SiteConfig
-from tiercel.sites.runner import CommandRunner
+from tiercel.sites.runner import CommandFailed, CommandRunner
 from tiercel.store import SaveSiteJob, WriteOp
 
 log = logging.getLogger("tiercel.sites")
@@ -102,6 +103,22 @@ class Site:
 
     async def cycle(self) -> None:
         raise NotImplementedError
+
+    async def poll(self, query: Callable[[], Awaitable[list[ElementState]]]) -> list[ElementState] | None:
+        """One status query; on failure the site is degraded (unreadable output is logged) and None returned."""
+        try:
+            rows = await query()
+        except CommandFailed as exc:
+            if "Invalid job id" not in str(exc):
+                self.degrade(f"status query failed: {exc}")
+                return None
+            rows = []  # Slurm: every one of these ids is purged already
+        except ParseError as exc:
+            log.error("site %s: cannot read the status output (%s): %r", self.name, exc, exc.text[:2000])
+            self.degrade(f"status output unreadable: {exc}")
+            return None
+        self.last_poll = time.time()
+        return rows
 
     def restore(self, rows: Sequence[SaveSiteJob]) -> None:
         """Batch jobs this site had submitted before the manager restarted."""
