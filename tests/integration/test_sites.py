@@ -168,3 +168,15 @@ def test_native_arrays_survive_a_manager_crash(slurm: None, bare_cluster: Cluste
     assert sorted(r["index"] for r in rows) == list(range(8))
     assert {r["attempt"] for r in rows} == {1}
     assert sites(cluster)["slurm"]["commands"].get("sbatch", 0) == 0  # nothing submitted twice
+
+
+def test_a_local_site_starts_workers_on_the_managers_machine(bare_cluster: Cluster, tmp_path: Path) -> None:
+    cluster = bare_cluster
+    start(cluster, f'[sites.here]\nkind = "local"\nslots = 2\nmax_pilots = 1\nidle_timeout = "2s"\n'
+                   f'poll_interval = "0.5s"\nspool = "{tmp_path / "spool"}"\n')
+    job = submit(cluster, "--queue", "6", "--", "true")
+    assert wait_end(cluster, job)["done"] == 6
+    assert {r["worker"] for r in results(cluster, job)} != set()
+    names = [w["name"] for w in json.loads(cluster.cli("workers", "--json").stdout)]
+    assert names and all(n.startswith("here.") for n in names)
+    wait_until(lambda: sites(cluster)["here"]["batch_jobs"] == 0, 30, "the idle local worker to leave")
