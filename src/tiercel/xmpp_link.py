@@ -145,8 +145,10 @@ class Connector:
     """
 
     def __init__(self, client: slixmpp.ClientXMPP, endpoint: Endpoint, *, backoff_max: float = 5.0,
-                 keepalive: float = 30.0, on_refused: Callable[[], float | None] | None = None) -> None:
+                 keepalive: float = 30.0, login_timeout: float = 30.0,
+                 on_refused: Callable[[], float | None] | None = None) -> None:
         self.client = client
+        self.login_timeout = login_timeout
         self.endpoint = endpoint
         self.backoff_max = backoff_max
         self.keepalive = keepalive
@@ -213,7 +215,7 @@ class Connector:
         online = asyncio.ensure_future(self.online.wait())
         lost = asyncio.ensure_future(self._lost.wait())
         try:
-            await asyncio.wait({online, lost}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({online, lost}, timeout=self.login_timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             online.cancel()
             lost.cancel()

@@ -9,14 +9,16 @@ worker uses. What XMPP adds is presence, which the server keeps for us:
   each side at once when the other goes away, even after ``kill -9``;
 - ``unavailable`` from a worker: its tasks are re-queued at once;
 - ``away``, ``xa`` or ``dnd``: busy, it gets no new tasks until it is available again;
-- a worker that hangs without going offline stops answering XEP-0199 pings and is declared
-  lost after ``ping_timeout`` (its heartbeats stop too, as on the WebSocket channel).
+- a worker that hangs without going offline falls silent (no results, no heartbeats); once
+  silent for ``ping_interval`` it is pinged (XEP-0199), and two pings in a row unanswered
+  declare it lost, long before the silence time-out would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tiercel.xmpp.workers")
 
 BUSY = ("away", "xa", "dnd")
+PING_MISSES = 2  # unanswered pings in a row (with nothing else heard) before a worker is declared lost
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Peer:
     busy: bool = False
     draining: bool = False
     closed: bool = False
+    heard: float = field(default_factory=time.monotonic)  # when it last sent anything
+    misses: int = 0  # pings in a row that went unanswered while it stayed silent
 
 
 class XmppWorkers:
@@ -81,6 +86,8 @@ class XmppWorkers:
         if peer is None:  # we forgot it (our own reconnect): it starts over with a hello
             self._send_now(full, {"t": "reconnect"})
             return
+        peer.heard = time.monotonic()
+        peer.misses = 0
         conn = peer.conn
         try:
             if kind == "res":
@@ -171,6 +178,8 @@ class XmppWorkers:
             return
         show = presence["show"] or "available"
         self.shows[full] = show
+        if full in self.peers:
+            self.peers[full].heard = time.monotonic()
         # Answer every time: a worker looks for us with presence whenever it starts a session,
         # and our answer (directed presence) is what makes the server tell it when we go.
         self.client.send_presence(pto=sender)
@@ -205,17 +214,31 @@ class XmppWorkers:
     # ---- pings -------------------------------------------------------------
 
     async def ping_forever(self) -> None:
+        """Ping the workers that have been silent for a ping interval; busy ones speak for themselves.
+
+        A worker is declared lost after PING_MISSES unanswered pings in a row with nothing else
+        heard from it meanwhile, so that a slow moment (a loaded machine, a thousand logins at
+        once) is not mistaken for a hang.
+        """
+        interval = self.config.ping_interval
         while True:
-            await asyncio.sleep(self.config.ping_interval)
-            peers = list(self.peers.values())
-            if peers:
-                await asyncio.gather(*(self._ping(p) for p in peers))
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            silent = [p for p in self.peers.values() if now - p.heard >= interval]
+            if silent:
+                await asyncio.gather(*(self._ping(p) for p in silent))
 
     async def _ping(self, peer: Peer) -> None:
+        sent = time.monotonic()
         try:
             await self.client.plugin["xep_0199"].ping(slixmpp.JID(peer.jid), timeout=self.config.ping_timeout)
         except IqTimeout:
-            reason = f"no answer to a ping in {self.config.ping_timeout:g}s"
+            if peer.heard >= sent:  # it spoke meanwhile: only the answer was slow
+                return
+            peer.misses += 1
+            if peer.misses < PING_MISSES:
+                return
+            reason = f"{peer.misses} pings in a row unanswered ({self.config.ping_timeout:g}s each)"
         except IqError as exc:
             if exc.condition not in ("service-unavailable", "recipient-unavailable", "item-not-found"):
                 return  # it answered, if only with an error
@@ -224,12 +247,16 @@ class XmppWorkers:
             log.debug("ping of %s failed: %s", peer.jid, exc)
             return
         else:
+            peer.heard = time.monotonic()
+            peer.misses = 0
             self.manager.last_seen[peer.conn.worker] = self.manager.clock()
             return
         if self.peers.get(peer.jid) is peer:
             log.warning("XMPP worker %s: %s; re-queueing its tasks", peer.conn.info.name, reason)
             self._drop(peer)
             self.manager.worker_left(peer.conn.worker)
+            # Should it wake up, it learns at once that it must start over with a fresh hello.
+            self._send_now(peer.jid, {"t": "reconnect"})
 
     def worker_ids(self) -> set[WorkerId]:
         return {p.conn.worker for p in self.peers.values()}
