@@ -98,7 +98,8 @@ class AdHoc:
         xmpp = sum(1 for c in m.conns.values() if c.transport == "xmpp")
         queued = sum(j.pending for j in m.engine.jobs.values())
         text = kestrel.reply("pool", workers=len(connected), xmpp_workers=xmpp,
-                             slots=sum(w.info.slots for w in connected), busy=sum(len(w.tasks) for w in connected),
+                             slots=sum(w.info.slots for w in connected),
+                             busy=sum(min(len(w.tasks), w.info.slots) for w in connected),  # not counting prefetch
                              jobs=len(m.engine.jobs), queued=queued)
         return self._done(session, text)
 

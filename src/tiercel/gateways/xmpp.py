@@ -61,6 +61,8 @@ class XmppGateway:
         self.submitted_by: dict[JobId, str] = {}
         self.pending: deque[tuple[str, str]] = deque(maxlen=PENDING_MAX)
         self.inbox: asyncio.Queue[tuple[slixmpp.JID, str, str, UserName]] = asyncio.Queue()
+        self.answering: str | None = None
+        self.held: list[tuple[str, str]] = []
         self.client.auto_authorize = None  # decided per JID in _subscribe
         self.client.auto_subscribe = False
         self.client.add_event_handler("session_start", self._online)
@@ -142,14 +144,20 @@ class XmppGateway:
         """One message at a time, in order: a status right after a job sees that job."""
         while True:
             sender, bare, body, user = await self.inbox.get()
+            self.answering = bare  # a job this message ends is announced after the answer, not before
             try:
                 answer = await self.chat.answer(user, body)
             except Exception:  # a bug must not silence the gateway
                 log.exception("chat message from %s could not be answered", bare)
                 answer = Answer(kestrel.reply("error", reason="the manager failed to handle that message; "
                                                               "its log says why"))
+            finally:
+                self.answering = None
             self._remember(bare, answer)
             self._reply(sender, answer.text)
+            held, self.held = self.held, []
+            for to, notice in held:
+                self._notify(to, notice)
 
     def _remember(self, bare: str, answer: Answer) -> None:
         if answer.submitted is not None:
@@ -178,10 +186,16 @@ class XmppGateway:
         targets = [first] if first is not None else self.jids.jids_of(summary.owner)
         for to in targets:
             body = kestrel.job_finished(int(summary.id))
-            if self.connector.online.is_set():
-                self.client.send_message(mto=slixmpp.JID(to), mbody=body, mtype="chat")
+            if to == self.answering:
+                self.held.append((to, body))
             else:
-                self.pending.append((to, body))
+                self._notify(to, body)
+
+    def _notify(self, to: str, body: str) -> None:
+        if self.connector.online.is_set():
+            self.client.send_message(mto=slixmpp.JID(to), mbody=body, mtype="chat")
+        else:
+            self.pending.append((to, body))
 
 
 class GatewayHandle:

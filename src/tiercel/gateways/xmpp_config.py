@@ -169,6 +169,17 @@ def load_file(path: Path) -> XmppConfig | Problem | None:
     return parse(data, path.parent)
 
 
+SHAPES = {
+    "dict_type": 'must be a table, e.g. [xmpp.users] with "alice@example.org" = "alice"',
+    "list_type": 'must be a list, e.g. ["node1@example.org", "*@workers.example.org"]',
+    "string_type": "must be a string in quotes",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+}
+
+
 def _problem(exc: ValidationError, table: dict[str, Any]) -> Problem:
     err = exc.errors()[0]
     loc = [str(p) for p in err.get("loc", ())]
@@ -181,6 +192,8 @@ def _problem(exc: ValidationError, table: dict[str, Any]) -> Problem:
     value = table.get(loc[0]) if loc else table
     if kind == "literal_error":
         return Problem(field, value, "is not allowed: choose starttls, direct or plain")
+    if kind in SHAPES:
+        return Problem(field, value, SHAPES[kind])
     message = str(err.get("msg", "")).removeprefix("Value error, ")
     if not loc:  # a check across keys
         return Problem("xmpp", MISSING, message)
