@@ -14,6 +14,7 @@ from typing import Any
 
 from tiercel.core.model import JobId, JobSpec, UserName
 from tiercel.gateways import kestrel
+from tiercel.manager.auth import Identity
 from tiercel.manager.service import JobSummary, Manager
 
 log = logging.getLogger("tiercel.chat")
@@ -104,8 +105,6 @@ class Chat:
 
     def mine(self, user: UserName) -> list[JobSummary]:
         """The user's unfinished jobs first, then the most recent ended ones."""
-        from tiercel.manager.auth import Identity
-
         jobs = self.manager.list_jobs(Identity(user, "user"), everyone=False, limit=self.max_status_jobs + 50)
         return sorted(jobs, key=lambda s: (s.state.terminal, -s.id))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +133,3 @@ def router(manager: Manager, jids: JidDirectory) -> APIRouter:
 def _error(status: int, message: str, field: str) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status_code=status)
 
-
-def valid_user(name: str) -> bool:
-    return re.match(USER_NAME, name) is not None

@@ -69,7 +69,7 @@ class XmppGateway:
         self.client.add_event_handler("disconnected", self._offline)
         self.client.add_event_handler("message", self._message)
         on_frames(self.client, self._frame)
-        self.client.add_event_handler("presence", self.workers_presence)
+        self.client.add_event_handler("presence", self._presence)
         self.client.add_event_handler("presence_subscribe", self._subscribe)
         manager.events.on_job_ended.append(self._job_ended)
 
@@ -165,7 +165,7 @@ class XmppGateway:
             while len(self.submitted_by) > SUBMITTERS_MAX:
                 del self.submitted_by[next(iter(self.submitted_by))]
 
-    def workers_presence(self, presence: Any) -> None:
+    def _presence(self, presence: Any) -> None:
         if str(presence["from"].bare) != self.bare:
             self.workers.on_presence(presence)
 
