@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.batch import sge, slurm  # noqa: F401  (fixtures)
+from tests.batch import sge, slurm  # noqa: F401  (fixtures)
 from tests.integration.conftest import Cluster, wait_until
 
 pytestmark = pytest.mark.integration
