@@ -76,6 +76,15 @@ def age(seconds: float) -> str:
 STATE_STYLE = {"queued": "yellow", "running": "cyan", "done": "green", "failed": "red", "cancelled": "magenta"}
 
 
+def make_table(*columns: str, right: tuple[str, ...] = (), wrap: tuple[str, ...] = ()) -> Table:
+    """A plain aligned table: bold headers, two spaces between columns; ``right`` columns are numbers,
+    only ``wrap`` columns may wrap (the others never cut their values)."""
+    t = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    for col in columns:
+        t.add_column(col, justify="right" if col in right else "left", no_wrap=col not in wrap)
+    return t
+
+
 def jobs_table(jobs: list[dict[str, Any]], show_owner: bool) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1, 0, 0))
     table.add_column("ID", no_wrap=True, min_width=2)

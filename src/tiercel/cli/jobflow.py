@@ -21,7 +21,6 @@ from typing import Any
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from tiercel.cli.common import (
     CONTEXT_SETTINGS,
@@ -32,6 +31,7 @@ from tiercel.cli.common import (
     errors,
     friendly,
     json_option,
+    make_table,
     print_json,
     token_option,
     url_option,
@@ -298,9 +298,7 @@ def list_(as_json: bool) -> None:
     if not records:
         console.print("no job descriptions yet: create one with 'tiercel job create --rsl FILE --name NAME'")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
-    for col in ("NAME", "KIND", "JOB", "CREATED", "COMMAND"):
-        table.add_column(col, no_wrap=col != "COMMAND")
+    table = make_table("NAME", "KIND", "JOB", "CREATED", "COMMAND", wrap=("COMMAND",))
     now = time.time()
     for r in records:
         table.add_row(escape(str(r.get("name"))), str(r.get("kind", "?")), str(r.get("job_id") or "-"),

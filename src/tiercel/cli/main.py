@@ -20,6 +20,7 @@ from tiercel.cli.common import (
     friendly,
     jobs_table,
     json_option,
+    make_table,
     print_json,
     token_option,
     url_option,
@@ -273,10 +274,6 @@ def logs(job_id: int, task: int | None, stderr: bool, failed: bool, url: str | N
 @friendly
 def workers(url: str | None, token: str | None, as_json: bool) -> None:
     """List workers: name, host, slots busy/total, tags, last seen."""
-    from rich.table import Table
-
-    from tiercel.cli.common import age
-
     with client(url, token) as c:
         rows = c.workers()
     if as_json:
@@ -285,10 +282,8 @@ def workers(url: str | None, token: str | None, as_json: bool) -> None:
     if not rows:
         console.print("no workers connected: start one with 'tiercel worker --slots N'")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col, just in (("NAME", "left"), ("HOST", "left"), ("BUSY", "right"), ("SLOTS", "right"),
-                      ("TAGS", "left"), ("STATE", "left"), ("LAST SEEN", "right"), ("TASKS RUN", "right")):
-        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    table = make_table("NAME", "HOST", "BUSY", "SLOTS", "TAGS", "STATE", "LAST SEEN", "TASKS RUN",
+                       right=("BUSY", "SLOTS", "LAST SEEN", "TASKS RUN"))
     now = time.time()
     for w in rows:
         table.add_row(w["name"], w["host"], str(w["busy"]), str(w["slots"]), ",".join(w["tags"]) or "-",
@@ -304,17 +299,12 @@ def workers(url: str | None, token: str | None, as_json: bool) -> None:
 @friendly
 def queues(url: str | None, token: str | None, as_json: bool) -> None:
     """List queues: their policy chains, limits and load."""
-    from rich.table import Table
-
     with client(url, token) as c:
         rows = c.json("GET", "/v1/queues")
     if as_json:
         print_json(rows)
         return
-    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
-    for col, just in (("QUEUE", "left"), ("POLICIES", "left"), ("LIMITS", "left"), ("JOBS", "right"),
-                      ("QUEUED", "right"), ("RUNNING", "right")):
-        table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    table = make_table("QUEUE", "POLICIES", "LIMITS", "JOBS", "QUEUED", "RUNNING", right=("JOBS", "QUEUED", "RUNNING"))
     for q in rows:
         limits = ", ".join(f"{k}={v}" for k, v in q["limits"].items()) or "-"
         name = q["name"] + (" (default)" if q["default"] else "")
@@ -330,18 +320,14 @@ def queues(url: str | None, token: str | None, as_json: bool) -> None:
 def sites(url: str | None, token: str | None, as_json: bool) -> None:
     """List sites: the pool and each batch system, their mode, state, slots and work (CSF4's cluster query)."""
     from rich.markup import escape
-    from rich.table import Table
 
     with client(url, token) as c:
         rows = c.json("GET", "/v1/sites")
     if as_json:
         print_json(rows)
         return
-    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
-    for col, just in (("SITE", "left"), ("KIND", "left"), ("MODE", "left"), ("STATE", "left"),
-                      ("SLOTS", "right"), ("FREE", "right"), ("QUEUED", "right"), ("RUNNING", "right"),
-                      ("BATCH JOBS", "right"), ("LAST POLL", "right"), ("LAST ERROR", "left")):
-        table.add_column(col, justify=just, no_wrap=col != "LAST ERROR")  # type: ignore[arg-type]
+    numbers = ("SLOTS", "FREE", "QUEUED", "RUNNING", "BATCH JOBS", "LAST POLL")
+    table = make_table("SITE", "KIND", "MODE", "STATE", *numbers, "LAST ERROR", right=numbers, wrap=("LAST ERROR",))
     now = time.time()
     for r in rows:
         state = "[green]ok[/]" if r["state"] == "ok" else f"[red]{r['state']}[/]"
@@ -428,7 +414,6 @@ def reserve_create(site: str, slots: int, start: str, end: str, users: str, name
 @friendly
 def reserve_list(url: str | None, token: str | None, as_json: bool) -> None:
     """List reservations."""
-    from rich.table import Table
 
     with client(url, token) as c:
         rows = c.json("GET", "/v1/reservations")
@@ -438,9 +423,7 @@ def reserve_list(url: str | None, token: str | None, as_json: bool) -> None:
     if not rows:
         console.print("no reservations")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
-    for col in ("NAME", "SITE", "SLOTS", "START", "END", "USERS"):
-        table.add_column(col, no_wrap=True, justify="right" if col == "SLOTS" else "left")
+    table = make_table("NAME", "SITE", "SLOTS", "START", "END", "USERS", right=("SLOTS",))
     for r in rows:
         table.add_row(r["name"], r["site"], str(r["slots"]), _when(r["start"]), _when(r["end"]), ",".join(r["users"]))
     console.print(table)

@@ -11,7 +11,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from tiercel.cli.common import CONTEXT_SETTINGS, UserError, console, errors, json_option, print_json
+from tiercel.cli.common import CONTEXT_SETTINGS, UserError, console, errors, json_option, make_table, print_json
 from tiercel.cli.main import cli
 from tiercel.core import sim
 from tiercel.core.problems import Problem
@@ -131,9 +131,7 @@ def policies(as_json: bool) -> None:
     if as_json:
         print_json([r.__dict__ for r in rows])
         return
-    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
-    for col in ("NAME", "FROM", "STATUS", "WHAT IT DOES"):
-        table.add_column(col)
+    table = make_table("NAME", "FROM", "STATUS", "WHAT IT DOES", wrap=("STATUS", "WHAT IT DOES"))
     for r in rows:
         status = "[green]ok[/]" if r.status == "ok" else f"[red]{escape(r.status)}[/]"
         table.add_row(r.name, r.origin, status, r.description)

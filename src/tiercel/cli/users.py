@@ -17,6 +17,7 @@ from tiercel.cli.common import (
     console,
     friendly,
     json_option,
+    make_table,
     print_json,
     token_option,
     url_option,
@@ -76,7 +77,6 @@ def unlink_jid(jid: str, url: str | None, token: str | None) -> None:
 @friendly
 def jids(url: str | None, token: str | None, as_json: bool) -> None:
     """List JIDs and the users they speak for (yours only, unless you are an admin)."""
-    from rich.table import Table
 
     with client(url, token) as c:
         rows = c.json("GET", "/v1/jids")
@@ -86,9 +86,7 @@ def jids(url: str | None, token: str | None, as_json: bool) -> None:
     if not rows:
         console.print("no JIDs linked (tiercel user link-jid JID USER, or [xmpp.users] in the manager's config)")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 2, 0, 0))
-    for col in ("JID", "USER", "FROM"):
-        table.add_column(col, no_wrap=True)
+    table = make_table("JID", "USER", "FROM")
     for r in rows:
         table.add_row(r["jid"], r["user"], r["source"])
     console.print(table)
