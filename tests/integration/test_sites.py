@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -172,11 +173,25 @@ def test_native_arrays_survive_a_manager_crash(slurm: None, bare_cluster: Cluste
 
 def test_a_local_site_starts_workers_on_the_managers_machine(bare_cluster: Cluster, tmp_path: Path) -> None:
     cluster = bare_cluster
-    start(cluster, f'[sites.here]\nkind = "local"\nslots = 2\nmax_pilots = 1\nidle_timeout = "2s"\n'
+    start(cluster, f'[sites.here]\nkind = "local"\nslots = 2\nmax_pilots = 1\nidle_timeout = "5s"\n'
                    f'poll_interval = "0.5s"\nspool = "{tmp_path / "spool"}"\n')
     job = submit(cluster, "--queue", "6", "--", "true")
     assert wait_end(cluster, job)["done"] == 6
-    assert {r["worker"] for r in results(cluster, job)} != set()
-    names = [w["name"] for w in json.loads(cluster.cli("workers", "--json").stdout)]
-    assert names and all(n.startswith("here.") for n in names)
+    workers = json.loads(cluster.cli("workers", "--json").stdout)
+    assert workers and all(w["name"].startswith("here.") for w in workers)
+    assert {r["worker"] for r in results(cluster, job)} <= {w["id"] for w in workers}
     wait_until(lambda: sites(cluster)["here"]["batch_jobs"] == 0, 30, "the idle local worker to leave")
+
+
+@pytest.mark.parametrize(("config", "words"), [
+    ('[sites.hpc]\nkind = "torque"\n', "line 2: sites.hpc.kind: 'torque' is not allowed"),
+    ('[sites.hpc]\nkind = "slurm"\nspool = "/proc/no/such/dir"\n', "sites.hpc.spool: '/proc/no/such/dir/hpc' cannot"),
+])
+def test_a_bad_site_config_stops_the_manager_with_one_line(config: str, words: str, tmp_path: Path) -> None:
+    path = tmp_path / "tiercel.toml"
+    path.write_text(config)
+    out = subprocess.run([sys.executable, "-m", "tiercel", "manager", "--listen", "127.0.0.1:0", "--state-dir",
+                          str(tmp_path / "state"), "--config", str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert words in out.stderr
+    assert "Traceback" not in out.stderr

@@ -25,9 +25,12 @@ from tiercel.core.model import Counts, JobId, JobSpec, JobState, Report, TaskRef
 from tiercel.core.problems import Problem
 from tiercel.core.reservations import Reservation
 from tiercel.core.scheduling import why_waiting
+from tiercel.core.sites import SiteLoad
 from tiercel.manager.auth import Identity, digest, new_token
 from tiercel.protocol import ref_from_wire, report_from_wire, spec_to_dict
 from tiercel.queues import Queue
+from tiercel.sites import build as build_sites
+from tiercel.sites.config import infos
 from tiercel.store import (
     AddJob,
     DeleteReservation,
@@ -124,9 +127,6 @@ class Manager:
         self.last_seen: dict[WorkerId, float] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._queue_errors: dict[str, str] = {}
-        from tiercel.sites import build as build_sites
-        from tiercel.sites.config import infos
-
         self.site_config = infos(settings.sites) if settings.sites else []
         self.sites = build_sites(settings.sites, self, settings.state_dir) if settings.sites else {}
 
@@ -391,12 +391,10 @@ class Manager:
 
     def site_rows(self) -> list[dict[str, Any]]:
         """`tiercel sites`: the pool, then each configured site."""
-        loads = self.engine.site_loads()
-        pool = loads.get("pool")
-        pool_total = sum(c.info.slots for c in self.conns.values() if c.info.site == "pool")
+        pool = self.engine.site_loads().get("pool", SiteLoad())
         rows: list[dict[str, Any]] = [{
             "name": "pool", "kind": "pool", "mode": "pool", "state": "ok",
-            "slots_total": pool.total if pool else pool_total, "slots_free": pool.free if pool else 0,
+            "slots_total": pool.total, "slots_free": pool.free,
             "queued": self.engine.waiting_on("pool"), "running": sum(
                 len(w.tasks) for w in self.engine.workers.values() if w.info.site == "pool"),
             "batch_jobs": 0, "last_poll": None, "last_error": None, "last_error_at": None, "commands": {},

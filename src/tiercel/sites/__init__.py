@@ -17,6 +17,10 @@ from tiercel.sites.config import PoolConfig, SiteConfig
 from tiercel.sites.site import Host, Site
 
 
+class SiteSetupError(Exception):
+    """A site cannot be set up (its spool directory): the manager does not start."""
+
+
 def build(configs: dict[str, SiteConfig | PoolConfig], host: Host, state_dir: Path) -> dict[str, Site]:
     """The shells of the configured batch and local sites (the pool needs none)."""
     from tiercel.sites.native import NativeSite
@@ -27,7 +31,11 @@ def build(configs: dict[str, SiteConfig | PoolConfig], host: Host, state_dir: Pa
         if not isinstance(cfg, SiteConfig):
             continue
         spool = Path(cfg.spool).expanduser() / name if cfg.spool else state_dir / "sites" / name
-        spool.mkdir(parents=True, exist_ok=True)
+        try:
+            spool.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SiteSetupError(f"sites.{name}.spool: {str(spool)!r} cannot be created: "
+                                 f"{exc.strerror or exc}") from None
         if cfg.kind != "local" and cfg.mode == "native":
             out[name] = NativeSite(name, cfg, host, spool)
         else:

@@ -20,7 +20,9 @@ RETRY_PAUSE = 0.5  # seconds before the first retry; doubles each time
 
 
 class CommandFailed(Exception):
-    pass
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry  # False: trying again cannot help (the command is not there)
 
 
 class CommandRunner:
@@ -43,8 +45,8 @@ class CommandRunner:
                 return await self._once(inv)
             except CommandFailed as exc:
                 last = str(exc)
-                if "not found" in last:
-                    break  # retrying will not make it appear
+                if not exc.retry:
+                    break
         raise CommandFailed(last)
 
     async def _once(self, inv: Invocation) -> str:
@@ -60,9 +62,9 @@ class CommandRunner:
                 stderr=asyncio.subprocess.PIPE, env=self.env, start_new_session=True)
         except FileNotFoundError:
             raise CommandFailed(f"{name}: command not found (is the batch system's client installed "
-                                "and on PATH, or set path = [...] for the site?)") from None
+                                "and on PATH, or set path = [...] for the site?)", retry=False) from None
         except OSError as exc:
-            raise CommandFailed(f"{name}: cannot run: {exc.strerror or exc}") from None
+            raise CommandFailed(f"{name}: cannot run: {exc.strerror or exc}", retry=False) from None
         self.issued[name] += 1
         try:
             out, err = await asyncio.wait_for(
@@ -74,6 +76,8 @@ class CommandRunner:
                 await proc.wait()
             raise CommandFailed(f"{name} timed out after {self.timeout:g}s") from None
         if proc.returncode != 0:
+            if inv.gone is not None and inv.gone in err.decode(errors="replace"):
+                return out.decode(errors="replace")  # some ids are purged; the rest are listed
             text = (err or out).decode(errors="replace").strip().replace("\n", " | ")
             raise CommandFailed(f"{name} failed (exit {proc.returncode}): {text[:300]}")
         return out.decode(errors="replace")

@@ -109,10 +109,8 @@ class Site:
         try:
             rows = await query()
         except CommandFailed as exc:
-            if "Invalid job id" not in str(exc):
-                self.degrade(f"status query failed: {exc}")
-                return None
-            rows = []  # Slurm: every one of these ids is purged already
+            self.degrade(f"status query failed: {exc}")
+            return None
         except ParseError as exc:
             log.error("site %s: cannot read the status output (%s): %r", self.name, exc, exc.text[:2000])
             self.degrade(f"status output unreadable: {exc}")
@@ -140,8 +138,7 @@ class Site:
 
     def describe(self) -> dict[str, Any]:
         loads = self.host.engine.site_loads().get(self.name)
-        running = sum(len(j.running) for j in self.host.engine.jobs.values()
-                      if any(w in self.worker_ids() for w in (r.worker for r in j.running.values())))
+        running = sum(len(w.tasks) for w in self.host.engine.workers.values() if w.info.site == self.name)
         return {
             "name": self.name, "kind": self.cfg.kind, "mode": self.mode,
             "state": "degraded" if self.problem else "ok",
@@ -152,9 +149,6 @@ class Site:
             "last_error": self.last_error, "last_error_at": self.last_error_at,
             "commands": dict(self.runner.issued),
         }
-
-    def worker_ids(self) -> set[WorkerId]:
-        return {w.id for w in self.host.engine.workers.values() if w.info.site == self.name}
 
     def batch_jobs(self) -> int:
         return 0

@@ -60,6 +60,9 @@ class Invocation:
     argv: tuple[str, ...]
     stdin: str | None = None
     files: tuple[tuple[str, str], ...] = ()  # (absolute path, content), written before running
+    # A non-zero exit whose message holds this text still answers: the system only says that
+    # some ids it was asked about are gone (purged after they ended); its stdout lists the rest.
+    gone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,8 @@ class Pbs:
         raise ParseError("qsub printed no job id", out)
 
     def status(self, native_ids: Sequence[str]) -> Invocation:
-        return Invocation(argv=("qstat", "-f", "-F", "json", "-x", "-t", *native_ids))
+        # qstat exits 153 with "Unknown Job Id" when any id was purged, and still prints the others
+        return Invocation(argv=("qstat", "-f", "-F", "json", "-x", "-t", *native_ids), gone="Unknown Job Id")
 
     def parse_status(self, out: str) -> list[ElementState]:
         if not out.strip():

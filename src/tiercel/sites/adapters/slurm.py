@@ -92,7 +92,9 @@ class Slurm:
         raise ParseError("sbatch printed no job id", out)
 
     def status(self, native_ids: Sequence[str]) -> Invocation:
-        return Invocation(argv=("squeue", "-h", "-r", "--states=all", "-o", "%i|%T|%r", "-j", ",".join(native_ids)))
+        # squeue exits 1 only when every id is unknown ("Invalid job id specified"): all purged
+        return Invocation(argv=("squeue", "-h", "-r", "--states=all", "-o", "%i|%T|%r", "-j", ",".join(native_ids)),
+                          gone="Invalid job id specified")
 
     def parse_status(self, out: str) -> list[ElementState]:
         rows: list[ElementState] = []
