@@ -3,6 +3,7 @@ batch system (fake or real) must keep with its adapter."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -85,11 +86,17 @@ def run_array(adapter: Adapter, workdir: Path, env: Env = None, timeout: float =
 def cancel_array(
     adapter: Adapter, workdir: Path, env: Env = None, timeout: float = POLL_TIMEOUT
 ) -> dict[int | None, ElementState]:
-    """Submit 3 long elements, cancel element 2, then the whole array; return the last rows."""
-    req = ArrayRequest(name="cancelme", count=3, script="sleep 300\n", workdir=str(workdir))
+    """Submit 3 long elements, cancel element 2, then the whole array; return the last rows.
+
+    Whatever the listing shows (cancelled elements may vanish from it), every element's
+    process must be gone afterwards.
+    """
+    script = f"echo $$ > {workdir}/pid.$TIERCEL_ELEMENT\nexec sleep 300\n"
+    req = ArrayRequest(name="cancelme", count=3, script=script, workdir=str(workdir))
     native_id = submit(adapter, req, env)
     try:
-        started = lambda rows: any(r.state is NativeState.RUNNING for r in rows.values())  # noqa: E731
+        started = lambda rows: any(r.state is NativeState.RUNNING for r in rows.values()) \
+            and any(workdir.glob("pid.*"))  # noqa: E731
         poll(adapter, native_id, started, env, "a start", timeout)
         done = run(adapter.cancel(native_id, [2]), env)
         assert done.returncode == 0, done.stderr
@@ -98,4 +105,21 @@ def cancel_array(
         assert not any(rows[e].state.terminal for e in (1, 3) if e in rows), f"only element 2 was cancelled: {rows}"
     finally:
         run(adapter.cancel(native_id), env)
-    return poll(adapter, native_id, lambda rows: settled(rows, 3), env, "cancelled array", timeout)
+    rows = poll(adapter, native_id, lambda rows: settled(rows, 3), env, "cancelled array", timeout)
+    pids = [int(p.read_text()) for p in workdir.glob("pid.*")]
+    assert pids, "no element started"
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids), f"element processes still running after cancel: {pids}"
+    return rows
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -82,9 +82,9 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
 
     On first start it writes an admin token and a worker token into the state dir.
     """
+    from tiercel.core.problems import SetupError
     from tiercel.manager.server import StateDirBusy, serve
     from tiercel.manager.service import Settings
-    from tiercel.sites import SiteSetupError
 
     _logging(verbose)
     host, port = _listen(listen)
@@ -107,7 +107,7 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
         serve(host, port, settings, synchronous=sync.upper(), quiet=quiet)
     except KeyboardInterrupt:
         pass
-    except (StateDirBusy, SiteSetupError) as exc:
+    except (StateDirBusy, SetupError) as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"listen: cannot serve on {listen}: {exc.strerror or exc} "

@@ -76,10 +76,25 @@ def _load(name: str) -> dict[str, Any]:
                         f"'tiercel job create --rsl FILE --name {name}' (see 'tiercel job list')") from None
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot be read as a stored job description: {exc}") from None
+    why = _invalid(record)
+    if why:
+        raise UserError(f"{path}: is not a stored job description ({why}); remove it, or replace it with "
+                        f"'tiercel job create --replace'")
+    return dict(record)
+
+
+def _invalid(record: Any) -> str:
+    """Why a stored record cannot be used (edited or damaged by hand), or '' when it can."""
     if not isinstance(record, dict) or not isinstance(record.get("request"), dict):
-        raise UserError(f"{path}: is not a stored job description (remove it, or replace it with "
-                        f"'tiercel job create --replace')")
-    return record
+        return "no request in it"
+    spec = spec_from_mapping(record["request"])
+    if isinstance(spec, Problem):
+        return spec.message()
+    if not isinstance(record.get("job_id"), (int, type(None))) or isinstance(record.get("job_id"), bool):
+        return f"job_id {record.get('job_id')!r} is not a job number"
+    if not isinstance(record.get("created", 0), (int, float)):
+        return f"created {record.get('created')!r} is not a time"
+    return ""
 
 
 def _save(record: dict[str, Any], *, replace: bool) -> Path:
@@ -288,10 +303,14 @@ def list_(as_json: bool) -> None:
     records = []
     for path in sorted(jobs_dir().glob("*.json")):
         try:
-            records.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            errors.print(f"[yellow]skipped[/] {escape(str(path))}: not a stored job description")
-    records = [r for r in records if isinstance(r, dict) and isinstance(r.get("request"), dict)]
+            record = json.loads(path.read_text(encoding="utf-8"))
+            why = _invalid(record)
+        except (OSError, ValueError) as exc:
+            why = str(exc)
+        if why:
+            errors.print(f"[yellow]skipped[/] {escape(str(path))}: not a stored job description ({escape(why)})")
+        else:
+            records.append(record)
     if as_json:
         print_json(records)
         return

@@ -58,6 +58,7 @@ def xmpp_settings() -> Any:
     from slixmpp import JID
     from slixmpp.jid import InvalidJID
 
+    from tiercel.gateways.xmpp_config import PLAIN_ONLY_ON_LOOPBACK, loopback, read_secret
     from tiercel.worker.xmpp_transport import XmppSettings
     from tiercel.xmpp_link import Endpoint
 
@@ -76,9 +77,11 @@ def xmpp_settings() -> Any:
     if path is None:
         raise UserError("password-file: is required with --xmpp (a file holding the account's password)")
     try:
-        password = path.read_text(encoding="utf-8").strip()
+        password = read_secret(path)
     except OSError as exc:
         raise UserError(f"password-file: {str(path)!r} cannot be read: {exc.strerror}") from None
+    except ValueError:
+        raise UserError(f"password-file: {str(path)!r} is not UTF-8 text; it must hold the password") from None
     if not password:
         raise UserError(f"password-file: {str(path)!r} is empty")
     host, port = None, None
@@ -93,7 +96,10 @@ def xmpp_settings() -> Any:
     ca: Path | None = given.get("xmpp_ca")
     if ca is not None and not ca.is_file():
         raise UserError(f"xmpp-ca: {str(ca)!r} is not a readable file")
-    endpoint = Endpoint(host, port, given.get("xmpp_tls") or "starttls", ca)
+    tls: Any = given.get("xmpp_tls") or "starttls"
+    if tls == "plain" and not loopback(host or me.domain):
+        raise UserError(f"xmpp-tls: 'plain' {PLAIN_ONLY_ON_LOOPBACK.split(': ', 1)[1]}")
+    endpoint = Endpoint(host, port, tls, ca)
     return XmppSettings(str(me), password, str(manager.bare), endpoint)
 
 

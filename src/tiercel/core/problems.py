@@ -20,3 +20,7 @@ class Problem:
         if len(shown) > 80:
             shown = shown[:77] + "..."
         return f"{self.field}: {shown} {self.allowed}"
+
+
+class SetupError(Exception):
+    """Configuration or state that keeps the manager from starting; the message is one line for the user."""

@@ -7,12 +7,12 @@ limits and the ``job_finished`` notifications around it.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from tiercel.core.model import JobId, JobSpec, UserName
+from tiercel.core.problems import Problem
 from tiercel.gateways import kestrel
 from tiercel.manager.auth import Identity
 from tiercel.manager.service import JobSummary, Manager
@@ -67,23 +67,9 @@ class Chat:
         return Answer(kestrel.job_started(summary.id), summary.id)
 
     def check(self, user: UserName, spec: JobSpec) -> JobSpec | str:
-        """What the REST API checks beyond the job's own fields: its queue and reservation."""
-        engine = self.manager.engine
-        if not spec.queue:
-            spec = dataclasses.replace(spec, queue=engine.default_queue)
-        elif spec.queue not in engine.queues:
-            return f"queue_name: {spec.queue!r} is not a queue here (queues: {', '.join(engine.queues)})"
-        if spec.reservation is not None:
-            if spec.walltime is None:
-                return "walltime: is required with a reservation, so its tasks provably end with the window"
-            r = engine.reservations.get(spec.reservation)
-            if r is None:
-                return f"reservation: {spec.reservation!r} does not exist"
-            if not r.allows(user):
-                return f"reservation: {spec.reservation!r} is not open to {user}"
-            if r.end <= self.manager.clock():
-                return f"reservation: {spec.reservation!r} has ended"
-        return spec
+        """The same checks as every other interface: its queue, reservation and site."""
+        admitted = self.manager.admit(user, spec)
+        return admitted.message() if isinstance(admitted, Problem) else admitted
 
     # ---- status ----------------------------------------------------------
 
@@ -104,9 +90,13 @@ class Chat:
         return summary if summary is not None and summary.owner == user else None
 
     def mine(self, user: UserName) -> list[JobSummary]:
-        """The user's unfinished jobs first, then the most recent ended ones."""
-        jobs = self.manager.list_jobs(Identity(user, "user"), everyone=False, limit=self.max_status_jobs + 50)
-        return sorted(jobs, key=lambda s: (s.state.terminal, -s.id))
+        """The user's unfinished jobs (all of them) first, then the most recent ended ones."""
+        live = [s for j, run in sorted(self.manager.engine.jobs.items(), reverse=True) if run.owner == user
+                if (s := self.manager.summary(j)) is not None]
+        seen = {s.id for s in live}
+        ended = [s for s in self.manager.list_jobs(Identity(user, "user"), everyone=False, limit=self.max_status_jobs)
+                 if s.id not in seen and s.state.terminal]
+        return live + ended
 
     # ---- cancel ----------------------------------------------------------
 

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from tiercel.core.model import UserName
+from tiercel.core.problems import SetupError
 from tiercel.gateways.xmpp_config import USER_NAME, bare_jid
 from tiercel.manager.auth import bearer
 from tiercel.manager.service import Manager
@@ -36,7 +37,7 @@ class JidDirectory:
         except FileNotFoundError:
             pass
         except (OSError, ValueError, AttributeError) as exc:
-            raise ValueError(f"{self.path}: cannot be read ({exc}); fix or remove it") from None
+            raise SetupError(f"{self.path}: cannot be read ({exc}); fix or remove it") from None
 
     def user_of(self, jid: str) -> UserName | None:
         user = self.linked.get(jid) or self.configured.get(jid)
@@ -52,22 +53,23 @@ class JidDirectory:
         return sorted(rows, key=lambda r: (r["user"], r["jid"]))
 
     def link(self, jid: str, user: str) -> None:
-        self.linked[jid] = user
-        self._save()
+        self._save({**self.linked, jid: user})
 
     def unlink(self, jid: str) -> bool:
-        if self.linked.pop(jid, None) is None:
+        if jid not in self.linked:
             return False
-        self._save()
+        self._save({j: u for j, u in self.linked.items() if j != jid})
         return True
 
-    def _save(self) -> None:
+    def _save(self, links: dict[str, str]) -> None:
+        """Write the new links durably, then use them: a failed write changes nothing."""
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"links": self.linked}, f, indent=1, sort_keys=True)
+            json.dump({"links": links}, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(self.path)
+        self.linked = links
 
 
 class LinkRequest(BaseModel):

@@ -49,6 +49,19 @@ def bare_jid(value: str, *, wildcard: bool = False) -> str:
     return str(jid.bare)
 
 
+PLAIN_ONLY_ON_LOOPBACK = ('tls = "plain" sends the password in clear: it is allowed only for a server on '
+                          "loopback (127.0.0.1, ::1 or localhost); use starttls or direct")
+
+
+def loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def read_secret(path: Path) -> str:
+    """A password file's first line; OSError or ValueError (not UTF-8) for the caller to report."""
+    return path.read_text(encoding="utf-8").strip()
+
+
 class XmppConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -109,6 +122,8 @@ class XmppConfig(BaseModel):
     def _password(self) -> XmppConfig:
         if (self.password is None) == (self.password_file is None):
             raise ValueError("give exactly one of password and password_file")
+        if self.tls == "plain" and not loopback(self.server or JID(self.jid).domain):
+            raise ValueError(PLAIN_ONLY_ON_LOOPBACK)
         return self
 
     @property
@@ -119,7 +134,7 @@ class XmppConfig(BaseModel):
         if self.password is not None:
             return self.password
         assert self.password_file is not None
-        return self.password_file.read_text(encoding="utf-8").strip()
+        return read_secret(self.password_file)
 
     def endpoint(self) -> Endpoint:
         port = self.port or ((5223 if self.tls == "direct" else 5222) if self.server else None)
@@ -154,8 +169,9 @@ def parse(data: dict[str, Any], base: Path | None = None) -> XmppConfig | Proble
         if not config.secret():
             return Problem("xmpp.password_file" if config.password_file else "xmpp.password", MISSING,
                            "is empty; the manager's XMPP account needs its password")
-    except OSError as exc:
-        return Problem("xmpp.password_file", str(config.password_file), f"cannot be read: {exc.strerror}")
+    except (OSError, ValueError) as exc:
+        return Problem("xmpp.password_file", str(config.password_file),
+                       f"cannot be read: {getattr(exc, 'strerror', None) or exc}")
     return config
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
@@ -195,28 +194,10 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
         spec = build_spec(req, max_tasks=manager.settings.max_tasks)
         if isinstance(spec, Problem):
             raise ApiError.of(spec, 422)
-        queues = manager.engine.queues
-        if not spec.queue:
-            spec = dataclasses.replace(spec, queue=manager.engine.default_queue)
-        elif spec.queue not in queues:
-            raise ApiError(422, f"queue_name: {spec.queue!r} is not a queue here (queues: {', '.join(queues)}; "
-                                "see 'tiercel queues')", "queue_name")
-        if spec.reservation is not None:
-            if spec.walltime is None:
-                raise ApiError(422, "walltime: is required with a reservation, so its tasks provably end with "
-                                    "the window (e.g. --walltime 30m)", "walltime")
-            r = manager.engine.reservations.get(spec.reservation)
-            if r is None:
-                raise ApiError(422, f"reservation: {spec.reservation!r} does not exist (see 'tiercel reserve list')",
-                               "reservation")
-            if not r.allows(who.user):
-                raise ApiError(422, f"reservation: {spec.reservation!r} is not open to {who.user} "
-                                    f"(it is for {', '.join(sorted(r.users))})", "reservation")
-            if r.end <= manager.clock():
-                raise ApiError(422, f"reservation: {spec.reservation!r} has ended", "reservation")
-        problem = manager.check_sites(spec)
-        if problem is not None:
-            raise ApiError.of(problem, 422)
+        admitted = manager.admit(who.user, spec)
+        if isinstance(admitted, Problem):
+            raise ApiError.of(admitted, 422)
+        spec = admitted
         return (await manager.submit(who.user, spec)).to_json()
 
     @app.get("/v1/jobs", response_model=list[JobInfo])

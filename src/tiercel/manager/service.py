@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import getpass
 import logging
 import os
@@ -22,7 +23,7 @@ from typing import Any
 
 from tiercel.core.engine import Effect, Engine, JobEnded, KillTasks, Persist, RunCleanup, SendTasks
 from tiercel.core.model import Counts, JobId, JobSpec, JobState, Report, TaskRef, UserName, WorkerId, WorkerInfo
-from tiercel.core.problems import Problem
+from tiercel.core.problems import MISSING, Problem
 from tiercel.core.reservations import Reservation
 from tiercel.core.scheduling import why_waiting
 from tiercel.core.sites import SiteLoad
@@ -349,6 +350,31 @@ class Manager:
     async def cancel(self, job_id: JobId) -> None:
         """Cancel a job; returns once its end is durable."""
         await self.apply(self.engine.cancel(job_id, self.clock()))
+
+    def admit(self, user: UserName, spec: JobSpec) -> JobSpec | Problem:
+        """What every interface checks beyond a job's own fields: its queue, reservation and site.
+
+        Returns the spec with its queue filled in, or the first problem; nothing is stored either way.
+        """
+        engine = self.engine
+        if not spec.queue:
+            spec = dataclasses.replace(spec, queue=engine.default_queue)
+        elif spec.queue not in engine.queues:
+            return Problem("queue_name", spec.queue,
+                           f"is not a queue here (queues: {', '.join(engine.queues)}; see 'tiercel queues')")
+        if spec.reservation is not None:
+            if spec.walltime is None:
+                return Problem("walltime", MISSING, "is required with a reservation, so its tasks provably end "
+                                                    "with the window (e.g. --walltime 30m)")
+            r = engine.reservations.get(spec.reservation)
+            if r is None:
+                return Problem("reservation", spec.reservation, "does not exist (see 'tiercel reserve list')")
+            if not r.allows(user):
+                return Problem("reservation", spec.reservation,
+                               f"is not open to {user} (it is for {', '.join(sorted(r.users))})")
+            if r.end <= self.clock():
+                return Problem("reservation", spec.reservation, "has ended")
+        return self.check_sites(spec) or spec
 
     # ---- sites (the Host the site shells report to) -------------------------
 

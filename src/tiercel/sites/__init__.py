@@ -13,12 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tiercel.core.problems import SetupError
 from tiercel.sites.config import PoolConfig, SiteConfig
 from tiercel.sites.site import Host, Site
-
-
-class SiteSetupError(Exception):
-    """A site cannot be set up (its spool directory): the manager does not start."""
 
 
 def build(configs: dict[str, SiteConfig | PoolConfig], host: Host, state_dir: Path) -> dict[str, Site]:
@@ -34,7 +31,7 @@ def build(configs: dict[str, SiteConfig | PoolConfig], host: Host, state_dir: Pa
         try:
             spool.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SiteSetupError(f"sites.{name}.spool: {str(spool)!r} cannot be created: "
+            raise SetupError(f"sites.{name}.spool: {str(spool)!r} cannot be created: "
                                  f"{exc.strerror or exc}") from None
         if cfg.kind != "local" and cfg.mode == "native":
             out[name] = NativeSite(name, cfg, host, spool)

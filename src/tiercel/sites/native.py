@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -49,6 +50,14 @@ class Array:
     cpus: int
     open: set[int] = field(default_factory=set)  # elements not yet reported
     missing: dict[int, int] = field(default_factory=dict)  # element -> polls absent or ended without a result
+
+
+def _result_files(folder: Path) -> set[int]:
+    """Elements whose result file is there."""
+    try:
+        return {int(e.name[:-5]) for e in os.scandir(folder) if e.name.endswith(".json") and e.name[:-5].isdigit()}
+    except FileNotFoundError:
+        return set()
 
 
 class NativeSite(Site):
@@ -202,9 +211,10 @@ class NativeSite(Site):
         reports: list[Report] = []
         freed = 0
         for array in list(self.arrays.values()):
+            written = _result_files(array.folder)  # one directory listing per array, not a file per element
             for n in sorted(array.open):
                 ref = array.elements[n]
-                report = read_result(array.folder, n, ref)
+                report = read_result(array.folder, n, ref) if n in written else None
                 if report is None:
                     report = self._without_result(array, n, ref, states)
                 if report is None:

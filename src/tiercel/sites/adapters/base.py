@@ -3,7 +3,7 @@
 An adapter never runs anything. It builds the command line (and the script or
 submit description fed to it on stdin) for three operations — submit an array,
 query the state of arrays, cancel an array or some of its elements — and parses
-what the batch system prints back. ``sites.batch.BatchSite`` owns the
+what the batch system prints back. ``sites.site.Site`` owns the
 subprocesses, time-outs, retries and the one batched status poll per site.
 
 Elements of a native array are numbered 1..count on every system (HTCondor's
