@@ -142,7 +142,8 @@ class Agent:
 
     # ---- connection ----------------------------------------------------
 
-    async def run(self) -> int:
+    def _start(self) -> None:
+        """Slot threads and signal handlers, whatever the transport."""
         self._loop = asyncio.get_running_loop()
         for n in range(self.opts.slots):
             t = threading.Thread(target=self._slot, name=f"tiercel-slot-{n}", daemon=True)
@@ -151,6 +152,9 @@ class Agent:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 self._loop.add_signal_handler(sig, self._request_stop)
+
+    async def run(self) -> int:
+        self._start()
         delay = 0.1
         url = self.opts.manager.rstrip("/").replace("http://", "ws://").replace("https://", "wss://") + "/v1/worker"
         while not self.stopping:

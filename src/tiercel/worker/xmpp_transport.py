@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -139,14 +137,7 @@ class XmppAgent(Agent):
     # ---- the worker --------------------------------------------------------
 
     async def run(self) -> int:
-        self._loop = asyncio.get_running_loop()
-        for n in range(self.opts.slots):
-            t = threading.Thread(target=self._slot, name=f"tiercel-slot-{n}", daemon=True)
-            t.start()
-            self._threads.append(t)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                self._loop.add_signal_handler(sig, self._request_stop)
+        self._start()
         connecting = asyncio.create_task(self.connector.run())
         try:
             return await self._sessions(connecting)
