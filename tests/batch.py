@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts" / "services"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts" / "services"
 
 
 def _unavailable(why: str) -> None:

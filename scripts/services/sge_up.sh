@@ -12,8 +12,10 @@ $p shared/gridenginemaster string $H
 EOF
 done | debconf-set-selections
 # postinst runs init_cluster (spool + global config); policy-rc.d / no runlevel => daemons not auto-started
-apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends \
-  gridengine-master gridengine-exec gridengine-client >/dev/null
+pkgs="gridengine-master gridengine-exec gridengine-client"
+pkg_install() { apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "$@"; }
+# a fresh machine may have no package lists yet: fetch them only when the first try fails
+pkg_install $pkgs >/dev/null 2>&1 || { apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null; pkg_install $pkgs >/dev/null; }
 
 export SGE_ROOT=/var/lib/gridengine SGE_CELL=default
 # GOTCHA 1: $H resolves to 127.0.0.1 whose reverse name is "localhost" -> commlib "access denied

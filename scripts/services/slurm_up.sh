@@ -6,7 +6,9 @@ WITH_DBD=${WITH_DBD:-0}
 export DEBIAN_FRONTEND=noninteractive
 pkgs="slurmctld slurmd slurm-client munge"
 [ "$WITH_DBD" = 1 ] && pkgs="$pkgs slurmdbd mariadb-server"
-apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends $pkgs >/dev/null
+pkg_install() { apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "$@"; }
+# a fresh machine may have no package lists yet: fetch them only when the first try fails
+pkg_install $pkgs >/dev/null 2>&1 || { apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null; pkg_install $pkgs >/dev/null; }
 
 # --- munge (package postinst already created /etc/munge/munge.key) ---
 [ -s /etc/munge/munge.key ] || { mungekey --create --keyfile=/etc/munge/munge.key; chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
