@@ -5,8 +5,8 @@ N tasks of /bin/true (each well under a second), one system after the other:
   by hand   sbatch --array chunks of at most MaxArraySize (1001) with --wrap true; timed until squeue
             lists none of them. Each element is a Slurm job step: this is what a user with a script gets.
   native    a Tiercel manager with a Slurm site in native mode (poll every 1 s): the job becomes arrays
-            of ≤1001 elements, each element runs the task through tiercel.sites.shim and reports its
-            exit status and output back
+            of ≤1001 elements; each element runs the sh script of tiercel.sites.shim (no Python on the
+            node), which leaves its exit status and output for the site's poll to report back
   pilots    the same site in pilot mode: up to P pilots of S slots each, started by sbatch when the job
             waits, pulling tasks over the worker channel
   pool      the same number of slots as the pilots, as ordinary workers started by hand (the goal for

@@ -3,7 +3,7 @@
 To the engine the site is one worker (``site:NAME``) with as many slots as
 tasks it may have in the batch system at once. Tasks sent to it are grouped
 by job and cut into arrays no larger than the site allows; each array is one
-submit command, its elements run ``tiercel.sites.shim``, and one status query
+submit command, its elements run the sh script of ``sites.shim``, and one status query
 per interval covers every array in flight. An element's result file is the
 truth about its task; the batch system's state only matters for elements that
 ended without one (killed at their time limit, node failure, cancelled by an
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from tiercel.sites.adapters import ADAPTERS
 from tiercel.sites.adapters.base import Adapter, ArrayRequest, ElementState, NativeState, ParseError
 from tiercel.sites.config import SiteConfig
 from tiercel.sites.runner import CommandFailed
-from tiercel.sites.shim import read_result
+from tiercel.sites.shim import element_script, read_result, result_files
 from tiercel.sites.site import Host, Site, log
 from tiercel.store import DeleteSiteJob, SaveSiteJob
 
@@ -50,14 +50,6 @@ class Array:
     cpus: int
     open: set[int] = field(default_factory=set)  # elements not yet reported
     missing: dict[int, int] = field(default_factory=dict)  # element -> polls absent or ended without a result
-
-
-def _result_files(folder: Path) -> set[int]:
-    """Elements whose result file is there."""
-    try:
-        return {int(e.name[:-5]) for e in os.scandir(folder) if e.name.endswith(".json") and e.name[:-5].isdigit()}
-    except FileNotFoundError:
-        return set()
 
 
 class NativeSite(Site):
@@ -131,13 +123,11 @@ class NativeSite(Site):
         folder = self.spool / f"j{job}-{int(time.time() * 1000)}-{self._seq}"
         folder.mkdir(parents=True, exist_ok=True)
         elements = {n: ref for n, ref in enumerate(refs, start=1)}
-        manifest = folder / "manifest.json"
-        manifest.write_text(json.dumps({"job": job, "spec": spec_to_dict(spec),
-                                        "elements": [[r.index, r.attempt] for r in refs]}))
+        (folder / "run.sh").write_text(element_script(spec, job, elements, folder))
         walltime = None if spec.walltime is None else spec.walltime + 60  # the shim enforces the walltime itself
         req = ArrayRequest(
             name=f"tiercel-{job}", count=len(refs), workdir=str(folder),
-            script=f"exec {self.python} -m tiercel.sites.shim {manifest}\n",
+            script=f"exec /bin/sh {shlex.quote(str(folder / 'run.sh'))}\n",
             walltime=walltime, cpus=spec.cpus, memory_mb=spec.memory_mb, queue=self.cfg.partition or self.cfg.queue,
             account=self.cfg.account, throttle=self.cfg.throttle, directives=tuple(self.cfg.directives))
         try:
@@ -211,10 +201,12 @@ class NativeSite(Site):
         reports: list[Report] = []
         freed = 0
         for array in list(self.arrays.values()):
-            written = _result_files(array.folder)  # one directory listing per array, not a file per element
+            written = result_files(array.folder)  # one directory listing per array, not a file per element
             for n in sorted(array.open):
                 ref = array.elements[n]
-                report = read_result(array.folder, n, ref) if n in written else None
+                spec = self.specs.get(array.job)
+                report = (read_result(array.folder, n, ref, walltime=spec.walltime if spec else None)
+                          if n in written else None)
                 if report is None:
                     report = self._without_result(array, n, ref, states)
                 if report is None:

@@ -1,74 +1,173 @@
-"""What one element of a native array runs inside the batch system.
+"""What one element of a native array runs inside the batch system: a plain sh script.
 
-    python -m tiercel.sites.shim MANIFEST
+Before it submits an array, the site writes ``run.sh`` into the array's folder.
+Each element runs it with ``$TIERCEL_ELEMENT`` set to its number and:
 
-The manifest (JSON, written by the site before it submits) holds the job's
-spec and, for each element, the task index and attempt it stands for. The shim
-runs that task exactly as a worker would (same command line, environment,
-walltime and output capture) and leaves three files beside the manifest:
-``E.out``, ``E.err`` and, last and atomically, ``E.json`` with the outcome. The
-site's poller reads them; a missing ``E.json`` means the element never finished.
+1. finds the task it stands for (index and attempt) in a ``case`` over runs of
+   elements, so a 1,000-element array of consecutive indexes is one line;
+2. sets ``TIERCEL_JOB_ID``, ``TIERCEL_TASK_INDEX``, ``TIERCEL_ATTEMPT`` and the
+   job's own environment, changes to its directory, and runs the task's command
+   line (the same argv a pool worker would run, index last), stdin from
+   /dev/null, stdout and stderr into ``E.out`` and ``E.err``;
+3. enforces the walltime with coreutils' ``timeout`` when the node has it (the
+   batch system's own limit, set 60 s later, catches the rest);
+4. writes ``E.end``, one line ``EXIT STARTED ENDED WALLTIME_USED``, last.
+
+Nothing but ``/bin/sh`` and ``date`` is needed on the compute nodes — no Python,
+no Tiercel. An element costs a shell and two ``date`` calls on top of its task,
+where starting a Python interpreter per element cost more than the batch
+system's own dispatch of it (see bench/README.md).
+
+A result line is written by one ``printf`` and ends with a newline; a line
+without one is still being written and is read as "not finished yet".
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
+import re
+import shlex
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from tiercel.core.model import JobId, Outcome, Report, TaskRef
-from tiercel.protocol import spec_from_dict
-from tiercel.worker.runner import Handle, run_task
+from tiercel.core.model import JobSpec, Outcome, Report, TaskRef
+from tiercel.worker.runner import TRUNCATED, task_argv
+
+TIMEOUT_EXIT = 124  # what coreutils' timeout exits with when the command ran out of time
+KILL_AFTER = 5  # seconds between timeout's SIGTERM and its SIGKILL
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def write_result(folder: Path, element: int, report: Report) -> None:
-    (folder / f"{element}.out").write_bytes(report.stdout)
-    (folder / f"{element}.err").write_bytes(report.stderr)
-    tmp = folder / f".{element}.json.tmp"
-    tmp.write_text(json.dumps({"outcome": report.outcome.value, "exit_code": report.exit_code,
-                               "started": report.started, "ended": report.ended}))
-    os.replace(tmp, folder / f"{element}.json")
+def _runs(elements: Mapping[int, TaskRef]) -> Iterator[tuple[int, int, int, int]]:
+    """(first element, last element, index minus element, attempt) for runs that step together."""
+    run: list[int] | None = None
+    for n in sorted(elements):
+        ref = elements[n]
+        if run and n == run[1] + 1 and ref.index - n == run[2] and ref.attempt == run[3]:
+            run[1] = n
+            continue
+        if run:
+            yield run[0], run[1], run[2], run[3]
+        run = [n, n, ref.index - n, ref.attempt]
+    if run:
+        yield run[0], run[1], run[2], run[3]
 
 
-def read_result(folder: Path, element: int, ref: TaskRef) -> Report | None:
-    """The element's report, or None while it has not finished."""
+def _home(path: str) -> str:
+    """Shell text for a path, with a leading ~ expanded on the node (its $HOME), not here."""
+    if path == "~":
+        return '"$HOME"'
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def element_script(spec: JobSpec, job: int, elements: Mapping[int, TaskRef], folder: Path) -> str:
+    """The ``run.sh`` of one array: ``elements`` maps element numbers (from 1) to tasks."""
+    # elements are 1..count: each run is picked by its last element, in order
+    pick = []
+    for k, (_, last, off, att) in enumerate(_runs(elements)):
+        index = f"$((E+{off}))" if off >= 0 else f"$((E-{-off}))"
+        pick.append(f'{"if" if k == 0 else "elif"} [ "$E" -le {last} ]; then I={index}; A={att}')
+    argv = task_argv(spec, 0)
+    words = [shlex.quote(argv[0]) if spec.shell else _home(spec.command[0]), *map(shlex.quote, argv[1:])]
+    if spec.append_index:
+        words[-1] = '"$I"'  # task_argv puts the index last
+    plain = [(k, v) for k, v in spec.env if _NAME.fullmatch(k)]
+    other = [(k, v) for k, v in spec.env if not _NAME.fullmatch(k)]
+    if other:  # names sh cannot assign (a '-' or '.' in them) go through env(1)
+        words = ["env", *(shlex.quote(f"{k}={v}") for k, v in other), *words]
+    f = shlex.quote(str(folder))
+    lines = [
+        "# written by tiercel: one element of a native array",
+        f"F={f}; E=$TIERCEL_ELEMENT; I=; A=",
+        *pick, "fi",
+        'if [ -z "$I" ] || [ "$E" -lt 1 ]; then echo "tiercel: element $E is not in this array" >&2; exit 2; fi',
+        f"TIERCEL_JOB_ID={int(job)}; TIERCEL_TASK_INDEX=$I; TIERCEL_ATTEMPT=$A",
+        "export TIERCEL_JOB_ID TIERCEL_TASK_INDEX TIERCEL_ATTEMPT",
+        *(f"{k}={shlex.quote(v)}; export {k}" for k, v in plain),
+        "S=$(date +%s.%N)",
+    ]
+    run = " ".join(words)
+    if spec.walltime is not None:
+        wall = f"{spec.walltime:.3f}".rstrip("0").rstrip(".")
+        lines += ["T=0",
+                  f'if command -v timeout >/dev/null 2>&1; then T=1; set -- timeout -k {KILL_AFTER} {wall}; '
+                  "else set --; fi"]
+        run = '"$@" ' + run
+    else:
+        lines.append("T=0")
+    body = f'{run} </dev/null >"$F/$E.out" 2>"$F/$E.err"; C=$?'
+    if spec.cwd:
+        cwd = _home(spec.cwd)
+        lines.append(f'if cd -- {cwd} 2>/dev/null; then {body}; else '
+                     f'echo "tiercel: cannot start: no directory "{cwd} >"$F/$E.err"; : >"$F/$E.out"; C=127; fi')
+    else:
+        lines.append(body)
+    lines.append('printf \'%s %s %s %s\\n\' "$C" "$S" "$(date +%s.%N)" "$T" >"$F/$E.end"')
+    return "\n".join(lines) + "\n"
+
+
+def _stamp(text: str, fallback: float) -> float:
+    """A ``date +%s.%N`` value; where date has no %N it prints ``%N`` literally."""
     try:
-        data = json.loads((folder / f"{element}.json").read_text())
+        return float(text)
+    except ValueError:
+        m = re.match(r"\d+", text)
+        return float(m.group()) if m else fallback
+
+
+def read_result(folder: Path, element: int, ref: TaskRef, *, walltime: float | None = None,
+                max_output: int = 1 << 20) -> Report | None:
+    """The element's report, or None while it has not finished."""
+    path = folder / f"{element}.end"
+    try:
+        text = path.read_text()
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        now = time.time()
-        return Report(ref.job, ref.index, ref.attempt, Outcome.FAILED, None, now, now, b"",
-                      f"tiercel: unreadable result of element {element}: {exc}\n".encode())
-    out = _read(folder / f"{element}.out")
-    err = _read(folder / f"{element}.err")
-    return Report(ref.job, ref.index, ref.attempt, Outcome(data["outcome"]), data.get("exit_code"),
-                  float(data.get("started", 0.0)), float(data.get("ended", 0.0)), out, err)
+    except (OSError, UnicodeDecodeError) as exc:
+        return _unreadable(ref, element, str(exc))
+    if not text.endswith("\n"):
+        return None  # being written
+    parts = text.split()
+    if len(parts) != 4 or not parts[0].lstrip("-").isdigit():
+        return _unreadable(ref, element, f"result line {text.strip()!r}")
+    now = time.time()
+    code = int(parts[0])
+    started = _stamp(parts[1], now)
+    ended = _stamp(parts[2], now)
+    out = _read(folder / f"{element}.out", max_output)
+    err = _read(folder / f"{element}.err", max_output)
+    # timeout exits 124 when it killed the command; a command exiting 124 by itself ends before its walltime
+    timed_out = (parts[3] == "1" and code == TIMEOUT_EXIT and walltime is not None
+                 and ended - started >= walltime - 0.5)
+    if timed_out:
+        outcome = Outcome.TIMEOUT
+        err += f"\ntiercel: killed after its walltime of {walltime:g}s\n".encode()
+    else:
+        outcome = Outcome.DONE if code == 0 else Outcome.FAILED
+    return Report(ref.job, ref.index, ref.attempt, outcome, code, started, ended, out, err)
 
 
-def _read(path: Path) -> bytes:
+def _unreadable(ref: TaskRef, element: int, why: str) -> Report:
+    now = time.time()
+    return Report(ref.job, ref.index, ref.attempt, Outcome.FAILED, None, now, now, b"",
+                  f"tiercel: unreadable result of element {element}: {why}\n".encode())
+
+
+def _read(path: Path, limit: int) -> bytes:
     try:
-        return path.read_bytes()
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
     except OSError:
         return b""
+    return data[:limit] + TRUNCATED if len(data) > limit else data
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m tiercel.sites.shim MANIFEST (with $TIERCEL_ELEMENT set)", file=sys.stderr)
-        return 2
-    manifest = Path(argv[0])
-    element = int(os.environ["TIERCEL_ELEMENT"])
-    data = json.loads(manifest.read_text())
-    index, attempt = data["elements"][element - 1]
-    spec = spec_from_dict(data["spec"])
-    ref = TaskRef(JobId(int(data["job"])), int(index), int(attempt))
-    report = run_task(spec, ref, Handle(), base_env=dict(os.environ), max_output=int(data.get("max_output", 1 << 20)))
-    write_result(manifest.parent, element, report)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def result_files(folder: Path) -> set[int]:
+    """Elements whose result line is there (one directory listing, not a file per element)."""
+    try:
+        return {int(e.name[:-4]) for e in os.scandir(folder) if e.name.endswith(".end") and e.name[:-4].isdigit()}
+    except FileNotFoundError:
+        return set()
