@@ -92,6 +92,10 @@ def test_walltime_is_enforced_and_a_task_exiting_124_by_itself_is_not_a_timeout(
     r = read_result(tmp_path, 1, elements[1], walltime=0.5)
     assert r is not None and r.outcome is Outcome.TIMEOUT and b"walltime of 0.5s" in r.stderr
     assert r.ended - r.started < 10
+    # a task deaf to SIGTERM is killed a few seconds later, and that is a timeout too
+    run(tmp_path, spec(("/bin/sh", "-c", "trap '' TERM; sleep 30"), append_index=False, walltime=0.5), elements, 1)
+    r = read_result(tmp_path, 1, elements[1], walltime=0.5)
+    assert r is not None and r.outcome is Outcome.TIMEOUT and r.exit_code == 137
     run(tmp_path, spec(("/bin/sh", "-c", "exit 124"), append_index=False, walltime=20), elements, 1)
     r = read_result(tmp_path, 1, elements[1], walltime=20)
     assert r is not None and r.outcome is Outcome.FAILED and r.exit_code == 124

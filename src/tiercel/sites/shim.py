@@ -34,7 +34,9 @@ from pathlib import Path
 from tiercel.core.model import JobSpec, Outcome, Report, TaskRef
 from tiercel.worker.runner import TRUNCATED, task_argv
 
-TIMEOUT_EXIT = 124  # what coreutils' timeout exits with when the command ran out of time
+# what coreutils' timeout exits with when it stopped the command: 124 after its SIGTERM, 128 + 9
+# when the command ignored that and needed the SIGKILL KILL_AFTER seconds later
+TIMEOUT_EXITS = (124, 137)
 KILL_AFTER = 5  # seconds between timeout's SIGTERM and its SIGKILL
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -139,8 +141,8 @@ def read_result(folder: Path, element: int, ref: TaskRef, *, walltime: float | N
     ended = _stamp(parts[2], now)
     out = _read(folder / f"{element}.out", max_output)
     err = _read(folder / f"{element}.err", max_output)
-    # timeout exits 124 when it killed the command; a command exiting 124 by itself ends before its walltime
-    timed_out = (parts[3] == "1" and code == TIMEOUT_EXIT and walltime is not None
+    # a command exiting 124 or 137 by itself ends before its walltime
+    timed_out = (parts[3] == "1" and code in TIMEOUT_EXITS and walltime is not None
                  and ended - started >= walltime - 0.5)
     if timed_out:
         outcome = Outcome.TIMEOUT
