@@ -62,3 +62,28 @@ def test_restore_after_reopen(tmp_path: Path, store: SqliteStore) -> None:
         assert (task.attempts, task.failures) == (2, 1)
     finally:
         again.close()
+
+
+def test_reservations_keep_their_mirror_and_an_older_store_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tiercel.core.reservations import Reservation
+    from tiercel.store import SaveReservation
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)  # the table as stores made before mirrors have it, with one row
+    old.execute("CREATE TABLE reservations (name TEXT PRIMARY KEY, site TEXT NOT NULL, slots INTEGER NOT NULL, "
+                "start REAL NOT NULL, end_ REAL NOT NULL, users TEXT NOT NULL, owner TEXT NOT NULL, "
+                "created REAL NOT NULL)")
+    old.execute("INSERT INTO reservations VALUES ('a', 'pool', 2, 10, 20, '[\"bob\"]', 'admin', 5)")
+    old.commit()
+    old.close()
+    s = SqliteStore(path, synchronous="NORMAL")
+    loaded = s.open()
+    assert loaded.reservations == [Reservation("a", "pool", 2, 10, 20, frozenset({"bob"}), "admin", None)]
+    mirrored = Reservation("b", "hpc", 4, 30, 40, frozenset({"bob"}), "admin", "tiercel-b")
+    s.write([SaveReservation(mirrored, 1.0)]).result(10)
+    s.close()
+    s = SqliteStore(path, synchronous="NORMAL")
+    assert s.open().reservations[1] == mirrored
+    s.close()

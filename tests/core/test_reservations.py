@@ -119,3 +119,23 @@ def test_times_must_be_finite(text: str) -> None:
 
     assert isinstance(parse_when(text, 0.0, "start"), Problem)
     assert isinstance(admit(r(start=float(text), end=float("inf")), [], 4, 0.0), Problem)
+
+
+def test_a_reservation_holds_slots_of_its_own_site_only() -> None:
+    """Reserved slots of a batch site keep back work bound there, not work on the pool."""
+    from tiercel.core.sites import Mode, SiteInfo
+
+    e = Engine()
+    e.set_sites([SiteInfo("pool", "pool", Mode.POOL), SiteInfo("hpc", "slurm", Mode.PILOT)])
+    hpc = Reservation("r", "hpc", 4, 0, 200, frozenset({"bob"}))  # every slot of hpc
+    assert e.reserve(hpc, capacity=4, now=0) is None
+    e.connect(WorkerId("p"), WorkerInfo("p", "h", 4), 50, credit=4)  # a pool worker
+    e.connect(WorkerId("s"), WorkerInfo("s", "n", 4, site="hpc"), 50, credit=4)  # a pilot of hpc
+    job(e, 2, ALICE, site="hpc")
+    job(e, 1, ALICE, site="pool")
+    assert sent(e.dispatch(50)) == {1: 4}  # the pool is not held back by hpc's reservation, hpc's work is
+    why = e.explain(JobId(2), 50)
+    assert why is not None and why.status is not None and why.status.reason == "4 free slot(s) are reserved (r)"
+    job(e, 3, BOB, n=2, site="hpc", reservation="r", walltime=10)
+    assert sent(e.dispatch(60)) == {3: 2}
+    assert {t.worker for t in e.jobs[JobId(3)].running.values()} == {WorkerId("s")}

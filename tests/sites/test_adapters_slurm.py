@@ -205,3 +205,46 @@ def test_real_slurm_runs_every_element_once(tmp_path: Path) -> None:
 def test_real_slurm_cancels(tmp_path: Path) -> None:
     rows = contract.cancel_array(S, tmp_path, timeout=contract.SHARED_TIMEOUT)
     assert all(r.state is C for r in rows.values()), rows
+
+
+def test_an_array_of_a_mirrored_reservation_is_submitted_into_it() -> None:
+    req = ArrayRequest(name="j", count=2, script="true\n", workdir="/s", reservation="tiercel-course")
+    assert "#SBATCH --reservation=tiercel-course\n" in (S.submit(req).stdin or "")
+    with pytest.raises(ValueError, match="reservation: 'a b'"):
+        S.submit(ArrayRequest(name="j", count=2, script="true\n", workdir="/s", reservation="a b"))
+
+
+def test_other_batch_systems_refuse_a_reservation_rather_than_drop_it() -> None:
+    from tiercel.sites.adapters import ADAPTERS
+
+    req = ArrayRequest(name="j", count=2, script="true\n", workdir="/s", reservation="tiercel-course")
+    for kind, adapter in ADAPTERS.items():
+        if kind != "slurm":
+            with pytest.raises(ValueError, match="only Slurm sites submit into a mirrored reservation"):
+                adapter().submit(req)
+
+
+def test_mirror_builders() -> None:
+    import time
+
+    from tiercel.sites.adapters.base import NativeReservation, Reserving
+
+    assert isinstance(S, Reserving)
+    now = time.mktime((2026, 11, 21, 10, 0, 0, 0, 0, -1))
+    later = NativeReservation("tiercel-course", now + 3600, now + 7200, 4, ("root",), "debug")
+    assert S.reserve(later, now).argv == (
+        "scontrol", "create", "reservation", "ReservationName=tiercel-course", "StartTime=2026-11-21T11:00:00",
+        "EndTime=2026-11-21T12:00:00", "Users=root", "CoreCnt=4", "Flags=IGNORE_JOBS", "PartitionName=debug")
+    at_once = NativeReservation("x", now, now + 90.5, 1, ("a", "b"))
+    argv = S.reserve(at_once, now).argv
+    assert "StartTime=now" in argv and "EndTime=2026-11-21T10:01:31" in argv and "Users=a,b" in argv
+    for bad, needle in [(NativeReservation("x y", now, now + 1, 1, ("a",)), "name"),
+                        (NativeReservation("x", now, now + 1, 0, ("a",)), "cores"),
+                        (NativeReservation("x", now, now + 1, 1, ()), "users"),
+                        (NativeReservation("x", now, now + 1, 1, ("a,b=c",)), "users")]:
+        with pytest.raises(ValueError, match=needle):
+            S.reserve(bad, now)
+    assert S.parse_reserve("Reservation created: tiercel-course\n") == "tiercel-course"
+    with pytest.raises(ParseError):
+        S.parse_reserve("Error creating the reservation: Requested nodes are busy\n")
+    assert S.unreserve("tiercel-course").argv == ("scontrol", "delete", "ReservationName=tiercel-course")

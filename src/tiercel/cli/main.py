@@ -387,15 +387,22 @@ def reserve() -> None:
 @click.option("--end", required=True, metavar="WHEN", help="As --start; +2h means two hours after the start.")
 @click.option("--users", default="", metavar="A,B", help="Who may use it (default: you).")
 @click.option("--name", metavar="NAME", help="Its name (jobs say --reservation NAME).")
+@click.option("--mirror", is_flag=True,
+              help="Also reserve the cores in the site's batch system (Slurm sites in native mode: "
+                   "scontrol create reservation), so its other users cannot take them either.")
 @url_option
 @token_option
 @json_option
 @friendly
-def reserve_create(site: str, slots: int, start: str, end: str, users: str, name: str | None, url: str | None,
-                   token: str | None, as_json: bool) -> None:
-    """Reserve slots for a window: only the named users' jobs with --reservation use them then."""
+def reserve_create(site: str, slots: int, start: str, end: str, users: str, name: str | None, mirror: bool,
+                   url: str | None, token: str | None, as_json: bool) -> None:
+    """Reserve slots for a window: only the named users' jobs with --reservation use them then.
+
+    Jobs of the reservation run on its site. With --mirror, the site's batch system holds the
+    cores too, and the reservation's arrays are submitted into that reservation.
+    """
     body: dict[str, Any] = {"site": site, "slots": slots, "start": start, "end": end,
-                            "users": [u for u in users.split(",") if u]}
+                            "users": [u for u in users.split(",") if u], "mirror": mirror}
     if name:
         body["name"] = name
     with client(url, token) as c:
@@ -404,7 +411,8 @@ def reserve_create(site: str, slots: int, start: str, end: str, users: str, name
         print_json(r)
     else:
         console.print(f"reservation [bold]{r['name']}[/]: {r['slots']} slot(s) of {r['site']} "
-                      f"from {_when(r['start'])} to {_when(r['end'])} for {', '.join(r['users'])}")
+                      f"from {_when(r['start'])} to {_when(r['end'])} for {', '.join(r['users'])}"
+                      + (f"; mirrored as {r['mirror']}" if r.get("mirror") else ""))
 
 
 @reserve.command("list", context_settings=CONTEXT)
@@ -423,9 +431,10 @@ def reserve_list(url: str | None, token: str | None, as_json: bool) -> None:
     if not rows:
         console.print("no reservations")
         return
-    table = make_table("NAME", "SITE", "SLOTS", "START", "END", "USERS", right=("SLOTS",))
+    table = make_table("NAME", "SITE", "SLOTS", "START", "END", "USERS", "MIRROR", right=("SLOTS",))
     for r in rows:
-        table.add_row(r["name"], r["site"], str(r["slots"]), _when(r["start"]), _when(r["end"]), ",".join(r["users"]))
+        table.add_row(r["name"], r["site"], str(r["slots"]), _when(r["start"]), _when(r["end"]), ",".join(r["users"]),
+                      r.get("mirror") or "-")
     console.print(table)
 
 
@@ -437,8 +446,12 @@ def reserve_list(url: str | None, token: str | None, as_json: bool) -> None:
 def reserve_delete(name: str, url: str | None, token: str | None) -> None:
     """Delete a reservation: its slots are free for everyone again."""
     with client(url, token) as c:
-        c.json("DELETE", f"/v1/reservations/{name}")
+        out = c.json("DELETE", f"/v1/reservations/{name}")
     console.print(f"reservation {name} deleted")
+    if out.get("warning"):
+        from rich.markup import escape
+
+        errors.print(f"[yellow]warning:[/] {escape(out['warning'])}")
 
 
 def _when(ts: float) -> str:

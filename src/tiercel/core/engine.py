@@ -425,7 +425,7 @@ class Engine:
         for j in self.jobs.values():
             if j.spec.reservation is not None and j.running:
                 used[j.spec.reservation] = used.get(j.spec.reservation, 0) + len(j.running) * j.spec.cpus
-        return tuple(ReservationView(r.name, r.slots, r.start, r.end, r.users, used.get(r.name, 0))
+        return tuple(ReservationView(r.name, r.slots, r.start, r.end, r.users, used.get(r.name, 0), r.site)
                      for r in self.reservations.values() if r.end > now)
 
     # ---- sites ---------------------------------------------------------

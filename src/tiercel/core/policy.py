@@ -113,12 +113,15 @@ class Cycle:
     by_user: dict[UserName, int] = field(default_factory=dict)
     by_queue: dict[str, int] = field(default_factory=dict)
     by_reservation: dict[str, int] = field(default_factory=dict)  # slots
+    by_site: dict[str, int] = field(default_factory=dict)  # slots, for groups bound to a site
 
     def record(self, group: Group, n: int) -> None:
         self.started += n
         self.started_slots += n * group.cpus
         if group.reservation is not None:
             self.by_reservation[group.reservation] = self.by_reservation.get(group.reservation, 0) + n * group.cpus
+        if group.site is not None:
+            self.by_site[group.site] = self.by_site.get(group.site, 0) + n * group.cpus
         self.by_user[group.owner] = self.by_user.get(group.owner, 0) + n
         self.by_queue[group.queue] = self.by_queue.get(group.queue, 0) + n
 

@@ -23,6 +23,7 @@ class Reservation:
     end: float
     users: frozenset[str]
     owner: str = ""
+    mirror: str | None = None  # the batch system's own reservation that holds the slots there too
 
     def active(self, now: float) -> bool:
         return self.start <= now < self.end

@@ -120,6 +120,8 @@ class ReservationRequest(BaseModel):
     start: str | float = Field(description="now, +10m, 2026-11-21T10:00 or epoch seconds")
     end: str | float = Field(description="as start; or +DURATION after the start")
     users: list[str] = Field(default_factory=list, description="who may use it (default: whoever creates it)")
+    mirror: bool = Field(False, description="also create it in the site's batch system (Slurm: scontrol create "
+                                            "reservation), so the batch system keeps the cores free too")
 
 
 class TaskAttempt(BaseModel):
@@ -308,8 +310,6 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
     async def reserve(req: ReservationRequest, who: Who) -> dict[str, Any]:
         if not who.admin:
             raise ApiError(403, "token: only an admin may create reservations", "token")
-        if req.site != "pool":
-            raise ApiError(422, f"site: {req.site!r} is not a site here (sites: pool)", "site")
         now = manager.clock()
         start = req.start if isinstance(req.start, float) else parse_when(str(req.start), now, "start")
         if isinstance(start, Problem):
@@ -321,10 +321,11 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
             raise ApiError(422, f"start: {req.start!r} is in the past", "start")
         name = req.name or f"r{int(now)}"
         r = Reservation(name, req.site, req.slots, max(start, now), end, frozenset(req.users or [who.user]), who.user)
-        problem = await manager.reserve(r)
+        problem = await manager.reserve(r, mirror=req.mirror)
         if problem is not None:
-            raise ApiError.of(problem, 409 if problem.field in ("slots", "name") else 422)
-        return _reservation_json(r)
+            raise ApiError.of(problem, 409 if problem.field in ("slots", "name") else
+                              502 if problem.field == "mirror" and problem.allowed.startswith("failed") else 422)
+        return _reservation_json(manager.engine.reservations[r.name])
 
     @app.get("/v1/reservations")
     async def reservations(who: Who) -> list[dict[str, Any]]:
@@ -334,9 +335,10 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
     async def unreserve(name: str, who: Who) -> dict[str, str]:
         if not who.admin:
             raise ApiError(403, "token: only an admin may delete reservations", "token")
-        if not await manager.unreserve(name):
+        found, trouble = await manager.unreserve(name)
+        if not found:
             raise ApiError(404, f"reservation: {name!r} does not exist (see 'tiercel reserve list')", "reservation")
-        return {"deleted": name}
+        return {"deleted": name, **({"warning": trouble} if trouble else {})}
 
     @app.get("/v1/workers", response_model=list[WorkerRow])
     async def workers(who: Who) -> list[dict[str, Any]]:
@@ -382,7 +384,7 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
 
 def _reservation_json(r: Reservation) -> dict[str, Any]:
     return {"name": r.name, "site": r.site, "slots": r.slots, "start": r.start, "end": r.end,
-            "users": sorted(r.users), "owner": r.owner}
+            "users": sorted(r.users), "owner": r.owner, "mirror": r.mirror}
 
 
 async def _pump_events(ws: WebSocket, q: asyncio.Queue[dict[str, Any]], who: Identity) -> None:

@@ -374,6 +374,11 @@ class Manager:
                                f"is not open to {user} (it is for {', '.join(sorted(r.users))})")
             if r.end <= self.clock():
                 return Problem("reservation", spec.reservation, "has ended")
+            if spec.site is None:
+                spec = dataclasses.replace(spec, site=r.site)  # its tasks run where its slots are held
+            elif spec.site != r.site:
+                return Problem("site", spec.site, f"is not where reservation {r.name} holds its slots ({r.site}); "
+                                                  "leave --site out or name that site")
         return self.check_sites(spec) or spec
 
     # ---- sites (the Host the site shells report to) -------------------------
@@ -435,23 +440,75 @@ class Manager:
         connected = sum(c.info.slots for c in self.conns.values())
         return max(self.settings.pool_slots, connected)
 
-    async def reserve(self, r: Reservation) -> Problem | None:
-        problem = self.engine.reserve(r, self.pool_slots(), self.clock())
+    def site_capacity(self, name: str) -> int | Problem:
+        """The slots a reservation on site ``name`` may take, or why there is no such site."""
+        if name == "pool":
+            return self.pool_slots()
+        site = self.sites.get(name)
+        if site is None:
+            return Problem("site", name, f"is not a site here (sites: {', '.join(['pool', *self.sites])}; "
+                                         "see 'tiercel sites')")
+        return site.capacity()
+
+    async def reserve(self, r: Reservation, *, mirror: bool = False) -> Problem | None:
+        """Admit, mirror (if asked) and store a reservation; when any step fails, none has an effect."""
+        from tiercel.core.reservations import admit
+        from tiercel.sites.site import MirrorFailed
+
+        capacity = self.site_capacity(r.site)
+        if isinstance(capacity, Problem):
+            return capacity
+        now = self.clock()
+        site = self.sites.get(r.site)
+        if mirror:
+            why = "the pool is no batch system" if site is None else site.mirror_problem()
+            if why is not None:
+                return Problem("mirror", True, f"is not possible: {why}")
+        live = [x for x in self.engine.reservations.values() if x.end > now]
+        problem = admit(r, live, capacity, now)
         if problem is not None:
+            return problem
+        if mirror and site is not None:
+            try:
+                r = dataclasses.replace(r, mirror=await site.mirror(r))
+            except MirrorFailed as exc:
+                return Problem("mirror", True, f"failed: {site.cfg.kind} said: {exc}")
+        problem = self.engine.reserve(r, capacity, self.clock())  # again: another may have come meanwhile
+        if problem is not None:
+            await self._drop_mirror(r)
             return problem
         try:
             await asyncio.wrap_future(self.store.write([SaveReservation(r, self.clock())]))
         except Exception:
             self.engine.unreserve(r.name)  # not durable: not granted
+            await self._drop_mirror(r)
             raise
+        self.pump()  # a window open now changes what may start
         return None
 
-    async def unreserve(self, name: str) -> bool:
-        if not self.engine.unreserve(name):
-            return False
+    async def _drop_mirror(self, r: Reservation) -> str | None:
+        """Delete ``r``'s mirror, if it has one; what went wrong, or None."""
+        from tiercel.sites.site import MirrorFailed
+
+        site = self.sites.get(r.site)
+        if r.mirror is None or site is None:
+            return None
+        try:
+            await site.unmirror(r.mirror)
+        except MirrorFailed as exc:
+            log.error("reservation %s: its %s reservation %s could not be deleted: %s", r.name, site.cfg.kind,
+                      r.mirror, exc)
+            return f"{site.cfg.kind} reservation {r.mirror} could not be deleted: {exc}"
+        return None
+
+    async def unreserve(self, name: str) -> tuple[bool, str | None]:
+        """Delete a reservation and its mirror: (whether it existed, what went wrong with the mirror)."""
+        r = self.engine.reservations.get(name)
+        if r is None or not self.engine.unreserve(name):
+            return False, None
         await asyncio.wrap_future(self.store.write([DeleteReservation(name)]))
         self.pump()  # the slots it held are free for everyone again
-        return True
+        return True, await self._drop_mirror(r)
 
     # ---- workers ---------------------------------------------------------
 

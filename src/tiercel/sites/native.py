@@ -13,6 +13,7 @@ admin). Arrays are recorded in the store, so a restarted manager finds them.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import shlex
 import shutil
@@ -23,13 +24,22 @@ from typing import Any
 
 from tiercel.core.engine import KillTasks, SendTasks
 from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef, WorkerId, WorkerInfo
+from tiercel.core.reservations import Reservation
 from tiercel.protocol import spec_from_dict, spec_to_dict
 from tiercel.sites.adapters import ADAPTERS
-from tiercel.sites.adapters.base import Adapter, ArrayRequest, ElementState, NativeState, ParseError
+from tiercel.sites.adapters.base import (
+    Adapter,
+    ArrayRequest,
+    ElementState,
+    NativeReservation,
+    NativeState,
+    ParseError,
+    Reserving,
+)
 from tiercel.sites.config import SiteConfig
 from tiercel.sites.runner import CommandFailed
 from tiercel.sites.shim import element_script, read_result, result_files
-from tiercel.sites.site import Host, Site, log
+from tiercel.sites.site import Host, MirrorFailed, Site, log
 from tiercel.store import DeleteSiteJob, SaveSiteJob
 
 REST_CYCLES = 30  # polls a degraded site with nothing in flight rests before it is tried again
@@ -73,6 +83,37 @@ class NativeSite(Site):
 
     def batch_jobs(self) -> int:
         return len(self.arrays)
+
+    def capacity(self) -> int:
+        return self.cfg.max_in_flight
+
+    # ---- mirrored reservations ---------------------------------------------
+
+    def mirror_problem(self) -> str | None:
+        if isinstance(self.adapter, Reserving):
+            return None
+        return f"site {self.name} ({self.cfg.kind}) cannot mirror reservations: only Slurm sites can"
+
+    async def mirror(self, r: Reservation) -> str:
+        if not isinstance(self.adapter, Reserving):
+            raise MirrorFailed(self.mirror_problem() or "")
+        native = NativeReservation(f"tiercel-{r.name}", r.start, r.end, r.slots, (getpass.getuser(),),
+                                   self.cfg.partition)
+        try:
+            name = self.adapter.parse_reserve(await self.runner.run(self.adapter.reserve(native, time.time()),
+                                                                    retries=0))
+        except (CommandFailed, ParseError, ValueError) as exc:
+            raise MirrorFailed(str(exc)) from None
+        log.info("site %s: reservation %s mirrored as %s", self.name, r.name, name)
+        return name
+
+    async def unmirror(self, name: str) -> None:
+        if not isinstance(self.adapter, Reserving):
+            raise MirrorFailed(self.mirror_problem() or "")
+        try:
+            await self.runner.run(self.adapter.unreserve(name))
+        except CommandFailed as exc:
+            raise MirrorFailed(str(exc)) from None
 
     def degrade(self, message: str) -> None:
         super().degrade(message)
@@ -129,7 +170,8 @@ class NativeSite(Site):
             name=f"tiercel-{job}", count=len(refs), workdir=str(folder),
             script=f"exec /bin/sh {shlex.quote(str(folder / 'run.sh'))}\n",
             walltime=walltime, cpus=spec.cpus, memory_mb=spec.memory_mb, queue=self.cfg.partition or self.cfg.queue,
-            account=self.cfg.account, throttle=self.cfg.throttle, directives=tuple(self.cfg.directives))
+            account=self.cfg.account, throttle=self.cfg.throttle, directives=tuple(self.cfg.directives),
+            reservation=self._mirror_of(spec))
         try:
             native = self.adapter.parse_submit(await self.runner.run(self.adapter.submit(req)))
         except (CommandFailed, ParseError) as exc:
@@ -149,6 +191,11 @@ class NativeSite(Site):
         self.host.write([SaveSiteJob(self.name, native, json.dumps(payload), time.time())])
         log.info("site %s: job %s tasks %d..%d are %s array %s", self.name, job, refs[0].index, refs[-1].index,
                  self.cfg.kind, native)
+
+    def _mirror_of(self, spec: JobSpec) -> str | None:
+        """The batch system's reservation the job's arrays go into: its Tiercel reservation's mirror."""
+        r = self.host.engine.reservations.get(spec.reservation) if spec.reservation else None
+        return r.mirror if r is not None and r.site == self.name else None
 
     def kill(self, e: KillTasks) -> None:
         wanted = {(r.job, r.index, r.attempt) for r in e.tasks}

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from tiercel.core.engine import Engine, KillTasks, SendTasks
 from tiercel.core.model import Report, WorkerId
+from tiercel.core.reservations import Reservation
 from tiercel.core.sites import SiteInfo
 from tiercel.sites.adapters.base import ElementState, ParseError
 from tiercel.sites.config import SiteConfig
@@ -25,6 +26,10 @@ from tiercel.sites.runner import CommandFailed, CommandRunner
 from tiercel.store import SaveSiteJob, WriteOp
 
 log = logging.getLogger("tiercel.sites")
+
+
+class MirrorFailed(Exception):
+    """The batch system would not create or delete a mirrored reservation; the message says what it said."""
 
 
 class Host(Protocol):
@@ -79,6 +84,25 @@ class Site:
 
     def headroom(self) -> int:
         return 0
+
+    def capacity(self) -> int:
+        """The most slots the site holds at once: what a reservation on it may take."""
+        return self.cfg.max_pilots * self.cfg.slots
+
+    # ---- mirrored reservations ---------------------------------------------
+
+    def mirror_problem(self) -> str | None:
+        """Why a reservation on this site cannot be mirrored into its batch system, or None if it can."""
+        return f"site {self.name} ({self.cfg.kind}, {self.mode} mode) cannot mirror reservations: only Slurm " \
+               "sites in native mode can"
+
+    async def mirror(self, r: Reservation) -> str:
+        """Create the batch system's own reservation for ``r``; its name there. Raises MirrorFailed."""
+        raise MirrorFailed(self.mirror_problem() or "")
+
+    async def unmirror(self, name: str) -> None:
+        """Delete a mirrored reservation. Raises MirrorFailed."""
+        raise MirrorFailed(self.mirror_problem() or "")
 
     # ---- the loop --------------------------------------------------------
 

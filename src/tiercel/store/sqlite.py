@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE TABLE IF NOT EXISTS workers (id TEXT PRIMARY KEY, name TEXT, host TEXT, seen REAL);
 CREATE TABLE IF NOT EXISTS reservations (
     name TEXT PRIMARY KEY, site TEXT NOT NULL, slots INTEGER NOT NULL, start REAL NOT NULL, end_ REAL NOT NULL,
-    users TEXT NOT NULL, owner TEXT NOT NULL, created REAL NOT NULL);
+    users TEXT NOT NULL, owner TEXT NOT NULL, created REAL NOT NULL, mirror TEXT);
 CREATE TABLE IF NOT EXISTS site_jobs (
     site TEXT NOT NULL, native_id TEXT NOT NULL, payload TEXT NOT NULL, submitted REAL NOT NULL,
     PRIMARY KEY (site, native_id));
@@ -114,6 +114,8 @@ class SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         conn.executescript(SCHEMA)
+        if "mirror" not in {row[1] for row in conn.execute("PRAGMA table_info(reservations)")}:
+            conn.execute("ALTER TABLE reservations ADD COLUMN mirror TEXT")  # stores made before mirrors
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
         loaded = self._load(conn)
         self._read = conn
@@ -137,9 +139,10 @@ class SqliteStore:
         for digest, user, role in conn.execute("SELECT digest, user, role FROM tokens"):
             loaded.tokens[digest] = (UserName(user), role)
         loaded.workers = [WorkerId(w) for (w,) in conn.execute("SELECT id FROM workers")]
-        for name, site, slots, start, end, users, owner in conn.execute(
-                "SELECT name, site, slots, start, end_, users, owner FROM reservations ORDER BY start"):
-            loaded.reservations.append(Reservation(name, site, slots, start, end, frozenset(json.loads(users)), owner))
+        for name, site, slots, start, end, users, owner, mirror in conn.execute(
+                "SELECT name, site, slots, start, end_, users, owner, mirror FROM reservations ORDER BY start"):
+            loaded.reservations.append(Reservation(name, site, slots, start, end, frozenset(json.loads(users)), owner,
+                                                   mirror))
         for site, native, payload, submitted in conn.execute(
                 "SELECT site, native_id, payload, submitted FROM site_jobs ORDER BY submitted"):
             loaded.site_jobs.append(SaveSiteJob(site, native, payload, submitted))
@@ -320,8 +323,10 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
         conn.execute("DELETE FROM workers WHERE id = ?", (op.worker,))
     elif isinstance(op, SaveReservation):
         r = op.reservation
-        conn.execute("INSERT INTO reservations VALUES (?,?,?,?,?,?,?,?)",
-                     (r.name, r.site, r.slots, r.start, r.end, json.dumps(sorted(r.users)), r.owner, op.created))
+        conn.execute("INSERT INTO reservations (name, site, slots, start, end_, users, owner, created, mirror) "
+                     "VALUES (?,?,?,?,?,?,?,?,?)",
+                     (r.name, r.site, r.slots, r.start, r.end, json.dumps(sorted(r.users)), r.owner, op.created,
+                      r.mirror))
     elif isinstance(op, DeleteReservation):
         conn.execute("DELETE FROM reservations WHERE name = ?", (op.name,))
     elif isinstance(op, SaveSiteJob):

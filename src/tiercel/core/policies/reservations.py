@@ -5,6 +5,10 @@ allowed user, and only within the reservation's slots. Other work leaves the
 reserved slots alone: during a window, and also before one if it might still be
 running when the window opens (it may use them only if its walltime provably
 ends before the start).
+
+A reservation holds slots of one site. Work bound to another site is not held
+back by it; work not yet bound to a site (the simulator's single machine) is
+weighed against every reservation.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class ReservationView:
     end: float
     users: frozenset[str]
     used: int = 0
+    site: str = "pool"
 
 
 def peak_kept(views: tuple[ReservationView, ...], now: float, ends: float, started: Mapping[str, int]) -> int:
@@ -54,6 +59,8 @@ class Reservations:
         views: tuple[ReservationView, ...] = getattr(snap, "reservations", ())
         if group.reservation is not None:
             return self._inside(group, n, cycle, snap, views)
+        if group.site is not None:
+            views = tuple(v for v in views if v.site == group.site)
         if not views:
             return n, OK
         ends = snap.now + group.walltime if group.walltime is not None else math.inf
@@ -61,8 +68,9 @@ class Reservations:
         if not kept:
             return n, OK
         # Real slots, not a worker's queue: a task queued ahead on a worker will hold a slot too.
-        free = sum(p.total - (p.total - p.free if p.busy is None else p.busy) for p in snap.places) \
-            - cycle.started_slots
+        places = snap.places if group.site is None else [p for p in snap.places if p.site == group.site]
+        started = cycle.started_slots if group.site is None else cycle.by_site.get(group.site, 0)
+        free = sum(p.total - (p.total - p.free if p.busy is None else p.busy) for p in places) - started
         room = max(0, free - kept) // group.cpus
         if room >= n:
             return n, OK

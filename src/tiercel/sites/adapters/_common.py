@@ -18,8 +18,14 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _WORD = re.compile(r"[^\s]+")  # no whitespace of any kind, so no line breaks either
 
 
-def check_request(req: ArrayRequest) -> None:
-    """Refuse a request no adapter can write safely; the message names the field."""
+def check_request(req: ArrayRequest, *, reservations: bool = False) -> None:
+    """Refuse a request the adapter cannot write safely or fully; the message names the field."""
+    if req.reservation is not None:
+        if not reservations:
+            raise ValueError(f"reservation: {req.reservation!r} cannot be kept: only Slurm sites submit into "
+                             "a mirrored reservation")
+        if not _NAME.fullmatch(req.reservation):
+            raise ValueError(f"reservation: {req.reservation!r} must be letters, digits, '-', '_' or '.'")
     if not _NAME.fullmatch(req.name):
         raise ValueError(
             f"name: {req.name!r} is not allowed; use 1-200 letters, digits, '-', '_' or '.', "

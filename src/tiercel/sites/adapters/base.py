@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 
 class NativeState(enum.Enum):
@@ -51,6 +51,7 @@ class ArrayRequest:
     account: str | None = None  # account or project to charge
     throttle: int | None = None  # at most this many elements running at once
     directives: tuple[str, ...] = ()  # extra header lines, written as given
+    reservation: str | None = None  # the batch system's own reservation to run in (a mirrored one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,4 +110,33 @@ class Adapter(Protocol):
 
     def cancel(self, native_id: str, elements: Sequence[int] | None = None) -> Invocation:
         """Cancel the whole array (``elements`` None) or only these elements of it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NativeReservation:
+    """A Tiercel reservation as the batch system's own: ``cores`` held for ``users`` over [start, end)."""
+
+    name: str
+    start: float  # epoch seconds; at or before now: from now on
+    end: float
+    cores: int
+    users: tuple[str, ...]  # the batch system's accounts allowed in (the one the manager submits as)
+    queue: str | None = None  # partition
+
+
+@runtime_checkable
+class Reserving(Protocol):
+    """An adapter that can mirror reservations into its batch system (Slurm's ``scontrol``)."""
+
+    def reserve(self, r: NativeReservation, now: float) -> Invocation:
+        """Create the reservation."""
+        ...
+
+    def parse_reserve(self, out: str) -> str:
+        """The name the batch system gave the reservation, from the create command's output."""
+        ...
+
+    def unreserve(self, name: str) -> Invocation:
+        """Delete the reservation."""
         ...

@@ -14,12 +14,21 @@ Output formats, as printed by Slurm 22.05 (recorded in tests/sites/test_adapters
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from collections.abc import Sequence
 from typing import ClassVar
 
 from tiercel.sites.adapters._common import check_request, expand, lookup, minutes, runs
-from tiercel.sites.adapters.base import ArrayRequest, ElementState, Invocation, NativeState, ParseError
+from tiercel.sites.adapters.base import (
+    ArrayRequest,
+    ElementState,
+    Invocation,
+    NativeReservation,
+    NativeState,
+    ParseError,
+)
 
 # squeue(1), "JOB STATE CODES" (Slurm 22.05; the same list up to 24.x). A suspended or
 # stopped element still holds its allocation, so it counts as started. COMPLETING and
@@ -54,6 +63,8 @@ STATES: dict[str, NativeState] = {
 _SUBMITTED = re.compile(r"(\d+)(?:;\S+)?")
 _ID = re.compile(r"(\d+)(?:_(\d+)|_\[([0-9,:%-]+)\])?")
 _STATE = re.compile(r"[A-Z_]+")
+_WORD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_RESERVED = re.compile(r"Reservation created: (\S+)")
 
 
 class Slurm:
@@ -62,7 +73,7 @@ class Slurm:
     max_array: ClassVar[int] = 1000  # MaxArraySize=1001 allows indexes 0..1000; ours start at 1
 
     def submit(self, req: ArrayRequest) -> Invocation:
-        check_request(req)
+        check_request(req, reservations=True)
         array = f"1-{req.count}" + (f"%{req.throttle}" if req.throttle else "")
         head = [
             f"--job-name={req.name}",
@@ -79,6 +90,8 @@ class Slurm:
             head.append(f"--partition={req.queue}")
         if req.account:
             head.append(f"--account={req.account}")
+        if req.reservation:
+            head.append(f"--reservation={req.reservation}")
         head.extend(req.directives)
         lines = ["#!/bin/sh", *(f"#SBATCH {h}" for h in head)]
         lines.append("TIERCEL_ELEMENT=$SLURM_ARRAY_TASK_ID; export TIERCEL_ELEMENT")
@@ -123,3 +136,32 @@ class Slurm:
             return Invocation(argv=("scancel", native_id))
         ids = [f"{native_id}_{a}" if a == b else f"{native_id}_[{a}-{b}]" for a, b in runs(elements)]
         return Invocation(argv=("scancel", *ids))
+
+    # ---- mirrored reservations: scontrol(1), "RESERVATIONS - SPECIFICATIONS FOR CREATE, UPDATE ..." ----
+
+    def reserve(self, r: NativeReservation, now: float) -> Invocation:
+        if not _WORD_NAME.fullmatch(r.name):
+            raise ValueError(f"name: {r.name!r} must be letters, digits, '-', '_' or '.'")
+        if r.cores < 1:
+            raise ValueError(f"cores: {r.cores} must be at least 1")
+        if not r.users or not all(_WORD_NAME.fullmatch(u) for u in r.users):
+            raise ValueError(f"users: {list(r.users)!r} must be one or more account names")
+        # scontrol reads times in the local time zone of the host it runs on: the manager's.
+        start = "now" if r.start <= now + 1 else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(r.start))
+        argv = ["scontrol", "create", "reservation", f"ReservationName={r.name}", f"StartTime={start}",
+                f"EndTime={time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(math.ceil(r.end)))}",
+                f"Users={','.join(r.users)}", f"CoreCnt={r.cores}",
+                # jobs already running on the cores chosen stay; without this Slurm refuses busy nodes
+                "Flags=IGNORE_JOBS"]
+        if r.queue:
+            argv.append(f"PartitionName={r.queue}")
+        return Invocation(argv=tuple(argv))
+
+    def parse_reserve(self, out: str) -> str:
+        m = _RESERVED.search(out)
+        if m is None:
+            raise ParseError("scontrol printed no reservation name", out)
+        return m.group(1)
+
+    def unreserve(self, name: str) -> Invocation:
+        return Invocation(argv=("scontrol", "delete", f"ReservationName={name}"))

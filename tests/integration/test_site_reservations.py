@@ -1,0 +1,100 @@
+"""Reservations on batch sites, and mirrored into the real Slurm (scontrol create reservation)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.batch import slurm  # noqa: F401  (fixture: started here, a failure in CI)
+from tests.integration.conftest import Cluster, wait_until
+from tests.integration.test_sites import results, start, submit, wait_end
+
+pytestmark = pytest.mark.integration
+
+
+def slurm_reservation(name: str) -> str | None:
+    """What `scontrol show reservation NAME` prints, or None when Slurm has no such reservation."""
+    out = subprocess.run(["scontrol", "show", f"reservation={name}"], capture_output=True, text=True, timeout=20)
+    return out.stdout if out.returncode == 0 and f"ReservationName={name}" in out.stdout else None
+
+
+def test_a_reservation_mirrored_into_slurm_holds_cores_there_and_its_work_runs_inside(
+        slurm: None, bare_cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
+    cluster = bare_cluster
+    # Tiercel lets 32 tasks into this site at once, more than the 16 cores Slurm has
+    start(cluster, f'[sites.hpc]\nkind = "slurm"\nmode = "native"\nmax_in_flight = 32\npoll_interval = "0.5s"\n'
+                   f'spool = "{tmp_path / "spool"}"\n\n'
+                   '[sites.loc]\nkind = "local"\nmode = "pilot"\nmax_pilots = 1\nslots = 2\n')
+    with cluster.client() as admin:
+        bob = admin.json("POST", "/v1/tokens", json={"user": "bob"})["token"]
+    made = cluster.cli("reserve", "create", "--site", "hpc", "--slots", "2", "--start", "now", "--end", "+10m",
+                       "--users", "bob", "--name", "course", "--mirror", "--json")
+    assert made.returncode == 0, made.stderr + cluster.dump_logs()
+    assert json.loads(made.stdout)["mirror"] == "tiercel-course"
+    shown = slurm_reservation("tiercel-course")
+    assert shown is not None, "Slurm has no reservation tiercel-course"
+    assert f"Users={getpass.getuser()}" in shown and "CoreCnt=2" in shown and "State=ACTIVE" in shown
+    listing = cluster.cli("reserve", "list")
+    assert "tiercel-course" in listing.stdout and "hpc" in listing.stdout
+
+    # bob's job goes to the reservation's site by itself, and Slurm runs its array inside the mirror
+    out = cluster.cli("submit", "--json", "--reservation", "course", "--walltime", "1m", "--queue", "2",
+                      "--no-index", "--", "sh", "-c", 'echo "in $SLURM_JOB_RESERVATION"', token=bob)
+    assert out.returncode == 0, out.stderr
+    job = int(json.loads(out.stdout)["id"])
+    end = wait_end(cluster, job)
+    assert end["done"] == 2, cluster.dump_logs()
+    with cluster.client() as c:
+        j = c.job(job)
+        assert [j.output(i).decode() for i in range(2)] == ["in tiercel-course\n"] * 2
+        assert {r.worker for r in j.results()} == {"site:hpc"}
+    elsewhere = cluster.cli("submit", "--reservation", "course", "--walltime", "1m", "--site", "pool", "--",
+                            "true", token=bob)
+    assert elsewhere.returncode == 2
+    assert "site: 'pool' is not where reservation course holds its slots (hpc)" in elsewhere.stderr
+
+    # the mirror is stored with the reservation: a restarted manager still deletes it
+    cluster.kill_manager(signal.SIGKILL)
+    start(cluster, (cluster.root / "tiercel.toml").read_text())
+    gone = cluster.cli("reserve", "delete", "course")
+    assert gone.returncode == 0, gone.stderr
+    wait_until(lambda: slurm_reservation("tiercel-course") is None, 20, "Slurm's reservation to go")
+
+
+def test_mirroring_that_cannot_be_done_changes_nothing(slurm: None, bare_cluster: Cluster,  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    cluster = bare_cluster
+    start(cluster, f'[sites.hpc]\nkind = "slurm"\nmode = "native"\nmax_in_flight = 32\npoll_interval = "0.5s"\n'
+                   f'spool = "{tmp_path / "spool"}"\n\n'
+                   '[sites.loc]\nkind = "local"\nmode = "pilot"\nmax_pilots = 1\nslots = 2\n')
+    # Tiercel's own check passes (32 slots) but Slurm has 16 cores: its refusal comes back, nothing is kept
+    big = cluster.cli("reserve", "create", "--site", "hpc", "--slots", "20", "--start", "now", "--end", "+10m",
+                      "--name", "big", "--mirror")
+    assert big.returncode == 2
+    assert "mirror: True failed: slurm said: scontrol failed" in big.stderr, big.stderr
+    assert json.loads(cluster.cli("reserve", "list", "--json").stdout) == []
+    assert slurm_reservation("tiercel-big") is None
+    pilot = cluster.cli("reserve", "create", "--site", "loc", "--slots", "1", "--start", "now", "--end", "+10m",
+                        "--mirror")
+    assert pilot.returncode == 2 and "only Slurm sites in native mode can" in pilot.stderr
+    pool = cluster.cli("reserve", "create", "--slots", "1", "--start", "now", "--end", "+10m", "--mirror")
+    assert pool.returncode == 2 and "mirror: True is not possible: the pool is no batch system" in pool.stderr
+    nowhere = cluster.cli("reserve", "create", "--site", "nowhere", "--slots", "1", "--start", "now",
+                          "--end", "+10m")
+    assert nowhere.returncode == 2 and "site: 'nowhere' is not a site here (sites: pool, hpc, loc" in nowhere.stderr
+    too_big = cluster.cli("reserve", "create", "--site", "loc", "--slots", "3", "--start", "now", "--end", "+10m")
+    assert too_big.returncode == 2 and "slots: 3 is more than site loc has (2)" in too_big.stderr
+    # without a mirror a reservation on a pilot site is Tiercel's own, and its work is bound there
+    ok = cluster.cli("reserve", "create", "--site", "loc", "--slots", "2", "--start", "now", "--end", "+10m",
+                     "--name", "lab", "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["mirror"] is None, ok.stderr
+    job = submit(cluster, "--reservation", "lab", "--walltime", "1m", "--queue", "3", "--", "true")
+    assert wait_end(cluster, job)["done"] == 3
+    names = {w["id"]: w["name"] for w in json.loads(cluster.cli("workers", "--json").stdout)}
+    ran_on = {names.get(str(r["worker"]), str(r["worker"])) for r in results(cluster, job)}
+    assert ran_on and all(n.startswith("loc.") for n in ran_on), ran_on  # a pilot of loc, not site:hpc
