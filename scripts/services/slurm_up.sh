@@ -55,7 +55,8 @@ $ACCT
 JobCompType=jobcomp/filetxt
 JobCompLoc=/var/log/slurm/jobcomp.log
 MaxArraySize=1001
-MaxJobCount=10000
+MaxJobCount=100000
+# (every element of a pending array counts; the default 10000 is reached when one 10,000-task run follows another within MinJobAge)
 MinJobAge=300
 KillWait=5
 SlurmdParameters=config_overrides
