@@ -139,3 +139,23 @@ def test_a_reservation_holds_slots_of_its_own_site_only() -> None:
     job(e, 3, BOB, n=2, site="hpc", reservation="r", walltime=10)
     assert sent(e.dispatch(60)) == {3: 2}
     assert {t.worker for t in e.jobs[JobId(3)].running.values()} == {WorkerId("s")}
+
+
+def test_a_pilot_inside_a_mirrored_reservation_runs_only_that_work() -> None:
+    from tiercel.core.sites import Mode, SiteInfo
+
+    e = Engine()
+    e.set_sites([SiteInfo("pool", "pool", Mode.POOL), SiteInfo("hpc", "slurm", Mode.PILOT)])
+    assert e.reserve(Reservation("r", "hpc", 2, 0, 200, frozenset({"bob"}), mirror="tiercel-r"), 4, 0) is None
+    e.connect(WorkerId("in"), WorkerInfo("in", "n", 2, site="hpc", reservation="r"), 50, credit=2)
+    job(e, 1, ALICE, n=2, site="hpc")
+    assert sent(e.dispatch(50)) == {}
+    why = e.explain(JobId(1), 50)
+    assert why is not None and ("in", "in runs only the work of reservation r") in [
+        (w, s.reason) for w, s in why.workers]
+    job(e, 2, BOB, n=2, site="hpc", reservation="r", walltime=10)
+    assert sent(e.dispatch(60)) == {2: 2}
+    assert e.waiting_on("hpc") == 2 and e.waiting_on("hpc", besides=frozenset({"r"})) == 2
+    job(e, 3, BOB, n=3, site="hpc", reservation="r", walltime=10)
+    e.bind()
+    assert e.waiting_on("hpc", "r") == 3 and e.waiting_on("hpc", besides=frozenset({"r"})) == 2

@@ -135,12 +135,14 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
               help="Leave after this long (a pilot's batch walltime): tasks that would not finish are not taken.")
 @click.option("--drain-before", type=click.FloatRange(0), metavar="SECONDS",
               help="With --lifetime: take no new task this long before the end (default 10%, at most 300 s).")
+@click.option("--reservation", metavar="NAME",
+              help="Run only the work of this reservation (pilots started inside a mirrored reservation).")
 @click.option("--executor", type=click.Choice(["process", "noop"]), default="process", hidden=True)
 @xmpp_worker_options
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str | None, token_file: Path | None,
            prefetch: int | None, idle_exit: float | None, max_output: int, site: str, lifetime: float | None,
-           drain_before: float | None, executor: str, verbose: int) -> None:
+           drain_before: float | None, reservation: str | None, executor: str, verbose: int) -> None:
     """Run a worker: connect out to the manager, pull tasks, run them, report back.
 
     It reconnects with backoff when the manager or the network goes away, and
@@ -167,7 +169,7 @@ def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str
     tag_set = frozenset(t.strip() for t in tags.split(",") if t.strip())
     opts = WorkerOptions(manager=url, token=token, slots=slots, tags=tag_set, name=name,
                          prefetch=prefetch, max_output=max_output, executor=executor, idle_exit=idle_exit,
-                         site=site, lifetime=lifetime, drain_before=drain_before)
+                         site=site, lifetime=lifetime, drain_before=drain_before, reservation=reservation)
     if xmpp is not None:
         from tiercel.worker.xmpp_transport import run_xmpp_worker
 

@@ -415,7 +415,7 @@ class Engine:
                 ) -> tuple[Place, ...]:
         return tuple(Place(w.id, w.credit if credit is None else credit[w.id], w.info.slots, w.info.tags,
                            w.info.memory_mb, name=w.info.name, busy=self._busy(w), releases=self._releases(w, now),
-                           site=w.info.site, ends_at=w.info.ends_at)
+                           site=w.info.site, ends_at=w.info.ends_at, reservation=w.info.reservation)
                      for w in workers if credit is None or credit[w.id] > 0)
 
     def _reservation_views(self, now: float) -> tuple[ReservationView, ...]:
@@ -466,9 +466,15 @@ class Engine:
                     old = loads[job.choice.site]
                     loads[job.choice.site] = SiteLoad(old.total, old.free, old.queued + job.pending * job.spec.cpus)
 
-    def waiting_on(self, site: str) -> int:
-        """Slots of the tasks waiting for this site (for the pilots it should start)."""
-        return sum(j.pending * j.spec.cpus for j in self._order if j.pending and j.site == site)
+    def waiting_on(self, site: str, reservation: str | None = None, *, besides: frozenset[str] = frozenset()
+                   ) -> int:
+        """Slots of the tasks waiting for this site (for the pilots it should start).
+
+        With ``reservation``, only that reservation's tasks; ``besides`` leaves out the tasks of these.
+        """
+        return sum(j.pending * j.spec.cpus for j in self._order
+                   if j.pending and j.site == site and (reservation is None or j.spec.reservation == reservation)
+                   and j.spec.reservation not in besides)
 
     # ---- reservations --------------------------------------------------
 

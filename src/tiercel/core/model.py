@@ -78,6 +78,7 @@ class WorkerInfo:
     memory_mb: int = 0
     site: str = "pool"  # the site it belongs to: "pool", or the batch site that started it as a pilot
     ends_at: float | None = None  # a pilot's end: it takes no task whose walltime would run past it
+    reservation: str | None = None  # a pilot inside a reservation's batch-system mirror: it runs only that work
 
     def fits(self, spec: JobSpec) -> bool:
         """Requirement matching: every required tag present, resources suffice."""

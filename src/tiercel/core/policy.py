@@ -86,6 +86,7 @@ class Place:
     busy: int | None = None  # slots its work holds now; None: total - free (free is not inflated by queueing)
     site: str = "pool"
     ends_at: float | None = None  # a pilot's end: no task may run past it
+    reservation: str | None = None  # runs only the work of this reservation (a pilot inside its mirror)
 
     @property
     def shown(self) -> str:

@@ -51,10 +51,13 @@ def parse_hello(msg: Any) -> tuple[WorkerId, WorkerInfo]:
         raise HelloError("site must be a site name of 1 to 64 characters")
     if ends_at is not None and not isinstance(ends_at, (int, float)):
         raise HelloError("ends_at must be a time in seconds since the epoch")
+    reservation = msg.get("reservation")
+    if reservation is not None and (not isinstance(reservation, str) or not 1 <= len(reservation) <= 64):
+        raise HelloError("reservation must be a reservation name of 1 to 64 characters")
     info = WorkerInfo(
         name=name, host=str(host), slots=slots, tags=frozenset(tags),
         cpus=int(msg.get("cpus", slots)), memory_mb=int(msg.get("mem", 0)),
-        site=site, ends_at=None if ends_at is None else float(ends_at),
+        site=site, ends_at=None if ends_at is None else float(ends_at), reservation=reservation,
     )
     return WorkerId(wid), info
 

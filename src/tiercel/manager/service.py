@@ -491,10 +491,12 @@ class Manager:
         from tiercel.sites.site import MirrorFailed
 
         site = self.sites.get(r.site)
-        if r.mirror is None or site is None:
-            return None
+        if r.mirror is None or site is None or r.end <= self.clock():
+            return None  # Slurm removes a reservation itself when it ends
         try:
-            await site.unmirror(r.mirror)
+            if not await site.unmirror(r.mirror, r.end):
+                return (f"{site.cfg.kind} reservation {r.mirror} still has jobs running in it; it is deleted once "
+                        "they end (or, at the latest, when it ends)")
         except MirrorFailed as exc:
             log.error("reservation %s: its %s reservation %s could not be deleted: %s", r.name, site.cfg.kind,
                       r.mirror, exc)

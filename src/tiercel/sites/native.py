@@ -13,7 +13,6 @@ admin). Arrays are recorded in the store, so a restarted manager finds them.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import shlex
 import shutil
@@ -24,22 +23,19 @@ from typing import Any
 
 from tiercel.core.engine import KillTasks, SendTasks
 from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef, WorkerId, WorkerInfo
-from tiercel.core.reservations import Reservation
 from tiercel.protocol import spec_from_dict, spec_to_dict
 from tiercel.sites.adapters import ADAPTERS
 from tiercel.sites.adapters.base import (
     Adapter,
     ArrayRequest,
     ElementState,
-    NativeReservation,
     NativeState,
     ParseError,
-    Reserving,
 )
 from tiercel.sites.config import SiteConfig
 from tiercel.sites.runner import CommandFailed
 from tiercel.sites.shim import element_script, read_result, result_files
-from tiercel.sites.site import Host, MirrorFailed, Site, log
+from tiercel.sites.site import Host, Site, log
 from tiercel.store import DeleteSiteJob, SaveSiteJob
 
 REST_CYCLES = 30  # polls a degraded site with nothing in flight rests before it is tried again
@@ -86,44 +82,6 @@ class NativeSite(Site):
 
     def capacity(self) -> int:
         return self.cfg.max_in_flight
-
-    # ---- mirrored reservations ---------------------------------------------
-
-    def mirror_problem(self) -> str | None:
-        if isinstance(self.adapter, Reserving):
-            return None
-        return f"site {self.name} ({self.cfg.kind}) cannot mirror reservations: only Slurm sites can"
-
-    async def mirror(self, r: Reservation) -> str:
-        if not isinstance(self.adapter, Reserving):
-            raise MirrorFailed(self.mirror_problem() or "")
-        native = NativeReservation(f"tiercel-{r.name}", r.start, r.end, r.slots, (getpass.getuser(),),
-                                   self.cfg.partition)
-        try:
-            name = self.adapter.parse_reserve(await self.runner.run(self.adapter.reserve(native, time.time()),
-                                                                    retries=0))
-        except (CommandFailed, ParseError, ValueError) as exc:
-            raise MirrorFailed(str(exc)) from None
-        log.info("site %s: reservation %s mirrored as %s", self.name, r.name, name)
-        return name
-
-    async def unmirror(self, name: str) -> None:
-        if not isinstance(self.adapter, Reserving):
-            raise MirrorFailed(self.mirror_problem() or "")
-        try:
-            await self.runner.run(self.adapter.unreserve(name))
-        except CommandFailed as exc:
-            raise MirrorFailed(str(exc)) from None
-
-    def degrade(self, message: str) -> None:
-        super().degrade(message)
-        self.host.engine.disconnect(self.worker)  # takes nothing new; what is in flight stays
-
-    def recover(self) -> None:
-        was = self.problem
-        super().recover()
-        if was is not None:
-            self.attach()
 
     # ---- restart ---------------------------------------------------------
 

@@ -4,9 +4,11 @@ Pilots are ordinary workers (``tiercel worker --site NAME --lifetime …``) that
 connect back and pull many small tasks each; the engine places tasks on them
 like on any worker of the site. This shell only decides how many pilots to
 have (``pilots_wanted``, pure) and keeps count of them: one array submission
-per cycle at most, one batched status query, never more than ``max_pilots``
-alive, and after ``max_failures`` pilots in a row end without ever connecting
-the site is degraded and submits nothing until a back-off has passed.
+per cycle at most (and one more for each mirrored reservation open now, whose
+pilots start inside the batch system's reservation and run only its work), one
+batched status query, never more than ``max_pilots`` alive, and after
+``max_failures`` pilots in a row end without ever connecting the site is
+degraded and submits nothing until a back-off has passed.
 
 ``kind = "local"`` is the same with processes on the manager's machine in place
 of batch jobs.
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tiercel.core.reservations import Reservation
 from tiercel.sites.adapters import ADAPTERS
 from tiercel.sites.adapters.base import ArrayRequest, ElementState, NativeState, ParseError
 from tiercel.sites.config import SiteConfig
@@ -34,6 +37,7 @@ from tiercel.store import DeleteSiteJob, SaveSiteJob
 
 BACKOFF_CYCLES = 12  # polls a site rests after pilots keep failing, before it tries one again
 MISSING_POLLS = 3
+MIN_PILOT_LIFE = 120  # seconds: a reservation with less left gets no more pilots of its own
 
 
 def pilots_wanted(*, waiting_slots: int, free_slots: int, alive: int, pending: int, slots: int,
@@ -55,6 +59,7 @@ class Pilots:
     connected: set[int] = field(default_factory=set)
     ended: set[int] = field(default_factory=set)
     missing: dict[int, int] = field(default_factory=dict)
+    reservation: str | None = None  # started inside this reservation's batch-system mirror, for its work only
 
     def alive(self) -> int:
         return self.count - len(self.ended)
@@ -91,7 +96,8 @@ class PilotSite(Site):
     def restore(self, rows: Sequence[Any]) -> None:
         for row in rows:
             data = json.loads(row.payload)
-            self.pilots[row.native_id] = Pilots(row.native_id, data["key"], int(data["count"]), row.submitted)
+            self.pilots[row.native_id] = Pilots(row.native_id, data["key"], int(data["count"]), row.submitted,
+                                                reservation=data.get("reservation"))
 
     def worker_connected(self, name: str) -> None:
         _, _, rest = name.partition(".")
@@ -113,57 +119,90 @@ class PilotSite(Site):
                 return
         engine = self.host.engine
         engine.bind()
-        load = engine.site_loads().get(self.name)
-        alive = self.alive()
-        pending = sum(p.pending() for p in self.pilots.values())
-        want = pilots_wanted(waiting_slots=engine.waiting_on(self.name), free_slots=load.free if load else 0,
-                             alive=alive, pending=pending, slots=self.cfg.slots,
-                             min_pilots=self.cfg.min_pilots, max_pilots=self.cfg.max_pilots)
-        if self.problem and want:
-            want = 1  # after resting, one pilot tells whether the site works again
-        if want:
-            await self._submit(want)
+        now = self.host.clock()
+        # mirrored reservations open now: their work gets pilots of its own, inside the batch system's reservation
+        mirrored = {r.name: r for r in engine.reservations.values()
+                    if r.site == self.name and r.mirror and r.start <= now and r.end - now >= MIN_PILOT_LIFE}
+        free = self._free_slots()
+        # reserved work first: its pilots are the only ones that may use the cores Slurm holds for it
+        sets: list[tuple[Reservation | None, int, int]] = [
+            (r, engine.waiting_on(self.name, r.name), math.ceil(r.slots / self.cfg.slots)) for r in mirrored.values()]
+        sets.append((None, engine.waiting_on(self.name, besides=frozenset(mirrored)), self.cfg.max_pilots))
+        for r, waiting, most in sets:
+            name = r.name if r is not None else None
+            mine = [p for p in self.pilots.values() if p.reservation == name]
+            alive = sum(p.alive() for p in self.pilots.values())
+            want = pilots_wanted(waiting_slots=waiting, free_slots=free.get(name, 0),
+                                 alive=sum(p.alive() for p in mine), pending=sum(p.pending() for p in mine),
+                                 slots=self.cfg.slots, min_pilots=self.cfg.min_pilots if r is None else 0,
+                                 max_pilots=most)
+            want = min(want, max(0, self.cfg.max_pilots - alive))  # never past max_pilots in all
+            if self.problem and want:
+                want = 1  # after resting, one pilot tells whether the site works again
+            if want:
+                await self._submit(want, r)
+                if self.problem:
+                    return
 
-    def _script(self, key: str) -> str:
+    def _free_slots(self) -> dict[str | None, int]:
+        """Free slots of this site's connected pilots, by the reservation they serve (None: any work)."""
+        free: dict[str | None, int] = {}
+        for w in self.host.engine.workers.values():
+            if w.connected and w.info.site == self.name and not w.draining:
+                free[w.info.reservation] = free.get(w.info.reservation, 0) + w.credit
+        return free
+
+    def _lifetime(self, r: Reservation | None) -> float:
+        """A pilot's walltime: the site's, and inside a reservation no longer than what is left of it."""
         lifetime = self.cfg.seconds("pilot_walltime")
+        if r is None:
+            return lifetime
+        # whole minutes (what batch systems count in), rounded down so the pilot ends with the reservation
+        return math.floor(min(lifetime, r.end - self.host.clock()) / 60) * 60
+
+    def _script(self, key: str, r: Reservation | None = None) -> str:
         token = self.host.worker_token_file()
         url = self.cfg.url or self.host.pilot_url()
+        only = f"--reservation {r.name} " if r is not None else ""
         return (f"exec {self.python} -m tiercel worker --manager {url} --token-file {token} "
-                f"--site {self.name} --slots {self.cfg.slots} --lifetime {lifetime:g} "
+                f"--site {self.name} --slots {self.cfg.slots} --lifetime {self._lifetime(r):g} {only}"
                 f"--idle-exit {self.cfg.seconds('idle_timeout'):g} --name {self.name}.{key}.$TIERCEL_ELEMENT\n")
 
-    async def _submit(self, count: int) -> None:
+    async def _submit(self, count: int, r: Reservation | None = None) -> None:
         self._seq += 1
         key = f"p{int(time.time())}{self._seq}"
         folder = self.spool / key
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            native = await self._launch(key, folder, count)
-        except (CommandFailed, ParseError) as exc:
+            native = await self._launch(key, folder, count, r)
+        except (CommandFailed, ParseError, ValueError) as exc:
             self.degrade(f"pilot submit failed: {exc}")
             self.resting = BACKOFF_CYCLES
             return
-        self.pilots[native] = Pilots(native, key, count, time.time())
-        self.host.write([SaveSiteJob(self.name, native, json.dumps({"key": key, "count": count}), time.time())])
-        log.info("site %s: submitted %d pilot(s) as %s", self.name, count, native)
+        name = r.name if r is not None else None
+        self.pilots[native] = Pilots(native, key, count, time.time(), reservation=name)
+        payload = {"key": key, "count": count, **({"reservation": name} if name else {})}
+        self.host.write([SaveSiteJob(self.name, native, json.dumps(payload), time.time())])
+        log.info("site %s: submitted %d pilot(s) as %s%s", self.name, count, native,
+                 f" inside reservation {r.mirror}" if r is not None else "")
 
-    async def _launch(self, key: str, folder: Path, count: int) -> str:
+    async def _launch(self, key: str, folder: Path, count: int, r: Reservation | None = None) -> str:
         if self.cfg.kind == "local":
             procs = []
             for n in range(1, count + 1):
                 out = open(folder / f"{n}.log", "ab")  # noqa: SIM115 - handed to the child
                 procs.append(await asyncio.create_subprocess_exec(
-                    "/bin/sh", "-c", self._script(key), stdout=out, stderr=out, start_new_session=True,
+                    "/bin/sh", "-c", self._script(key, r), stdout=out, stderr=out, start_new_session=True,
                     env={**os.environ, "TIERCEL_ELEMENT": str(n)}))
                 out.close()
             self._procs[key] = procs
             return key
         adapter = ADAPTERS[self.cfg.kind]()
         req = ArrayRequest(
-            name=f"tiercel-pilot-{self.name}", count=count, script=self._script(key), workdir=str(folder),
-            walltime=self.cfg.seconds("pilot_walltime"), cpus=self.cfg.slots,
+            name=f"tiercel-pilot-{self.name}", count=count, script=self._script(key, r), workdir=str(folder),
+            walltime=self._lifetime(r), cpus=self.cfg.slots,
             queue=self.cfg.partition or self.cfg.queue, account=self.cfg.account,
-            directives=tuple(self.cfg.directives))
+            directives=tuple(self.cfg.directives), reservation=r.mirror if r is not None else None)
         return adapter.parse_submit(await self.runner.run(adapter.submit(req)))
 
     async def _poll(self) -> None:

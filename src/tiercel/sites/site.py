@@ -9,6 +9,7 @@ what it learns into engine events through the manager (``Host``).
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import sys
 import time
@@ -20,12 +21,14 @@ from tiercel.core.engine import Engine, KillTasks, SendTasks
 from tiercel.core.model import Report, WorkerId
 from tiercel.core.reservations import Reservation
 from tiercel.core.sites import SiteInfo
-from tiercel.sites.adapters.base import ElementState, ParseError
+from tiercel.sites.adapters import ADAPTERS
+from tiercel.sites.adapters.base import ElementState, NativeReservation, ParseError, Reserving
 from tiercel.sites.config import SiteConfig
 from tiercel.sites.runner import CommandFailed, CommandRunner
 from tiercel.store import SaveSiteJob, WriteOp
 
 log = logging.getLogger("tiercel.sites")
+UNMIRROR_RETRY = 10.0  # seconds between tries to delete a mirrored reservation that jobs still run in
 
 
 class MirrorFailed(Exception):
@@ -62,6 +65,7 @@ class Site:
         self.last_error_at: float | None = None
         self.python = cfg.python or sys.executable
         self._wake = asyncio.Event()
+        self.unmirror_later: dict[str, tuple[float, float]] = {}  # mirror -> (its end, when to try again)
 
     # ---- health ----------------------------------------------------------
 
@@ -91,18 +95,59 @@ class Site:
 
     # ---- mirrored reservations ---------------------------------------------
 
+    def _reserving(self) -> Reserving | None:
+        adapter = ADAPTERS.get(self.cfg.kind)
+        made = adapter() if adapter is not None else None
+        return made if isinstance(made, Reserving) else None
+
     def mirror_problem(self) -> str | None:
         """Why a reservation on this site cannot be mirrored into its batch system, or None if it can."""
-        return f"site {self.name} ({self.cfg.kind}, {self.mode} mode) cannot mirror reservations: only Slurm " \
-               "sites in native mode can"
+        if self._reserving() is not None:
+            return None
+        return f"site {self.name} ({self.cfg.kind}) cannot mirror reservations: only Slurm sites can"
 
     async def mirror(self, r: Reservation) -> str:
         """Create the batch system's own reservation for ``r``; its name there. Raises MirrorFailed."""
-        raise MirrorFailed(self.mirror_problem() or "")
+        adapter = self._reserving()
+        if adapter is None:
+            raise MirrorFailed(self.mirror_problem() or "")
+        native = NativeReservation(f"tiercel-{r.name}", r.start, r.end, r.slots, (getpass.getuser(),),
+                                   self.cfg.partition)
+        try:
+            name = adapter.parse_reserve(await self.runner.run(adapter.reserve(native, time.time()), retries=0))
+        except (CommandFailed, ParseError, ValueError) as exc:
+            raise MirrorFailed(str(exc)) from None
+        log.info("site %s: reservation %s mirrored as %s", self.name, r.name, name)
+        return name
 
-    async def unmirror(self, name: str) -> None:
-        """Delete a mirrored reservation. Raises MirrorFailed."""
-        raise MirrorFailed(self.mirror_problem() or "")
+    async def unmirror(self, name: str, end: float) -> bool:
+        """Delete a mirrored reservation (True), or, while jobs still run in it, keep trying each
+        UNMIRROR_RETRY seconds until they have ended or the reservation has (False). Raises MirrorFailed."""
+        adapter = self._reserving()
+        if adapter is None:
+            raise MirrorFailed(self.mirror_problem() or "")
+        try:
+            await self.runner.run(adapter.unreserve(name), retries=0)
+        except CommandFailed as exc:
+            if adapter.in_use not in str(exc):
+                raise MirrorFailed(str(exc)) from None
+            self.unmirror_later[name] = (end, time.time() + UNMIRROR_RETRY)
+            return False
+        self.unmirror_later.pop(name, None)
+        log.info("site %s: %s reservation %s deleted", self.name, self.cfg.kind, name)
+        return True
+
+    async def _unmirror_due(self) -> None:
+        now = time.time()
+        for name, (end, due) in list(self.unmirror_later.items()):
+            if end <= now:
+                del self.unmirror_later[name]  # ended: the batch system removes it itself
+            elif due <= now:
+                try:
+                    await self.unmirror(name, end)
+                except MirrorFailed as exc:
+                    del self.unmirror_later[name]
+                    log.error("site %s: reservation %s could not be deleted: %s", self.name, name, exc)
 
     # ---- the loop --------------------------------------------------------
 
@@ -110,6 +155,8 @@ class Site:
         interval = self.cfg.seconds("poll_interval")
         while True:
             try:
+                if self.unmirror_later:
+                    await self._unmirror_due()
                 await self.cycle()
             except asyncio.CancelledError:
                 raise

@@ -61,6 +61,7 @@ class WorkerOptions:
     site: str = "pool"  # the site this worker belongs to (a pilot names its batch site)
     lifetime: float | None = None  # a pilot's batch walltime: it leaves before the batch system kills it
     drain_before: float | None = None  # stop taking tasks this long before the end (default: 10 %, at most 5 min)
+    reservation: str | None = None  # a pilot inside a mirrored reservation: it runs only that reservation's work
 
 
 class Link(Protocol):
@@ -240,7 +241,7 @@ class Agent:
             "slots": self.opts.slots, "cpus": os.cpu_count() or 1, "mem": _memory_mb(),
             "tags": sorted(self.opts.tags), "credit": max(0, self._capacity() - used),
             "held": held, "results": list(self.unacked.values()), "ran": list(self.cleanups),
-            "site": self.opts.site, "ends_at": self.ends_at,
+            "site": self.opts.site, "ends_at": self.ends_at, "reservation": self.opts.reservation,
         }, use_bin_type=True))
         log.info("connected to %s as %s", self.opts.manager, self.name)
         beat = asyncio.create_task(self._beat(ws))

@@ -20,6 +20,8 @@ class Requirements:
     def filter(self, group: Group, place: Place, snap: Snapshot) -> Status:
         if group.site is not None and place.site != group.site:
             return wait(self.name, f"{place.shown} is on site {place.site}; the job runs on site {group.site}")
+        if place.reservation is not None and group.reservation != place.reservation:
+            return wait(self.name, f"{place.shown} runs only the work of reservation {place.reservation}")
         if place.ends_at is not None and group.walltime is not None and snap.now + group.walltime > place.ends_at:
             return wait(self.name, f"{place.shown} ends in {max(0.0, place.ends_at - snap.now):.0f}s; "
                                    f"a task may run {group.walltime:g}s")

@@ -129,6 +129,9 @@ class NativeReservation:
 class Reserving(Protocol):
     """An adapter that can mirror reservations into its batch system (Slurm's ``scontrol``)."""
 
+    # what the delete command says when jobs still run in the reservation: try again once they end
+    in_use: ClassVar[str]
+
     def reserve(self, r: NativeReservation, now: float) -> Invocation:
         """Create the reservation."""
         ...

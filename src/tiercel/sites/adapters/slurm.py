@@ -71,6 +71,7 @@ class Slurm:
     kind: ClassVar[str] = "slurm"
     commands: ClassVar[tuple[str, ...]] = ("sbatch", "squeue", "scancel")
     max_array: ClassVar[int] = 1000  # MaxArraySize=1001 allows indexes 0..1000; ours start at 1
+    in_use: ClassVar[str] = "Requested reservation is in use"  # scontrol delete, jobs still running in it
 
     def submit(self, req: ArrayRequest) -> Invocation:
         check_request(req, reservations=True)
