@@ -150,12 +150,18 @@ def test_a_pilot_inside_a_mirrored_reservation_runs_only_that_work() -> None:
     e.connect(WorkerId("in"), WorkerInfo("in", "n", 2, site="hpc", reservation="r"), 50, credit=2)
     job(e, 1, ALICE, n=2, site="hpc")
     assert sent(e.dispatch(50)) == {}
+    e.connect(WorkerId("out"), WorkerInfo("out", "n", 4, site="hpc"), 50, credit=0)  # another pilot, busy
     why = e.explain(JobId(1), 50)
     assert why is not None and ("in", "in runs only the work of reservation r") in [
         (w, s.reason) for w, s in why.workers]
-    job(e, 2, BOB, n=2, site="hpc", reservation="r", walltime=10)
-    assert sent(e.dispatch(60)) == {2: 2}
-    assert e.waiting_on("hpc") == 2 and e.waiting_on("hpc", besides=frozenset({"r"})) == 2
-    job(e, 3, BOB, n=3, site="hpc", reservation="r", walltime=10)
+    e.add_credit(WorkerId("out"), 4)  # ... and now free: it takes alice's work, not the reservation's
+    job(e, 2, BOB, n=4, site="hpc", reservation="r", walltime=10)
+    assert sent(e.dispatch(60)) == {1: 2, 2: 2}
+    assert {t.worker for t in e.jobs[JobId(2)].running.values()} == {WorkerId("in")}
+    why = e.explain(JobId(2), 60)
+    assert why is not None and ("out", "reservation r runs on the pilots started inside its mirror, not on out") in [
+        (w, s.reason) for w, s in why.workers]
+    assert e.waiting_on("hpc") == 2 and e.waiting_on("hpc", besides=frozenset({"r"})) == 0
+    job(e, 3, ALICE, n=3, site="hpc")
     e.bind()
-    assert e.waiting_on("hpc", "r") == 3 and e.waiting_on("hpc", besides=frozenset({"r"})) == 2
+    assert e.waiting_on("hpc", "r") == 2 and e.waiting_on("hpc", besides=frozenset({"r"})) == 3

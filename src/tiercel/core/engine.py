@@ -425,7 +425,9 @@ class Engine:
         for j in self.jobs.values():
             if j.spec.reservation is not None and j.running:
                 used[j.spec.reservation] = used.get(j.spec.reservation, 0) + len(j.running) * j.spec.cpus
-        return tuple(ReservationView(r.name, r.slots, r.start, r.end, r.users, used.get(r.name, 0), r.site)
+        pilots = {s.name for s in self.sites if s.mode is Mode.PILOT}
+        return tuple(ReservationView(r.name, r.slots, r.start, r.end, r.users, used.get(r.name, 0), r.site,
+                                     own_places=r.mirror is not None and r.site in pilots)
                      for r in self.reservations.values() if r.end > now)
 
     # ---- sites ---------------------------------------------------------

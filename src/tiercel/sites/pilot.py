@@ -121,19 +121,21 @@ class PilotSite(Site):
         engine.bind()
         now = self.host.clock()
         # mirrored reservations open now: their work gets pilots of its own, inside the batch system's reservation
+        mine = frozenset(r.name for r in engine.reservations.values() if r.site == self.name and r.mirror)
         mirrored = {r.name: r for r in engine.reservations.values()
-                    if r.site == self.name and r.mirror and r.start <= now and r.end - now >= MIN_PILOT_LIFE}
+                    if r.name in mine and r.start <= now and r.end - now >= MIN_PILOT_LIFE}
         free = self._free_slots()
         # reserved work first: its pilots are the only ones that may use the cores Slurm holds for it
         sets: list[tuple[Reservation | None, int, int]] = [
             (r, engine.waiting_on(self.name, r.name), math.ceil(r.slots / self.cfg.slots)) for r in mirrored.values()]
-        sets.append((None, engine.waiting_on(self.name, besides=frozenset(mirrored)), self.cfg.max_pilots))
+        # the work of a mirrored reservation never runs on the other pilots: they are not started for it
+        sets.append((None, engine.waiting_on(self.name, besides=mine), self.cfg.max_pilots))
         for r, waiting, most in sets:
             name = r.name if r is not None else None
-            mine = [p for p in self.pilots.values() if p.reservation == name]
+            own = [p for p in self.pilots.values() if p.reservation == name]
             alive = sum(p.alive() for p in self.pilots.values())
             want = pilots_wanted(waiting_slots=waiting, free_slots=free.get(name, 0),
-                                 alive=sum(p.alive() for p in mine), pending=sum(p.pending() for p in mine),
+                                 alive=sum(p.alive() for p in own), pending=sum(p.pending() for p in own),
                                  slots=self.cfg.slots, min_pilots=self.cfg.min_pilots if r is None else 0,
                                  max_pilots=most)
             want = min(want, max(0, self.cfg.max_pilots - alive))  # never past max_pilots in all

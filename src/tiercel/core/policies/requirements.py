@@ -22,6 +22,10 @@ class Requirements:
             return wait(self.name, f"{place.shown} is on site {place.site}; the job runs on site {group.site}")
         if place.reservation is not None and group.reservation != place.reservation:
             return wait(self.name, f"{place.shown} runs only the work of reservation {place.reservation}")
+        if group.reservation is not None and place.reservation is None and any(
+                v.name == group.reservation and v.own_places for v in snap.reservations):
+            return wait(self.name, f"reservation {group.reservation} runs on the pilots started inside its "
+                                   f"mirror, not on {place.shown}")
         if place.ends_at is not None and group.walltime is not None and snap.now + group.walltime > place.ends_at:
             return wait(self.name, f"{place.shown} ends in {max(0.0, place.ends_at - snap.now):.0f}s; "
                                    f"a task may run {group.walltime:g}s")

@@ -34,6 +34,7 @@ class ReservationView:
     users: frozenset[str]
     used: int = 0
     site: str = "pool"
+    own_places: bool = False  # mirrored on a pilot site: its work runs only on the pilots started inside it
 
 
 def peak_kept(views: tuple[ReservationView, ...], now: float, ends: float, started: Mapping[str, int]) -> int:
