@@ -126,6 +126,17 @@ def test_a_site_that_degrades_sends_its_waiting_work_elsewhere() -> None:
     assert why is not None and "degraded: sbatch failed" in why.site_reason
 
 
+def test_work_pinned_to_a_degraded_site_waits_for_it_and_never_goes_elsewhere() -> None:
+    engine = Engine()
+    engine.set_sites([POOL, SiteInfo("hpc", "slurm", Mode.NATIVE, problem="sbatch failed")])
+    engine.connect(WorkerId("w"), WorkerInfo("w", "h", 4), 0.0, credit=4)
+    engine.add_job(JobId(1), spec(2, site="hpc"), UserName("ann"), 0.0)
+    for now in (1.0, 2.0, 3.0):  # the choice is made again each cycle: the pin must hold every time
+        assert [e for e in engine.dispatch(now) if isinstance(e, SendTasks)] == []
+    why = engine.explain(JobId(1), 4.0)
+    assert why is not None and "degraded: sbatch failed" in why.site_reason
+
+
 def test_a_pilot_near_its_end_gets_no_task_that_would_outlive_it() -> None:
     engine = Engine()
     engine.set_sites([POOL, SiteInfo("hpc", "slurm", Mode.PILOT)])

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,8 +132,12 @@ def test_a_site_whose_commands_are_missing_degrades_and_its_work_runs_elsewhere(
     row = sites(cluster)["hpc"]
     assert row["state"] == "degraded"
     assert "bsub: command not found" in str(row["last_error"])
-    why = cluster.cli("submit", "--site", "hpc", "--", "true")
-    assert why.returncode == 0  # pinned work is accepted and waits for the site to work again
+    pinned = submit(cluster, "--site", "hpc", "--", "true")  # accepted: it waits for the site to work again
+    time.sleep(3)  # six polls of the degraded site
+    with cluster.client() as c:
+        j = c.job(pinned)
+        assert not j.finished and j.data["done"] == 0 and j.data["failed"] == 0, (j.data, list(j.results()))
+        assert list(j.results()) == []  # never handed to the degraded site: no attempt was made and lost
 
 
 @pytest.mark.parametrize("kind", ["pbs", "lsf", "htcondor"])

@@ -409,7 +409,7 @@ class Engine:
     def _group(self, j: JobRun) -> Group:
         return Group(j.id, j.owner, j.pending, j.spec.cpus, j.submitted, self.queue_of(j), j.spec.priority,
                      j.spec.walltime, j.spec.requires, j.spec.memory_mb, j.spec.reservation,
-                     j.site if j.choice is not None else j.spec.site)
+                     j.site if j.site is not None else j.spec.site)
 
     def _places(self, workers: Iterable[WorkerRun], credit: dict[WorkerId, int] | None, now: float
                 ) -> tuple[Place, ...]:

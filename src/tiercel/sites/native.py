@@ -25,13 +25,7 @@ from tiercel.core.engine import KillTasks, SendTasks
 from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef, WorkerId, WorkerInfo
 from tiercel.protocol import spec_from_dict, spec_to_dict
 from tiercel.sites.adapters import ADAPTERS
-from tiercel.sites.adapters.base import (
-    Adapter,
-    ArrayRequest,
-    ElementState,
-    NativeState,
-    ParseError,
-)
+from tiercel.sites.adapters.base import Adapter, ArrayRequest, ElementState, NativeState, ParseError
 from tiercel.sites.config import SiteConfig
 from tiercel.sites.runner import CommandFailed
 from tiercel.sites.shim import element_script, read_result, result_files
@@ -82,6 +76,16 @@ class NativeSite(Site):
 
     def capacity(self) -> int:
         return self.cfg.max_in_flight
+
+    def degrade(self, message: str) -> None:
+        super().degrade(message)
+        self.host.engine.disconnect(self.worker)  # takes nothing new; what is in flight stays
+
+    def recover(self) -> None:
+        was = self.problem
+        super().recover()
+        if was is not None:
+            self.attach()
 
     # ---- restart ---------------------------------------------------------
 
