@@ -388,8 +388,8 @@ def reserve() -> None:
 @click.option("--users", default="", metavar="A,B", help="Who may use it (default: you).")
 @click.option("--name", metavar="NAME", help="Its name (jobs say --reservation NAME).")
 @click.option("--mirror", is_flag=True,
-              help="Also reserve the cores in the site's batch system (Slurm sites in native mode: "
-                   "scontrol create reservation), so its other users cannot take them either.")
+              help="Also reserve the cores in the site's batch system (Slurm sites: scontrol create "
+                   "reservation), so its other users cannot take them either.")
 @url_option
 @token_option
 @json_option
@@ -399,7 +399,7 @@ def reserve_create(site: str, slots: int, start: str, end: str, users: str, name
     """Reserve slots for a window: only the named users' jobs with --reservation use them then.
 
     Jobs of the reservation run on its site. With --mirror, the site's batch system holds the
-    cores too, and the reservation's arrays are submitted into that reservation.
+    cores too, and the reservation's arrays (native mode) or pilots (pilot mode) go into it.
     """
     body: dict[str, Any] = {"site": site, "slots": slots, "start": start, "end": end,
                             "users": [u for u in users.split(",") if u], "mirror": mirror}
