@@ -100,10 +100,12 @@ def _pieces(frame: bytes) -> Iterator[tuple[bytes, bool]]:
 
 
 class Assembler:
-    """Joins the pieces of frames, per sender."""
+    """Joins the pieces of frames, per sender; at most ``limit`` bytes wait in all."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 4 * MAX_FRAME) -> None:
         self.partial: dict[str, list[bytes]] = {}
+        self.limit = limit
+        self.held = 0  # bytes of unfinished frames, all senders together
 
     def feed(self, sender: str, msg: Message) -> bytes | None:
         """The whole frame once its last piece arrived; None while pieces are missing or if it is not valid."""
@@ -111,21 +113,30 @@ class Assembler:
         try:
             piece = base64.b64decode(el.xml.text or "", validate=True)
         except ValueError:
-            self.partial.pop(sender, None)
+            self.forget(sender)
             log.warning("dropped a frame from %s that is not base64", sender)
             return None
+        if el["more"] != "1" and sender not in self.partial:
+            return piece  # a frame in one piece, the usual case
         parts = self.partial.setdefault(sender, [])
         parts.append(piece)
+        self.held += len(piece)
         if el["more"] == "1":
             if sum(len(p) for p in parts) > MAX_FRAME:
-                del self.partial[sender]
+                self.forget(sender)
                 log.warning("dropped a frame of more than %d bytes from %s", MAX_FRAME, sender)
+            elif self.held > self.limit:
+                self.forget(sender)
+                log.warning("dropped a frame from %s: unfinished frames of all workers hold more than %d bytes",
+                            sender, self.limit)
             return None
-        del self.partial[sender]
+        self.forget(sender)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def forget(self, sender: str) -> None:
-        self.partial.pop(sender, None)
+        parts = self.partial.pop(sender, None)
+        if parts is not None:
+            self.held -= sum(len(p) for p in parts)
 
 
 def on_frames(client: slixmpp.ClientXMPP, handler: Callable[[Any], None]) -> None:

@@ -48,6 +48,8 @@ def test_status_cancel_help(text: str, expected: object) -> None:
         ("{'type':'job', 'command':'x', 'rm':'-rf'}", "does not take 'rm'"),
         ("{'type':'status', 'job_id': 'x'}", "'job_id' must be a job number"),
         ("{'type':'cancel', 'job_id': -1}", "'job_id' must be a job number"),
+        ("{'type':'status', 'job_id': 100000000000000000000}", "'job_id' must be a job number"),
+        ("{'type':'cancel', 'job_id': 9223372036854775808}", "'job_id' must be a job number"),
         ("{'type':'cancel', 'everything': 1}", "takes only 'job_id'"),
         ("__import__('os').system('true')", "could not read"),
         ("[" * 5000, "at most 4096"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import Cluster
+from tests.integration.conftest import Cluster, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +148,50 @@ def test_run_refuses_a_live_managers_state_dir(cluster: Cluster) -> None:
     out = cluster.cli("run", "--state-dir", str(cluster.state), "--", "true")
     assert out.returncode == 2 and "is in use by a running manager" in out.stderr
     assert (cluster.state / "manager.json").exists()
+
+
+def test_a_rogue_worker_frame_is_dropped_and_the_worker_stays(cluster: Cluster) -> None:
+    """Frames a worker should never send (not msgpack, text, unknown kinds, results of the wrong
+    shape) are logged and dropped: the same connection's good results still count."""
+    import asyncio
+    import time
+
+    import msgpack
+    from websockets.asyncio.client import connect
+
+    from tiercel.protocol import PROTOCOL_VERSION
+
+    with cluster.client() as c:
+        job = c.submit(["true"], queue=1)
+    assert job.id is not None
+
+    async def rogue() -> list[int]:
+        url = cluster.url.replace("http://", "ws://") + "/v1/worker"
+        async with connect(url, additional_headers={"Authorization": f"Bearer {cluster.worker_token}"}) as ws:
+            await ws.send(msgpack.packb({"t": "hello", "v": PROTOCOL_VERSION, "id": "rogue-1", "name": "rogue",
+                                         "slots": 1}))
+            tasks: list[list[int]] = []
+            while not tasks:
+                frame = msgpack.unpackb(await asyncio.wait_for(ws.recv(), 30))
+                for m in frame["m"] if frame["t"] == "batch" else [frame]:
+                    tasks += m.get("tasks", []) if m["t"] == "tasks" else []
+            ref = tasks[0]
+            for bad in (b"\xc1 not msgpack", "a text frame", msgpack.packb([1, 2]), msgpack.packb({"t": "odd"}),
+                        msgpack.packb({"t": "res", "r": [[1, 2]], "c": 1}),
+                        msgpack.packb({"t": "res", "r": "nonsense", "c": "many"})):
+                await ws.send(bad)
+            now = time.time()
+            await ws.send(msgpack.packb({"t": "res", "c": 1,
+                                         "r": [[*ref, "done", 0, now, now, b"", b""]]}, use_bin_type=True))
+            while True:  # the ack of the good result comes back on the same connection
+                frame = msgpack.unpackb(await asyncio.wait_for(ws.recv(), 30))
+                for m in frame["m"] if frame["t"] == "batch" else [frame]:
+                    if m["t"] == "ack":
+                        return [list(x) for x in m["r"]]
+
+    assert asyncio.run(rogue()) == [[job.id, 0, 1]]
+    with cluster.client() as c:
+        wait_until(lambda: c.job(job.id).state == "done", what="the job to end with the good result")
+    log = (cluster.logs / "manager.log").read_text()
+    assert "not msgpack" in log and "unknown kind 'odd'" in log and "malformed 'res' frame" in log
+    assert "Traceback" not in log

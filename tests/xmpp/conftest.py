@@ -146,6 +146,16 @@ class ChatUser:
                             and re.search(pattern, e["body"]) is not None, what=what or f"a reply like {pattern!r}")
         return str(event["body"])
 
+    def received(self, wait: float) -> list[str]:
+        """Bodies of the messages from the manager not yet taken, and of those arriving within ``wait`` s."""
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                self.seen.append(self.events.get(timeout=left))
+            except queue.Empty:
+                break
+        return [str(e["body"]) for e in self.seen if e["event"] == "message" and e["from"].startswith(MANAGER)]
+
     def ask(self, body: str, pattern: str = "") -> str:
         self.say(body)
         return self.reply(pattern, what=f"the answer to {body!r}")

@@ -37,10 +37,11 @@ def test_commands_listed_and_executed(xmpp_cluster: XmppCluster, chat: Callable[
     assert f"'job_id': {job}, 'name': 'menu', 'state': 'queued', 'total': 4" in str(status)
 
     xmpp_cluster.start_worker("--slots", "1", name="ws")
+    xmpp_cluster.start_xmpp_worker("w1", "--slots", "2", name="xw")
     with xmpp_cluster.client() as c:
-        wait_until(lambda: c.workers(), what="the worker to connect")
+        wait_until(lambda: len(c.workers()) == 2, what="both workers to connect")
     [[_, pool]] = run(alice, "pool")["notes"]
-    assert str(pool).startswith("{'type':'pool', 'workers': 1, 'xmpp_workers': 0, 'slots': 1, 'busy': ")
+    assert str(pool).startswith("{'type':'pool', 'workers': 2, 'xmpp_workers': 1, 'slots': 3, 'busy': ")
 
     rejected = run(alice, "submit", command="x", queue="-3")
     assert rejected["notes"] == [["error", "{'type':'job_rejected', 'reason': 'queue: -3 must be between 1 and "
@@ -57,3 +58,37 @@ def test_commands_refuse_a_jid_not_allowed(xmpp_cluster: XmppCluster, chat: Call
     assert result["event"] == "failed" and "forbidden" in str(result["error"]), result
     with xmpp_cluster.client() as c:
         assert c.jobs(everyone=True) == []
+
+
+def test_commands_show_and_cancel_only_ones_own_jobs(xmpp_cluster: XmppCluster,
+                                                      chat: Callable[..., ChatUser]) -> None:
+    alice, bob, mallory = chat("alice"), chat("bob"), chat("mallory")
+    [[_, text]] = run(alice, "submit", command="sleep 60", queue="2", name="hers")["notes"]
+    hers = int(re.findall(r"\d+", str(text))[0])
+    [[_, text]] = run(bob, "submit", command="sleep 60", queue="1", name="his")["notes"]
+    his = int(re.findall(r"\d+", str(text))[0])
+    [[_, status]] = run(bob, "status")["notes"]
+    assert f"'job_id': {his}" in str(status) and f"'job_id': {hers}" not in str(status)
+    # The cancel form lists bob's jobs only; naming alice's job anyway is refused.
+    refused = run(bob, "cancel", job_id=str(hers))
+    assert refused["notes"] == [["error", f"{{'type':'error', 'reason': \"job_id: {hers} is not a job of yours; "
+                                          "send {'type':'status'} to list yours\"}"]]
+    huge = run(bob, "cancel", job_id="100000000000000000000")
+    assert huge["notes"] == [["error", "{'type':'error', 'reason': \"job_id: '100000000000000000000' must be a job "
+                                       "number or all\"}"]]
+    with xmpp_cluster.client() as c:
+        assert c.job(hers).state == "queued" and c.job(his).state == "queued"
+    for node in ("status", "pool", "cancel"):
+        result = run(mallory, node)
+        assert result["event"] == "failed" and "forbidden" in str(result["error"]), result
+    with xmpp_cluster.client() as c:
+        assert c.job(hers).state == "queued"
+
+
+@pytest.mark.parametrize("xmpp_cluster", [{"xmpp": {"rate_burst": 3, "rate_per_minute": 1}}], indirect=True)
+def test_commands_count_against_the_rate_limit(xmpp_cluster: XmppCluster, chat: Callable[..., ChatUser]) -> None:
+    alice = chat("alice")
+    assert [run(alice, "status")["event"] for _ in range(3)] == ["command"] * 3
+    limited = run(alice, "status")
+    assert limited["event"] == "failed" and "resource-constraint" in str(limited["error"]), limited
+    assert "too many messages: at most 3 at once and 1 a minute" in str(limited["error"])

@@ -111,6 +111,21 @@ def test_a_frame_that_is_not_base64_is_dropped() -> None:
     assert Assembler().feed("w@x/1", msg) is None
 
 
+def test_unfinished_frames_are_bounded_in_all_and_forgotten() -> None:
+    asm = Assembler(limit=3 * CHUNK)
+    piece = bytes(CHUNK)
+    for sender in ("w@x/1", "w@x/2", "w@x/3"):
+        assert asm.feed(sender, frame_message(piece, True)) is None
+    assert asm.held == 3 * CHUNK and len(asm.partial) == 3
+    assert asm.feed("w@x/4", frame_message(piece, True)) is None  # over the limit: this one is dropped
+    assert "w@x/4" not in asm.partial and asm.held == 3 * CHUNK
+    asm.forget("w@x/1")  # it went offline halfway
+    assert asm.held == 2 * CHUNK
+    assert asm.feed("w@x/2", frame_message(b"end", False)) == piece + b"end"
+    assert asm.held == CHUNK and list(asm.partial) == ["w@x/3"]
+    assert asm.feed("w@x/5", frame_message(b"whole", False)) == b"whole" and asm.held == CHUNK
+
+
 def test_jid_links_persist_and_override_the_config(tmp_path: Path) -> None:
     d = JidDirectory(tmp_path, {"alice@x.org": "alice"})
     d.link("carol@x.org", "carol")
@@ -196,3 +211,28 @@ def test_worker_options_are_checked(tmp_path: Path) -> None:
     out = run(cli, ["worker", "--xmpp", "not a jid", "--password-file", str(tmp_path / "pw")])
     assert out.exit_code == 2 and "xmpp: 'not a jid' is not a JID" in out.output
     assert "Traceback" not in out.output
+
+
+def test_adhoc_sessions_are_forgotten_when_done_or_left_unanswered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiercel.gateways import adhoc
+
+    sessions: dict[str, dict[str, Any]] = {}
+    client = SimpleNamespace(plugin={"xep_0050": SimpleNamespace(sessions=sessions)})
+    chat = SimpleNamespace(status=lambda user, job: f"status of {user}")
+    commands = adhoc.AdHoc(client, chat, lambda bare: "alice" if bare == "alice@x.org" else None,  # type: ignore[arg-type]
+                           lambda bare, answer: None, lambda bare: None)
+    now = [1000.0]
+    monkeypatch.setattr(adhoc.time, "monotonic", lambda: now[0])
+    iq = {"from": slixmpp.JID("alice@x.org/pc")}
+    done = commands._status(iq, {"id": "s1"})
+    assert done["notes"] == [("info", "status of alice")] and done["next"] is None
+    sessions["s1"] = done  # slixmpp keeps a finished session after answering
+    sessions["s2"] = {"id": "s2", "next": print, "tiercel_seen": now[0]}  # a form waiting for its answer
+    commands._status(iq, {"id": "s3"})
+    assert list(sessions) == ["s2"]  # the finished one is gone at the next request, the waiting one stays
+    now[0] += adhoc.SESSION_TTL + 1
+    commands._status(iq, {"id": "s4"})
+    assert sessions == {}  # left unanswered too long
+    with pytest.raises(slixmpp.exceptions.XMPPError) as refused:
+        commands._status({"from": slixmpp.JID("eve@x.org/pc")}, {"id": "s5"})
+    assert refused.value.condition == "forbidden" and "eve@x.org is not allowed" in str(refused.value.text)

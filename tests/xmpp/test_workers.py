@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,32 @@ def test_an_xmpp_worker_runs_tasks(xmpp_cluster: XmppCluster) -> None:
         assert row["connected"] and row["tasks_run"] >= 41
     listed = xmpp_cluster.cli("workers")
     assert "xw1" in listed.stdout
+
+
+def worker_row(cluster: XmppCluster, name: str) -> dict[str, object] | None:
+    with cluster.client() as c:
+        return next((w for w in c.workers() if w["name"] == name), None)
+
+
+def test_an_xmpp_worker_busy_by_presence_gets_no_new_tasks(xmpp_cluster: XmppCluster) -> None:
+    moody = xmpp_cluster.start_xmpp_worker("w1", "--slots", "2", name="moody")
+    wait_until(lambda: (w := worker_row(xmpp_cluster, "moody")) and w["link"] == "xmpp", what="the XMPP worker")
+    os.kill(moody.pid, signal.SIGUSR1)  # do not disturb
+    wait_until(lambda: (w := worker_row(xmpp_cluster, "moody")) and w["draining"], what="the worker to be busy")
+    listed = xmpp_cluster.cli("workers")
+    assert "draining" in listed.stdout and "xmpp" in listed.stdout, listed.stdout
+    with xmpp_cluster.client() as c:
+        job = c.submit("true", queue=3)
+        time.sleep(2)  # time enough to be sent tasks, were it available
+        row = job_row(xmpp_cluster, job.id)
+        assert (row["queued"], row["running"], row["done"]) == (3, 0, 0), row
+        os.kill(moody.pid, signal.SIGUSR2)  # available again: it starts over and takes the tasks
+        assert xmpp_cluster.wait_job(job).state == "done"
+    row = worker_row(xmpp_cluster, "moody")
+    assert row is not None and not row["draining"] and row["connected"]
+    log = (xmpp_cluster.logs / "manager.log").read_text()
+    assert "XMPP worker moody is busy (dnd): no new tasks" in log and "XMPP worker moody is available again" in log
+    assert moody.poll() is None  # the same process throughout
 
 
 @pytest.mark.parametrize("xmpp_cluster", [{"xmpp": {"ping_interval": 600}, "args": ("--worker-timeout", "3600")}],
@@ -108,19 +135,31 @@ def test_the_manager_survives_prosody_going_away(tmp_path: Path) -> None:
         cluster.wait_online()
         alice = ChatUser(own, "alice")
         users.append(alice)
-        reply = alice.ask("{'type':'job', 'command':'true', 'queue':3}", "job_started")
+        survivor = cluster.start_xmpp_worker("w1", "--slots", "2", name="survivor")
+        wait_until(lambda: worker_row(cluster, "survivor"), what="the XMPP worker to say hello")
+        # Work only a WebSocket worker can take, so that it ends while the XMPP server is away.
+        reply = alice.ask("{'type':'job', 'command':'true', 'queue':3, 'requires':'late'}", "job_started")
         job = int(reply.rsplit(" ", 1)[1].rstrip("}"))
         own.stop()
         assert cluster.manager is not None and cluster.manager.poll() is None
         with cluster.client() as c:
             assert c.json("GET", "/healthz")["status"] == "ok"
             assert c.job(job).state == "queued"
+            ws = cluster.start_worker("--slots", "2", "--tags", "late", name="ws")
+            assert cluster.wait_job(c.job(job)).state == "done"  # its job_finished notice waits for the server
+        ws.send_signal(signal.SIGTERM)
+        ws.wait(timeout=30)
         own.start()
         wait_until(lambda: _count(cluster, "XMPP gateway online") >= 2, 120, "the manager to log in again")
         alice.expect(lambda e: e["event"] == "ready", 120, "the chat client to log in again")
-        cluster.start_xmpp_worker("w1", "--slots", "2", name="after")
         assert alice.reply("job_finished") == f"{{'type':'job_finished', 'job_id': {job}}}"
         assert "'state': 'done'" in alice.ask(f"{{'type':'status', 'job_id': {job}}}", "'state'")
+        # The XMPP worker outlived the outage: the same process logs in again and takes new work.
+        with cluster.client() as c:
+            later = cluster.wait_job(c.submit("true", queue=4), timeout=120)
+        assert later.state == "done" and survivor.poll() is None
+        row = worker_row(cluster, "survivor")
+        assert row is not None and row["link"] == "xmpp" and row["connected"]
     finally:
         for u in users:
             u.close()

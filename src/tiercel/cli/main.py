@@ -273,7 +273,13 @@ def logs(job_id: int, task: int | None, stderr: bool, failed: bool, url: str | N
 @json_option
 @friendly
 def workers(url: str | None, token: str | None, as_json: bool) -> None:
-    """List workers: name, host, slots busy/total, tags, last seen."""
+    """List workers: name, host, slots busy/total, tags, state, link, last seen.
+
+    STATE is connected, draining (takes no new tasks: leaving, or an XMPP worker whose
+    presence says busy) or away (disconnected; its tasks wait for it until the silence
+    time-out). LINK is how it reaches the manager: websocket, xmpp, or site for a batch
+    system's native arrays.
+    """
     with client(url, token) as c:
         rows = c.workers()
     if as_json:
@@ -282,13 +288,13 @@ def workers(url: str | None, token: str | None, as_json: bool) -> None:
     if not rows:
         console.print("no workers connected: start one with 'tiercel worker --slots N'")
         return
-    table = make_table("NAME", "HOST", "BUSY", "SLOTS", "TAGS", "STATE", "LAST SEEN", "TASKS RUN",
+    table = make_table("NAME", "HOST", "BUSY", "SLOTS", "TAGS", "STATE", "LINK", "LAST SEEN", "TASKS RUN",
                        right=("BUSY", "SLOTS", "LAST SEEN", "TASKS RUN"))
     now = time.time()
     for w in rows:
+        state = "[yellow]away[/]" if not w["connected"] else "draining" if w["draining"] else "connected"
         table.add_row(w["name"], w["host"], str(w["busy"]), str(w["slots"]), ",".join(w["tags"]) or "-",
-                      "connected" if w["connected"] else "[yellow]away[/]", age(now - w["last_seen"]) + " ago",
-                      str(w["tasks_run"]))
+                      state, w["link"] or "-", age(now - w["last_seen"]) + " ago", str(w["tasks_run"]))
     console.print(table)
 
 

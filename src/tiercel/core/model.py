@@ -9,6 +9,7 @@ from typing import NewType
 from tiercel.core.ranges import IndexRanges
 
 JobId = NewType("JobId", int)
+MAX_JOB_ID = 2**63 - 1  # job ids are stored as signed 64-bit integers
 WorkerId = NewType("WorkerId", str)
 UserName = NewType("UserName", str)
 

@@ -1,19 +1,26 @@
 """Ad-hoc commands (XEP-0050) for chat clients with command menus: submit, status, cancel, pool.
 
 They answer with the same dict-syntax replies as the chat messages, as the command's note,
-and obey the same rule: only a JID that maps to a Tiercel user may use them, and a user
-sees and cancels only their own jobs.
+and obey the same rules: only a JID that maps to a Tiercel user may use them, a user sees
+and cancels only their own jobs, and each JID's requests count against the same rate limit
+as its chat messages.
+
+Sessions are kept here, not by slixmpp's timer (which, on expiry, sends the user a cancel
+request nobody asked for and keeps a copy of the session): a finished session is forgotten at
+the next request, a form left unanswered for ``SESSION_TTL`` too, and at most
+``SESSIONS_MAX`` are kept.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import slixmpp
 from slixmpp.exceptions import XMPPError
 
-from tiercel.core.model import UserName
+from tiercel.core.model import MAX_JOB_ID, UserName
 from tiercel.core.problems import Problem
 from tiercel.gateways import kestrel
 from tiercel.gateways.chat import Answer, Chat, refusal
@@ -27,27 +34,53 @@ SUBMIT_FIELDS = (("command", "Command (run with the task index as its last argum
                  ("cleanup", "Cleanup command, run once per worker after the job", False),
                  ("name", "Job name", False))
 
+SESSION_TTL = 600.0  # seconds a form may wait for its answer
+SESSIONS_MAX = 1_000
+
 Session = dict[str, Any]
 
 
 class AdHoc:
     def __init__(self, client: slixmpp.ClientXMPP, chat: Chat, user_of: Callable[[str], UserName | None],
-                 on_answer: Callable[[str, Answer], None]) -> None:
+                 on_answer: Callable[[str, Answer], None], allow: Callable[[str], str | None]) -> None:
         self.client = client
         self.chat = chat
         self.user_of = user_of
         self.on_answer = on_answer  # the gateway remembers who submitted what, for job_finished
+        self.allow = allow  # None to go on, else why this JID must wait (its rate limit)
 
     def register(self) -> None:
         """On each session start: the command list is reset whenever the client binds."""
         handlers = {"submit": self._submit, "status": self._status, "cancel": self._cancel, "pool": self._pool}
         for node, name in COMMANDS.items():
-            self.client.plugin["xep_0050"].add_command(node=node, name=name, handler=handlers[node], timeout=600)
+            self.client.plugin["xep_0050"].add_command(node=node, name=name, handler=handlers[node])
 
-    def _user(self, jid: slixmpp.JID) -> UserName:
-        user = self.user_of(str(jid.bare))
+    @property
+    def sessions(self) -> dict[str, Session]:
+        sessions: dict[str, Session] = self.client.plugin["xep_0050"].sessions
+        return sessions
+
+    def _sweep(self, now: float) -> None:
+        """Forget finished sessions, forms unanswered for SESSION_TTL, and the oldest beyond SESSIONS_MAX."""
+        sessions = self.sessions
+        for sid, s in list(sessions.items()):
+            if s.get("next") is None or now - s.get("tiercel_seen", now) > SESSION_TTL:
+                del sessions[sid]
+        while len(sessions) > SESSIONS_MAX:
+            del sessions[next(iter(sessions))]
+
+    def _user(self, jid: slixmpp.JID, session: Session) -> UserName:
+        """The Tiercel user of a request's JID; every request (each step of a form too) passes here."""
+        now = time.monotonic()
+        self._sweep(now)
+        session["tiercel_seen"] = now  # a session being answered is not swept meanwhile
+        bare = str(jid.bare)
+        wait = self.allow(bare)
+        if wait is not None:
+            raise XMPPError("resource-constraint", text=wait, etype="wait")
+        user = self.user_of(bare)
         if user is None:
-            raise XMPPError("forbidden", text=refusal(str(jid.bare)), etype="auth")
+            raise XMPPError("forbidden", text=refusal(bare), etype="auth")
         return user
 
     def _form(self, title: str, instructions: str) -> Any:
@@ -62,7 +95,7 @@ class AdHoc:
     # ---- submit --------------------------------------------------------------
 
     def _submit(self, iq: Any, session: Session) -> Session:
-        self._user(iq["from"])
+        self._user(iq["from"], session)
         form = self._form("Submit a job", "Runs the command once for each index 0..N-1.")
         for var, label, required in SUBMIT_FIELDS:
             form.add_field(var=var, ftype="text-single", label=label, required=required)
@@ -70,13 +103,13 @@ class AdHoc:
         return session
 
     async def _submit_form(self, payload: Any, session: Session) -> Session:
-        user = self._user(session["from"])
+        user = self._user(session["from"], session)
         values = _values(payload)
         fields: dict[str, Any] = {k: v.strip() for k, v in values.items()
                                   if k in dict.fromkeys(f[0] for f in SUBMIT_FIELDS) and isinstance(v, str)
                                   and v.strip()}
         queue = fields.get("queue", "")
-        if queue.isdigit():
+        if queue.isascii() and queue.isdigit():
             fields["queue"] = int(queue)
         spec = spec_from_mapping(fields, max_tasks=self.chat.manager.settings.max_tasks)
         if isinstance(spec, Problem):
@@ -88,10 +121,10 @@ class AdHoc:
     # ---- status, pool --------------------------------------------------------
 
     def _status(self, iq: Any, session: Session) -> Session:
-        return self._done(session, self.chat.status(self._user(iq["from"]), None))
+        return self._done(session, self.chat.status(self._user(iq["from"], session), None))
 
     def _pool(self, iq: Any, session: Session) -> Session:
-        self._user(iq["from"])
+        self._user(iq["from"], session)
         m = self.chat.manager
         workers = list(m.engine.workers.values())
         connected = [w for w in workers if w.connected]
@@ -106,7 +139,7 @@ class AdHoc:
     # ---- cancel --------------------------------------------------------------
 
     def _cancel(self, iq: Any, session: Session) -> Session:
-        user = self._user(iq["from"])
+        user = self._user(iq["from"], session)
         mine = [s for s in self.chat.mine(user) if not s.state.terminal]
         if not mine:
             return self._done(session, kestrel.reply("cancelled", job_ids=[]))
@@ -121,9 +154,9 @@ class AdHoc:
         return session
 
     async def _cancel_form(self, payload: Any, session: Session) -> Session:
-        user = self._user(session["from"])
+        user = self._user(session["from"], session)
         value = str(_values(payload).get("job_id") or "all").strip()
-        if value != "all" and not value.isdigit():
+        if value != "all" and not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_JOB_ID):
             return self._done(session, kestrel.reply("error", reason=f"job_id: {value!r} must be a job number "
                                                                      "or all"), "error")
         text = await self.chat.cancel(user, None if value == "all" else int(value))

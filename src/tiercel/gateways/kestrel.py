@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tiercel.core.model import JobSpec
+from tiercel.core.model import MAX_JOB_ID, JobSpec
 from tiercel.core.problems import Problem
 from tiercel.jobs import spec_from_mapping
 
@@ -82,7 +82,8 @@ def parse(text: str, *, max_tasks: int = 100_000_000) -> Message:
         if extra:
             return Help(f"a {kind} message takes only 'job_id', not {', '.join(repr(k) for k in extra)}")
         job_id = data.get("job_id")
-        if job_id is not None and (isinstance(job_id, bool) or not isinstance(job_id, int) or job_id < 1):
+        if job_id is not None and (isinstance(job_id, bool) or not isinstance(job_id, int)
+                                   or not 1 <= job_id <= MAX_JOB_ID):
             return Help(f"'job_id' must be a job number such as 317, not {job_id!r}")
         return Status(job_id) if kind == "status" else Cancel(job_id)
     if kind == "job":

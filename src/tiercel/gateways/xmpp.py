@@ -11,7 +11,9 @@ One XMPP session carries three things:
   (``manager.xmpp_channel``).
 
 When the server goes away the manager keeps running and logs in again with backoff;
-job_finished notices due meanwhile are kept (up to ``PENDING_MAX``) and sent on return.
+replies and job_finished notices due meanwhile are kept (up to ``PENDING_MAX``) and sent on
+return. A bug in handling one message or one worker is logged and that one is dropped; should
+the gateway itself fail, it is started again rather than taking the manager down.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 import slixmpp
@@ -42,6 +44,9 @@ log = logging.getLogger("tiercel.xmpp")
 PENDING_MAX = 10_000  # notices kept while the server is away
 SUBMITTERS_MAX = 100_000  # chat-submitted jobs whose submitting JID is remembered
 REFUSED_RETRY = 60.0  # after the server refused the password, try again this much later
+REFUSE_EVERY = 600.0  # a JID not allowed gets one polite refusal in this time, then silence
+REFUSED_MAX = 10_000  # JIDs whose last refusal is remembered
+RESTART_DELAY = 5.0  # after the gateway failed, start it again this much later
 STATUS = "Tiercel manager: send help for the message forms"
 
 
@@ -55,8 +60,9 @@ class XmppGateway:
         self.connector = Connector(self.client, config.endpoint(), on_refused=self._refused)
         self.chat = Chat(manager, config.max_status_jobs)
         self.workers = XmppWorkers(manager, self.client, config)
-        self.adhoc = AdHoc(self.client, self.chat, self.jids.user_of, self._remember)
         self.limits = RateLimits(config.rate_burst, config.rate_per_minute)
+        self.adhoc = AdHoc(self.client, self.chat, self.jids.user_of, self._remember, self._adhoc_limit)
+        self.refused: OrderedDict[str, float] = OrderedDict()
         self.assembler = Assembler()
         self.submitted_by: dict[JobId, str] = {}
         self.pending: deque[tuple[str, str]] = deque(maxlen=PENDING_MAX)
@@ -117,6 +123,11 @@ class XmppGateway:
 
     def _frame(self, msg: Any) -> None:
         sender = msg["from"]
+        bare = str(sender.bare)
+        if not self.config.may_work(bare):  # nothing is kept for a stranger; the last piece gets a refusal
+            if msg["tiercel_frame"]["more"] != "1" and self.limits.take(bare, time.monotonic()) == "ok":
+                self.workers.on_frame(sender, b"")
+            return
         frame = self.assembler.feed(str(sender), msg)
         if frame is not None:
             self.workers.on_frame(sender, frame)
@@ -135,10 +146,27 @@ class XmppGateway:
             return
         user = self.jids.user_of(bare)
         if user is None:
-            log.info("refused a chat message from %s (not a known JID)", bare)
-            self._reply(sender, refusal(bare))
+            self._refuse(sender, bare)
             return
         self.inbox.put_nowait((sender, bare, body, user))
+
+    def _refuse(self, sender: slixmpp.JID, bare: str) -> None:
+        """One polite refusal per REFUSE_EVERY, then nothing: answers must not become a flood."""
+        now = time.monotonic()
+        last = self.refused.get(bare)
+        if last is not None and now - last < REFUSE_EVERY:
+            return
+        log.info("refused a chat message from %s (not a known JID)", bare)
+        self.refused[bare] = now
+        self.refused.move_to_end(bare)
+        while len(self.refused) > REFUSED_MAX:
+            self.refused.popitem(last=False)
+        self._reply(sender, refusal(bare))
+
+    def _adhoc_limit(self, bare: str) -> str | None:
+        if self.limits.take(bare, time.monotonic()) == "ok":
+            return None
+        return rate_limited(self.config.rate_burst, self.config.rate_per_minute)
 
     async def _answer_forever(self) -> None:
         """One message at a time, in order: a status right after a job sees that job."""
@@ -153,11 +181,14 @@ class XmppGateway:
                                                               "its log says why"))
             finally:
                 self.answering = None
-            self._remember(bare, answer)
-            self._reply(sender, answer.text)
-            held, self.held = self.held, []
-            for to, notice in held:
-                self._notify(to, notice)
+            try:
+                self._remember(bare, answer)
+                self._reply(sender, answer.text)
+                held, self.held = self.held, []
+                for to, notice in held:
+                    self._notify(to, notice)
+            except Exception:
+                log.exception("the answer to %s could not be sent", bare)
 
     def _remember(self, bare: str, answer: Answer) -> None:
         if answer.submitted is not None:
@@ -166,8 +197,11 @@ class XmppGateway:
                 del self.submitted_by[next(iter(self.submitted_by))]
 
     def _presence(self, presence: Any) -> None:
-        if str(presence["from"].bare) != self.bare:
-            self.workers.on_presence(presence)
+        if str(presence["from"].bare) == self.bare:
+            return
+        if presence["type"] == "unavailable":
+            self.assembler.forget(str(presence["from"]))  # the rest of a frame it was sending never comes
+        self.workers.on_presence(presence)
 
     def _subscribe(self, presence: Any) -> None:
         """Users and workers we know may see the manager's presence; anyone else is declined."""
@@ -178,8 +212,7 @@ class XmppGateway:
     # ---- outgoing ----------------------------------------------------------------
 
     def _reply(self, to: slixmpp.JID, body: str) -> None:
-        if self.connector.online.is_set():
-            self.client.send_message(mto=slixmpp.JID(to), mbody=body, mtype="chat")
+        self._notify(str(to), body)  # a job_started must not be lost to a server that just went away
 
     def _job_ended(self, summary: JobSummary) -> None:
         first = self.submitted_by.pop(summary.id, None)
@@ -207,9 +240,22 @@ class GatewayHandle:
         self.task: asyncio.Task[None] | None = None
 
     def start(self, tg: asyncio.TaskGroup) -> None:
-        if self.config is not None:  # built here, inside the manager's event loop, which slixmpp binds to
-            self.gateway = XmppGateway(self.manager, self.config, self.jids)
-            self.task = tg.create_task(self.gateway.run())
+        if self.config is not None:
+            self.task = tg.create_task(self._run(self.config))
+
+    async def _run(self, config: XmppConfig) -> None:
+        """The gateway, started again should it fail: the manager serves on whatever happens here."""
+        while True:
+            old = self.gateway
+            self.gateway = XmppGateway(self.manager, config, self.jids)  # inside the loop slixmpp binds to
+            if old is not None:  # who submitted what, and what is still to be said, carry over
+                self.gateway.submitted_by, self.gateway.pending = old.submitted_by, old.pending
+            try:
+                await self.gateway.run()
+                return
+            except Exception:
+                log.exception("the XMPP gateway failed; starting it again in %.0fs", RESTART_DELAY)
+            await asyncio.sleep(RESTART_DELAY)
 
     def stop(self) -> None:
         if self.task is not None:

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from tiercel import __version__
-from tiercel.core.model import JobId, UserName
+from tiercel.core.model import MAX_JOB_ID, JobId, UserName
 from tiercel.core.problems import Problem
 from tiercel.core.reservations import Reservation
 from tiercel.jobs import JobRequest, build_spec, parse_when
@@ -102,6 +102,8 @@ class WorkerRow(BaseModel):
     busy: int
     tags: list[str]
     connected: bool
+    draining: bool  # takes no new tasks: leaving, or busy by its XMPP presence
+    link: str  # websocket, xmpp or site; empty while disconnected
     last_seen: float
     tasks_run: int
 
@@ -145,7 +147,7 @@ def identity(request: Request) -> Identity:
 
 
 Who = Annotated[Identity, Depends(identity)]
-JobPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="a job id")]
+JobPath = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="a job id")]
 TaskQuery = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="a task index")]
 
 
@@ -347,6 +349,8 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
             conn = manager.conns.get(wid)
             out.append({"id": wid, "name": w.info.name, "host": w.info.host, "slots": w.info.slots,
                         "busy": len(w.tasks), "tags": sorted(w.info.tags), "connected": w.connected,
+                        "draining": w.draining,
+                        "link": "site" if wid.startswith("site:") else conn.transport if conn else "",
                         "last_seen": manager.last_seen.get(wid, 0.0),
                         "tasks_run": conn.ran if conn else 0})
         return out

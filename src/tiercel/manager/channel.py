@@ -99,18 +99,12 @@ async def worker_channel(ws: WebSocket, manager: Manager) -> None:
     log.info("worker %s (%s, %d slots) connected", info.name, worker_id, info.slots)
     try:
         while True:
-            msg = msgpack.unpackb(await ws.receive_bytes())
-            kind = msg.get("t")
-            if kind == "res":
-                manager.worker_results(conn, msg.get("r", []), int(msg.get("c", 0)))
-            elif kind == "cr":
-                manager.worker_results(conn, [], int(msg.get("c", 0)))
-            elif kind == "hb":
-                manager.worker_results(conn, [], 0)
-            elif kind == "drain":
-                manager.engine.drain(worker_id)
-            elif kind == "bye":
-                manager.worker_left(worker_id)
+            try:
+                msg = msgpack.unpackb(await ws.receive_bytes(), strict_map_key=False)
+            except (KeyError, ValueError, msgpack.UnpackException):  # a text frame, or not msgpack
+                log.warning("dropped a frame from worker %s that is not msgpack", info.name)
+                continue
+            if manager.worker_frame(conn, msg) == "bye":
                 break
             if send_task.done():
                 break

@@ -278,7 +278,11 @@ class Manager:
                 self._progress_seen.pop(e.job, None)
                 self.events.publish({"event": "job_finished", "job": summary.to_json()})
                 for listener in self.events.on_job_ended:
-                    result = listener(summary)
+                    try:
+                        result = listener(summary)
+                    except Exception:  # a listener's bug must not stop the job's end
+                        log.exception("a job-ended listener failed for job %s", e.job)
+                        continue
                     if asyncio.iscoroutine(result):
                         task = asyncio.ensure_future(result)
                         self._background.add(task)
@@ -542,14 +546,38 @@ class Manager:
             # Declared lost while the connection lived on: its tasks were re-queued.
             conn.send({"t": "reconnect"})
             return
+        reports = [report_from_wire(x) for x in results]  # all or nothing: a malformed one raises here
+        acks = [[r.job, r.index, r.attempt] for r in reports]
         self.last_seen[conn.worker] = now
         if credit:
             self.engine.add_credit(conn.worker, credit)
-        if results:
-            effects = self.engine.report(conn.worker, [report_from_wire(x) for x in results], now)
-            acks = [x[:3] for x in results]
+        if reports:
+            effects = self.engine.report(conn.worker, reports, now)
             self.apply(effects, then=lambda: conn.send({"t": "ack", "r": acks}), barrier=True)
         self.pump()
+
+    def worker_frame(self, conn: Connection, msg: Any, *, take_credit: bool = True) -> Any:
+        """One frame from a connected worker, whichever transport carried it; returns its kind.
+
+        ``res`` (results and freed slots), ``cr`` (free slots), ``hb`` (heartbeat), ``drain``
+        (send nothing more), ``bye`` (leaving: re-queue what it holds). A transport that
+        knows the worker is busy passes ``take_credit=False``: its slots are counted again at
+        its next hello. A malformed frame is logged and dropped; the worker stays connected.
+        """
+        kind = msg.get("t") if isinstance(msg, dict) else None
+        try:
+            if kind in ("res", "cr", "hb"):
+                credit = int(msg.get("c", 0)) if kind != "hb" and take_credit else 0
+                self.worker_results(conn, msg.get("r", []) if kind == "res" else [], credit)
+            elif kind == "drain":
+                self.engine.drain(conn.worker)
+            elif kind == "bye":
+                self.worker_left(conn.worker)
+            else:
+                log.warning("worker %s sent a frame of unknown kind %r", conn.info.name, kind)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            log.warning("worker %s sent a malformed %r frame: %s", conn.info.name, kind, exc)
+        return kind
 
     def worker_disconnected(self, conn: Connection) -> None:
         if self.conns.get(conn.worker) is conn:

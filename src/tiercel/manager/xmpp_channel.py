@@ -88,26 +88,11 @@ class XmppWorkers:
             return
         peer.heard = time.monotonic()
         peer.misses = 0
-        conn = peer.conn
-        try:
-            if kind == "res":
-                self.manager.worker_results(conn, msg.get("r", []), self._credit(peer, msg))
-            elif kind == "cr":
-                self.manager.worker_results(conn, [], self._credit(peer, msg))
-            elif kind == "hb":
-                self.manager.worker_results(conn, [], 0)
-            elif kind == "drain":
-                peer.draining = True
-                self.manager.engine.drain(conn.worker)
-            elif kind == "bye":
-                self._drop(peer)
-                self.manager.worker_left(conn.worker)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("worker %s sent a malformed %r frame: %s", conn.info.name, kind, exc)
-
-    def _credit(self, peer: Peer, msg: dict[str, Any]) -> int:
-        credit = int(msg.get("c", 0))
-        return 0 if peer.busy else credit  # a busy worker's slots are counted again at its next hello
+        if kind == "drain":
+            peer.draining = True
+        elif kind == "bye":
+            self._drop(peer)
+        self.manager.worker_frame(peer.conn, msg, take_credit=not peer.busy)
 
     def _hello(self, full: str, msg: dict[str, Any]) -> None:
         try:
@@ -225,8 +210,10 @@ class XmppWorkers:
             await asyncio.sleep(interval)
             now = time.monotonic()
             silent = [p for p in self.peers.values() if now - p.heard >= interval]
-            if silent:
-                await asyncio.gather(*(self._ping(p) for p in silent))
+            for peer, outcome in zip(silent, await asyncio.gather(*(self._ping(p) for p in silent),
+                                                                  return_exceptions=True), strict=True):
+                if isinstance(outcome, Exception):  # a bug with one worker must not stop the pings of all
+                    log.error("ping of XMPP worker %s failed", peer.jid, exc_info=outcome)
 
     async def _ping(self, peer: Peer) -> None:
         sent = time.monotonic()

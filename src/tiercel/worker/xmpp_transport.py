@@ -8,6 +8,11 @@ side at once when the other goes away, and a session (hello, tasks, results) run
 ``headline`` messages between the two full JIDs. When the manager goes offline the
 session ends and the worker looks for it again, keeping its results until they are
 acknowledged, exactly as after a lost WebSocket.
+
+Its presence also says whether it takes work: ``kill -USR1`` sets it to do-not-disturb (busy:
+the tasks it holds finish, the manager sends no new ones), ``kill -USR2`` makes it available
+again. Every presence it sends the manager carries that state, so a new session starts busy
+if the worker is.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -90,12 +96,25 @@ class XmppAgent(Agent):
         self.link: XmppLink | None = None
         self.refusal: str | None = None
         self.assembler = Assembler()
+        self.busy = False  # announced as do-not-disturb: the manager sends no new tasks
         self.client.add_event_handler("session_start", self._online)
         self.client.add_event_handler("disconnected", self._offline)
         self.client.add_event_handler("presence", self._presence)
         on_frames(self.client, self._frame)
 
     # ---- XMPP events -------------------------------------------------------
+
+    def _set_busy(self, busy: bool) -> None:
+        """SIGUSR1 (busy) or SIGUSR2 (available): tell the manager by presence."""
+        if busy == self.busy:
+            return
+        self.busy = busy
+        log.info("now %s", "busy (do not disturb): no new tasks" if busy else "available for tasks")
+        if self.link is not None:
+            self._announce(self.link.peer)
+
+    def _announce(self, to: slixmpp.JID | str) -> None:
+        self.client.send_presence(pto=to, ppriority=-1, pshow="dnd" if self.busy else "")
 
     def _online(self, _: Any) -> None:
         # Negative priority: chat messages to the account's bare JID go to its other clients, not here.
@@ -138,6 +157,9 @@ class XmppAgent(Agent):
 
     async def run(self) -> int:
         self._start()
+        for sig, busy in ((signal.SIGUSR1, True), (signal.SIGUSR2, False)):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(sig, self._set_busy, busy)
         connecting = asyncio.create_task(self.connector.run())
         try:
             return await self._sessions(connecting)
@@ -184,7 +206,7 @@ class XmppAgent(Agent):
         online.cancel()
         if connecting in done or not self.connector.online.is_set() or self.stopping:
             return None
-        self.client.send_presence(pto=self.manager_bare, ppriority=-1)
+        self._announce(self.manager_bare)
         try:
             peer = await asyncio.wait_for(self.found.get(), PROBE_EVERY)
         except TimeoutError:
