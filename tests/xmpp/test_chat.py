@@ -72,6 +72,20 @@ def test_job_submitted_over_rest_by_a_linked_user_notifies_their_jid(xmpp_cluste
     assert f"'job_id': {job.id}, 'state': 'done'" in carol.ask("{'type':'status'}", "'jobs'")
     bad = xmpp_cluster.cli("user", "link-jid", "not a jid", "carol")
     assert bad.returncode == 2 and "jid: 'not a jid'" in bad.stderr and "Traceback" not in bad.stderr
+    # A JID from the [xmpp.users] table is told of its user's REST jobs the same way.
+    alice = chat("alice")
+    with xmpp_cluster.client() as admin:
+        token = admin.json("POST", "/v1/tokens", json={"user": "alice", "role": "user"})["token"]
+    with xmpp_cluster.client(token) as c:
+        hers = c.submit("true", queue=2)
+    assert alice.reply("job_finished") == f"{{'type':'job_finished', 'job_id': {hers.id}}}"
+    # Unlinked, carol is a stranger again (and, refused a moment ago, gets no second refusal).
+    out = xmpp_cluster.cli("user", "unlink-jid", "carol@localhost")
+    assert out.returncode == 0, out.stderr
+    assert "carol@localhost" not in xmpp_cluster.cli("user", "jids").stdout
+    carol.say("{'type':'status'}")
+    alice.ask("{'type':'status'}", "'jobs'")
+    assert carol.received(2.0) == []
 
 
 def test_a_jid_not_allowed_gets_a_polite_refusal_and_nothing_else(xmpp_cluster: XmppCluster, chat: Chat) -> None:

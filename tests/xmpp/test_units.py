@@ -127,7 +127,8 @@ def test_unfinished_frames_are_bounded_in_all_and_forgotten() -> None:
 
 
 def test_jid_links_persist_and_override_the_config(tmp_path: Path) -> None:
-    d = JidDirectory(tmp_path, {"alice@x.org": "alice"})
+    d = JidDirectory(tmp_path, {"alice@x.org": "alice", "dave@x.org": "dave"})
+    assert d.jids_of("dave") == ["dave@x.org"]  # from the table alone
     d.link("carol@x.org", "carol")
     d.link("alice@x.org", "alice2")
     again = JidDirectory(tmp_path, {"alice@x.org": "alice"})
