@@ -71,7 +71,10 @@ def report_to_wire(r: Report) -> list[Any]:
 
 
 def report_from_wire(item: list[Any]) -> Report:
+    """A worker's report; TypeError or ValueError (OverflowError among them) if it is malformed."""
     job, index, attempt, outcome, code, started, ended, out, err = item
+    if not isinstance(out, bytes) or not isinstance(err, bytes):  # bytes(10**9) would allocate a gigabyte
+        raise TypeError("stdout and stderr must be bytes")
     return Report(
         JobId(int(job)), int(index), int(attempt), Outcome(outcome),
         None if code is None else int(code), float(started), float(ended), bytes(out), bytes(err),

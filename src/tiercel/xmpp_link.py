@@ -106,6 +106,7 @@ class Assembler:
         self.partial: dict[str, list[bytes]] = {}
         self.limit = limit
         self.held = 0  # bytes of unfinished frames, all senders together
+        self.dropping: set[str] = set()  # senders whose frame was dropped halfway: skip to its last piece
 
     def feed(self, sender: str, msg: Message) -> bytes | None:
         """The whole frame once its last piece arrived; None while pieces are missing or if it is not valid."""
@@ -113,8 +114,12 @@ class Assembler:
         try:
             piece = base64.b64decode(el.xml.text or "", validate=True)
         except ValueError:
-            self.forget(sender)
+            self._drop(sender, el["more"] == "1")
             log.warning("dropped a frame from %s that is not base64", sender)
+            return None
+        if sender in self.dropping:
+            if el["more"] != "1":
+                self.dropping.discard(sender)
             return None
         if el["more"] != "1" and sender not in self.partial:
             return piece  # a frame in one piece, the usual case
@@ -123,10 +128,10 @@ class Assembler:
         self.held += len(piece)
         if el["more"] == "1":
             if sum(len(p) for p in parts) > MAX_FRAME:
-                self.forget(sender)
+                self._drop(sender, True)
                 log.warning("dropped a frame of more than %d bytes from %s", MAX_FRAME, sender)
             elif self.held > self.limit:
-                self.forget(sender)
+                self._drop(sender, True)
                 log.warning("dropped a frame from %s: unfinished frames of all workers hold more than %d bytes",
                             sender, self.limit)
             return None
@@ -134,9 +139,16 @@ class Assembler:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def forget(self, sender: str) -> None:
+        """The sender is gone: whatever it was sending will not come."""
+        self.dropping.discard(sender)
         parts = self.partial.pop(sender, None)
         if parts is not None:
             self.held -= sum(len(p) for p in parts)
+
+    def _drop(self, sender: str, more: bool) -> None:
+        self.forget(sender)
+        if more:
+            self.dropping.add(sender)
 
 
 def on_frames(client: slixmpp.ClientXMPP, handler: Callable[[Any], None]) -> None:

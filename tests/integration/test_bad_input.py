@@ -176,13 +176,23 @@ def test_a_rogue_worker_frame_is_dropped_and_the_worker_stays(cluster: Cluster) 
                 for m in frame["m"] if frame["t"] == "batch" else [frame]:
                     tasks += m.get("tasks", []) if m["t"] == "tasks" else []
             ref = tasks[0]
-            for bad in (b"\xc1 not msgpack", "a text frame", msgpack.packb([1, 2]), msgpack.packb({"t": "odd"}),
-                        msgpack.packb({"t": "res", "r": [[1, 2]], "c": 1}),
-                        msgpack.packb({"t": "res", "r": "nonsense", "c": "many"})):
-                await ws.send(bad)
             now = time.time()
-            await ws.send(msgpack.packb({"t": "res", "c": 1,
-                                         "r": [[*ref, "done", 0, now, now, b"", b""]]}, use_bin_type=True))
+            good = [*ref, "done", 0, now, now, b"", b""]
+            for bad in (b"\xc1 not msgpack", "a text frame", msgpack.packb([1, 2]), msgpack.packb({"t": "odd"}),
+                        b"\x81\x91\x01\x02",  # a map with a list for a key
+                        msgpack.packb({"t": "res", "r": [[1, 2]], "c": 1}),
+                        msgpack.packb({"t": "res", "r": "nonsense", "c": "many"}),
+                        msgpack.packb({"t": "res", "r": [], "c": float("inf")}),
+                        msgpack.packb({"t": "res", "r": [[*ref, "done", 0, now, now, 10**12, b""]]}),
+                        # a good report beside a bad one: neither counts, so the task is not settled yet
+                        msgpack.packb({"t": "res", "r": [good, [*ref, "nope", 0, now, now, b"", b""]]},
+                                      use_bin_type=True)):
+                await ws.send(bad)
+            with pytest.raises(TimeoutError):  # nothing was acknowledged
+                while True:
+                    frame = msgpack.unpackb(await asyncio.wait_for(ws.recv(), 1.0))
+                    assert "ack" not in [m["t"] for m in (frame["m"] if frame["t"] == "batch" else [frame])]
+            await ws.send(msgpack.packb({"t": "res", "c": 1, "r": [good]}, use_bin_type=True))
             while True:  # the ack of the good result comes back on the same connection
                 frame = msgpack.unpackb(await asyncio.wait_for(ws.recv(), 30))
                 for m in frame["m"] if frame["t"] == "batch" else [frame]:
@@ -193,5 +203,31 @@ def test_a_rogue_worker_frame_is_dropped_and_the_worker_stays(cluster: Cluster) 
     with cluster.client() as c:
         wait_until(lambda: c.job(job.id).state == "done", what="the job to end with the good result")
     log = (cluster.logs / "manager.log").read_text()
-    assert "not msgpack" in log and "unknown kind 'odd'" in log and "malformed 'res' frame" in log
+    assert "not msgpack" in log and "unknown kind 'odd'" in log and log.count("malformed 'res' frame") == 5
     assert "Traceback" not in log
+
+
+def test_a_hello_with_malformed_held_tasks_is_refused_before_anything_changes(cluster: Cluster) -> None:
+    import asyncio
+
+    import msgpack
+    from websockets.asyncio.client import connect
+
+    from tiercel.protocol import PROTOCOL_VERSION
+
+    async def hello() -> dict[str, object]:
+        url = cluster.url.replace("http://", "ws://") + "/v1/worker"
+        async with connect(url, additional_headers={"Authorization": f"Bearer {cluster.worker_token}"}) as ws:
+            await ws.send(msgpack.packb({"t": "hello", "v": PROTOCOL_VERSION, "id": "odd-1", "name": "odd",
+                                         "slots": 1, "held": [["x", 0, 1]]}))
+            while True:
+                frame = msgpack.unpackb(await asyncio.wait_for(ws.recv(), 30))
+                for m in frame["m"] if frame["t"] == "batch" else [frame]:
+                    if m["t"] == "error":
+                        return dict(m)
+
+    error = asyncio.run(hello())
+    assert str(error["msg"]).startswith("hello: malformed held tasks or results")
+    with cluster.client() as c:
+        assert [w for w in c.workers() if w["name"] == "odd"] == []
+        assert c.json("GET", "/healthz")["status"] == "ok"

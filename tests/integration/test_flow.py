@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -120,9 +121,29 @@ def test_workers_table(cluster: Cluster) -> None:
     assert out.returncode == 0
     header, row = out.stdout.splitlines()[:2]
     assert header.split()[:5] == ["NAME", "HOST", "BUSY", "SLOTS", "TAGS"]
-    assert row.split()[0] == "alpha" and "bio" in row and "connected" in row
+    assert row.split()[0] == "alpha" and "bio" in row and "connected" in row and "websocket" in row
     rows = json.loads(cluster.cli("workers", "--json").stdout)
     assert rows[0]["slots"] == 3 and rows[0]["tags"] == ["bio"]
+    assert rows[0]["link"] == "websocket" and rows[0]["draining"] is False
+
+
+def test_a_worker_made_busy_by_sigusr1_takes_nothing_new_until_sigusr2(cluster: Cluster) -> None:
+    worker = cluster.start_worker("--slots", "2", name="moody")
+
+    def row() -> dict[str, object]:
+        with cluster.client() as c:
+            return next((w for w in c.workers() if w["name"] == "moody" and w["connected"]), {})
+
+    wait_until(row, what="the worker")
+    worker.send_signal(signal.SIGUSR1)
+    wait_until(lambda: row().get("draining"), what="the worker to be busy")
+    with cluster.client() as c:
+        job = c.submit("true", queue=3)
+        time.sleep(1.5)  # time enough to be sent tasks, were it taking any
+        assert c.job(job.id).data["queued"] == 3
+        worker.send_signal(signal.SIGUSR2)
+        assert cluster.wait_job(job).state == "done"
+    assert row().get("draining") is False and worker.poll() is None
 
 
 def test_job_files(cluster: Cluster, tmp_path: Path) -> None:

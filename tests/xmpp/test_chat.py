@@ -95,6 +95,9 @@ def test_a_jid_not_allowed_gets_a_polite_refusal_and_nothing_else(xmpp_cluster: 
     assert "tiercel user link-jid mallory@localhost USER" in answer
     for text in ("{'type':'cancel'}", "{'type':'status'}", "help"):  # one refusal is enough: then silence
         mallory.say(text)
+    # More than a JID's burst of 10: no rate-limit reply either, nothing at all.
+    mallory.command(op="flood", to="tiercel@localhost", body="{'type':'status'}", n=15)
+    mallory.expect(lambda e: e["event"] == "flooded")
     alice.ask("{'type':'status'}", "'jobs'")
     assert mallory.received(2.0) == []
     with xmpp_cluster.client() as c:

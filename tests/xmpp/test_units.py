@@ -119,6 +119,8 @@ def test_unfinished_frames_are_bounded_in_all_and_forgotten() -> None:
     assert asm.held == 3 * CHUNK and len(asm.partial) == 3
     assert asm.feed("w@x/4", frame_message(piece, True)) is None  # over the limit: this one is dropped
     assert "w@x/4" not in asm.partial and asm.held == 3 * CHUNK
+    assert asm.feed("w@x/4", frame_message(b"tail", False)) is None  # the rest of it is skipped, not joined
+    assert asm.feed("w@x/4", frame_message(b"next", False)) == b"next"  # its next frame is whole again
     asm.forget("w@x/1")  # it went offline halfway
     assert asm.held == 2 * CHUNK
     assert asm.feed("w@x/2", frame_message(b"end", False)) == piece + b"end"
@@ -237,3 +239,77 @@ def test_adhoc_sessions_are_forgotten_when_done_or_left_unanswered(monkeypatch: 
     with pytest.raises(slixmpp.exceptions.XMPPError) as refused:
         commands._status({"from": slixmpp.JID("eve@x.org/pc")}, {"id": "s5"})
     assert refused.value.condition == "forbidden" and "eve@x.org is not allowed" in str(refused.value.text)
+
+
+def test_a_worker_busy_before_its_hello_is_sent_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    hellos: list[dict[str, Any]] = []
+    manager = SimpleNamespace(engine=FakeEngine(), clock=lambda: 0.0, settings=SimpleNamespace(heartbeat=5.0),
+                              worker_connected=lambda conn, msg: hellos.append(msg))
+    cfg = config(workers=["w1@example.org"])
+    assert isinstance(cfg, XmppConfig)
+    monkeypatch.setattr("tiercel.manager.xmpp_channel.send_frame", lambda c, to, frame: None)
+    workers = XmppWorkers(manager, FakeClient(), cfg)  # type: ignore[arg-type]
+    full = "w1@example.org/node"
+
+    async def scenario() -> None:
+        workers.on_presence(presence(full, show="dnd"))  # busy while it looks for the manager
+        workers.on_frame(slixmpp.JID(full), msgpack.packb({"t": "hello", "v": 1, "id": "abc", "name": "node",
+                                                           "slots": 4, "credit": 4}))
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert [h["credit"] for h in hellos] == [0]  # its free slots are not counted ...
+    assert manager.engine.drained == ["abc"] and workers.peers[full].busy  # ... and it stays paused
+
+
+def test_the_gateway_is_started_again_after_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiercel.gateways import xmpp
+
+    built: list[Any] = []
+
+    class Gateway:
+        def __init__(self, manager: Any, config: Any, jids: Any) -> None:
+            self.submitted_by: dict[int, str] = {}
+            self.pending: list[tuple[str, str]] = []
+            self.held: list[tuple[str, str]] = []
+            self.limits, self.refused = object(), {}
+            built.append(self)
+
+        async def run(self) -> None:
+            if len(built) == 1:
+                self.submitted_by[7] = "alice@x.org"
+                self.held.append(("alice@x.org", "notice"))
+                raise RuntimeError("a bug")
+            if len(built) == 2:
+                raise OSError("password file gone")
+
+    monkeypatch.setattr(xmpp, "XmppGateway", Gateway)
+    monkeypatch.setattr(xmpp, "RESTART_DELAY", 0.0)
+    handle = xmpp.GatewayHandle(SimpleNamespace(), SimpleNamespace(), SimpleNamespace())  # type: ignore[arg-type]
+    asyncio.run(handle._run(handle.config))  # type: ignore[arg-type]
+    assert len(built) == 3  # failed twice, started again each time, and the third ran to its end
+    assert built[2].submitted_by == {7: "alice@x.org"} and built[2].limits is built[0].limits
+    assert ("alice@x.org", "notice") in built[2].pending  # a notice held back when it failed is still sent
+
+
+def test_an_adhoc_form_answered_too_late_is_refused_and_the_one_being_answered_is_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiercel.gateways import adhoc
+
+    sessions: dict[str, dict[str, Any]] = {}
+    client = SimpleNamespace(plugin={"xep_0050": SimpleNamespace(sessions=sessions)})
+    commands = adhoc.AdHoc(client, SimpleNamespace(), lambda bare: "alice",  # type: ignore[arg-type]
+                           lambda bare, answer: None, lambda bare: None)
+    now = [1000.0]
+    monkeypatch.setattr(adhoc.time, "monotonic", lambda: now[0])
+    jid = slixmpp.JID("alice@x.org/pc")
+    old = sessions["s1"] = {"id": "s1", "next": print, "tiercel_seen": now[0]}
+    now[0] += adhoc.SESSION_TTL + 1
+    with pytest.raises(slixmpp.exceptions.XMPPError) as late:
+        commands._user(jid, old)
+    assert late.value.condition == "not-allowed" and "waited too long" in str(late.value.text)
+    # A form being acted on (slixmpp deletes it itself afterwards) is never swept meanwhile.
+    busy = sessions["s2"] = {"id": "s2", "next": None, "tiercel_seen": now[0]}
+    commands.answering.add("s2")
+    commands._user(jid, {"id": "s3"})
+    assert sessions == {"s2": busy}

@@ -146,10 +146,10 @@ def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str
     """Run a worker: connect out to the manager, pull tasks, run them, report back.
 
     It reconnects with backoff when the manager or the network goes away, and
-    reports what it ran meanwhile. SIGTERM or Ctrl-C: stop the tasks, hand in
-    their results and leave. An XMPP worker also takes SIGUSR1 (busy: its
-    presence says do-not-disturb and it gets no new tasks) and SIGUSR2
-    (available again).
+    reports what it ran meanwhile. Signals: SIGTERM or Ctrl-C stops the tasks,
+    hands in their results and leaves; SIGUSR1 makes it busy (what it holds runs
+    to the end, it takes nothing new; an XMPP worker's presence says
+    do-not-disturb) and SIGUSR2 available again.
     """
     from tiercel.worker.agent import WorkerOptions, run_worker
 

@@ -292,9 +292,9 @@ def workers(url: str | None, token: str | None, as_json: bool) -> None:
                        right=("BUSY", "SLOTS", "LAST SEEN", "TASKS RUN"))
     now = time.time()
     for w in rows:
-        state = "[yellow]away[/]" if not w["connected"] else "draining" if w["draining"] else "connected"
+        state = "[yellow]away[/]" if not w["connected"] else "draining" if w.get("draining") else "connected"
         table.add_row(w["name"], w["host"], str(w["busy"]), str(w["slots"]), ",".join(w["tags"]) or "-",
-                      state, w["link"] or "-", age(now - w["last_seen"]) + " ago", str(w["tasks_run"]))
+                      state, w.get("link") or "-", age(now - w["last_seen"]) + " ago", str(w["tasks_run"]))
     console.print(table)
 
 

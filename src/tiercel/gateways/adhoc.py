@@ -48,6 +48,7 @@ class AdHoc:
         self.user_of = user_of
         self.on_answer = on_answer  # the gateway remembers who submitted what, for job_finished
         self.allow = allow  # None to go on, else why this JID must wait (its rate limit)
+        self.answering: set[str] = set()  # sessions whose form answer is being acted on
 
     def register(self) -> None:
         """On each session start: the command list is reset whenever the client binds."""
@@ -61,19 +62,25 @@ class AdHoc:
         return sessions
 
     def _sweep(self, now: float) -> None:
-        """Forget finished sessions, forms unanswered for SESSION_TTL, and the oldest beyond SESSIONS_MAX."""
+        """Forget finished sessions, forms unanswered for SESSION_TTL, and the oldest beyond SESSIONS_MAX.
+
+        Sessions being answered right now (slixmpp deletes those itself once they complete) stay.
+        """
         sessions = self.sessions
         for sid, s in list(sessions.items()):
-            if s.get("next") is None or now - s.get("tiercel_seen", now) > SESSION_TTL:
+            if sid not in self.answering and (s.get("next") is None or now - s.get("tiercel_seen", now) > SESSION_TTL):
                 del sessions[sid]
-        while len(sessions) > SESSIONS_MAX:
-            del sessions[next(iter(sessions))]
+        for sid in [sid for sid in sessions if sid not in self.answering][:max(0, len(sessions) - SESSIONS_MAX)]:
+            del sessions[sid]
 
     def _user(self, jid: slixmpp.JID, session: Session) -> UserName:
         """The Tiercel user of a request's JID; every request (each step of a form too) passes here."""
         now = time.monotonic()
+        if now - session.get("tiercel_seen", now) > SESSION_TTL:
+            raise XMPPError("not-allowed", text="this form waited too long for its answer: run the command again",
+                            etype="cancel")
         self._sweep(now)
-        session["tiercel_seen"] = now  # a session being answered is not swept meanwhile
+        session["tiercel_seen"] = now
         bare = str(jid.bare)
         wait = self.allow(bare)
         if wait is not None:
@@ -103,6 +110,13 @@ class AdHoc:
         return session
 
     async def _submit_form(self, payload: Any, session: Session) -> Session:
+        self.answering.add(session["id"])
+        try:
+            return await self._submitted(payload, session)
+        finally:
+            self.answering.discard(session["id"])
+
+    async def _submitted(self, payload: Any, session: Session) -> Session:
         user = self._user(session["from"], session)
         values = _values(payload)
         fields: dict[str, Any] = {k: v.strip() for k, v in values.items()
@@ -154,6 +168,13 @@ class AdHoc:
         return session
 
     async def _cancel_form(self, payload: Any, session: Session) -> Session:
+        self.answering.add(session["id"])
+        try:
+            return await self._cancelled(payload, session)
+        finally:
+            self.answering.discard(session["id"])
+
+    async def _cancelled(self, payload: Any, session: Session) -> Session:
         user = self._user(session["from"], session)
         value = str(_values(payload).get("job_id") or "all").strip()
         if value != "all" and not (value.isascii() and value.isdigit() and 1 <= int(value) <= MAX_JOB_ID):

@@ -138,15 +138,15 @@ class XmppGateway:
         if msg["type"] not in ("chat", "normal") or not body or str(sender.bare) == self.bare:
             return
         bare = str(sender.bare)
+        user = self.jids.user_of(bare)
+        if user is None:  # strangers: one refusal now and then, never a rate-limit reply
+            self._refuse(sender, bare)
+            return
         verdict = self.limits.take(bare, time.monotonic())
         if verdict != "ok":
             if verdict == "warn":
                 log.warning("rate limit: ignoring messages from %s for now", bare)
                 self._reply(sender, rate_limited(self.config.rate_burst, self.config.rate_per_minute))
-            return
-        user = self.jids.user_of(bare)
-        if user is None:
-            self._refuse(sender, bare)
             return
         self.inbox.put_nowait((sender, bare, body, user))
 
@@ -246,11 +246,14 @@ class GatewayHandle:
     async def _run(self, config: XmppConfig) -> None:
         """The gateway, started again should it fail: the manager serves on whatever happens here."""
         while True:
-            old = self.gateway
-            self.gateway = XmppGateway(self.manager, config, self.jids)  # inside the loop slixmpp binds to
-            if old is not None:  # who submitted what, and what is still to be said, carry over
-                self.gateway.submitted_by, self.gateway.pending = old.submitted_by, old.pending
             try:
+                old = self.gateway
+                self.gateway = XmppGateway(self.manager, config, self.jids)  # inside the loop slixmpp binds to
+                if old is not None:  # who submitted what, what is still to be said, and limits carry over
+                    new = self.gateway
+                    new.submitted_by, new.pending, new.limits, new.refused = (old.submitted_by, old.pending,
+                                                                              old.limits, old.refused)
+                    new.pending.extend(old.held)
                 await self.gateway.run()
                 return
             except Exception:

@@ -71,7 +71,7 @@ async def worker_channel(ws: WebSocket, manager: Manager) -> None:
     try:
         hello = msgpack.unpackb(await ws.receive_bytes())
         worker_id, info = parse_hello(hello)
-    except (HelloError, ValueError, msgpack.UnpackException, KeyError) as exc:
+    except (HelloError, ValueError, TypeError, msgpack.UnpackException, KeyError) as exc:
         await ws.send_bytes(msgpack.packb({"t": "error", "msg": str(exc)}))
         await ws.close(code=4400)
         return
@@ -101,7 +101,7 @@ async def worker_channel(ws: WebSocket, manager: Manager) -> None:
         while True:
             try:
                 msg = msgpack.unpackb(await ws.receive_bytes(), strict_map_key=False)
-            except (KeyError, ValueError, msgpack.UnpackException):  # a text frame, or not msgpack
+            except (KeyError, TypeError, ValueError, msgpack.UnpackException):  # a text frame, or not msgpack
                 log.warning("dropped a frame from worker %s that is not msgpack", info.name)
                 continue
             if manager.worker_frame(conn, msg) == "bye":

@@ -519,6 +519,20 @@ class Manager:
     # ---- workers ---------------------------------------------------------
 
     def worker_connected(self, conn: Connection, msg: dict[str, Any]) -> None:
+        """A worker's hello: what it still holds and its unacknowledged results are taken back.
+
+        A hello whose held tasks or results are malformed is refused with an error frame
+        (which ends the connection) before anything changes.
+        """
+        try:
+            credit = int(msg.get("credit", conn.info.slots))
+            held = [ref_from_wire(x) for x in msg.get("held", ())]
+            results = [report_from_wire(x) for x in msg.get("results", ())]
+            ran_jobs = [JobId(int(j)) for j in msg.get("ran", ())]
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            log.warning("worker %s sent a malformed hello: %s", conn.info.name, exc)
+            conn.send({"t": "error", "msg": f"hello: malformed held tasks or results ({exc})"})
+            return
         now = self.clock()
         self.last_seen[conn.worker] = now
         old = self.conns.get(conn.worker)
@@ -528,25 +542,19 @@ class Manager:
         site = self.sites.get(conn.info.site)
         if site is not None:
             site.worker_connected(conn.info.name)
-        effects = self.engine.connect(
-            conn.worker, conn.info, now,
-            credit=int(msg.get("credit", conn.info.slots)),
-            held=[ref_from_wire(x) for x in msg.get("held", ())],
-            results=[report_from_wire(x) for x in msg.get("results", ())],
-            ran_jobs=[JobId(int(j)) for j in msg.get("ran", ())],
-        )
-        acks = [x[:3] for x in msg.get("results", ())]
+        effects = self.engine.connect(conn.worker, conn.info, now, credit=credit, held=held, results=results,
+                                      ran_jobs=ran_jobs)
+        acks = [[r.job, r.index, r.attempt] for r in results]
         self.store.write([SeenWorker(conn.worker, conn.info.name, conn.info.host, now)])
         self.apply(effects, then=lambda: conn.send({"t": "ack", "r": acks}) if acks else None, barrier=bool(acks))
         self.pump()
 
-    def worker_results(self, conn: Connection, results: list[Any], credit: int) -> None:
+    def worker_results(self, conn: Connection, reports: list[Report], credit: int) -> None:
         now = self.clock()
         if conn.worker not in self.engine.workers:
             # Declared lost while the connection lived on: its tasks were re-queued.
             conn.send({"t": "reconnect"})
             return
-        reports = [report_from_wire(x) for x in results]  # all or nothing: a malformed one raises here
         acks = [[r.job, r.index, r.attempt] for r in reports]
         self.last_seen[conn.worker] = now
         if credit:
@@ -565,18 +573,21 @@ class Manager:
         its next hello. A malformed frame is logged and dropped; the worker stays connected.
         """
         kind = msg.get("t") if isinstance(msg, dict) else None
-        try:
-            if kind in ("res", "cr", "hb"):
+        if kind in ("res", "cr", "hb"):
+            try:  # all of it or nothing: a frame with one malformed report changes nothing
                 credit = int(msg.get("c", 0)) if kind != "hb" and take_credit else 0
-                self.worker_results(conn, msg.get("r", []) if kind == "res" else [], credit)
-            elif kind == "drain":
-                self.engine.drain(conn.worker)
-            elif kind == "bye":
-                self.worker_left(conn.worker)
-            else:
-                log.warning("worker %s sent a frame of unknown kind %r", conn.info.name, kind)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            log.warning("worker %s sent a malformed %r frame: %s", conn.info.name, kind, exc)
+                results = msg.get("r", []) if kind == "res" else []
+                reports = [report_from_wire(x) for x in results]
+            except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+                log.warning("worker %s sent a malformed %r frame: %s", conn.info.name, kind, exc)
+                return kind
+            self.worker_results(conn, reports, credit)
+        elif kind == "drain":
+            self.engine.drain(conn.worker)
+        elif kind == "bye":
+            self.worker_left(conn.worker)
+        else:
+            log.warning("worker %s sent a frame of unknown kind %r", conn.info.name, kind)
         return kind
 
     def worker_disconnected(self, conn: Connection) -> None:

@@ -73,7 +73,7 @@ class XmppWorkers:
             return
         try:
             msg = msgpack.unpackb(frame, raw=False, strict_map_key=False)
-        except (ValueError, msgpack.UnpackException):
+        except (TypeError, ValueError, msgpack.UnpackException):
             log.warning("dropped a frame from %s that is not msgpack", full)
             return
         if not isinstance(msg, dict):
@@ -109,9 +109,11 @@ class XmppWorkers:
         peer.conn.send = lambda m, p=peer: self._queue(p, m)  # type: ignore[misc]
         self.peers[full] = peer
         peer.conn.send({"t": "welcome", "hb": self.manager.settings.heartbeat})
-        self.manager.worker_connected(peer.conn, msg)
+        busy = self.shows.get(full) in BUSY
+        # A busy worker's free slots are not counted: it is sent nothing until it is available.
+        self.manager.worker_connected(peer.conn, {**msg, "credit": 0} if busy else msg)
         log.info("XMPP worker %s (%s, %d slots) connected as %s", info.name, worker_id, info.slots, full)
-        if self.shows.get(full) in BUSY:
+        if busy:
             self._pause(peer)
 
     # ---- sending -----------------------------------------------------------

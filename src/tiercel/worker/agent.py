@@ -83,6 +83,8 @@ class Running:
 
 
 class Agent:
+    busy_by_drain = True  # busy is said with a drain frame (an XMPP worker says it with presence)
+
     def __init__(self, opts: WorkerOptions) -> None:
         self.opts = opts
         self.id = uuid.uuid4().hex
@@ -125,6 +127,7 @@ class Agent:
         self.ends_at: float | None = None
         self.retire_at: float | None = None
         self.retiring = False
+        self.busy = False  # SIGUSR1 until SIGUSR2: run what is held, take nothing new
         if opts.lifetime is not None:
             self.ends_at = time.time() + opts.lifetime - min(30.0, opts.lifetime * 0.05)
             drain = opts.drain_before if opts.drain_before is not None else min(300.0, opts.lifetime * 0.1)
@@ -153,6 +156,9 @@ class Agent:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 self._loop.add_signal_handler(sig, self._request_stop)
+        for sig, busy in ((signal.SIGUSR1, True), (signal.SIGUSR2, False)):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                self._loop.add_signal_handler(sig, self._set_busy, busy)
 
     async def run(self) -> int:
         self._start()
@@ -182,6 +188,25 @@ class Agent:
             delay = min(delay * 2, self.opts.backoff_max)
         await self._drain_on_stop()
         return 0
+
+    def _set_busy(self, busy: bool) -> None:
+        """SIGUSR1: busy, take no new tasks (those held run to the end); SIGUSR2: available again.
+
+        Over WebSocket busy is a drain, and available again is a new session, whose hello
+        counts the free slots afresh.
+        """
+        if busy == self.busy:
+            return
+        self.busy = busy
+        log.info("now %s", "busy: no new tasks" if busy else "available for tasks")
+        ws = self.ws
+        if ws is not None:
+            self._spawn(self._send_quietly(ws, {"t": "drain"}) if busy else ws.close())
+
+    @staticmethod
+    async def _send_quietly(ws: Link, msg: dict[str, Any]) -> None:
+        with contextlib.suppress(websockets.exceptions.WebSocketException):
+            await ws.send(msgpack.packb(msg))
 
     def _request_stop(self) -> None:
         """SIGINT/SIGTERM: stop the tasks, hand their results in, say goodbye, then exit."""
@@ -236,14 +261,17 @@ class Agent:
         self.ws = ws
         self.outbox.clear()
         self.credit_due = 0
+        free = 0 if self.busy or self.retiring else max(0, self._capacity() - used)
         await ws.send(msgpack.packb({
             "t": "hello", "v": PROTOCOL_VERSION, "id": self.id, "name": self.name, "host": socket.gethostname(),
             "slots": self.opts.slots, "cpus": os.cpu_count() or 1, "mem": _memory_mb(),
-            "tags": sorted(self.opts.tags), "credit": max(0, self._capacity() - used),
+            "tags": sorted(self.opts.tags), "credit": free,
             "held": held, "results": list(self.unacked.values()), "ran": list(self.cleanups),
             "site": self.opts.site, "ends_at": self.ends_at, "reservation": self.opts.reservation,
         }, use_bin_type=True))
         log.info("connected to %s as %s", self.opts.manager, self.name)
+        if self.retiring or (self.busy and self.busy_by_drain):
+            await ws.send(msgpack.packb({"t": "drain"}))
         beat = asyncio.create_task(self._beat(ws))
         try:
             async for frame in ws:

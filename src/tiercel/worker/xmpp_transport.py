@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +80,8 @@ class XmppLink:
 
 
 class XmppAgent(Agent):
+    busy_by_drain = False  # busy is presence (do-not-disturb), which the manager tracks
+
     def __init__(self, opts: WorkerOptions, xs: XmppSettings) -> None:
         super().__init__(opts)
         self.xs = xs
@@ -96,7 +97,6 @@ class XmppAgent(Agent):
         self.link: XmppLink | None = None
         self.refusal: str | None = None
         self.assembler = Assembler()
-        self.busy = False  # announced as do-not-disturb: the manager sends no new tasks
         self.client.add_event_handler("session_start", self._online)
         self.client.add_event_handler("disconnected", self._offline)
         self.client.add_event_handler("presence", self._presence)
@@ -112,6 +112,8 @@ class XmppAgent(Agent):
         log.info("now %s", "busy (do not disturb): no new tasks" if busy else "available for tasks")
         if self.link is not None:
             self._announce(self.link.peer)
+        elif self.connector.online.is_set():  # looking for the manager: it learns before any hello
+            self._announce(self.manager_bare)
 
     def _announce(self, to: slixmpp.JID | str) -> None:
         self.client.send_presence(pto=to, ppriority=-1, pshow="dnd" if self.busy else "")
@@ -157,9 +159,6 @@ class XmppAgent(Agent):
 
     async def run(self) -> int:
         self._start()
-        for sig, busy in ((signal.SIGUSR1, True), (signal.SIGUSR2, False)):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                asyncio.get_running_loop().add_signal_handler(sig, self._set_busy, busy)
         connecting = asyncio.create_task(self.connector.run())
         try:
             return await self._sessions(connecting)
