@@ -230,8 +230,11 @@ class Connector:
                 self.last_error = ""
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, self.backoff_max)
-        finally:
+        except asyncio.CancelledError:
+            raise  # still online, if it was: stop() says goodbye, and the disconnected event clears it
+        except BaseException:
             self.online.clear()
+            raise
 
     async def _session_or_loss(self) -> bool:
         """True once the session started; False when the attempt failed or took too long."""
