@@ -164,7 +164,7 @@ def presence(sender: str, kind: str = "available", show: str = "") -> dict[str, 
 def test_presence_away_is_busy_available_resumes_unavailable_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
     left: list[str] = []
     manager = SimpleNamespace(engine=FakeEngine(), worker_left=left.append, clock=lambda: 0.0,
-                              settings=SimpleNamespace(heartbeat=5.0), worker_connected=lambda conn, msg: None)
+                              settings=SimpleNamespace(heartbeat=5.0), worker_connected=lambda conn, msg: True)
     cfg = config(workers=["w1@example.org"])
     assert isinstance(cfg, XmppConfig)
     client = FakeClient()
@@ -244,7 +244,7 @@ def test_adhoc_sessions_are_forgotten_when_done_or_left_unanswered(monkeypatch: 
 def test_a_worker_busy_before_its_hello_is_sent_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     hellos: list[dict[str, Any]] = []
     manager = SimpleNamespace(engine=FakeEngine(), clock=lambda: 0.0, settings=SimpleNamespace(heartbeat=5.0),
-                              worker_connected=lambda conn, msg: hellos.append(msg))
+                              worker_connected=lambda conn, msg: hellos.append(msg) or True)
     cfg = config(workers=["w1@example.org"])
     assert isinstance(cfg, XmppConfig)
     monkeypatch.setattr("tiercel.manager.xmpp_channel.send_frame", lambda c, to, frame: None)
@@ -313,3 +313,15 @@ def test_an_adhoc_form_answered_too_late_is_refused_and_the_one_being_answered_i
     commands.answering.add("s2")
     commands._user(jid, {"id": "s3"})
     assert sessions == {"s2": busy}
+
+
+def test_an_adhoc_form_sent_twice_at_once_is_acted_on_once() -> None:
+    from tiercel.gateways import adhoc
+
+    commands = adhoc.AdHoc(SimpleNamespace(plugin={"xep_0050": SimpleNamespace(sessions={})}),  # type: ignore[arg-type]
+                           SimpleNamespace(), lambda bare: "alice", lambda bare, answer: None, lambda bare: None)
+    session = {"id": "s1", "from": slixmpp.JID("alice@x.org/pc")}
+    commands._answer_once(session)
+    with pytest.raises(slixmpp.exceptions.XMPPError) as twice:
+        commands._answer_once(session)
+    assert twice.value.condition == "bad-request" and "being answered already" in str(twice.value.text)

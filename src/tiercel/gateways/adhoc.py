@@ -73,6 +73,12 @@ class AdHoc:
         for sid in [sid for sid in sessions if sid not in self.answering][:max(0, len(sessions) - SESSIONS_MAX)]:
             del sessions[sid]
 
+    def _answer_once(self, session: Session) -> None:
+        """A form is acted on once: the same answer sent twice at once is refused the second time."""
+        if session["id"] in self.answering:
+            raise XMPPError("bad-request", text="this form is being answered already", etype="modify")
+        self.answering.add(session["id"])
+
     def _user(self, jid: slixmpp.JID, session: Session) -> UserName:
         """The Tiercel user of a request's JID; every request (each step of a form too) passes here."""
         now = time.monotonic()
@@ -110,7 +116,7 @@ class AdHoc:
         return session
 
     async def _submit_form(self, payload: Any, session: Session) -> Session:
-        self.answering.add(session["id"])
+        self._answer_once(session)
         try:
             return await self._submitted(payload, session)
         finally:
@@ -168,7 +174,7 @@ class AdHoc:
         return session
 
     async def _cancel_form(self, payload: Any, session: Session) -> Session:
-        self.answering.add(session["id"])
+        self._answer_once(session)
         try:
             return await self._cancelled(payload, session)
         finally:

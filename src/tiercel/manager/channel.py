@@ -95,7 +95,10 @@ async def worker_channel(ws: WebSocket, manager: Manager) -> None:
 
     send_task = asyncio.create_task(sender())
     conn.send({"t": "welcome", "hb": manager.settings.heartbeat})
-    manager.worker_connected(conn, hello)
+    if not manager.worker_connected(conn, hello):  # refused: the error frame is on its way, then the close
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(send_task, 10)
+        return
     log.info("worker %s (%s, %d slots) connected", info.name, worker_id, info.slots)
     try:
         while True:

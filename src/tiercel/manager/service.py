@@ -518,11 +518,11 @@ class Manager:
 
     # ---- workers ---------------------------------------------------------
 
-    def worker_connected(self, conn: Connection, msg: dict[str, Any]) -> None:
+    def worker_connected(self, conn: Connection, msg: dict[str, Any]) -> bool:
         """A worker's hello: what it still holds and its unacknowledged results are taken back.
 
         A hello whose held tasks or results are malformed is refused with an error frame
-        (which ends the connection) before anything changes.
+        (which ends the connection) before anything changes: False.
         """
         try:
             credit = int(msg.get("credit", conn.info.slots))
@@ -532,7 +532,7 @@ class Manager:
         except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
             log.warning("worker %s sent a malformed hello: %s", conn.info.name, exc)
             conn.send({"t": "error", "msg": f"hello: malformed held tasks or results ({exc})"})
-            return
+            return False
         now = self.clock()
         self.last_seen[conn.worker] = now
         old = self.conns.get(conn.worker)
@@ -548,6 +548,7 @@ class Manager:
         self.store.write([SeenWorker(conn.worker, conn.info.name, conn.info.host, now)])
         self.apply(effects, then=lambda: conn.send({"t": "ack", "r": acks}) if acks else None, barrier=bool(acks))
         self.pump()
+        return True
 
     def worker_results(self, conn: Connection, reports: list[Report], credit: int) -> None:
         now = self.clock()

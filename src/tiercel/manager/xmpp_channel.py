@@ -1,8 +1,9 @@
 """The manager's side of XMPP workers: the worker protocol carried in stanzas, and presence.
 
-It feeds the same Manager methods as the WebSocket channel (``worker_connected``,
-``worker_results``, ``worker_left``, ...), so the core never knows which transport a
-worker uses. What XMPP adds is presence, which the server keeps for us:
+It feeds the same Manager methods as the WebSocket channel (``worker_connected`` for a
+hello, ``worker_frame`` for every other frame, ``worker_disconnected``), so neither the
+manager's bookkeeping nor the core knows which transport a worker uses. What XMPP adds is
+presence, which the server keeps for us:
 
 - a worker announces itself with directed presence to the manager's bare JID; the manager
   answers with directed presence to the worker's full JID. From then on the server tells
@@ -111,7 +112,10 @@ class XmppWorkers:
         peer.conn.send({"t": "welcome", "hb": self.manager.settings.heartbeat})
         busy = self.shows.get(full) in BUSY
         # A busy worker's free slots are not counted: it is sent nothing until it is available.
-        self.manager.worker_connected(peer.conn, {**msg, "credit": 0} if busy else msg)
+        if not self.manager.worker_connected(peer.conn, {**msg, "credit": 0} if busy else msg):
+            if old is not None and old.conn.worker == worker_id:
+                self.manager.worker_disconnected(old.conn)  # its session is over too: nothing is sent there
+            return  # the error frame drops the new peer
         log.info("XMPP worker %s (%s, %d slots) connected as %s", info.name, worker_id, info.slots, full)
         if busy:
             self._pause(peer)

@@ -195,18 +195,14 @@ class Agent:
         Over WebSocket busy is a drain, and available again is a new session, whose hello
         counts the free slots afresh.
         """
-        if busy == self.busy:
+        if busy == self.busy or self.stopping:  # leaving: SIGTERM's own drain and goodbye run their course
             return
         self.busy = busy
         log.info("now %s", "busy: no new tasks" if busy else "available for tasks")
         ws = self.ws
-        if ws is not None:
-            self._spawn(self._send_quietly(ws, {"t": "drain"}) if busy else ws.close())
-
-    @staticmethod
-    async def _send_quietly(ws: Link, msg: dict[str, Any]) -> None:
-        with contextlib.suppress(websockets.exceptions.WebSocketException):
-            await ws.send(msgpack.packb(msg))
+        if ws is None or self.retiring:  # a retiring pilot stays drained either way
+            return
+        self._spawn(_send_quietly(ws, msgpack.packb({"t": "drain"})) if busy else ws.close())
 
     def _request_stop(self) -> None:
         """SIGINT/SIGTERM: stop the tasks, hand their results in, say goodbye, then exit."""
@@ -489,9 +485,11 @@ class Agent:
             self._flush_timer.cancel()
             self._flush_timer = None
         ws = self.ws
-        if ws is None or (not self.outbox and not self.credit_due):
+        # Busy or retiring, freed slots are not offered: the next hello counts them afresh.
+        credit = 0 if self.busy or self.retiring else self.credit_due
+        if ws is None or (not self.outbox and not credit):
             return
-        frame = msgpack.packb({"t": "res", "r": self.outbox, "c": self.credit_due}, use_bin_type=True)
+        frame = msgpack.packb({"t": "res", "r": self.outbox, "c": credit}, use_bin_type=True)
         self.outbox = []
         self.credit_due = 0
         self._spawn(_send_quietly(ws, frame))

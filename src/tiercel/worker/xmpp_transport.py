@@ -106,7 +106,7 @@ class XmppAgent(Agent):
 
     def _set_busy(self, busy: bool) -> None:
         """SIGUSR1 (busy) or SIGUSR2 (available): tell the manager by presence."""
-        if busy == self.busy:
+        if busy == self.busy or self.stopping:
             return
         self.busy = busy
         log.info("now %s", "busy (do not disturb): no new tasks" if busy else "available for tasks")
