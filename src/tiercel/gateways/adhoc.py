@@ -14,7 +14,7 @@ the next request, a form left unanswered for ``SESSION_TTL`` too, and at most
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import slixmpp
@@ -38,6 +38,7 @@ SESSION_TTL = 600.0  # seconds a form may wait for its answer
 SESSIONS_MAX = 1_000
 
 Session = dict[str, Any]
+Step = Callable[[Any, Session], Awaitable[Session]]
 
 
 class AdHoc:
@@ -79,6 +80,16 @@ class AdHoc:
             raise XMPPError("bad-request", text="this form is being answered already", etype="modify")
         self.answering.add(session["id"])
 
+    def _acting(self, step: Step) -> Step:
+        """A form's answer step, marked as being answered while it runs (so it is not swept)."""
+        async def act(payload: Any, session: Session) -> Session:
+            self._answer_once(session)
+            try:
+                return await step(payload, session)
+            finally:
+                self.answering.discard(session["id"])
+        return act
+
     def _user(self, jid: slixmpp.JID, session: Session) -> UserName:
         """The Tiercel user of a request's JID; every request (each step of a form too) passes here."""
         now = time.monotonic()
@@ -112,15 +123,8 @@ class AdHoc:
         form = self._form("Submit a job", "Runs the command once for each index 0..N-1.")
         for var, label, required in SUBMIT_FIELDS:
             form.add_field(var=var, ftype="text-single", label=label, required=required)
-        session.update(payload=form, next=self._submit_form, has_next=False)
+        session.update(payload=form, next=self._acting(self._submitted), has_next=False)
         return session
-
-    async def _submit_form(self, payload: Any, session: Session) -> Session:
-        self._answer_once(session)
-        try:
-            return await self._submitted(payload, session)
-        finally:
-            self.answering.discard(session["id"])
 
     async def _submitted(self, payload: Any, session: Session) -> Session:
         user = self._user(session["from"], session)
@@ -170,15 +174,8 @@ class AdHoc:
             c = s.counts
             choice.add_option(label=f"{s.id} {s.spec.name or ' '.join(s.spec.command)[:40]} "
                                     f"({c.done}/{c.total} done)", value=str(s.id))
-        session.update(payload=form, next=self._cancel_form, has_next=False)
+        session.update(payload=form, next=self._acting(self._cancelled), has_next=False)
         return session
-
-    async def _cancel_form(self, payload: Any, session: Session) -> Session:
-        self._answer_once(session)
-        try:
-            return await self._cancelled(payload, session)
-        finally:
-            self.answering.discard(session["id"])
 
     async def _cancelled(self, payload: Any, session: Session) -> Session:
         user = self._user(session["from"], session)
