@@ -146,3 +146,10 @@ def test_a_pilot_near_its_end_gets_no_task_that_would_outlive_it() -> None:
     why = engine.explain(JobId(1), 50.0)
     assert why is not None and "ends in 50s" in why.workers[0][1].reason
     assert [e for e in engine.dispatch(30.0) if isinstance(e, SendTasks)] != []
+
+
+def test_a_native_sites_virtual_worker_names_its_site() -> None:
+    from tiercel.core.sites import site_of_worker, site_worker
+
+    assert site_of_worker(site_worker("hpc")) == "hpc"
+    assert site_of_worker("1a5de98b91da454489f86ba8987974ce") is None  # a real worker's id

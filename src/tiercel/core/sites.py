@@ -20,10 +20,24 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tiercel.core.model import WorkerId
 from tiercel.core.policy import OK, Group, Status, never, wait
 from tiercel.core.problems import Problem
 
 POOL = "pool"
+
+
+SITE_WORKER = "site:"  # a native site runs its tasks as one virtual worker, named after it
+
+
+def site_worker(site: str) -> WorkerId:
+    """The virtual worker through which a native site takes its tasks."""
+    return WorkerId(SITE_WORKER + site)
+
+
+def site_of_worker(worker: str) -> str | None:
+    """The native site behind a virtual worker, or None for a real worker."""
+    return worker[len(SITE_WORKER):] if worker.startswith(SITE_WORKER) else None
 
 
 class Mode(enum.Enum):

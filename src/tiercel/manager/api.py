@@ -24,6 +24,7 @@ from tiercel import __version__
 from tiercel.core.model import MAX_JOB_ID, JobId, UserName
 from tiercel.core.problems import Problem
 from tiercel.core.reservations import Reservation
+from tiercel.core.sites import site_of_worker
 from tiercel.jobs import JobRequest, build_spec, parse_when
 from tiercel.manager.auth import ROLES, Identity, bearer
 from tiercel.manager.channel import worker_channel
@@ -350,7 +351,7 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
             out.append({"id": wid, "name": w.info.name, "host": w.info.host, "slots": w.info.slots,
                         "busy": len(w.tasks), "tags": sorted(w.info.tags), "connected": w.connected,
                         "draining": w.draining,
-                        "link": "site" if wid.startswith("site:") else conn.transport if conn else "",
+                        "link": "site" if site_of_worker(wid) else conn.transport if conn else "",
                         "last_seen": manager.last_seen.get(wid, 0.0),
                         "tasks_run": conn.ran if conn else 0})
         return out

@@ -26,7 +26,7 @@ from tiercel.core.model import Counts, JobId, JobSpec, JobState, Report, TaskRef
 from tiercel.core.problems import MISSING, Problem
 from tiercel.core.reservations import Reservation
 from tiercel.core.scheduling import why_waiting
-from tiercel.core.sites import SiteLoad
+from tiercel.core.sites import SiteLoad, site_of_worker
 from tiercel.manager.auth import Identity, digest, new_token
 from tiercel.protocol import ref_from_wire, report_from_wire, spec_to_dict
 from tiercel.queues import Queue
@@ -252,8 +252,9 @@ class Manager:
     def _send_now(self, e: SendTasks | KillTasks) -> None:
         conn = self.conns.get(e.worker)
         if conn is None:
-            if e.worker.startswith("site:"):
-                site = self.sites.get(e.worker[5:])
+            native = site_of_worker(e.worker)
+            if native is not None:
+                site = self.sites.get(native)
                 if site is not None:
                     site.send(e) if isinstance(e, SendTasks) else site.kill(e)
             return
@@ -612,7 +613,7 @@ class Manager:
         """Declare lost the workers silent for longer than the time-out (connected or not)."""
         now = self.clock()
         for wid in list(self.engine.workers):
-            if wid.startswith("site:"):
+            if site_of_worker(wid) is not None:
                 continue  # a native site: its tasks live in the batch system, which the site polls
             last = self.last_seen.setdefault(wid, now)
             if now - last > self.settings.worker_timeout:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from tiercel.core.engine import KillTasks, SendTasks
-from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef, WorkerId, WorkerInfo
+from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef, WorkerInfo
+from tiercel.core.sites import site_worker
 from tiercel.protocol import spec_from_dict, spec_to_dict
 from tiercel.sites.adapters import ADAPTERS
 from tiercel.sites.adapters.base import Adapter, ArrayRequest, ElementState, NativeState, ParseError
@@ -58,7 +59,7 @@ class NativeSite(Site):
     def __init__(self, name: str, cfg: SiteConfig, host: Host, spool: Path) -> None:
         super().__init__(name, cfg, host, spool)
         self.adapter: Adapter = ADAPTERS[cfg.kind]()
-        self.worker = WorkerId(f"site:{name}")
+        self.worker = site_worker(name)
         self.arrays: dict[str, Array] = {}
         self.specs: dict[JobId, JobSpec] = {}
         self.max_array = min(cfg.max_array or self.adapter.max_array, self.adapter.max_array)
