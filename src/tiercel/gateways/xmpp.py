@@ -126,7 +126,7 @@ class XmppGateway:
         bare = str(sender.bare)
         if not self.config.may_work(bare):  # nothing is kept for a stranger; the last piece gets a refusal
             if msg["tiercel_frame"]["more"] != "1" and self.limits.take(bare, time.monotonic()) == "ok":
-                self.workers.on_frame(sender, b"")
+                self.workers.refuse(sender)
             return
         frame = self.assembler.feed(str(sender), msg)
         if frame is not None:

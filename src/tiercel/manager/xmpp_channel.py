@@ -66,11 +66,15 @@ class XmppWorkers:
 
     # ---- frames ------------------------------------------------------------
 
+    def refuse(self, sender: slixmpp.JID) -> None:
+        """A JID that may not run tasks sent a frame: tell it why (its worker stops with this)."""
+        self._send_now(str(sender), {"t": "error", "msg": f"{sender.bare} is not allowed to run tasks here: "
+                                                          "add it to workers in the manager's [xmpp] table"})
+
     def on_frame(self, sender: slixmpp.JID, frame: bytes) -> None:
         full = str(sender)
         if not self.config.may_work(str(sender.bare)):
-            self._send_now(full, {"t": "error", "msg": f"{sender.bare} is not allowed to run tasks here: "
-                                                       "add it to workers in the manager's [xmpp] table"})
+            self.refuse(sender)
             return
         try:
             msg = msgpack.unpackb(frame, raw=False, strict_map_key=False)
