@@ -95,6 +95,17 @@ def test_worker_token_cannot_submit(cluster: Cluster) -> None:
     assert out.returncode != 0 and "a worker token cannot submit jobs" in out.stderr
 
 
+def test_only_an_admin_links_or_unlinks_jids(cluster: Cluster) -> None:
+    with cluster.client() as admin:
+        bob = admin.json("POST", "/v1/tokens", json={"user": "bob", "role": "user"})["token"]
+    for args, doing in ((("link-jid", "bob@example.org", "bob"), "link JIDs to users"),
+                        (("unlink-jid", "bob@example.org"), "unlink JIDs")):
+        out = cluster.cli("user", *args, token=bob)
+        assert out.returncode != 0 and f"token: only an admin may {doing}" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    assert "bob@example.org" not in cluster.cli("user", "jids").stdout
+
+
 def test_unreachable_manager_is_explained(cluster: Cluster) -> None:
     cluster.url = "http://127.0.0.1:9"
     out = cluster.cli("status")

@@ -101,14 +101,18 @@ def router(manager: Manager, jids: JidDirectory) -> APIRouter:
         rows = jids.rows()
         return rows if identity.admin else [r for r in rows if r["user"] == identity.user]
 
-    @api.put("/v1/jids/{jid}")
-    async def link(jid: str, req: LinkRequest, request: Request) -> Any:
+    def admin_jid(request: Request, jid: str, doing: str) -> str | JSONResponse:
+        """The bare JID an admin's request names, or the error response saying what is wrong."""
         identity = who(request)
         if isinstance(identity, JSONResponse):
             return identity
         if not identity.admin:
-            return _error(403, "token: only an admin may link JIDs to users", "token")
-        bare = jid_of(jid)
+            return _error(403, f"token: only an admin may {doing}", "token")
+        return jid_of(jid)
+
+    @api.put("/v1/jids/{jid}")
+    async def link(jid: str, req: LinkRequest, request: Request) -> Any:
+        bare = admin_jid(request, jid, "link JIDs to users")
         if isinstance(bare, JSONResponse):
             return bare
         jids.link(bare, req.user)
@@ -116,12 +120,7 @@ def router(manager: Manager, jids: JidDirectory) -> APIRouter:
 
     @api.delete("/v1/jids/{jid}")
     async def unlink(jid: str, request: Request) -> Any:
-        identity = who(request)
-        if isinstance(identity, JSONResponse):
-            return identity
-        if not identity.admin:
-            return _error(403, "token: only an admin may unlink JIDs", "token")
-        bare = jid_of(jid)
+        bare = admin_jid(request, jid, "unlink JIDs")
         if isinstance(bare, JSONResponse):
             return bare
         if not jids.unlink(bare):
