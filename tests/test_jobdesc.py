@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -346,3 +347,66 @@ WORDS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
 def test_any_arguments_survive_rsl_quoting(args: list[str]) -> None:
     quoted = " ".join('"' + a.replace('"', '""') + '"' for a in args)
     assert rsl(f"&(executable=/bin/true)(arguments={quoted})").request["command"] == ["/bin/true", *args]
+
+
+# ---- substitution is bounded before it is built ------------------------------------------------
+
+
+def nested_definitions(levels: int) -> str:
+    """Each rsl_substitution repeats the one before ten times: V(k) is 10**k characters."""
+    defs = "(V0 x)" + "".join(f"(V{k} " + f"$(V{k - 1})" * 10 + ")" for k in range(1, levels))
+    return f"&(rsl_substitution={defs})(executable=/bin/echo)(arguments=$(V{levels - 1}))"
+
+
+def test_nested_definitions_are_refused_naming_the_variable_and_the_limit_without_building_them() -> None:
+    import tracemalloc
+
+    text = nested_definitions(8)  # V7 would be 10,000,000 characters
+    assert len(text) < 500
+    tracemalloc.start()
+    try:
+        problem = parse_rsl(text, ENV)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(problem, Problem), "a 10-million-character expansion was accepted"
+    message = problem.message()
+    assert problem.field.startswith("rsl line 1, column ")
+    assert re.search(r"'\$\(V\d\)' expands to [\d,]+ characters in the definition of V\d", message), message
+    assert re.search(r"at most [\d,]+ characters", message), message
+    assert peak < 4_000_000, f"{peak:,} bytes traced: the expansion was built before it was refused"
+
+
+def test_the_issues_460_byte_description_is_refused_at_once() -> None:
+    import time
+
+    text = nested_definitions(10)  # V9 would be 10**9 characters
+    started = time.perf_counter()
+    problem = parse_rsl(text, ENV)
+    assert isinstance(problem, Problem) and "the definition of V" in problem.message()
+    assert time.perf_counter() - started < 1
+
+
+def test_definitions_used_many_times_within_the_limit_still_expand() -> None:
+    desc = rsl(nested_definitions(4))  # V3: 1,000 characters, ten times V2, ten times V1
+    assert desc.request["command"] == ["/bin/echo", "x" * 1000]
+    many = "&(rsl_substitution=(A " + "y" * 1000 + "))(executable=/bin/echo)(arguments=" + "$(A) " * 200 + ")"
+    assert rsl(many).request["command"] == ["/bin/echo", *["y" * 1000] * 200]
+
+
+def test_an_attribute_that_substitutes_too_much_is_named() -> None:
+    text = "&(rsl_substitution=(A " + "y" * 100_000 + "))(executable=/bin/echo)(arguments=" + "$(A)#" * 40 + "z)"
+    problem = parse_rsl(text, ENV)
+    assert isinstance(problem, Problem)
+    assert "'$(A)' expands to 100,000 characters in arguments" in problem.message()
+
+
+def test_xml_substitutions_of_a_large_variable_are_bounded_too() -> None:
+    env = {**ENV, "BIG": "b" * 100_000}
+    text = "<job><executable>/bin/echo</executable><argument>" + "${BIG}" * 40 + "</argument></job>"
+    problem = parse_xml(text, env)
+    assert isinstance(problem, Problem), "4,000,000 characters of substitution were accepted"
+    assert problem.field == "<argument>"
+    assert "'${BIG}' expands to 100,000 characters" in problem.message()
+    assert "at most" in problem.message()
+    assert isinstance(parse_xml(text.replace("${BIG}" * 40, "${BIG}" * 3), env), JobDescription)

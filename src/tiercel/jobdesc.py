@@ -23,7 +23,10 @@ Globus Toolkit's ``globus_rsl_parser.y``: the only RSL parser is that C library 
 kept by the Grid Community Toolkit); no maintained Python package parses RSL (PyPI's ``pyrsl`` is
 the unrelated xtUML rule-specification language, and pyGlobus, the GT2-era binding to the C
 library, ended with GT4). XML goes through ``defusedxml`` with DTDs forbidden, so no entity
-expansion or external reference is ever followed, and both inputs are size-limited.
+expansion or external reference is ever followed, and both inputs are size-limited. So is what
+substitution adds (``MAX_EXPANDED_CHARS``), checked before each value is built: ten
+``rsl_substitution`` definitions that each repeat the one before ten times would otherwise build
+10⁹ characters out of a few hundred.
 
 Everything here is pure: text and the variables to substitute come in, a ``JobDescription`` or a
 ``Problem`` naming the attribute (or line and column) comes out.
@@ -45,6 +48,9 @@ from tiercel.core.problems import MISSING, Problem
 from tiercel.jobs import MAX_TASKS
 
 MAX_DESCRIPTION_CHARS = 256 * 1024
+# What substitution may add to a description, definitions included: generous for paths and
+# arguments (a job request holds strings of at most 64 KiB), far below what hurts to build
+MAX_EXPANDED_CHARS = 1024 * 1024
 MAX_DEPTH = 32  # nesting of parentheses; deeper is never a job description, and recursion is bounded
 
 Value: TypeAlias = "str | list[Value]"
@@ -471,26 +477,60 @@ class _RslParser:
         raise self.fail(tok, "a value")
 
 
+# ---- substitution budget --------------------------------------------------------------------
+
+
+class _Budget:
+    """What substitution may still add to one description, charged before a value is used.
+
+    Every substituted value is either a variable of the environment or one defined earlier in
+    the description, itself built under this budget; charging its length before it is joined
+    into anything keeps every string built here below the limit, however the definitions nest.
+    """
+
+    def __init__(self) -> None:
+        self.left = MAX_EXPANDED_CHARS
+        self.context = ""  # what is being expanded, for the message: "the definition of OUT"
+
+    def charge(self, where: str, shown: str, size: int) -> None:
+        if size > self.left:
+            used = MAX_EXPANDED_CHARS - self.left
+            inside = f" in {self.context}" if self.context else ""
+            raise _Fail(Problem(where, shown, f"expands to {size:,} characters{inside}: substitution may add at most "
+                                              f"{MAX_EXPANDED_CHARS:,} characters to a job description, definitions "
+                                              f"included ({used:,} already added)"))
+        self.left -= size
+
+
 # ---- GT2 RSL: substitution ------------------------------------------------------------------
 
 
-def _eval(node: _Node, variables: Mapping[str, str], src: _Text) -> Value:
+def _eval(node: _Node, variables: Mapping[str, str], src: _Text, budget: _Budget) -> Value:
     if isinstance(node, _Lit):
         return node.text
     if isinstance(node, _Seq):
-        return [_eval(n, variables, src) for n in node.items]
+        return [_eval(n, variables, src, budget) for n in node.items]
     if isinstance(node, _Cat):  # of words and substitutions only: the grammar allows nothing else
-        return "".join(str(_eval(n, variables, src)) for n in node.parts)
-    args = [_eval(n, variables, src) for n in node.args]
+        return "".join(str(_eval(n, variables, src, budget)) for n in node.parts)
+    args = [_eval(n, variables, src, budget) for n in node.args]
     if not 1 <= len(args) <= 2 or not all(isinstance(a, str) for a in args):
         raise _Fail(Problem(src.where(node.at), MISSING, "a substitution is $(NAME) or $(NAME default)"))
     name = str(args[0])
     if name in variables:
-        return variables[name]
+        value = variables[name]
+        budget.charge(src.where(node.at), f"$({name})", len(value))
+        return value
     if len(args) == 2:
         return args[1]
     raise _Fail(Problem(src.where(node.at), f"$({name})", "is not defined: set it in the environment or define it "
                                                           "with (rsl_substitution=(NAME value))"))
+
+
+def _defined_name(node: _Node) -> str:
+    """The name an rsl_substitution pair defines, as written, for messages ('' if not a plain word)."""
+    if isinstance(node, _Seq) and node.items and isinstance(node.items[0], _Lit):
+        return node.items[0].text
+    return ""
 
 
 def parse_rsl(text: str, variables: Mapping[str, str]) -> JobDescription | Problem:
@@ -501,15 +541,21 @@ def parse_rsl(text: str, variables: Mapping[str, str]) -> JobDescription | Probl
     try:
         relations = _RslParser(src).document()
         scope = dict(variables)
+        budget = _Budget()
         # rsl_substitution definitions apply to the whole description; each pair sees the ones before it
         for rel in relations:
             if _canonical(rel.name) == "rslsubstitution":
                 label = f"{rel.name} (line {src.line(rel.at)})"
                 for node in rel.value:
-                    [(name, value)] = _pairs(_Attr(label, "", [_eval(node, scope, src)]))
+                    budget.context = f"the definition of {_defined_name(node) or 'a substitution'}"
+                    [(name, value)] = _pairs(_Attr(label, "", [_eval(node, scope, src, budget)]))
                     scope[name] = value
-        attrs = [_Attr(f"{r.name} (line {src.line(r.at)})", _canonical(r.name), [_eval(n, scope, src) for n in r.value])
-                 for r in relations if _canonical(r.name) != "rslsubstitution"]
+        attrs = []
+        for r in relations:
+            if _canonical(r.name) != "rslsubstitution":
+                budget.context = r.name
+                values = [_eval(n, scope, src, budget) for n in r.value]
+                attrs.append(_Attr(f"{r.name} (line {src.line(r.at)})", _canonical(r.name), values))
         return _map(attrs, "rsl", scope.get("HOME"))
     except _Fail as fail:
         return fail.problem
@@ -521,7 +567,7 @@ _XML_VAR = re.compile(r"\$\{([^}]*)\}")
 _XML_TEXT = {_canonical(s) for s in XML_SUPPORTED} - {"argument", "environment"}
 
 
-def _substitute(text: str, variables: Mapping[str, str], label: str) -> str:
+def _substitute(text: str, variables: Mapping[str, str], label: str, budget: _Budget) -> str:
     out, pos = [], 0
     for m in _XML_VAR.finditer(text):
         name = m.group(1)
@@ -530,6 +576,7 @@ def _substitute(text: str, variables: Mapping[str, str], label: str) -> str:
         if name not in variables:
             raise _Fail(Problem(label, m.group(0), "is not defined: set it in the environment "
                                                     "(GLOBUS_USER_HOME and GLOBUS_USER_NAME always are)"))
+        budget.charge(label, m.group(0), len(variables[name]))
         out += [text[pos:m.start()], variables[name]]
         pos = m.end()
     rest = text[pos:]
@@ -548,19 +595,20 @@ def _text_of(el: Element, label: str) -> str:
     return el.text or ""
 
 
-def _xml_environment(el: Element, variables: Mapping[str, str]) -> Value:
+def _xml_environment(el: Element, variables: Mapping[str, str], budget: _Budget) -> Value:
     fields: dict[str, str] = {}
     for child in el:
         name = _local(child.tag)
         if name not in ("name", "value") or name in fields:
             raise _Fail(Problem("<environment>", MISSING, "must hold one <name> and one <value>"))
-        fields[name] = _substitute(_text_of(child, f"<environment><{name}>"), variables, "<environment>")
+        fields[name] = _substitute(_text_of(child, f"<environment><{name}>"), variables, "<environment>", budget)
     if "name" not in fields or (el.text or "").strip():
         raise _Fail(Problem("<environment>", MISSING, "must hold one <name> and one <value>"))
     return [fields["name"].strip(), fields.get("value", "")]
 
 
 def _xml_attrs(root: Element, variables: Mapping[str, str]) -> list[_Attr]:
+    budget = _Budget()  # ${NAME} comes from the environment only, but may be large and used many times
     if (root.text or "").strip() or any((c.tail or "").strip() for c in root):
         raise _Fail(Problem("<job>", MISSING, "must hold only elements, no loose text"))
     arguments: list[Value] = []
@@ -571,13 +619,13 @@ def _xml_attrs(root: Element, variables: Mapping[str, str]) -> list[_Attr]:
         label = f"<{name}>"
         key = _canonical(name)
         if key == "argument":
-            arguments.append(_substitute(_text_of(child, label), variables, label))
+            arguments.append(_substitute(_text_of(child, label), variables, label, budget))
         elif key == "environment":
-            environment.append(_xml_environment(child, variables))
+            environment.append(_xml_environment(child, variables, budget))
         elif key == "arguments":  # the RSL spelling, which the schema does not have
             raise _Fail(Problem(label, MISSING, "is not a GT4 element: give each argument as <argument>"))
         elif key in _XML_TEXT:
-            attrs.append(_Attr(label, key, [_substitute(_text_of(child, label).strip(), variables, label)]))
+            attrs.append(_Attr(label, key, [_substitute(_text_of(child, label).strip(), variables, label, budget)]))
         else:  # refused by name in _map, whatever it holds
             attrs.append(_Attr(label, key, []))
     if arguments:
