@@ -4,7 +4,8 @@
 ``submit`` sends it to the manager and records the job id beside it; ``data`` waits for the job
 and writes its output where the description says. The job directory is ``$TIERCEL_JOBS_DIR``,
 else ``$XDG_DATA_HOME/tiercel/jobs``, else ``~/.local/share/tiercel/jobs``: one JSON file per
-name, holding the description as written and as it will run.
+name, holding the description as written and as it will run. A description holds the user's
+command lines, environment and paths, so the directory is kept 0700 and its files 0600.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import stat
 import sys
 import tempfile
 import time
@@ -44,8 +46,10 @@ from tiercel.jobdesc import MAX_DESCRIPTION_CHARS, JobDescription, looks_like_xm
 from tiercel.jobdesc import standard_variables as globus_variables
 from tiercel.jobs import spec_from_mapping
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # the whole name: fullmatch ('$' would allow a final newline)
 _FINISHED = ("done", "failed", "cancelled")
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
 
 
 def jobs_dir() -> Path:
@@ -56,15 +60,63 @@ def jobs_dir() -> Path:
     return Path(base) / "tiercel" / "jobs"
 
 
+def private_jobs_dir(*, create: bool = False) -> Path:
+    """The job directory, first made private to its user: mode 0700, every file in it 0600.
+
+    Checked at every use rather than only when created: a directory made by hand, by an older
+    Tiercel or under a lax umask may be readable by every local account, and is fixed (and the fix
+    said on stderr) the first time it is used. Afterwards nothing is wrong, so nothing more is said.
+    """
+    path = jobs_dir()
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=_DIR_MODE)
+            os.chmod(path, _DIR_MODE)  # exactly, whatever the umask took away
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise UserError(f"cannot store job descriptions in {path}: {exc.strerror or exc} "
+                            f"(set TIERCEL_JOBS_DIR to use another directory)") from None
+    try:
+        if path.is_dir():
+            _make_private(path)
+    except OSError as exc:
+        raise UserError(f"cannot keep job descriptions in {path} private (directory mode 0700, files 0600): "
+                        f"{exc.strerror or exc} (set TIERCEL_JOBS_DIR to a directory of your own)") from None
+    return path
+
+
+def _make_private(path: Path) -> None:
+    was = stat.S_IMODE(path.stat().st_mode)
+    if was != _DIR_MODE:
+        os.chmod(path, _DIR_MODE)  # first, so no new file can be read through it while the rest are fixed
+    files = 0
+    with os.scandir(path) as entries:
+        for entry in entries:
+            # a symbolic link's target is not ours to change; the directory already hides it
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if stat.S_IMODE(entry.stat(follow_symlinks=False).st_mode) != _FILE_MODE:
+                os.chmod(entry.path, _FILE_MODE)
+                files += 1
+    if was != _DIR_MODE or files:
+        fixed = [f"the directory to mode 0700 (was {was:04o})"] if was != _DIR_MODE else []
+        fixed += [f"{files} file{'s' if files != 1 else ''} in it to mode 0600"] if files else []
+        errors.print(f"[yellow]note:[/] {escape(str(path))}: set {' and '.join(fixed)}, so that no other account "
+                     f"can read your job descriptions", soft_wrap=True)
+
+
 def _checked_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise UserError(Problem("name", name, "must be 1 to 64 letters, digits, '.', '_' or '-', starting with a "
                                               "letter or digit").message())
     return name
 
 
-def _record_path(name: str) -> Path:
-    return jobs_dir() / f"{_checked_name(name)}.json"
+def _record_path(name: str, *, create: bool = False) -> Path:
+    checked = _checked_name(name)
+    return private_jobs_dir(create=create) / f"{checked}.json"
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -99,15 +151,15 @@ def _invalid(record: Any) -> str:
 
 def _save(record: dict[str, Any], *, replace: bool) -> Path:
     """Write atomically; without ``replace`` an existing name is refused, even under a race."""
-    path = _record_path(record["name"])
+    path = _record_path(record["name"], create=True)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{record['name']}.", suffix=".tmp")
     except OSError as exc:
         raise UserError(f"cannot store job descriptions in {path.parent}: {exc.strerror or exc} "
                         f"(set TIERCEL_JOBS_DIR to use another directory)") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), _FILE_MODE)  # mkstemp's 0600 less the umask: make it exactly 0600
             json.dump(record, f, indent=2)
             f.write("\n")
         if replace:
@@ -301,7 +353,7 @@ def _write_outputs(name: str, record: dict[str, Any], outputs: dict[str, bytes])
 def list_(as_json: bool) -> None:
     """List the stored job descriptions and the jobs they were submitted as."""
     records = []
-    for path in sorted(jobs_dir().glob("*.json")):
+    for path in sorted(private_jobs_dir().glob("*.json")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
             why = _invalid(record)
