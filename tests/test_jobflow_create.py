@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,3 +106,20 @@ def test_an_existing_job_directory_readable_by_others_is_made_private_and_said_o
 
     again = run(jobs, "job", "list")
     assert again.exit_code == 0 and str(jobs) not in again.stderr
+
+
+# ---- descriptions whose substitutions would blow up --------------------------------------------
+
+
+def test_create_refuses_nested_substitutions_in_one_line_naming_the_variable_and_the_limit(jobs: Path) -> None:
+    # each definition repeats the one before ten times: V7 would be 10,000,000 characters
+    defs = "(V0 x)" + "".join(f"(V{k} " + f"$(V{k - 1})" * 10 + ")" for k in range(1, 8))
+    rsl = jobs.parent / "bomb.rsl"
+    rsl.parent.mkdir(parents=True, exist_ok=True)
+    rsl.write_text(f"&(rsl_substitution={defs})(executable=/bin/echo)(arguments=$(V7))\n")
+    result = run(jobs, "job", "create", "-rsl", str(rsl), "-name", "bomb")
+    assert result.exit_code == 2
+    [line] = result.stderr.strip().splitlines()
+    assert str(rsl) in line and "in the definition of V" in line
+    assert re.search(r"at most [\d,]+ characters", line), line
+    assert not jobs.exists() or not any(jobs.iterdir())
