@@ -61,12 +61,25 @@ def test_same_seed_same_result_and_noise_only_inflates() -> None:
         ("; header", None),
         ("", None),
         ("1 0 10 100 4 -1 -1 4 200 -1 1 7 1 -1 1 -1 -1 -1", SwfJob(1, 0, 100, 4, 200, "7", "1")),
-        ("2 5 -1 -1 4 -1 -1 4 -1 -1 0 7 1 -1 1 -1 -1 -1", None),  # never ran
         ("3 5 -1 60 -1 -1 -1 2 -1 -1 1 7 1 -1 1 -1 -1 -1", SwfJob(3, 5, 60, 2, None, "7", "1")),
     ],
 )
 def test_swf_lines(line: str, expected: SwfJob | None) -> None:
     assert parse_line(line, 1) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("2 5 -1 -1 4 -1 -1 4 -1 -1 0 7 1 -1 1 -1 -1 -1", "run_time"),  # never ran
+        ("4 5 -1 60 -1 -1 -1 -1 -1 -1 1 7 1 -1 1 -1 -1 -1", "processors"),
+        ("5 -1 -1 60 2 -1 -1 2 -1 -1 1 7 1 -1 1 -1 -1 -1", "submit_time"),
+    ],
+)
+def test_jobs_that_cannot_be_replayed_are_skipped_with_the_reason(line: str, reason: str) -> None:
+    from tiercel.core.swf import SKIP_REASONS, Skipped
+
+    assert parse_line(line, 1) == Skipped(reason) and reason in SKIP_REASONS
 
 
 @pytest.mark.parametrize(
@@ -92,3 +105,72 @@ def test_throttle_in_the_simulator_counts_tasks_not_slots() -> None:
     assert not isinstance(queues, Problem)
     r = simulate(jobs, 8, queues["t"].chain)
     assert r.waits == [0, 0]  # one 4-slot job is one task: the second may start beside it
+
+
+def test_every_skipped_reason_is_described() -> None:
+    from tiercel.core.swf import SKIP_REASONS
+
+    assert set(SKIP_REASONS) == {"run_time", "processors", "submit_time"}
+    assert all(SKIP_REASONS.values())
+
+
+# ---- job numbers -----------------------------------------------------------------------------
+
+
+def test_simulate_refuses_job_numbers_used_twice() -> None:
+    twice = [SimJob(1, "a", 0, 10, 1, 10), SimJob(1, "b", 0, 10, 1, 10)]
+    with pytest.raises(ValueError, match=r"\[1\] are used more than once"):
+        simulate(twice, 1, chain("fcfs"))
+
+
+def test_reused_numbers_are_renumbered_above_all_others_and_replayed_as_their_own_jobs() -> None:
+    from tiercel.core.sim import renumber_duplicates
+
+    # one slot; two jobs numbered 2 arrive together: one waits for the other
+    jobs = [SimJob(2, "a", 0, 10, 1, 10), SimJob(2, "b", 0, 10, 1, 10), SimJob(1, "c", 30, 5, 1, 5),
+            SimJob(2, "d", 40, 5, 1, 5)]
+    renumbered, given = renumber_duplicates(jobs)
+    assert (renumbered[0].id, renumbered[2].id) == (2, 1)  # the first use keeps its number, other numbers theirs
+    assert len({j.id for j in renumbered}) == len(jobs)
+    assert all(new > max(j.id for j in jobs) for new in given[2]) and len(given[2]) == 2
+    # the workload is the same, line for line: only the numbers differ
+    assert [(j.user, j.submit, j.runtime, j.procs, j.estimate) for j in renumbered] == \
+           [(j.user, j.submit, j.runtime, j.procs, j.estimate) for j in jobs]
+    distinct = [SimJob(n, j.user, j.submit, j.runtime, j.procs, j.estimate)
+                for n, j in zip((2, 5, 1, 6), jobs, strict=True)]
+    assert simulate(renumbered, 1, chain("fcfs")) == simulate(distinct, 1, chain("fcfs"))
+    assert renumber_duplicates(distinct) == (distinct, {})
+
+
+# ---- walltime estimates ----------------------------------------------------------------------
+
+
+def test_a_requested_time_is_the_estimate_whatever_the_factor_and_noise() -> None:
+    jobs = [SimJob(1, "a", 0, 100, 1, 400), SimJob(2, "a", 0, 100, 1, 150)]
+    for factor, noise in ((1.0, 0.0), (3.0, 0.0), (2.0, 0.5)):
+        assert [j.estimate for j in estimates(jobs, factor, noise, seed=1)] == [400, 150]
+
+
+def test_a_requested_time_below_the_run_time_is_raised_to_it() -> None:
+    # the replay runs the job for its recorded time: backfill must not plan for an earlier end
+    assert estimates([SimJob(1, "a", 0, 100, 1, 60)], 2.0, 0.0, seed=1)[0].estimate == 100
+
+
+def test_without_a_requested_time_the_estimate_is_run_time_times_factor_inflated_by_noise() -> None:
+    jobs = [SimJob(i, "a", 0, 10 + i, 1, 0) for i in range(50)]
+    assert [j.estimate for j in estimates(jobs, 3.0, 0.0, seed=1)] == [3.0 * j.runtime for j in jobs]
+    noisy = estimates(jobs, 3.0, 0.5, seed=1)
+    assert all(3.0 * j.runtime <= e.estimate <= 4.5 * j.runtime for j, e in zip(jobs, noisy, strict=True))
+    assert len({e.estimate / j.runtime for j, e in zip(jobs, noisy, strict=True)}) > 1
+
+
+def test_the_factor_changes_backfill_only_for_jobs_without_a_requested_time() -> None:
+    # 4 slots: job 1 holds 3 until 10, job 2 needs all 4, job 3 (1 slot, 9 s) may fill the hole
+    # only if its estimate ends before job 1's does
+    def waits(requested: bool, factor: float) -> list[float]:
+        jobs = [SimJob(1, "a", 0, 10, 3, 200 if requested else 0), SimJob(2, "b", 1, 10, 4, 10 if requested else 0),
+                SimJob(3, "c", 2, 100 if requested else 9, 1, 150 if requested else 0)]
+        return simulate(estimates(jobs, factor, 0.0, seed=0), 4, chain("backfill")).waits
+
+    assert waits(True, 3.0) == waits(True, 1.0)
+    assert waits(False, 3.0) != waits(False, 1.0)

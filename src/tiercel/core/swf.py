@@ -3,7 +3,8 @@
 Fields (1-based, whitespace separated, -1 = unknown): 1 job number, 2 submit time,
 3 wait, 4 run time, 5 allocated processors, 8 requested processors, 9 requested
 time, 11 status, 12 user, 15 queue, 16 partition. Lines starting with ``;`` are
-header comments.
+header comments. A job that cannot be replayed (no run time, no processors, a negative
+submit time) comes back as ``Skipped`` with the reason, so the caller can say how many.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ from dataclasses import dataclass
 from tiercel.core.problems import Problem
 
 FIELDS = 18
+
+# Why a recorded job is not replayed, by a key for scripts. A run time of -1 is SWF's
+# "unknown", most often a job cancelled before it started; processors likewise.
+SKIP_REASONS = {
+    "run_time": "no run time (-1: not recorded, or cancelled before it ran)",
+    "processors": "no processors (allocated and requested both below 1)",
+    "submit_time": "a negative submit time",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +36,15 @@ class SwfJob:
     queue: str
 
 
-def parse_line(line: str, lineno: int) -> SwfJob | Problem | None:
-    """A job, None for a comment, blank line or a job that never ran, or a Problem."""
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A well-formed line whose job cannot be replayed, and why (a key of SKIP_REASONS)."""
+
+    reason: str
+
+
+def parse_line(line: str, lineno: int) -> SwfJob | Skipped | Problem | None:
+    """A job, Skipped for a job that cannot be replayed, a Problem, or None for a comment or blank line."""
     text = line.strip()
     if not text or text.startswith(";"):
         return None
@@ -46,8 +62,12 @@ def parse_line(line: str, lineno: int) -> SwfJob | Problem | None:
     job, submit, _, runtime, allocated, _, _, requested = values[:8]
     requested_time = values[8]
     procs = int(allocated if allocated > 0 else requested)
-    if runtime < 0 or procs <= 0 or submit < 0:
-        return None  # cancelled before it ran, or not recorded: nothing to replay
+    if runtime < 0:
+        return Skipped("run_time")
+    if procs <= 0:
+        return Skipped("processors")
+    if submit < 0:
+        return Skipped("submit_time")
     return SwfJob(
         id=int(job), submit=submit, runtime=runtime, procs=procs,
         requested_time=requested_time if requested_time > 0 else None,
