@@ -181,6 +181,7 @@ async def simulate(first: int, count: int, c2s: int, ca: str, task_seconds: floa
     import msgpack
     import slixmpp
 
+    from tiercel.protocol import PROTOCOL_VERSION
     from tiercel.xmpp_link import Assembler, Connector, Endpoint, make_client, on_frames, send_frame
 
     endpoint = Endpoint("127.0.0.1", c2s, "starttls", Path(ca))
@@ -202,10 +203,11 @@ async def simulate(first: int, count: int, c2s: int, ca: str, task_seconds: floa
         async def run_tasks() -> None:
             state["busy"] = True
             while state["queue"]:
-                job, index, attempt = state["queue"].pop(0)
+                job, index, attempt, seal = state["queue"].pop(0)
                 start = time.time()
                 await asyncio.sleep(task_seconds)
-                send({"t": "res", "r": [[job, index, attempt, "done", 0, start, time.time(), b"", b""]], "c": 1})
+                report = [job, index, attempt, "done", 0, start, time.time(), b"", b"", seal]
+                send({"t": "res", "r": [report], "c": 1})
             state["busy"] = False
 
         def frame(msg: Any) -> None:
@@ -223,7 +225,7 @@ async def simulate(first: int, count: int, c2s: int, ca: str, task_seconds: floa
                     hello()
 
         def hello() -> None:
-            send({"t": "hello", "v": 1, "id": wid, "name": f"sim{i}", "host": "sim", "slots": 1,
+            send({"t": "hello", "v": PROTOCOL_VERSION, "id": wid, "name": f"sim{i}", "host": "sim", "slots": 1,
                   "credit": 0 if state["busy"] else 2, "held": [], "results": [], "ran": []})
 
         def presence(p: Any) -> None:

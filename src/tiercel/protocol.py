@@ -11,7 +11,7 @@ from typing import Any
 from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef
 from tiercel.core.ranges import IndexRanges
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: every task handed out carries its seal, and comes back with it
 
 
 def spec_to_dict(spec: JobSpec) -> dict[str, Any]:
@@ -58,24 +58,39 @@ def spec_from_dict(d: dict[str, Any]) -> JobSpec:
     )
 
 
-def ref_to_wire(ref: TaskRef) -> list[int]:
+def ref_to_wire(ref: TaskRef) -> list[Any]:
+    return [ref.job, ref.index, ref.attempt, ref.seal]
+
+
+def ref_from_wire(item: list[Any]) -> TaskRef:
+    """A task as the manager handed it out: job, index, attempt and the attempt's seal."""
+    job, index, attempt, seal = item
+    if not isinstance(seal, bytes):
+        raise TypeError("a task's seal must be bytes")
+    return TaskRef(JobId(int(job)), int(index), int(attempt), seal)
+
+
+def key_to_wire(ref: TaskRef) -> list[int]:
+    """An attempt named without its seal: what the manager acknowledges or asks to kill."""
     return [ref.job, ref.index, ref.attempt]
 
 
-def ref_from_wire(item: list[int]) -> TaskRef:
+def key_from_wire(item: list[Any]) -> TaskRef:
     return TaskRef(JobId(int(item[0])), int(item[1]), int(item[2]))
 
 
 def report_to_wire(r: Report) -> list[Any]:
-    return [r.job, r.index, r.attempt, r.outcome.value, r.exit_code, r.started, r.ended, r.stdout, r.stderr]
+    return [r.job, r.index, r.attempt, r.outcome.value, r.exit_code, r.started, r.ended, r.stdout, r.stderr, r.seal]
 
 
 def report_from_wire(item: list[Any]) -> Report:
     """A worker's report; TypeError or ValueError (OverflowError among them) if it is malformed."""
-    job, index, attempt, outcome, code, started, ended, out, err = item
+    job, index, attempt, outcome, code, started, ended, out, err, seal = item
     if not isinstance(out, bytes) or not isinstance(err, bytes):  # bytes(10**9) would allocate a gigabyte
         raise TypeError("stdout and stderr must be bytes")
+    if not isinstance(seal, bytes):
+        raise TypeError("a result's seal must be bytes")
     return Report(
         JobId(int(job)), int(index), int(attempt), Outcome(outcome),
-        None if code is None else int(code), float(started), float(ended), bytes(out), bytes(err),
+        None if code is None else int(code), float(started), float(ended), bytes(out), bytes(err), seal,
     )

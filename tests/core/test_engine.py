@@ -1,6 +1,6 @@
 """Table tests of the task state machine: events in, effects out."""
 
-from tiercel.core.engine import Engine, JobEnded, KillTasks, Persist, RunCleanup, SendTasks
+from tiercel.core.engine import Engine, JobEnded, KillTasks, Persist, Refused, RunCleanup, SendTasks
 from tiercel.core.model import (
     JobId,
     JobSpec,
@@ -15,6 +15,7 @@ from tiercel.core.model import (
     WorkerInfo,
 )
 from tiercel.core.ranges import IndexRanges
+from tiercel.core.seal import Seal
 
 ALICE = UserName("alice")
 W1, W2 = WorkerId("w1"), WorkerId("w2")
@@ -45,8 +46,16 @@ def ended(effects: list[object]) -> list[JobEnded]:
     return [e for e in effects if isinstance(e, JobEnded)]
 
 
-def rep(job: int, index: int, attempt: int = 1, outcome: Outcome = Outcome.DONE) -> Report:
-    return Report(JobId(job), index, attempt, outcome, 0 if outcome is Outcome.DONE else 1)
+def rep(job: int, index: int, attempt: int = 1, outcome: Outcome = Outcome.DONE, *,
+        by: WorkerId | None = None) -> Report:
+    """A report; ``by`` seals it as the attempt handed to that worker (the engine's default key)."""
+    seal = Seal(b"").make(by, JobId(job), index, attempt) if by else b""
+    return Report(JobId(job), index, attempt, outcome, 0 if outcome is Outcome.DONE else 1, seal=seal)
+
+
+def held(worker_id: WorkerId, job: int, index: int, attempt: int) -> TaskRef:
+    """A task a worker says it holds, with the seal it was handed."""
+    return TaskRef(JobId(job), index, attempt, Seal(b"").make(worker_id, JobId(job), index, attempt))
 
 
 def test_fcfs_fills_credit_from_the_earliest_job() -> None:
@@ -129,7 +138,7 @@ def test_lost_worker_tasks_are_requeued_with_a_higher_attempt() -> None:
     e.connect(W2, worker(), 6, credit=2)
     assert sorted(sent(e.dispatch(6))[W2]) == [(1, 0, 2), (1, 1, 2)]
     # the lost worker's late success still settles the task, and the other attempt is killed
-    eff = e.report(W1, [rep(1, 0, 1)], 7)
+    eff = e.report(W1, [rep(1, 0, 1, by=W1)], 7)
     assert records(eff) == [(0, 1, "done", True)]
     assert [k.tasks for k in eff if isinstance(k, KillTasks)] == [[TaskRef(JobId(1), 0, 2)]]
 
@@ -195,8 +204,8 @@ def test_after_restart_dispatch_waits_for_known_workers_to_reclaim_tasks() -> No
     e.add_job(JobId(1), spec(4), ALICE, 0)
     e.connect(W2, worker(), 1, credit=4)
     assert e.dispatch(1) == []  # held: W1 may still be running some of these
-    eff = e.connect(W1, worker(), 2, credit=0, held=[TaskRef(JobId(1), 1, 1)],
-                    results=[rep(1, 0)])
+    eff = e.connect(W1, worker(), 2, credit=0, held=[held(W1, 1, 1, 1)],
+                    results=[rep(1, 0, by=W1)])
     assert records(eff) == [(0, 1, "done", True)]
     assert sent(e.dispatch(2)) == {W2: [(1, 2, 1), (1, 3, 1)]}  # 0 settled, 1 reclaimed by W1
     assert e.report(W1, [rep(1, 1)], 3) and e.counts(JobId(1)).done == 2  # type: ignore[union-attr]
@@ -230,7 +239,7 @@ def test_reconnect_with_a_task_settled_meanwhile_is_told_to_kill_it() -> None:
     e.connect(W2, worker(), 1, credit=1)
     e.dispatch(1)
     e.report(W2, [rep(1, 0, 2)], 2)
-    eff = e.connect(W1, worker(), 3, credit=0, held=[TaskRef(JobId(1), 0, 1)])
+    eff = e.connect(W1, worker(), 3, credit=0, held=[held(W1, 1, 0, 1)])
     assert [k.tasks for k in eff if isinstance(k, KillTasks)] == [[TaskRef(JobId(1), 0, 1)]]
 
 
@@ -257,3 +266,66 @@ def test_a_draining_worker_gets_nothing_new() -> None:
     assert e.dispatch(1) == []
     e.connect(W2, worker(), 2, credit=4)
     assert sorted(sent(e.dispatch(2))[W2]) == [(1, 0, 2), (1, 2, 1), (1, 3, 1)]
+
+
+def refused(effects: list[object]) -> list[tuple[int, int, int]]:
+    return [(r.job, r.index, r.attempt) for e in effects if isinstance(e, Refused) for r in e.tasks]
+
+
+def test_a_result_for_a_task_never_handed_out_is_refused() -> None:
+    e = Engine()
+    e.add_job(JobId(1), spec(2, requires=frozenset({"gpu"})), ALICE, 0)  # no worker can take it
+    e.connect(W1, worker(), 0, credit=0)
+    eff = e.report(W1, [rep(1, 0)], 1)
+    assert records(eff) == [] and refused(eff) == [(1, 0, 1)]
+    assert e.counts(JobId(1)).done == 0 and e.workers[W1].refused == 1  # type: ignore[union-attr]
+    # a seal made for another worker, or by another key, proves nothing either
+    forged = Report(JobId(1), 1, 1, Outcome.DONE, 0, seal=b"x" * 8)
+    eff = e.report(W1, [rep(1, 1, by=W2)], 1) + e.report(W1, [forged], 1)
+    assert refused(eff) == [(1, 1, 1), (1, 1, 1)] and e.counts(JobId(1)).queued == 2  # type: ignore[union-attr]
+
+
+def test_a_worker_cannot_settle_a_task_running_on_another() -> None:
+    e = Engine()
+    e.add_job(JobId(1), spec(1), ALICE, 0)
+    e.connect(W2, worker(), 0, credit=1)
+    assert sent(e.dispatch(0)) == {W2: [(1, 0, 1)]}
+    e.connect(W1, worker(), 0, credit=0)
+    eff = e.report(W1, [rep(1, 0, 1), rep(1, 0, 1, Outcome.FAILED)], 1)
+    assert records(eff) == [] and [k for k in eff if isinstance(k, KillTasks)] == []
+    assert refused(eff) == [(1, 0, 1), (1, 0, 1)]
+    assert e.jobs[JobId(1)].running[0].worker == W2  # still W2's
+    assert records(e.report(W2, [rep(1, 0, 1)], 2)) == [(0, 1, "done", True)]
+
+
+def test_a_hello_holding_tasks_it_was_not_given_adopts_none_of_them() -> None:
+    e = Engine()
+    e.add_job(JobId(1), spec(2), ALICE, 0)
+    e.connect(W2, worker(), 0, credit=1)
+    e.dispatch(0)  # index 0 runs on W2; index 1 was never handed out
+    eff = e.connect(W1, worker(), 1, credit=0, held=[TaskRef(JobId(1), 0, 1), TaskRef(JobId(1), 1, 1)],
+                    results=[rep(1, 1)])
+    assert refused(eff) == [(1, 1, 1), (1, 0, 1), (1, 1, 1)]
+    assert [k.tasks for k in eff if isinstance(k, KillTasks)] == [[TaskRef(JobId(1), 0, 1), TaskRef(JobId(1), 1, 1)]]
+    assert e.workers[W1].tasks == {} and e.jobs[JobId(1)].running[0].worker == W2
+    assert 1 in e.jobs[JobId(1)].fresh
+
+
+def test_after_a_restart_only_sealed_reports_reclaim_or_settle() -> None:
+    before = Engine(seal=Seal(b"k"))
+    before.add_job(JobId(1), spec(3), ALICE, 0)
+    before.connect(W1, worker(3), 0, credit=3)
+    handed = next(x for x in before.dispatch(0) if isinstance(x, SendTasks)).tasks
+    report = Report(JobId(1), handed[0].index, 1, Outcome.DONE, 0, seal=handed[0].seal)
+    # the manager restarts: a new engine with the store's key; W1 and an impostor come back
+    after = Engine(seal=Seal(b"k"), hold_until=10, expected_workers=[W1])
+    after.add_job(JobId(1), spec(3), ALICE, 0)
+    eff = after.connect(W2, worker(), 1, credit=0, held=[handed[1]],
+                        results=[Report(JobId(1), 2, 1, Outcome.DONE, 0, seal=handed[2].seal)])
+    assert refused(eff) == [(1, 2, 1), (1, 1, 1)] and after.workers[W2].tasks == {}
+    eff = after.connect(W1, worker(3), 1, credit=0, held=handed[1:], results=[report])
+    assert records(eff) == [(0, 1, "done", True)] and refused(eff) == []
+    assert set(after.workers[W1].tasks) == {(JobId(1), 1), (JobId(1), 2)}
+    wrong_key = Engine(seal=Seal(b"other"))
+    wrong_key.add_job(JobId(1), spec(3), ALICE, 0)
+    assert refused(wrong_key.connect(W1, worker(3), 1, credit=0, results=[report])) == [(1, 0, 1)]

@@ -21,6 +21,7 @@ from tiercel.gateways.jids import JidDirectory
 from tiercel.gateways.ratelimit import RateLimits
 from tiercel.gateways.xmpp_config import XmppConfig, parse
 from tiercel.manager.xmpp_channel import XmppWorkers
+from tiercel.protocol import PROTOCOL_VERSION
 from tiercel.xmpp_link import CHUNK, Assembler, _pieces
 
 
@@ -182,7 +183,7 @@ def test_presence_away_is_busy_available_resumes_unavailable_is_gone(monkeypatch
         assert client.presences == [full]  # found: answered with directed presence
         workers.on_presence(presence("eve@example.org/x"))
         assert client.presences == [full]  # not a worker: no answer at all
-        hello = {"t": "hello", "v": 1, "id": "abc", "name": "node", "slots": 2}
+        hello = {"t": "hello", "v": PROTOCOL_VERSION, "id": "abc", "name": "node", "slots": 2}
         workers.on_frame(slixmpp.JID(full), msgpack.packb(hello))
         await asyncio.sleep(0)
         assert "abc" in workers.worker_ids() and kinds() == ["welcome"]
@@ -253,8 +254,8 @@ def test_a_worker_busy_before_its_hello_is_sent_nothing(monkeypatch: pytest.Monk
 
     async def scenario() -> None:
         workers.on_presence(presence(full, show="dnd"))  # busy while it looks for the manager
-        workers.on_frame(slixmpp.JID(full), msgpack.packb({"t": "hello", "v": 1, "id": "abc", "name": "node",
-                                                           "slots": 4, "credit": 4}))
+        hello = {"t": "hello", "v": PROTOCOL_VERSION, "id": "abc", "name": "node", "slots": 4, "credit": 4}
+        workers.on_frame(slixmpp.JID(full), msgpack.packb(hello))
         await asyncio.sleep(0)
 
     asyncio.run(scenario())

@@ -83,14 +83,14 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
     On first start it writes an admin token and a worker token into the state dir.
     """
     from tiercel.core.problems import SetupError
-    from tiercel.manager.server import StateDirBusy, serve
+    from tiercel.manager.server import ListenFailed, StateDirBusy, serve
     from tiercel.manager.service import Settings
 
     _logging(verbose)
     host, port = _listen(listen)
     state = (state_dir or default_state_dir()).expanduser()
     try:
-        state.mkdir(parents=True, exist_ok=True)
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise UserError(f"state-dir: {str(state)!r} cannot be created: {exc.strerror}") from None
     queues: dict[str, Any] = {}
@@ -107,11 +107,10 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
         serve(host, port, settings, synchronous=sync.upper(), quiet=quiet)
     except KeyboardInterrupt:
         pass
-    except (StateDirBusy, SetupError) as exc:
+    except (StateDirBusy, SetupError, ListenFailed) as exc:
         raise UserError(str(exc)) from None
-    except OSError as exc:
-        raise UserError(f"listen: cannot serve on {listen}: {exc.strerror or exc} "
-                        "(another manager there? pick another port with --listen)") from None
+    except OSError as exc:  # the state dir's file system, most often
+        raise UserError(f"manager: {exc.strerror or exc} (state in {state})") from None
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

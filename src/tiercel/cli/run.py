@@ -76,7 +76,7 @@ def run(slots: int | None, state_dir: Path | None, quiet: bool, as_json: bool, *
     slots = slots or os.cpu_count() or 1
     temp = state_dir is None
     state = Path(tempfile.mkdtemp(prefix="tiercel-run-")) if state_dir is None else state_dir.expanduser()
-    state.mkdir(parents=True, exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
     if state_dir_in_use(state):
         raise UserError(f"state-dir: {str(state)!r} is in use by a running manager; "
                         "give tiercel run a directory of its own")

@@ -12,7 +12,11 @@ has not acknowledged, and attempts can overlap after a restart):
 * the first success of a task settles it, whichever attempt it came from;
 * a failure counts only if it comes from the attempt the engine is waiting on,
   or for a task that no worker is known to run (reported after a restart);
-* anything reported for a settled task, or an unknown job, is ignored.
+* anything reported for a settled task, or an unknown job, is ignored;
+* a report about an attempt (its result, or holding it at a hello) counts only from
+  the worker it was handed to: the engine remembers what each worker holds, and for
+  what it no longer remembers (after a restart, or an attempt handed out again since)
+  the report must carry the attempt's seal (core.seal). Anything else is refused.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from tiercel.core.problems import Problem
 from tiercel.core.ranges import RangeQueue
 from tiercel.core.reservations import Reservation, admit
 from tiercel.core.scheduling import job_order
+from tiercel.core.seal import Seal
 from tiercel.core.sites import POOL, Choice, Mode, SiteInfo, SiteLoad, choose
 
 TaskKey = tuple[JobId, int]
@@ -150,6 +155,7 @@ class WorkerRun:
     draining: bool = False  # leaving: finishes what it has, takes nothing new
     tasks: dict[TaskKey, int] = field(default_factory=dict)  # -> attempt
     known_jobs: set[JobId] = field(default_factory=set)
+    refused: int = 0  # reports about attempts it was not given
 
 
 # ---- effects -------------------------------------------------------------
@@ -189,14 +195,24 @@ class RunCleanup:
     job: JobId
 
 
-Effect = Persist | SendTasks | KillTasks | JobEnded | RunCleanup
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A worker reported on attempts it was not handed: dropped, to be logged and not acknowledged."""
+
+    worker: WorkerId
+    tasks: list[TaskRef]
+
+
+Effect = Persist | SendTasks | KillTasks | JobEnded | RunCleanup | Refused
 
 
 class Engine:
     """Live state of unfinished jobs and connected workers."""
 
     def __init__(self, *, hold_until: float = 0.0, expected_workers: Iterable[WorkerId] = (),
-                 queues: dict[str, Chain] | None = None, half_life: float = 86400.0) -> None:
+                 queues: dict[str, Chain] | None = None, half_life: float = 86400.0,
+                 seal: Seal | None = None) -> None:
+        self.seal = seal or Seal(b"")  # the shell passes the store's key; tests may use this one
         self.queues = {name: with_requirements(c) for name, c in (queues or {DEFAULT_QUEUE: default_chain()}).items()}
         self.default_queue = next(iter(self.queues))
         self.usage = DecayedUsage(fairshare_half_life(self.queues.values()) or half_life)
@@ -272,8 +288,13 @@ class Engine:
         held: Iterable[TaskRef] = (),
         results: Iterable[Report] = (),
         ran_jobs: Iterable[JobId] = (),
+        vouched: bool = False,
     ) -> list[Effect]:
-        """A worker (re)connected, holding ``held`` tasks and unacknowledged ``results``."""
+        """A worker (re)connected, holding ``held`` tasks and unacknowledged ``results``.
+
+        Held tasks are taken back only with their seals, unless the shell ``vouched`` for them
+        (a native site, whose record of what it submitted is the manager's own).
+        """
         worker = self.workers.get(worker_id)
         if worker is None:
             worker = self.workers[worker_id] = WorkerRun(worker_id, info)
@@ -288,9 +309,18 @@ class Engine:
             if holding.get(key) != attempt:  # sent but never received, or lost
                 self._requeue(key, worker, Outcome.LOST, records, now)
         kills: list[TaskRef] = []
+        refused: list[TaskRef] = []
         for ref in held:
-            if not self._adopt(worker, ref, now):
+            job = self.jobs.get(ref.job)
+            live = job is not None and (ref.index in job.running or ref.index in job.retry or ref.index in job.fresh)
+            if live and not vouched and not self._handed(worker_id, ref.job, ref.index, ref.attempt, ref.seal):
+                refused.append(ref)
+                kills.append(ref)  # whatever runs there is nobody's task
+            elif not self._adopt(worker, ref, now):
                 kills.append(ref)
+        if refused:
+            worker.refused += len(refused)
+            effects.append(Refused(worker_id, refused))
         if records:
             effects.append(Persist(records))
         if kills:
@@ -301,6 +331,13 @@ class Engine:
             else:
                 effects.append(RunCleanup(worker_id, job_id))
         return effects
+
+    def _handed(self, worker_id: WorkerId, job: JobId, index: int, attempt: int, seal: bytes) -> bool:
+        """Whether this attempt was handed to the worker: it still holds it, or the seal says so."""
+        worker = self.workers.get(worker_id)
+        if worker is not None and worker.tasks.get((job, index)) == attempt:
+            return True
+        return self.seal.check(worker_id, job, index, attempt, seal)
 
     def _adopt(self, worker: WorkerRun, ref: TaskRef, now: float) -> bool:
         job = self.jobs.get(ref.job)
@@ -583,18 +620,18 @@ class Engine:
         job.started = True
         job.workers.add(worker.id)
         worker.credit -= n * job.spec.cpus
-        running, tasks, wid, jid = job.running, worker.tasks, worker.id, job.id
+        running, tasks, wid, jid, seal = job.running, worker.tasks, worker.id, job.id, self.seal.make
         while n and job.retry:
             index = next(iter(job.retry))
             attempt, failures = job.retry.pop(index)
             running[index] = Running(wid, attempt, failures, now)
             tasks[(jid, index)] = attempt
-            out.append(TaskRef(jid, index, attempt))
+            out.append(TaskRef(jid, index, attempt, seal(wid, jid, index, attempt)))
             n -= 1
         for index in job.fresh.take(n):
             running[index] = Running(wid, 1, 0, now)
             tasks[(jid, index)] = 1
-            out.append(TaskRef(jid, index, 1))
+            out.append(TaskRef(jid, index, 1, seal(wid, jid, index, 1)))
 
     # ---- reports -------------------------------------------------------
 
@@ -603,11 +640,16 @@ class Engine:
         records: list[AttemptRecord] = []
         effects: list[Effect] = []
         touched: dict[JobId, JobRun] = {}
+        refused: list[TaskRef] = []
         worker = self.workers.get(worker_id)
         for r in reports:
             job = self.jobs.get(r.job)
             if job is None:
                 continue
+            if not self._handed(worker_id, r.job, r.index, r.attempt, r.seal):
+                if r.index in job.running or r.index in job.retry or r.index in job.fresh:
+                    refused.append(TaskRef(r.job, r.index, r.attempt))
+                continue  # (a settled task's repeat changes nothing, whoever sends it)
             if worker is not None and worker.tasks.get((r.job, r.index)) == r.attempt:
                 del worker.tasks[(r.job, r.index)]
             current = job.running.get(r.index)
@@ -640,6 +682,10 @@ class Engine:
             touched[job.id] = job
         if records:
             effects.insert(0, Persist(records))
+        if refused:
+            if worker is not None:
+                worker.refused += len(refused)
+            effects.append(Refused(worker_id, refused))
         for job in touched.values():
             effects.extend(self._maybe_end(job))
         return effects

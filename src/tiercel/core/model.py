@@ -95,6 +95,7 @@ class TaskRef:
     job: JobId
     index: int
     attempt: int
+    seal: bytes = field(default=b"", compare=False)  # the manager's proof it handed out this attempt (core.seal)
 
 
 @dataclass(slots=True)
@@ -110,6 +111,7 @@ class Report:
     ended: float = 0.0
     stdout: bytes = b""
     stderr: bytes = b""
+    seal: bytes = b""  # the seal of the attempt, as the manager handed it out (core.seal)
 
 
 @dataclass(slots=True)

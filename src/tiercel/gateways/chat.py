@@ -15,7 +15,7 @@ from tiercel.core.model import JobId, JobSpec, UserName
 from tiercel.core.problems import Problem
 from tiercel.gateways import kestrel
 from tiercel.manager.auth import Identity
-from tiercel.manager.service import JobSummary, Manager
+from tiercel.manager.service import JobSummary, Manager, Unavailable
 
 log = logging.getLogger("tiercel.chat")
 
@@ -61,6 +61,9 @@ class Chat:
             return Answer(kestrel.job_rejected(checked))
         try:
             summary = await self.manager.submit(user, checked)
+        except Unavailable as exc:  # its disk is full: say so rather than pretend
+            log.error("chat submission by %s refused: %s", user, exc)
+            return Answer(kestrel.job_rejected(str(exc)))
         except Exception as exc:  # the store failed: say so rather than pretend
             log.error("chat submission by %s failed: %s", user, exc)
             return Answer(kestrel.job_rejected("the manager could not store the job; try again later"))

@@ -64,7 +64,8 @@ class JidDirectory:
     def _save(self, links: dict[str, str]) -> None:
         """Write the new links durably, then use them: a failed write changes nothing."""
         tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the state dir's files are private
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump({"links": links}, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())

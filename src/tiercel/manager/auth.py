@@ -15,6 +15,7 @@ ROLES = ("admin", "user", "worker")
 class Identity:
     user: UserName
     role: str
+    digest: str = ""  # of the token that proved it: what revocation and a worker's id are bound to
 
     @property
     def admin(self) -> bool:
@@ -35,6 +36,11 @@ def new_token() -> str:
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_id(token_digest: str) -> str:
+    """A token's public id: the start of its digest, which reveals nothing of the token itself."""
+    return token_digest[:12]
 
 
 def bearer(header: str | None) -> str | None:

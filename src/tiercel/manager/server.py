@@ -17,7 +17,9 @@ from typing import IO
 import uvicorn
 from fastapi import FastAPI
 
+from tiercel.core.problems import SetupError
 from tiercel.gateways.xmpp import attach as attach_xmpp
+from tiercel.manager import statedir
 from tiercel.manager.api import create_app
 from tiercel.manager.service import Manager, Settings
 from tiercel.store import SqliteStore
@@ -26,12 +28,16 @@ log = logging.getLogger("tiercel.manager")
 
 
 def build(settings: Settings, *, synchronous: str = "FULL") -> tuple[Manager, FastAPI]:
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    statedir.secure(settings.state_dir)
     manager = Manager(SqliteStore(settings.state_dir / "tiercel.db", synchronous=synchronous), settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await manager.start()
+        try:
+            await manager.start()
+        except Exception as exc:
+            manager.start_error = exc  # said in one line by serve(), not as uvicorn's traceback
+            raise
         async with asyncio.TaskGroup() as tg:
             duties = tg.create_task(_duties(manager))
             loops = [tg.create_task(site.run()) for site in manager.sites.values()]
@@ -72,8 +78,9 @@ class StateDirBusy(Exception):
 
 def lock_state_dir(state_dir: Path) -> IO[str]:
     """Hold an exclusive lock on the state dir for the manager's lifetime: one manager per store."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    f = open(state_dir / "manager.lock", "a+")  # noqa: SIM115  (held open until the process ends)
+    statedir.secure(state_dir)
+    fd = os.open(state_dir / "manager.lock", os.O_RDWR | os.O_CREAT | os.O_APPEND, statedir.FILE_MODE)
+    f = os.fdopen(fd, "a+")  # held open until the process ends
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -83,8 +90,13 @@ def lock_state_dir(state_dir: Path) -> IO[str]:
         raise StateDirBusy(f"state-dir: {str(state_dir)!r} is in use by another manager (pid {owner})") from None
     f.seek(0)
     f.truncate()
-    f.write(str(os.getpid()))
-    f.flush()
+    try:
+        f.write(str(os.getpid()))
+        f.flush()
+    except OSError as exc:
+        f.close()
+        raise SetupError(statedir.disk_full(state_dir) or f"state-dir: cannot write in {str(state_dir)!r}: "
+                         f"{exc.strerror or exc}") from None
     return f
 
 
@@ -118,9 +130,22 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class ListenFailed(Exception):
+    pass
+
+
 def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL", quiet: bool = False) -> None:
     lock = lock_state_dir(settings.state_dir)
-    sock = bind(host, port)
+    full = statedir.disk_full(settings.state_dir)
+    if full is not None:
+        lock.close()
+        raise SetupError(full)
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        lock.close()
+        raise ListenFailed(f"listen: cannot serve on {host}:{port}: {exc.strerror or exc} "
+                           "(another manager there? pick another port with --listen)") from None
     if not settings.url or settings.url.endswith(":0"):  # what pilots connect to: the port actually bound
         shown = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         settings.url = f"http://{shown}:{sock.getsockname()[1]}"
@@ -135,6 +160,8 @@ def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL"
         while not server.started:
             if task.done():
                 await task
+                if manager.start_error is not None:
+                    raise SetupError(_start_failure(settings.state_dir, manager.start_error))
                 return
             await asyncio.sleep(0.02)
         bound = sock.getsockname()
@@ -148,10 +175,22 @@ def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL"
         lock.close()
 
 
+def _start_failure(state_dir: Path, exc: BaseException) -> str:
+    """One line for a manager that could not start: what is wrong and what to do."""
+    if isinstance(exc, SetupError):
+        return str(exc)
+    full = statedir.disk_full(state_dir)
+    if full is not None or "full" in str(exc):
+        return full or f"the manager's disk is full: {exc}; free some space where its state lives ({state_dir})"
+    return f"the manager could not start: {type(exc).__name__}: {exc} (state in {state_dir})"
+
+
 def _announce(state_dir: Path, url: str, manager: Manager, quiet: bool) -> None:
     info = {"url": url, "pid": os.getpid()}
     tmp = state_dir / "manager.json.tmp"
-    tmp.write_text(json.dumps(info))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, statedir.FILE_MODE)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(info))
     tmp.replace(state_dir / "manager.json")
     if quiet:
         return

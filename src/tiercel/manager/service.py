@@ -21,20 +21,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tiercel.core.engine import Effect, Engine, JobEnded, KillTasks, Persist, RunCleanup, SendTasks
+from tiercel.core.engine import Effect, Engine, JobEnded, KillTasks, Persist, Refused, RunCleanup, SendTasks
 from tiercel.core.model import Counts, JobId, JobSpec, JobState, Report, TaskRef, UserName, WorkerId, WorkerInfo
 from tiercel.core.problems import MISSING, Problem
 from tiercel.core.reservations import Reservation
 from tiercel.core.scheduling import why_waiting
+from tiercel.core.seal import Seal
 from tiercel.core.sites import SiteLoad, site_of_worker
-from tiercel.manager.auth import Identity, digest, new_token
-from tiercel.protocol import ref_from_wire, report_from_wire, spec_to_dict
+from tiercel.manager.auth import Identity, digest, new_token, token_id
+from tiercel.manager.statedir import disk_full
+from tiercel.protocol import key_to_wire, ref_from_wire, ref_to_wire, report_from_wire, spec_to_dict
 from tiercel.queues import Queue
 from tiercel.sites import build as build_sites
 from tiercel.sites.config import infos
 from tiercel.store import (
     AddJob,
     DeleteReservation,
+    DeleteToken,
     EndJob,
     ForgetWorker,
     JobRow,
@@ -43,13 +46,19 @@ from tiercel.store import (
     SaveToken,
     SeenWorker,
     Store,
+    TouchToken,
     WriteOp,
 )
 
 log = logging.getLogger("tiercel.manager")
 
 Send = Callable[[dict[str, Any]], None]
+TOKEN_USE_RESOLUTION = 60.0  # seconds: how fresh a token's "last used" is kept in the store
 ENDED_CACHE = 1000  # summaries of recently ended jobs kept in memory; older ones are read from the store
+
+
+class Unavailable(Exception):
+    """The manager cannot take new work now (its disk is full, its store refuses); reads still work."""
 
 
 @dataclass
@@ -74,6 +83,7 @@ class Connection:
     connected_at: float
     transport: str = "websocket"
     ran: int = 0
+    principal: str = ""  # who opened it (a token's digest, an XMPP bare JID): its worker id is theirs alone
 
 
 @dataclass
@@ -115,6 +125,7 @@ class Manager:
         self.store = store
         self.settings = settings
         self.clock = clock
+        self._seal = Seal(b"")  # replaced by the store's key at start, before any task is handed out
         self.engine = self._engine()
         self.conns: dict[WorkerId, Connection] = {}
         self.tokens: dict[str, tuple[UserName, str]] = {}
@@ -124,7 +135,11 @@ class Manager:
         self._ending: dict[JobId, JobSummary] = {}
         self._progress_seen: dict[JobId, tuple[int, int, int, int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.start_error: BaseException | None = None
         self.created_tokens: dict[str, str] = {}
+        self._token_used: dict[str, float] = {}
+        # What to close when a token is revoked (event streams register here), by its digest.
+        self.on_revoke: dict[str, set[Callable[[], None]]] = {}
         self.last_seen: dict[WorkerId, float] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._queue_errors: dict[str, str] = {}
@@ -136,15 +151,16 @@ class Manager:
     def _engine(self, **kw: Any) -> Engine:
         queues = self.settings.queues
         if not queues:
-            return Engine(**kw)
+            return Engine(seal=self._seal, **kw)
         ordered = sorted(queues.values(), key=lambda q: not q.default)  # the default queue first
-        return Engine(queues={q.name: q.chain for q in ordered}, **kw)
+        return Engine(queues={q.name: q.chain for q in ordered}, seal=self._seal, **kw)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         loaded = await asyncio.to_thread(self.store.open)
         now = self.clock()
         self._next_job = loaded.next_job_id
+        self._seal = self.engine.seal = Seal(loaded.seal_key)
         self.tokens = dict(loaded.tokens)
         if loaded.unfinished and loaded.workers:
             self.engine = self._engine(hold_until=now + self.settings.reconnect_grace,
@@ -182,15 +198,46 @@ class Manager:
     def identify(self, token: str | None) -> Identity | None:
         if token is None:
             return None
-        found = self.tokens.get(digest(token))
-        return None if found is None else Identity(found[0], found[1])
+        d = digest(token)
+        found = self.tokens.get(d)
+        if found is None:
+            return None
+        now = self.clock()
+        if now - self._token_used.get(d, 0.0) >= TOKEN_USE_RESOLUTION:
+            self._token_used[d] = now
+            self.store.write([TouchToken(d, now)])  # not awaited: a lost touch only makes "last used" older
+        return Identity(found[0], found[1], d)
 
     async def create_token(self, user: UserName, role: str, label: str = "") -> str:
+        self.refuse_new_work()
         token = new_token()
         d = digest(token)
         await asyncio.wrap_future(self.store.write([SaveToken(d, user, role, label, self.clock())]))
         self.tokens[d] = (user, role)
         return token
+
+    def token_rows(self) -> list[dict[str, Any]]:
+        """`tiercel token list`: every token but never its secret (only a digest is kept anyway)."""
+        return [{"id": token_id(t.digest), "user": t.user, "role": t.role, "label": t.label, "created": t.created,
+                 "last_used": max(t.last_used or 0.0, self._token_used.get(t.digest, 0.0)) or None}
+                for t in self.store.tokens()]
+
+    async def revoke_token(self, tid: str) -> Identity | Problem | None:
+        """Revoke the token whose id is ``tid``: refused from now on, its worker sessions and
+        event streams closed. Returns whose it was, None if there is no such token, or a problem."""
+        found = [d for d in self.tokens if token_id(d) == tid]
+        if not found:
+            return None
+        d = found[0]
+        await asyncio.wrap_future(self.store.write([DeleteToken(d)]))
+        user, role = self.tokens.pop(d)
+        self._token_used.pop(d, None)
+        for conn in [c for c in self.conns.values() if c.principal == d]:
+            conn.send({"t": "error", "msg": "this worker's token was revoked"})  # the channel closes after it
+        for close in list(self.on_revoke.get(d, ())):
+            close()
+        log.warning("token %s (%s, %s) revoked", tid, user, role)
+        return Identity(user, role, d)
 
     # ---- effects ---------------------------------------------------------
 
@@ -206,6 +253,8 @@ class Manager:
                 self._ending[e.job] = JobSummary(e.job, e.owner, e.spec, e.submitted, JobState.RUNNING, e.counts)
             elif isinstance(e, (SendTasks, KillTasks)):
                 self._send_now(e)
+            elif isinstance(e, Refused):
+                self._refused(e)
             else:
                 after.append(e)
 
@@ -263,10 +312,18 @@ class Manager:
             conn.send({
                 "t": "tasks",
                 "specs": {str(j): spec_to_dict(s) for j, s in e.specs.items()},
-                "tasks": [[r.job, r.index, r.attempt] for r in e.tasks],
+                "tasks": [ref_to_wire(r) for r in e.tasks],
             })
         else:
-            conn.send({"t": "kill", "tasks": [[r.job, r.index, r.attempt] for r in e.tasks]})
+            conn.send({"t": "kill", "tasks": [key_to_wire(r) for r in e.tasks]})
+
+    def _refused(self, e: Refused) -> None:
+        w = self.engine.workers.get(e.worker)
+        name = w.info.name if w is not None else e.worker
+        shown = ", ".join(f"job {r.job} task {r.index} attempt {r.attempt}" for r in e.tasks[:5])
+        more = f" and {len(e.tasks) - 5} more" if len(e.tasks) > 5 else ""
+        log.warning("worker %s (%s) reported on %d attempt(s) it was not given, dropped: %s%s",
+                    name, e.worker, len(e.tasks), shown, more)
 
     def _after(self, effects: list[Effect]) -> None:
         for e in effects:
@@ -309,11 +366,26 @@ class Manager:
 
     # ---- jobs ------------------------------------------------------------
 
+    def refuse_new_work(self) -> None:
+        """Raise Unavailable when new work (a job, a reservation, a token) cannot be kept now."""
+        full = disk_full(self.settings.state_dir)
+        if full is not None:
+            raise Unavailable(full)
+
     async def submit(self, owner: UserName, spec: JobSpec) -> JobSummary:
+        """Store and start a job; Unavailable (nothing kept, no job id used) if it cannot be stored."""
+        self.refuse_new_work()
         job_id = JobId(self._next_job)
         self._next_job += 1
         now = self.clock()
-        await asyncio.wrap_future(self.store.write([AddJob(job_id, owner, spec, now)]))
+        try:
+            await asyncio.wrap_future(self.store.write([AddJob(job_id, owner, spec, now)]))
+        except Exception as exc:
+            if self._next_job == job_id + 1:
+                self._next_job = job_id  # nobody took a later id meanwhile: this one is free again
+            log.error("job submitted by %s not stored: %s", owner, exc)
+            raise Unavailable(disk_full(self.settings.state_dir) or
+                              f"the manager could not store the job ({exc}); nothing was kept, try again") from exc
         self.apply(self.engine.add_job(job_id, spec, owner, now))
         summary = self.summary(job_id)
         assert summary is not None
@@ -460,6 +532,7 @@ class Manager:
         from tiercel.core.reservations import admit
         from tiercel.sites.site import MirrorFailed
 
+        self.refuse_new_work()
         capacity = self.site_capacity(r.site)
         if isinstance(capacity, Problem):
             return capacity
@@ -534,9 +607,15 @@ class Manager:
             log.warning("worker %s sent a malformed hello: %s", conn.info.name, exc)
             conn.send({"t": "error", "msg": f"hello: malformed held tasks or results ({exc})"})
             return False
+        old = self.conns.get(conn.worker)
+        if old is not None and old.principal != conn.principal:
+            log.warning("worker %s: refused a hello for worker id %s, which another token's worker holds",
+                        conn.info.name, conn.worker)
+            conn.send({"t": "error", "msg": f"hello: worker id {conn.worker!r} is in use by a worker with "
+                                            "other credentials; give each worker its own id"})
+            return False
         now = self.clock()
         self.last_seen[conn.worker] = now
-        old = self.conns.get(conn.worker)
         if old is not None and old.send is not conn.send:
             old.send({"t": "error", "msg": "replaced by a newer connection of the same worker"})
         self.conns[conn.worker] = conn
@@ -545,7 +624,7 @@ class Manager:
             site.worker_connected(conn.info.name)
         effects = self.engine.connect(conn.worker, conn.info, now, credit=credit, held=held, results=results,
                                       ran_jobs=ran_jobs)
-        acks = [[r.job, r.index, r.attempt] for r in results]
+        acks = _acks(results, effects)
         self.store.write([SeenWorker(conn.worker, conn.info.name, conn.info.host, now)])
         self.apply(effects, then=lambda: conn.send({"t": "ack", "r": acks}) if acks else None, barrier=bool(acks))
         self.pump()
@@ -557,13 +636,13 @@ class Manager:
             # Declared lost while the connection lived on: its tasks were re-queued.
             conn.send({"t": "reconnect"})
             return
-        acks = [[r.job, r.index, r.attempt] for r in reports]
         self.last_seen[conn.worker] = now
         if credit:
             self.engine.add_credit(conn.worker, credit)
         if reports:
             effects = self.engine.report(conn.worker, reports, now)
-            self.apply(effects, then=lambda: conn.send({"t": "ack", "r": acks}), barrier=True)
+            acks = _acks(reports, effects)
+            self.apply(effects, then=lambda: conn.send({"t": "ack", "r": acks}) if acks else None, barrier=True)
         self.pump()
 
     def worker_frame(self, conn: Connection, msg: Any, *, take_credit: bool = True) -> Any:
@@ -642,3 +721,9 @@ class Manager:
     def held_tasks(self, worker: WorkerId) -> list[TaskRef]:
         w = self.engine.workers.get(worker)
         return [] if w is None else [TaskRef(j, i, a) for (j, i), a in w.tasks.items()]
+
+
+def _acks(reports: list[Report], effects: list[Effect]) -> list[list[int]]:
+    """What to acknowledge: every report but those refused (about attempts the worker was not given)."""
+    refused = {(r.job, r.index, r.attempt) for e in effects if isinstance(e, Refused) for r in e.tasks}
+    return [[r.job, r.index, r.attempt] for r in reports if (r.job, r.index, r.attempt) not in refused]

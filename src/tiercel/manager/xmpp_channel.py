@@ -110,7 +110,8 @@ class XmppWorkers:
             old.closed = True
             if old.conn.worker != worker_id:
                 self.manager.worker_disconnected(old.conn)
-        peer = Peer(full, Connection(worker_id, info, lambda m: None, self.manager.clock(), transport="xmpp"))
+        peer = Peer(full, Connection(worker_id, info, lambda m: None, self.manager.clock(), transport="xmpp",
+                                     principal=f"xmpp:{slixmpp.JID(full).bare}"))
         peer.conn.send = lambda m, p=peer: self._queue(p, m)  # type: ignore[misc]
         self.peers[full] = peer
         peer.conn.send({"t": "welcome", "hb": self.manager.settings.heartbeat})

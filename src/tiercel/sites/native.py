@@ -103,7 +103,8 @@ class NativeSite(Site):
         held = [ref for a in self.arrays.values() for e, ref in a.elements.items() if e in a.open]
         used = sum(a.cpus * len(a.open) for a in self.arrays.values())
         effects = self.host.engine.connect(self.worker, self.info_for_engine(), self.host.clock(),
-                                           credit=max(0, self.cfg.max_in_flight - used), held=held)
+                                           credit=max(0, self.cfg.max_in_flight - used), held=held,
+                                           vouched=True)  # its own record of what it submitted
         kills = [e for e in effects if isinstance(e, KillTasks)]
         for e in kills:
             self.kill(e)  # tasks that settled while the manager was down

@@ -5,6 +5,7 @@ from tiercel.store.base import (
     AttemptRow,
     DeleteReservation,
     DeleteSiteJob,
+    DeleteToken,
     EndJob,
     ForgetWorker,
     JobRow,
@@ -15,12 +16,15 @@ from tiercel.store.base import (
     SaveToken,
     SeenWorker,
     Store,
+    TokenRow,
+    TouchToken,
     WriteOp,
 )
 from tiercel.store.sqlite import SqliteStore
 
 __all__ = [
-    "AddJob", "AttemptRow", "DeleteReservation", "DeleteSiteJob",
+    "AddJob", "AttemptRow", "DeleteReservation", "DeleteSiteJob", "DeleteToken",
     "EndJob", "ForgetWorker", "JobRow", "Loaded", "Record",
-    "SaveReservation", "SaveSiteJob", "SaveToken", "SeenWorker", "SqliteStore", "Store", "WriteOp",
+    "SaveReservation", "SaveSiteJob", "SaveToken", "SeenWorker", "SqliteStore", "Store", "TokenRow", "TouchToken",
+    "WriteOp",
 ]

@@ -49,6 +49,19 @@ class SaveToken:
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteToken:
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class TouchToken:
+    """When a token was last used (kept to the minute, not written at every request)."""
+
+    digest: str
+    used: float
+
+
+@dataclass(frozen=True, slots=True)
 class SeenWorker:
     worker: WorkerId
     name: str
@@ -88,8 +101,8 @@ class DeleteSiteJob:
     native_id: str
 
 
-WriteOp = AddJob | Record | EndJob | SaveToken | SeenWorker | ForgetWorker | SaveReservation | DeleteReservation \
-    | SaveSiteJob | DeleteSiteJob
+WriteOp = (AddJob | Record | EndJob | SaveToken | DeleteToken | TouchToken | SeenWorker | ForgetWorker
+           | SaveReservation | DeleteReservation | SaveSiteJob | DeleteSiteJob)
 
 # ---- read rows ---------------------------------------------------------------
 
@@ -120,11 +133,22 @@ class AttemptRow:
     stderr: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    digest: str
+    user: UserName
+    role: str
+    label: str
+    created: float
+    last_used: float | None
+
+
 @dataclass(slots=True)
 class Loaded:
     """Everything the manager needs to resume after a restart."""
 
     next_job_id: int
+    seal_key: bytes = b""  # the key of the seals on handed-out attempts (core.seal), made with the store
     unfinished: list[tuple[JobRow, Restored]] = field(default_factory=list)
     tokens: dict[str, tuple[UserName, str]] = field(default_factory=dict)
     workers: list[WorkerId] = field(default_factory=list)
@@ -140,3 +164,4 @@ class Store(Protocol):
     def jobs(self, owner: UserName | None, limit: int) -> list[JobRow]: ...
     def attempts(self, job_id: JobId, index: int | None, final_only: bool) -> list[AttemptRow]: ...
     def meta(self, key: str) -> str | None: ...
+    def tokens(self) -> list[TokenRow]: ...

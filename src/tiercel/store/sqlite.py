@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import queue
+import secrets
 import sqlite3
 import threading
 import zlib
@@ -29,6 +30,7 @@ from tiercel.store.base import (
     AttemptRow,
     DeleteReservation,
     DeleteSiteJob,
+    DeleteToken,
     EndJob,
     ForgetWorker,
     JobRow,
@@ -38,6 +40,8 @@ from tiercel.store.base import (
     SaveSiteJob,
     SaveToken,
     SeenWorker,
+    TokenRow,
+    TouchToken,
     WriteOp,
 )
 
@@ -47,7 +51,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens (
     digest TEXT PRIMARY KEY, user TEXT NOT NULL, role TEXT NOT NULL,
-    label TEXT NOT NULL DEFAULT '', created REAL NOT NULL);
+    label TEXT NOT NULL DEFAULT '', created REAL NOT NULL, last_used REAL);
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY, owner TEXT NOT NULL, spec TEXT NOT NULL, submitted REAL NOT NULL,
     state TEXT, ended REAL, total INTEGER NOT NULL,
@@ -116,7 +120,10 @@ class SqliteStore:
         conn.executescript(SCHEMA)
         if "mirror" not in {row[1] for row in conn.execute("PRAGMA table_info(reservations)")}:
             conn.execute("ALTER TABLE reservations ADD COLUMN mirror TEXT")  # stores made before mirrors
+        if "last_used" not in {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}:
+            conn.execute("ALTER TABLE tokens ADD COLUMN last_used REAL")  # stores made before token listing
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('seal_key', ?)", (secrets.token_hex(32),))
         loaded = self._load(conn)
         self._read = conn
         self._writer = threading.Thread(target=self._write_loop, args=(self._connect(),), daemon=True,
@@ -135,7 +142,8 @@ class SqliteStore:
 
     def _load(self, conn: sqlite3.Connection) -> Loaded:
         row = conn.execute("SELECT COALESCE(MAX(id), 0) FROM jobs").fetchone()
-        loaded = Loaded(next_job_id=int(row[0]) + 1)
+        key = conn.execute("SELECT value FROM meta WHERE key = 'seal_key'").fetchone()
+        loaded = Loaded(next_job_id=int(row[0]) + 1, seal_key=bytes.fromhex(key[0]))
         for digest, user, role in conn.execute("SELECT digest, user, role FROM tokens"):
             loaded.tokens[digest] = (UserName(user), role)
         loaded.workers = [WorkerId(w) for (w,) in conn.execute("SELECT id FROM workers")]
@@ -287,6 +295,12 @@ class SqliteStore:
             for j, i, a, o, f, w, x, s, e, out, err in rows
         ]
 
+    def tokens(self) -> list[TokenRow]:
+        with self._read_lock:
+            rows = self._reader().execute(
+                "SELECT digest, user, role, label, created, last_used FROM tokens ORDER BY created").fetchall()
+        return [TokenRow(d, UserName(u), r, lab, c, used) for d, u, r, lab, c, used in rows]
+
     def meta(self, key: str) -> str | None:
         with self._read_lock:
             row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -316,7 +330,12 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
             (op.state.value, op.ended, c.done, c.failed, c.cancelled, op.job),
         )
     elif isinstance(op, SaveToken):
-        conn.execute("INSERT INTO tokens VALUES (?,?,?,?,?)", (op.digest, op.user, op.role, op.label, op.created))
+        conn.execute("INSERT INTO tokens (digest, user, role, label, created) VALUES (?,?,?,?,?)",
+                     (op.digest, op.user, op.role, op.label, op.created))
+    elif isinstance(op, DeleteToken):
+        conn.execute("DELETE FROM tokens WHERE digest = ?", (op.digest,))
+    elif isinstance(op, TouchToken):
+        conn.execute("UPDATE tokens SET last_used = ? WHERE digest = ?", (op.used, op.digest))
     elif isinstance(op, SeenWorker):
         conn.execute("INSERT OR REPLACE INTO workers VALUES (?,?,?,?)", (op.worker, op.name, op.host, op.seen))
     elif isinstance(op, ForgetWorker):

@@ -32,7 +32,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef
-from tiercel.protocol import PROTOCOL_VERSION, ref_from_wire, report_to_wire, spec_from_dict
+from tiercel.protocol import PROTOCOL_VERSION, key_from_wire, ref_from_wire, ref_to_wire, report_to_wire, spec_from_dict
 from tiercel.worker.runner import Handle, run_cleanup, run_task
 
 log = logging.getLogger("tiercel.worker")
@@ -250,8 +250,8 @@ class Agent:
         with self._lock:
             while self._done:
                 self._finished(*self._done.popleft())
-            held = [[r.job, r.index, r.attempt] for r in self.queued]
-            held += [[r.ref.job, r.ref.index, r.ref.attempt] for r in self.running.values()]
+            held = [ref_to_wire(r) for r in self.queued]
+            held += [ref_to_wire(r.ref) for r in self.running.values()]
             used = sum(self.specs[r.job].cpus for r in self.queued) + \
                 sum(r.spec.cpus for r in self.running.values())
         self.ws = ws
@@ -340,7 +340,7 @@ class Agent:
             for key in m["r"]:
                 self.unacked.pop((key[0], key[1], key[2]), None)
         elif kind == "kill":
-            self._kill([ref_from_wire(x) for x in m["tasks"]])
+            self._kill([key_from_wire(x) for x in m["tasks"]])
         elif kind == "cleanup":
             spec = self.cleanups.pop(JobId(int(m["job"])), None)
             if spec is not None and spec.cleanup:
@@ -443,6 +443,7 @@ class Agent:
         self._adapt_prefetch(report.ended - report.started)
         self.tasks_run += 1
         self.last_busy = time.monotonic()
+        report.seal = run.ref.seal  # handed back: the manager's proof that this attempt was ours
         wire = report_to_wire(report)
         self.unacked[(report.job, report.index, report.attempt)] = wire
         self.outbox.append(wire)
