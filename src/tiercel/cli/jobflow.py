@@ -202,7 +202,7 @@ def job() -> None:
       tiercel job create --rsl job.rsl --name job1     # -rsl and -name work too
       tiercel job submit job1
       tiercel job data job1                            # waits, then writes stdout/stderr
-    Descriptions are kept in $TIERCEL_JOBS_DIR (default ~/.local/share/tiercel/jobs).
+    Descriptions are kept, readable by you only, in $TIERCEL_JOBS_DIR (default ~/.local/share/tiercel/jobs).
     """
 
 
