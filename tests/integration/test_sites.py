@@ -97,6 +97,23 @@ def test_pilots_start_on_demand_and_pull_many_tasks(kind: str, request: pytest.F
     wait_until(lambda: sites(cluster)[kind]["batch_jobs"] == 0, 60, "idle pilots to leave")
 
 
+@pytest.mark.parametrize("kind", ["slurm", "sge", "local"])
+def test_the_workers_a_site_starts_have_its_tags(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A job requiring a site's tag is placed there, so the workers the site starts for it must have the tag."""
+    if kind != "local":
+        request.getfixturevalue(kind)
+    cluster = request.getfixturevalue("bare_cluster")
+    start(cluster, f'[sites.{kind}]\nkind = "{kind}"\nmode = "pilot"\ntags = ["bio", "x.1"]\nslots = 2\n'
+                   f'max_pilots = 1\npilot_walltime = "10m"\nidle_timeout = "3s"\npoll_interval = "0.5s"\n'
+                   f'spool = "{tmp_path / "spool"}"\n')
+    job = submit(cluster, "--requires", "bio", "--queue", "4", "--", "true")  # not pinned: placed by its tag
+    assert wait_end(cluster, job, 90)["done"] == 4, cluster.cli("explain", str(job)).stdout
+    workers = json.loads(cluster.cli("workers", "--json").stdout)
+    assert workers and all(w["name"].startswith(f"{kind}.") for w in workers)
+    assert all(w["tags"] == ["bio", "x.1"] for w in workers), workers
+    assert {r["worker"] for r in results(cluster, job)} <= {w["id"] for w in workers}
+
+
 def test_one_submission_runs_where_it_fits_and_too_big_is_refused(slurm: None, sge: None,  # noqa: F811
                                                                   bare_cluster: Cluster, tmp_path: Path) -> None:
     cluster = bare_cluster

@@ -6,8 +6,10 @@ import tomllib
 
 import pytest
 
+from tiercel.core.model import JobId, UserName
+from tiercel.core.policy import Group
 from tiercel.core.problems import Problem
-from tiercel.core.sites import Mode
+from tiercel.core.sites import Mode, admissible
 from tiercel.sites.config import PoolConfig, SiteConfig, infos, parse
 
 
@@ -37,6 +39,8 @@ def test_a_good_config_keeps_file_order_with_the_pool_first() -> None:
     ('[sites.hpc]\nkind = "slurm"\ndirectives = ["--qos=x\\n#SBATCH --evil"]\n', ["single line"]),
     ('[sites."1x"]\nkind = "slurm"\n', ["must be a site name"]),
     ('[sites.pool]\nkind = "slurm"\n', ["line 2: sites.pool.kind", "is not a site option"]),
+    ('[sites.hpc]\nkind = "sge"\ntags = ["bio", "a b"]\n', ["line 3: sites.hpc.tags", "'a b' must be a tag"]),
+    ('[sites.hpc]\nkind = "sge"\ntags = ["x,y"]\n', ["line 3: sites.hpc.tags", "'x,y' must be a tag"]),
 ])
 def test_mistakes_name_the_line_and_what_is_allowed(text: str, words: list[str]) -> None:
     problem = load(text)
@@ -44,3 +48,18 @@ def test_mistakes_name_the_line_and_what_is_allowed(text: str, words: list[str])
     message = problem.message()
     for w in words:
         assert w in message, message
+
+
+@pytest.mark.parametrize(("table", "most"), [
+    ('kind = "sge"\nmode = "pilot"\nslots = 2\nmax_cpus = 8\n', 2),  # a task runs inside one pilot
+    ('kind = "local"\nslots = 3\n', 3),
+    ('kind = "sge"\nmode = "pilot"\nslots = 8\nmax_cpus = 4\n', 4),
+    ('kind = "sge"\nmode = "native"\nslots = 2\nmax_cpus = 8\n', 8),  # no pilots: slots do not apply
+])
+def test_a_pilot_site_takes_no_task_larger_than_its_pilots(table: str, most: int) -> None:
+    sites = load(f"[sites.hpc]\n{table}")
+    assert isinstance(sites, dict)
+    hpc = infos(sites)[1]
+    assert admissible(Group(JobId(1), UserName("ann"), 1, cpus=most), [hpc]) is None
+    refused = admissible(Group(JobId(1), UserName("ann"), 1, cpus=most + 1), [hpc])
+    assert refused is not None and f"allows {most} core(s)" in refused.message()

@@ -17,6 +17,7 @@ the manager then refuses to start.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -42,7 +43,10 @@ def _mb(v: str | int) -> int:
     if isinstance(out, Problem):
         raise ValueError(out.allowed)
     return out
+
+
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+TAG = re.compile(r"^[A-Za-z0-9_.:+-]{1,64}$")  # what a job may require (--requires), so a tag a job can match
 
 
 class _Base(BaseModel):
@@ -52,6 +56,14 @@ class _Base(BaseModel):
     max_memory: str | int | None = Field(None, description="memory one task may ask for, e.g. '16G'")
     max_walltime: str | float | None = Field(None, description="the longest walltime a task may ask for")
     tags: list[str] = Field(default_factory=list, description="capabilities its tasks get (for --requires)")
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: list[str]) -> list[str]:
+        for tag in v:
+            if not TAG.match(tag):
+                raise ValueError(f"{tag!r} must be a tag of letters, digits and . _ : + - (at most 64)")
+        return v
 
     @field_validator("max_memory")
     @classmethod
@@ -126,6 +138,13 @@ class SiteConfig(_Base):
 
     def mode_of(self) -> Mode:
         return Mode.PILOT if self.kind == "local" else Mode(self.mode)
+
+    def limits(self) -> Limits:
+        lim = super().limits()
+        if self.mode_of() is not Mode.PILOT:
+            return lim
+        # a task runs inside one pilot: asking for more cores than a pilot has, it would wait for ever
+        return dataclasses.replace(lim, max_cpus=min(lim.max_cpus or self.slots, self.slots))
 
 
 def parse(data: dict[str, Any], text: str = "") -> dict[str, SiteConfig | PoolConfig] | Problem:

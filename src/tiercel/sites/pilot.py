@@ -20,6 +20,7 @@ import asyncio
 import json
 import math
 import os
+import shlex
 import signal
 import time
 from collections.abc import Sequence
@@ -166,8 +167,10 @@ class PilotSite(Site):
         token = self.host.worker_token_file()
         url = self.cfg.url or self.host.pilot_url()
         only = f"--reservation {r.name} " if r is not None else ""
+        # the site's tags are what placed a job requiring them here: its pilots must have them to take it
+        tags = f"--tags {shlex.quote(','.join(sorted(self.cfg.tags)))} " if self.cfg.tags else ""
         return (f"exec {self.python} -m tiercel worker --manager {url} --token-file {token} "
-                f"--site {self.name} --slots {self.cfg.slots} --lifetime {self._lifetime(r):g} {only}"
+                f"--site {self.name} --slots {self.cfg.slots} {tags}--lifetime {self._lifetime(r):g} {only}"
                 f"--idle-exit {self.cfg.seconds('idle_timeout'):g} --name {self.name}.{key}.$TIERCEL_ELEMENT\n")
 
     async def _submit(self, count: int, r: Reservation | None = None) -> None:

@@ -1,0 +1,78 @@
+"""The pilot site's shell over a real engine: the workers it starts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import click
+import pytest
+
+from tiercel.cli.daemons import worker as worker_command
+from tiercel.core.engine import Engine
+from tiercel.core.model import Report, WorkerId
+from tiercel.core.sites import POOL, Mode, SiteInfo
+from tiercel.sites.config import SiteConfig
+from tiercel.sites.pilot import PilotSite
+from tiercel.store import WriteOp
+
+
+class FakeHost:
+    """The manager as a site sees it, around a real engine."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.engine = Engine()
+        self.tmp = tmp
+
+    def clock(self) -> float:
+        return 1000.0
+
+    def write(self, ops: list[WriteOp]) -> asyncio.Future[None]:
+        raise AssertionError("nothing is written here")
+
+    def site_reports(self, worker: WorkerId, reports: list[Report], freed: int) -> asyncio.Future[None]:
+        raise AssertionError("pilots report as workers")
+
+    def sites_changed(self) -> None:
+        pass
+
+    def pilot_url(self) -> str:
+        return "http://127.0.0.1:8750"
+
+    def worker_token_file(self) -> Path:
+        return self.tmp / "worker.token"
+
+
+def site(tmp_path: Path, **cfg: object) -> PilotSite:
+    config = SiteConfig.model_validate({"kind": "sge", "mode": "pilot", **cfg})
+    host = FakeHost(tmp_path)
+    made = PilotSite("sge", config, host, tmp_path)
+    host.engine.set_sites([SiteInfo(POOL, POOL, Mode.POOL), made.info()])
+    return made
+
+
+def worker_options(s: PilotSite, tmp_path: Path) -> dict[str, object]:
+    """The options `tiercel worker` gets from the script a pilot runs (a fake Python prints its arguments)."""
+    python = tmp_path / "python"
+    python.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    python.chmod(0o755)
+    s.python = str(python)
+    out = subprocess.run(["/bin/sh", "-c", s._script("p1")], capture_output=True, text=True, check=True,
+                         env={**os.environ, "TIERCEL_ELEMENT": "3"})
+    argv = out.stdout.splitlines()
+    assert argv[:3] == ["-m", "tiercel", "worker"], argv
+    with click.Context(worker_command) as ctx:
+        return dict(worker_command.make_context("worker", argv[3:], parent=ctx).params)
+
+
+@pytest.mark.parametrize(("tags", "seen"), [
+    (["bio", "gpu:a100"], "bio,gpu:a100"),
+    ([], ""),
+])
+def test_a_pilot_gets_the_tags_of_its_site(tmp_path: Path, tags: list[str], seen: str) -> None:
+    s = site(tmp_path, tags=tags, slots=3)
+    params = worker_options(s, tmp_path)
+    assert params["tags"] == seen
+    assert params["site"] == "sge" and params["slots"] == 3 and params["name"] == "sge.p1.3"
