@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tiercel.core.engine import Engine, SendTasks
-from tiercel.core.model import JobId, JobSpec, UserName, WorkerId, WorkerInfo
+from tiercel.core.model import JobId, JobSpec, Outcome, Report, UserName, WorkerId, WorkerInfo
 from tiercel.core.problems import Problem
 from tiercel.core.ranges import IndexRanges
-from tiercel.core.reservations import Reservation, admit
+from tiercel.core.reservations import Reservation, admit, when
 
 ALICE, BOB = UserName("alice"), UserName("bob")
 
@@ -21,13 +21,13 @@ def r(name: str = "r", slots: int = 2, start: float = 100, end: float = 200, use
 @pytest.mark.parametrize(
     ("new", "existing", "needle"),
     [
-        (r(start=200, end=100), [], "end: 100 must be after the start"),
-        (r(start=10, end=40), [], "end: 40 is in the past"),
+        (r(start=200, end=100), [], f"end: '{when(100)}' must be after the start ({when(200)})"),
+        (r(start=10, end=40), [], f"end: '{when(40)}' is in the past"),
         (r(slots=9), [], "slots: 9 is more than site pool has (4)"),
         (r(users=()), [], "users: must name at least one user"),
         (r(name="a"), [r(name="a", start=500, end=600)], "name: 'a' is taken"),
         (r(name="b", slots=3, start=150, end=250), [r(name="a", slots=2)],
-         "would oversubscribe site pool: with a 5 of its 4 slots would be held at 150"),
+         f"would oversubscribe site pool: with a 5 of its 4 slots would be held at {when(150)}"),
     ],
 )
 def test_admission_refuses_with_the_reason(new: Reservation, existing: list[Reservation], needle: str) -> None:
@@ -77,7 +77,7 @@ def test_reservation_work_runs_inside_its_window_for_allowed_users_only() -> Non
     assert sent(e.dispatch(50)) == {}  # the window opens at 100
     explained = e.explain(JobId(2), 50)
     assert explained is not None and explained.status is not None
-    assert explained.status.reason == "reservation r opens at 100"
+    assert explained.status.reason == f"reservation r opens at {when(100)}"
     assert sent(e.dispatch(120)) == {2: 2}  # its two slots, no more
     job(e, 3, ALICE, reservation="r", walltime=10)
     e.add_credit(WorkerId("w"), 2)
@@ -93,6 +93,24 @@ def test_reserved_slots_count_real_slots_not_a_workers_queue() -> None:
     e.connect(WorkerId("w"), WorkerInfo("w", "h", 4), 50, credit=8)  # 4 slots, 4 more queued ahead
     job(e, 1, ALICE, n=20)
     assert sent(e.dispatch(50)) == {1: 2}  # 4 slots - 2 reserved: two tasks, however much it asks for
+
+
+def test_reserved_slots_in_use_by_their_own_work_do_not_open_the_queue_to_others() -> None:
+    """The reservation's own tasks fill its slots: other work still gets only the real free slots,
+    not the worker's prefetch queue, whose tasks would start in the reserved slots once those end."""
+    e = Engine()
+    w = WorkerId("w")
+    assert e.reserve(r(start=10, end=1000), capacity=4, now=0) is None
+    e.connect(w, WorkerInfo("w", "h", 4), 0, credit=8)  # 4 slots and 4 queued ahead
+    job(e, 1, ALICE, n=8)
+    assert sent(e.dispatch(0)) == {1: 2}
+    job(e, 2, BOB, reservation="r", walltime=60)
+    assert sent(e.dispatch(10)) == {2: 2}  # its two reserved slots, now all in use
+    e.report(w, [Report(JobId(1), i, 1, Outcome.DONE) for i in (0, 1)], 11)
+    e.add_credit(w, 2)
+    assert sent(e.dispatch(11)) == {1: 2}  # alice's two freed slots again, not six
+    running = {j: len(x.running) for j, x in e.jobs.items()}
+    assert running == {1: 2, 2: 2}
 
 
 def test_only_the_peak_of_overlapping_windows_is_kept_back() -> None:

@@ -79,14 +79,14 @@ def test_mirroring_that_cannot_be_done_changes_nothing(slurm: None, bare_cluster
     big = cluster.cli("reserve", "create", "--site", "hpc", "--slots", "20", "--start", "now", "--end", "+10m",
                       "--name", BIG, "--mirror")
     assert big.returncode == 2
-    assert "mirror: True failed: slurm said: scontrol failed" in big.stderr, big.stderr
+    assert "mirror: slurm refused the reservation: scontrol failed" in big.stderr, big.stderr
     assert json.loads(cluster.cli("reserve", "list", "--json").stdout) == []
     assert slurm_reservation(f"tiercel-{BIG}") is None
     pilot = cluster.cli("reserve", "create", "--site", "loc", "--slots", "1", "--start", "now", "--end", "+10m",
                         "--mirror")
     assert pilot.returncode == 2 and "cannot mirror reservations: only Slurm sites can" in pilot.stderr
     pool = cluster.cli("reserve", "create", "--slots", "1", "--start", "now", "--end", "+10m", "--mirror")
-    assert pool.returncode == 2 and "mirror: True is not possible: the pool is no batch system" in pool.stderr
+    assert pool.returncode == 2 and "mirror: a mirror is not possible: the pool is no batch system" in pool.stderr
     nowhere = cluster.cli("reserve", "create", "--site", "nowhere", "--slots", "1", "--start", "now",
                           "--end", "+10m")
     assert nowhere.returncode == 2 and "site: 'nowhere' is not a site here (sites: pool, hpc, loc" in nowhere.stderr

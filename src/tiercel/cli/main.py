@@ -176,6 +176,10 @@ def status(job_id: int | None, everyone: bool, url: str | None, token: str | Non
     for j in jobs:
         if j.get("waiting") and job_id is not None:
             console.print(f"[yellow]waiting:[/] {j['waiting']}")
+        if j.get("reason") and job_id is not None:
+            from rich.markup import escape
+
+            console.print(f"[yellow]ended early:[/] {escape(j['reason'])}")
 
 
 @cli.command(context_settings=CONTEXT)

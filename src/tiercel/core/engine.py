@@ -114,6 +114,7 @@ class JobRun:
     started: bool = False
     workers: set[WorkerId] = field(default_factory=set)
     choice: Choice | None = None  # the site its waiting tasks go to, once chosen
+    reason: str | None = None  # why it ended before all its tasks ran (its waiting ones cancelled)
 
     @property
     def site(self) -> str | None:
@@ -187,6 +188,7 @@ class JobEnded:
     counts: Counts
     spec: JobSpec
     submitted: float
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,24 @@ class Engine:
         job.running.clear()
         effects.extend(KillTasks(w, refs) for w, refs in kills.items())
         effects.extend(self._maybe_end(job))
+        return effects
+
+    def cancel_waiting(self, job_id: JobId, reason: str) -> list[Effect]:
+        """Cancel the job's tasks that have not started, saying why; running ones go on."""
+        job = self.jobs.get(job_id)
+        if job is None or not job.pending:
+            return []
+        job.cancelled += job.pending
+        job.fresh.clear()
+        job.retry.clear()
+        job.reason = reason
+        return self._maybe_end(job)
+
+    def end_reservation(self, name: str, reason: str) -> list[Effect]:
+        """A reservation ended or was deleted: its work that has not started never will."""
+        effects: list[Effect] = []
+        for job in [j for j in self._order if j.spec.reservation == name and j.pending]:
+            effects += self.cancel_waiting(job.id, reason)
         return effects
 
     # ---- workers -------------------------------------------------------
@@ -463,9 +483,10 @@ class Engine:
             if j.spec.reservation is not None and j.running:
                 used[j.spec.reservation] = used.get(j.spec.reservation, 0) + len(j.running) * j.spec.cpus
         pilots = {s.name for s in self.sites if s.mode is Mode.PILOT}
+        # Ended ones too: their work is told it ended, not that it "does not exist".
         return tuple(ReservationView(r.name, r.slots, r.start, r.end, r.users, used.get(r.name, 0), r.site,
                                      own_places=r.mirror is not None and r.site in pilots)
-                     for r in self.reservations.values() if r.end > now)
+                     for r in self.reservations.values())
 
     # ---- sites ---------------------------------------------------------
 
@@ -485,8 +506,8 @@ class Engine:
             if w.connected:
                 site = w.info.site
                 total[site] = total.get(site, 0) + w.info.slots
-                if not w.draining:
-                    free[site] = free.get(site, 0) + w.credit
+                if not w.draining:  # free slots, not credit: a worker asks for more than it has (prefetch)
+                    free[site] = free.get(site, 0) + max(0, min(w.credit, w.info.slots - self._busy(w)))
         for j in self._order:
             if j.pending and j.site is not None:
                 queued[j.site] = queued.get(j.site, 0) + j.pending * j.spec.cpus
@@ -713,7 +734,8 @@ class Engine:
             return []
         del self.jobs[job.id]
         self._order.remove(job)
-        effects: list[Effect] = [JobEnded(job.id, job.owner, job.final_state(), job.counts(), job.spec, job.submitted)]
+        effects: list[Effect] = [JobEnded(job.id, job.owner, job.final_state(), job.counts(), job.spec, job.submitted,
+                                          job.reason)]
         if job.spec.cleanup:
             for wid in sorted(job.workers):
                 worker = self.workers.get(wid)

@@ -22,5 +22,10 @@ class Problem:
         return f"{self.field}: {shown} {self.allowed}"
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal(Problem):
+    """A problem another system reported (a batch system refusing a command), not the request's own."""
+
+
 class SetupError(Exception):
     """Configuration or state that keeps the manager from starting; the message is one line for the user."""

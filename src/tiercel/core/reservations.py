@@ -7,6 +7,7 @@ some instant it and the reservations overlapping it would hold more than the sit
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,14 +33,22 @@ class Reservation:
         return user in self.users
 
 
+def when(t: float) -> str:
+    """A time as people typed it (local time), not as seconds since the epoch."""
+    try:
+        return datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return f"{t:.0f}"
+
+
 def admit(new: Reservation, existing: Sequence[Reservation], capacity: int, now: float) -> Problem | None:
     for field, value in (("start", new.start), ("end", new.end)):
         if not math.isfinite(value):
             return Problem(field, value, "must be a finite time")
     if new.end <= new.start:
-        return Problem("end", new.end, f"must be after the start ({new.start:.0f})")
+        return Problem("end", when(new.end), f"must be after the start ({when(new.start)})")
     if new.end <= now:
-        return Problem("end", new.end, "is in the past: a reservation must end in the future")
+        return Problem("end", when(new.end), "is in the past: a reservation must end in the future")
     if new.slots < 1:
         return Problem("slots", new.slots, "must be at least 1")
     if new.slots > capacity:
@@ -55,5 +64,5 @@ def admit(new: Reservation, existing: Sequence[Reservation], capacity: int, now:
         if held > capacity:
             names = ", ".join(r.name for r in same_site if r.start <= t < r.end)
             return Problem("slots", new.slots, f"would oversubscribe site {new.site}: with {names} "
-                                               f"{held} of its {capacity} slots would be held at {t:.0f}")
+                                               f"{held} of its {capacity} slots would be held at {when(t)}")
     return None

@@ -23,8 +23,8 @@ from typing import Any
 
 from tiercel.core.engine import Effect, Engine, JobEnded, KillTasks, Persist, Refused, RunCleanup, SendTasks
 from tiercel.core.model import Counts, JobId, JobSpec, JobState, Report, TaskRef, UserName, WorkerId, WorkerInfo
-from tiercel.core.problems import MISSING, Problem
-from tiercel.core.reservations import Reservation
+from tiercel.core.problems import MISSING, Problem, Refusal
+from tiercel.core.reservations import Reservation, when
 from tiercel.core.scheduling import why_waiting
 from tiercel.core.seal import Seal
 from tiercel.core.sites import SiteLoad, site_of_worker
@@ -96,6 +96,7 @@ class JobSummary:
     counts: Counts
     ended: float | None = None
     waiting: str | None = None
+    reason: str | None = None  # why it ended before all its tasks ran
 
     def to_json(self) -> dict[str, Any]:
         c = self.counts
@@ -104,6 +105,7 @@ class JobSummary:
             "total": c.total, "queued": c.queued, "running": c.running, "done": c.done,
             "failed": c.failed, "cancelled": c.cancelled, "submitted": self.submitted,
             "ended": self.ended, "command": list(self.spec.command), "waiting": self.waiting,
+            "reason": self.reason,
         }
 
 
@@ -136,6 +138,8 @@ class Manager:
         self._progress_seen: dict[JobId, tuple[int, int, int, int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.start_error: BaseException | None = None
+        self._window_timer: asyncio.TimerHandle | None = None
+        self._closed: set[str] = set()  # reservations whose end has been acted on
         self.created_tokens: dict[str, str] = {}
         self._token_used: dict[str, float] = {}
         # What to close when a token is revoked (event streams register here), by its digest.
@@ -177,6 +181,7 @@ class Manager:
         if not self.tokens:
             await self._first_tokens()
         await self.apply(effects)  # jobs whose every task had settled before the crash end now
+        self.window_edge()  # windows that ended while the manager was down, and the next one to wait for
         log.info("manager ready: %d unfinished jobs restored", len(loaded.unfinished))
 
     async def _first_tokens(self) -> None:
@@ -247,7 +252,7 @@ class Manager:
             if isinstance(e, Persist):
                 writes.append(Record(e.records))
             elif isinstance(e, JobEnded):
-                writes.append(EndJob(e.job, e.state, e.counts, now))
+                writes.append(EndJob(e.job, e.state, e.counts, now, e.reason))
                 after.append(e)
                 # Until its end is durable the job shows as running with every task settled.
                 self._ending[e.job] = JobSummary(e.job, e.owner, e.spec, e.submitted, JobState.RUNNING, e.counts)
@@ -328,7 +333,8 @@ class Manager:
     def _after(self, effects: list[Effect]) -> None:
         for e in effects:
             if isinstance(e, JobEnded):
-                summary = JobSummary(e.job, e.owner, e.spec, e.submitted, e.state, e.counts, self.clock())
+                summary = JobSummary(e.job, e.owner, e.spec, e.submitted, e.state, e.counts, self.clock(),
+                                     reason=e.reason)
                 self._ending.pop(e.job, None)
                 self._ended_cache[e.job] = summary
                 while len(self._ended_cache) > ENDED_CACHE:
@@ -403,7 +409,8 @@ class Manager:
             if counts.queued and not counts.running:
                 waiting = "held while workers reconnect after a restart" if self.engine.held(self.clock()) \
                     else why_waiting(live.spec, [c.info for c in self.conns.values()])
-            return JobSummary(job_id, live.owner, live.spec, live.submitted, live.state(), counts, None, waiting)
+            return JobSummary(job_id, live.owner, live.spec, live.submitted, live.state(), counts, None, waiting,
+                              live.reason)
         known = self._ended_cache.get(job_id) or self._ending.get(job_id)
         if known is not None:
             return known
@@ -413,7 +420,8 @@ class Manager:
         if row.state is None or row.counts is None:  # stored but not yet live (should not happen)
             return JobSummary(row.id, row.owner, row.spec, row.submitted, JobState.QUEUED,
                               Counts(total=row.spec.size, queued=row.spec.size))
-        return JobSummary(row.id, row.owner, row.spec, row.submitted, row.state, row.counts, row.ended)
+        return JobSummary(row.id, row.owner, row.spec, row.submitted, row.state, row.counts, row.ended,
+                          reason=row.reason)
 
     def list_jobs(self, who: Identity, everyone: bool, limit: int = 200) -> list[JobSummary]:
         owner = None if (who.admin and everyone) else who.user
@@ -449,8 +457,15 @@ class Manager:
             if not r.allows(user):
                 return Problem("reservation", spec.reservation,
                                f"is not open to {user} (it is for {', '.join(sorted(r.users))})")
-            if r.end <= self.clock():
-                return Problem("reservation", spec.reservation, "has ended")
+            now = self.clock()
+            if r.end <= now:
+                return Problem("reservation", spec.reservation, f"has ended (at {when(r.end)})")
+            left = r.end - max(now, r.start)
+            if spec.walltime > left:
+                since = "now" if now >= r.start else f"its start at {when(r.start)}"
+                return Problem("walltime", f"{spec.walltime:g}s",
+                               f"is longer than what is left of reservation {r.name}: {left:.0f}s from {since} "
+                               f"to its end at {when(r.end)}; its tasks could never start (ask for less)")
             if spec.site is None:
                 spec = dataclasses.replace(spec, site=r.site)  # its tasks run where its slots are held
             elif spec.site != r.site:
@@ -541,7 +556,7 @@ class Manager:
         if mirror:
             why = "the pool is no batch system" if site is None else site.mirror_problem()
             if why is not None:
-                return Problem("mirror", True, f"is not possible: {why}")
+                return Problem("mirror", MISSING, f"a mirror is not possible: {why}")
         live = [x for x in self.engine.reservations.values() if x.end > now]
         problem = admit(r, live, capacity, now)
         if problem is not None:
@@ -550,7 +565,7 @@ class Manager:
             try:
                 r = dataclasses.replace(r, mirror=await site.mirror(r))
             except MirrorFailed as exc:
-                return Problem("mirror", True, f"failed: {site.cfg.kind} said: {exc}")
+                return Refusal("mirror", MISSING, f"{site.cfg.kind} refused the reservation: {exc}")
         problem = self.engine.reserve(r, capacity, self.clock())  # again: another may have come meanwhile
         if problem is not None:
             await self._drop_mirror(r)
@@ -561,8 +576,33 @@ class Manager:
             self.engine.unreserve(r.name)  # not durable: not granted
             await self._drop_mirror(r)
             raise
+        self._arm_windows()
         self.pump()  # a window open now changes what may start
         return None
+
+    def _arm_windows(self) -> None:
+        """Wake at the next start or end of a reservation's window: what may start changes then."""
+        if self._window_timer is not None:
+            self._window_timer.cancel()
+            self._window_timer = None
+        now = self.clock()
+        edges = [t for r in self.engine.reservations.values() for t in (r.start, r.end) if t > now]
+        if edges and self._loop is not None:
+            self._window_timer = self._loop.call_later(min(edges) - now + 0.001, self.window_edge)
+
+    def window_edge(self) -> None:
+        """A window opened or closed: place work now, and end the work of reservations that ended."""
+        self._window_timer = None
+        now = self.clock()
+        for r in list(self.engine.reservations.values()):
+            if r.end <= now and r.name not in self._closed:
+                self._closed.add(r.name)
+                self.apply(self.engine.end_reservation(
+                    r.name, f"reservation {r.name} ended at {when(r.end)} before these tasks could start"))
+        self._arm_windows()
+        self.pump()
+        for site in self.sites.values():
+            site.wake()  # a pilot site may start (or stop starting) pilots for a window
 
     async def _drop_mirror(self, r: Reservation) -> str | None:
         """Delete ``r``'s mirror, if it has one; what went wrong, or None."""
@@ -587,6 +627,10 @@ class Manager:
         if r is None or not self.engine.unreserve(name):
             return False, None
         await asyncio.wrap_future(self.store.write([DeleteReservation(name)]))
+        self._closed.discard(name)
+        await self.apply(self.engine.end_reservation(name, f"reservation {name} was deleted before these tasks "
+                                                           "could start"))
+        self._arm_windows()
         self.pump()  # the slots it held are free for everyone again
         return True, await self._drop_mirror(r)
 

@@ -37,6 +37,7 @@ class EndJob:
     state: JobState
     counts: Counts
     ended: float
+    reason: str | None = None  # why it ended before all its tasks ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,7 @@ class JobRow:
     state: JobState | None  # None while unfinished: live counts come from the engine
     ended: float | None
     counts: Counts | None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

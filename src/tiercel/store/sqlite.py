@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY, owner TEXT NOT NULL, spec TEXT NOT NULL, submitted REAL NOT NULL,
     state TEXT, ended REAL, total INTEGER NOT NULL,
-    done INTEGER, failed INTEGER, cancelled INTEGER);
+    done INTEGER, failed INTEGER, cancelled INTEGER, reason TEXT);
 CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (state) WHERE state IS NULL;
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, id);
 CREATE TABLE IF NOT EXISTS attempts (
@@ -120,6 +120,8 @@ class SqliteStore:
         conn.executescript(SCHEMA)
         if "mirror" not in {row[1] for row in conn.execute("PRAGMA table_info(reservations)")}:
             conn.execute("ALTER TABLE reservations ADD COLUMN mirror TEXT")  # stores made before mirrors
+        if "reason" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
+            conn.execute("ALTER TABLE jobs ADD COLUMN reason TEXT")  # stores made before jobs said why they ended
         if "last_used" not in {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}:
             conn.execute("ALTER TABLE tokens ADD COLUMN last_used REAL")  # stores made before token listing
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
@@ -248,17 +250,18 @@ class SqliteStore:
     @staticmethod
     def _job_rows(conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> list[JobRow]:
         rows = conn.execute(
-            "SELECT id, owner, spec, submitted, state, ended, total, done, failed, cancelled FROM jobs " + where,
+            "SELECT id, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason FROM jobs "
+            + where,
             args,
         ).fetchall()
         out = []
-        for jid, owner, spec, submitted, state, ended, total, done, failed, cancelled in rows:
+        for jid, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason in rows:
             counts = None
             if state is not None:
                 counts = Counts(total=total, done=done, failed=failed, cancelled=cancelled)
             out.append(
                 JobRow(JobId(jid), UserName(owner), spec_from_dict(json.loads(spec)), submitted,
-                       None if state is None else JobState(state), ended, counts)
+                       None if state is None else JobState(state), ended, counts, reason)
             )
         return out
 
@@ -326,8 +329,8 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
     elif isinstance(op, EndJob):
         c = op.counts
         conn.execute(
-            "UPDATE jobs SET state = ?, ended = ?, done = ?, failed = ?, cancelled = ? WHERE id = ?",
-            (op.state.value, op.ended, c.done, c.failed, c.cancelled, op.job),
+            "UPDATE jobs SET state = ?, ended = ?, done = ?, failed = ?, cancelled = ?, reason = ? WHERE id = ?",
+            (op.state.value, op.ended, c.done, c.failed, c.cancelled, op.reason, op.job),
         )
     elif isinstance(op, SaveToken):
         conn.execute("INSERT INTO tokens (digest, user, role, label, created) VALUES (?,?,?,?,?)",

@@ -21,6 +21,7 @@ from typing import Any
 from tiercel.core.policies.args import unknown_args
 from tiercel.core.policy import OK, Cycle, Group, Snapshot, Status, never, wait
 from tiercel.core.problems import Problem
+from tiercel.core.reservations import when
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,12 @@ class Reservations:
         if not views:
             return n, OK
         ends = snap.now + group.walltime if group.walltime is not None else math.inf
-        kept = peak_kept(views, snap.now, ends, cycle.by_reservation)
-        if not kept:
+        if not any(v.start < ends and snap.now < v.end for v in views):
             return n, OK
+        # Even with every reserved slot in use by its own work now, other work may take only
+        # real free slots: a task queued ahead on a worker (prefetch) would start in a reserved
+        # slot the moment the reservation's own task there ends.
+        kept = peak_kept(views, snap.now, ends, cycle.by_reservation)
         # Real slots, not a worker's queue: a task queued ahead on a worker will hold a slot too.
         places = snap.places if group.site is None else [p for p in snap.places if p.site == group.site]
         started = cycle.started_slots if group.site is None else cycle.by_site.get(group.site, 0)
@@ -86,9 +90,9 @@ class Reservations:
         if group.owner not in r.users:
             return 0, never(self.name, f"{group.owner} may not use reservation {r.name}")
         if snap.now < r.start:
-            return 0, wait(self.name, f"reservation {r.name} opens at {r.start:.0f}")
+            return 0, wait(self.name, f"reservation {r.name} opens at {when(r.start)}")
         if snap.now >= r.end:
-            return 0, never(self.name, f"reservation {r.name} ended at {r.end:.0f}")
+            return 0, never(self.name, f"reservation {r.name} ended at {when(r.end)}")
         if group.walltime is None or snap.now + group.walltime > r.end:
             # Work in a reservation must provably end with its window, or it would eat into
             # whatever comes after (another reservation, say).
