@@ -330,3 +330,55 @@ def test_an_adhoc_form_sent_twice_at_once_is_acted_on_once() -> None:
     with pytest.raises(slixmpp.exceptions.XMPPError) as twice:
         commands._answer_once(session)
     assert twice.value.condition == "bad-request" and "being answered already" in str(twice.value.text)
+
+
+def test_an_xmpp_worker_settles_only_what_it_was_handed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two allowed worker JIDs on a real manager shell and engine: the second one's results for the
+    first one's task, and for a task never handed out, are dropped, unacknowledged and counted; the
+    second JID cannot take over the first one's worker id either."""
+    from tiercel.core.model import JobSpec, UserName
+    from tiercel.core.ranges import IndexRanges
+    from tiercel.manager.service import Manager, Settings
+    from tiercel.store import SqliteStore
+
+    cfg = config(workers=["w1@example.org", "w2@example.org"])
+    assert isinstance(cfg, XmppConfig)
+    sent: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr("tiercel.manager.xmpp_channel.send_frame",
+                        lambda c, to, frame: sent.append((str(to), msgpack.unpackb(frame))))
+
+    def to(jid: str) -> list[dict[str, Any]]:
+        return [x for who, m in sent if who == jid for x in (m["m"] if m["t"] == "batch" else [m])]
+
+    async def scenario() -> None:
+        manager = Manager(SqliteStore(tmp_path / "t.db"), Settings(state_dir=tmp_path))
+        await manager.start()
+        workers = XmppWorkers(manager, FakeClient(), cfg)  # type: ignore[arg-type]
+        one, two = "w1@example.org/a", "w2@example.org/b"
+        hello = {"t": "hello", "v": PROTOCOL_VERSION, "name": "node", "slots": 1}
+        workers.on_frame(slixmpp.JID(one), msgpack.packb({**hello, "id": "one"}))
+        workers.on_frame(slixmpp.JID(two), msgpack.packb({**hello, "id": "two", "credit": 0}))
+        ran = await manager.submit(UserName("alice"), JobSpec(("true",), IndexRanges.of_size(1)))
+        never = await manager.submit(UserName("alice"), JobSpec(("true",), IndexRanges.of_size(1),
+                                                                 requires=frozenset({"gpu"})))
+        await asyncio.sleep(0.05)
+        (task,) = [t for m in to(one) if m["t"] == "tasks" for t in m["tasks"]]
+        assert task[:3] == [ran.id, 0, 1]
+        forged = [[ran.id, 0, 1, "done", 0, 0.0, 0.0, b"x", b"", task[3]],  # one's seal is not two's
+                  [never.id, 0, 1, "done", 0, 0.0, 0.0, b"x", b"", b""]]
+        workers.on_frame(slixmpp.JID(two), msgpack.packb({"t": "res", "r": forged, "c": 0}, use_bin_type=True))
+        await asyncio.sleep(0.05)
+        assert [m for m in to(two) if m["t"] == "ack"] == []
+        assert manager.engine.workers["two"].refused == 2
+        assert manager.engine.jobs[ran.id].running[0].worker == "one" and never.id in manager.engine.jobs
+        workers.on_frame(slixmpp.JID(two), msgpack.packb({**hello, "id": "one"}))  # take over one's id
+        await asyncio.sleep(0.05)
+        errors = [m["msg"] for m in to(two) if m["t"] == "error"]
+        assert len(errors) == 1 and "in use by a worker with other credentials" in errors[0]
+        good = [[ran.id, 0, 1, "done", 0, 0.0, 0.0, b"ok", b"", task[3]]]
+        workers.on_frame(slixmpp.JID(one), msgpack.packb({"t": "res", "r": good, "c": 1}, use_bin_type=True))
+        await asyncio.sleep(0.1)
+        assert [m["r"] for m in to(one) if m["t"] == "ack"] == [[[ran.id, 0, 1]]]
+        manager.close()
+
+    asyncio.run(scenario())

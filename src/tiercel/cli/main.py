@@ -282,7 +282,8 @@ def workers(url: str | None, token: str | None, as_json: bool) -> None:
     STATE is connected, draining (takes no new tasks: leaving, or an XMPP worker whose
     presence says busy) or away (disconnected; its tasks wait for it until the silence
     time-out). LINK is how it reaches the manager: websocket, xmpp, or site for a batch
-    system's native arrays.
+    system's native arrays (which are polled, not heard from: LAST SEEN is -). REFUSED
+    counts reports about tasks the worker was never handed, which were dropped.
     """
     with client(url, token) as c:
         rows = c.workers()
@@ -292,13 +293,16 @@ def workers(url: str | None, token: str | None, as_json: bool) -> None:
     if not rows:
         console.print("no workers connected: start one with 'tiercel worker --slots N'")
         return
+    refusals = any(w.get("refused") for w in rows)
     table = make_table("NAME", "HOST", "BUSY", "SLOTS", "TAGS", "STATE", "LINK", "LAST SEEN", "TASKS RUN",
-                       right=("BUSY", "SLOTS", "LAST SEEN", "TASKS RUN"))
+                       *(["REFUSED"] if refusals else []), right=("BUSY", "SLOTS", "LAST SEEN", "TASKS RUN", "REFUSED"))
     now = time.time()
     for w in rows:
         state = "[yellow]away[/]" if not w["connected"] else "draining" if w.get("draining") else "connected"
+        seen = "-" if w.get("last_seen") is None else age(now - w["last_seen"]) + " ago"
         table.add_row(w["name"], w["host"], str(w["busy"]), str(w["slots"]), ",".join(w["tags"]) or "-",
-                      state, w.get("link") or "-", age(now - w["last_seen"]) + " ago", str(w["tasks_run"]))
+                      state, w.get("link") or "-", seen, str(w["tasks_run"]),
+                      *([f"[red]{w['refused']}[/]" if w.get("refused") else "0"] if refusals else []))
     console.print(table)
 
 
@@ -490,6 +494,42 @@ def token_create(user: str, role: str, url: str | None, token: str | None, as_js
         print_json(data)
     else:
         console.print(data["token"])
+
+
+@token.command("list", context_settings=CONTEXT)
+@url_option
+@token_option
+@json_option
+@friendly
+def token_list(url: str | None, token: str | None, as_json: bool) -> None:
+    """List tokens: id, user, role, when made and last used (never the secret: only a digest is kept)."""
+    with client(url, token) as c:
+        rows = c.json("GET", "/v1/tokens")
+    if as_json:
+        print_json(rows)
+        return
+    table = make_table("ID", "USER", "ROLE", "CREATED", "LAST USED", "LABEL")
+    for t in rows:
+        table.add_row(t["id"], t["user"], t["role"], _when(t["created"]),
+                      _when(t["last_used"]) if t.get("last_used") else "never", t.get("label") or "-")
+    console.print(table)
+
+
+@token.command("revoke", context_settings=CONTEXT)
+@click.argument("token_id", metavar="ID")
+@url_option
+@token_option
+@json_option
+@friendly
+def token_revoke(token_id: str, url: str | None, token: str | None, as_json: bool) -> None:
+    """Revoke a token by its ID (from 'tiercel token list'): it is refused at once, and the
+    worker connections and event streams it opened are closed."""
+    with client(url, token) as c:
+        data = c.json("DELETE", f"/v1/tokens/{token_id}")
+    if as_json:
+        print_json(data)
+    else:
+        console.print(f"token {data['id']} ({data['user']}, {data['role']}) revoked")
 
 
 def main() -> None:

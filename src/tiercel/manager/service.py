@@ -653,7 +653,7 @@ class Manager:
             return False
         old = self.conns.get(conn.worker)
         if old is not None and old.principal != conn.principal:
-            log.warning("worker %s: refused a hello for worker id %s, which another token's worker holds",
+            log.warning("worker %s: refused a hello for worker id %s, which a worker with other credentials holds",
                         conn.info.name, conn.worker)
             conn.send({"t": "error", "msg": f"hello: worker id {conn.worker!r} is in use by a worker with "
                                             "other credentials; give each worker its own id"})
