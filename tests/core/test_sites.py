@@ -43,6 +43,20 @@ def test_too_big_for_every_site_is_refused_with_each_reason() -> None:
     assert admissible(group(cpus=2), [HPC, SGE]) is None
 
 
+def test_the_refusal_says_what_the_job_asks_for_not_a_job_number() -> None:
+    asks = {"cpus": 64, "memory_mb": 2048, "walltime": 90.0, "requires": frozenset({"bio", "gpu"})}
+    problems = [admissible(Group(JobId(n), UserName("ann"), 10, **asks), [HPC, SGE])  # type: ignore[arg-type]
+                for n in (0, 7)]
+    messages = [p.message() for p in problems if p is not None]
+    assert len(messages) == 2 and messages[0] == messages[1]  # the job has no number yet at submission
+    head = messages[0].split(" fits no site:")[0]
+    assert head.startswith("job: ")
+    for words in ("64 core(s)", "2048 MB", "90s", "bio, gpu"):
+        assert words in head, messages[0]
+    bare = admissible(group(cpus=64), [HPC, SGE])
+    assert bare is not None and "MB" not in bare.message().split(" fits no site:")[0]
+
+
 def test_pinned_site_must_exist_and_fit() -> None:
     unknown = admissible(group(site="nowhere"), [POOL, HPC])
     assert unknown is not None and "is not a site; sites: pool, hpc" in unknown.message()

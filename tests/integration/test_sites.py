@@ -131,7 +131,7 @@ def test_one_submission_runs_where_it_fits_and_too_big_is_refused(slurm: None, s
     assert {r["worker"] for r in results(cluster, job)} == {"site:slurm"}
     big = cluster.cli("submit", "--cpus", "64", "--", "true")
     assert big.returncode == 2
-    assert "fits no site" in big.stderr and "slurm allows 4 core(s)" in big.stderr
+    assert "job: a task needing 64 core(s) fits no site" in big.stderr and "slurm allows 4 core(s)" in big.stderr
     assert "pool allows 2" in big.stderr and "sge allows 1" in big.stderr
 
 
@@ -195,10 +195,12 @@ def test_native_arrays_survive_a_manager_crash(slurm: None, bare_cluster: Cluste
 
 def test_a_local_site_starts_workers_on_the_managers_machine(bare_cluster: Cluster, tmp_path: Path) -> None:
     cluster = bare_cluster
-    start(cluster, f'[sites.here]\nkind = "local"\nslots = 2\nmax_pilots = 1\nidle_timeout = "5s"\n'
+    start(cluster, f'[sites.here]\nkind = "local"\nslots = 2\nmax_pilots = 1\nidle_timeout = "8s"\n'
                    f'poll_interval = "0.5s"\nspool = "{tmp_path / "spool"}"\n')
     job = submit(cluster, "--queue", "6", "--", "true")
     assert wait_end(cluster, job)["done"] == 6
+    row = sites(cluster)["here"]  # its one worker, idle: all its slots free, and no more than it has
+    assert (row["batch_jobs"], row["slots_total"], row["slots_free"]) == (1, 2, 2), row
     workers = json.loads(cluster.cli("workers", "--json").stdout)
     assert workers and all(w["name"].startswith("here.") for w in workers)
     assert {r["worker"] for r in results(cluster, job)} <= {w["id"] for w in workers}

@@ -1,4 +1,4 @@
-"""The pilot site's shell over a real engine: the workers it starts."""
+"""The pilot site's shell over a real engine: the workers it starts, and what `tiercel sites` says of it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import pytest
 
 from tiercel.cli.daemons import worker as worker_command
 from tiercel.core.engine import Engine
-from tiercel.core.model import Report, WorkerId
+from tiercel.core.model import JobId, JobSpec, Report, UserName, WorkerId, WorkerInfo
+from tiercel.core.ranges import IndexRanges
 from tiercel.core.sites import POOL, Mode, SiteInfo
 from tiercel.sites.config import SiteConfig
-from tiercel.sites.pilot import PilotSite
+from tiercel.sites.pilot import Pilots, PilotSite
 from tiercel.store import WriteOp
 
 
@@ -76,3 +77,29 @@ def test_a_pilot_gets_the_tags_of_its_site(tmp_path: Path, tags: list[str], seen
     params = worker_options(s, tmp_path)
     assert params["tags"] == seen
     assert params["site"] == "sge" and params["slots"] == 3 and params["name"] == "sge.p1.3"
+
+
+def spec(n: int) -> JobSpec:
+    return JobSpec(("true",), IndexRanges(((0, n),)), site="sge")
+
+
+def test_free_slots_never_exceed_the_total(tmp_path: Path) -> None:
+    s = site(tmp_path, slots=4, max_pilots=1)
+    s.pilots["7"] = Pilots("7", "p1", 1, 0.0)
+    s.worker_connected("sge.p1.1")
+    engine = s.host.engine
+    # an idle pilot offers its slots and as many again for tasks it queues ahead (its prefetch)
+    engine.connect(WorkerId("w1"), WorkerInfo("sge.p1.1", "node", 4, site="sge"), 0.0, credit=8)
+    row = s.describe()
+    assert row["slots_total"] == 4
+    assert row["slots_free"] == 4
+    engine.add_job(JobId(1), spec(6), UserName("ann"), 0.0)
+    engine.dispatch(1.0)
+    assert len(engine.workers[WorkerId("w1")].tasks) == 6  # four running, two queued on the pilot
+    row = s.describe()
+    assert (row["slots_total"], row["slots_free"]) == (4, 0)
+
+
+def test_an_unstarted_pilot_is_counted_in_total_and_free_alike(tmp_path: Path) -> None:
+    row = site(tmp_path, slots=2, max_pilots=3).describe()
+    assert row["slots_total"] == row["slots_free"] == 6

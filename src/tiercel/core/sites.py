@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from tiercel.core.model import WorkerId
 from tiercel.core.policy import OK, Group, Status, never, wait
-from tiercel.core.problems import Problem
+from tiercel.core.problems import MISSING, Problem
 
 POOL = "pool"
 
@@ -106,7 +106,20 @@ def admissible(group: Group, sites: Sequence[SiteInfo]) -> Problem | None:
     verdicts = [fits(group, s) for s in sites]
     if any(v.ok for v in verdicts):
         return None
-    return Problem("job", group.job, "fits no site: " + "; ".join(v.reason for v in verdicts))
+    # at submission the job has no number yet: name what it asks for, which is what fits nowhere
+    return Problem("job", MISSING, f"{needs(group)} fits no site: " + "; ".join(v.reason for v in verdicts))
+
+
+def needs(group: Group) -> str:
+    """What each of the group's tasks asks of a site, in the words of the sites' limits."""
+    asks = [f"{group.cpus} core(s)"]
+    if group.memory_mb:
+        asks.append(f"{group.memory_mb} MB")
+    if group.walltime is not None:
+        asks.append(f"a walltime of {group.walltime:g}s")
+    if group.requires:
+        asks.append(f"tag(s) {', '.join(sorted(group.requires))}")
+    return "a task needing " + ", ".join(asks)
 
 
 @dataclass(frozen=True, slots=True)
