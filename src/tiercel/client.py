@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from tiercel.jobs import request_json
+
 DEFAULT_PORT = 8750
 
 
@@ -110,7 +112,7 @@ class Client:
     # ---- jobs ----------------------------------------------------------
 
     def submit(self, command: list[str] | str, **fields: Any) -> Job:
-        data = self.json("POST", "/v1/jobs", json={"command": command, **fields})
+        data = self.json("POST", "/v1/jobs", json=request_json({"command": command, **fields}))
         return Job(self, data)
 
     def job(self, job_id: int) -> Job:

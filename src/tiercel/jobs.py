@@ -10,9 +10,14 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from typing import Any
+import reprlib
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from tiercel.core.model import JobSpec
 from tiercel.core.problems import MISSING, Problem
@@ -24,6 +29,45 @@ MAX_COMMAND_BYTES = 64 * 1024
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 _TAG = re.compile(r"^[A-Za-z0-9_.:+-]{1,64}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+# The same rules as JSON Schema patterns, so the OpenAPI document refuses what the server refuses.
+NO_NUL = "^[^\\u0000]*$"
+NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+
+
+def _refuse(allowed: str) -> PydanticCustomError:
+    """A validation error whose message is what is allowed, shown after the field and the value."""
+    return PydanticCustomError("refused", allowed)
+
+
+def _text(value: Any) -> Any:
+    """Text that is passed on to a shell or a program: any line breaks, but no NUL (exec cannot pass it)."""
+    if isinstance(value, str):
+        if "\0" in value:
+            raise _refuse("must not contain NUL characters")
+        _encodable(value)
+    return value  # anything else: the type check that follows says what is wrong
+
+
+def _line(value: Any) -> Any:
+    """A name, path, tag or duration: no control characters, which no one means there."""
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            raise _refuse("must not contain control characters (NUL, newline, tab, escape, ...)")
+        _encodable(value)
+    return value
+
+
+def _encodable(value: str) -> None:
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate, which JSON's \ud800 escapes can make
+        raise _refuse("must be Unicode text (it holds a lone surrogate)") from None
+
+
+Text = Annotated[str, BeforeValidator(_text), Field(json_schema_extra={"pattern": NO_NUL})]
+Line = Annotated[str, BeforeValidator(_line), Field(json_schema_extra={"pattern": NO_CONTROL})]
 
 
 def parse_duration(value: str | float | int) -> float | Problem:
@@ -34,7 +78,8 @@ def parse_duration(value: str | float | int) -> float | Problem:
         seconds = float(value)
     else:
         text = value.strip()
-        if text.count(":") in (1, 2) and all(p.isdigit() for p in text.split(":")):
+        # isascii: str.isdigit() also holds for digits int() cannot read, such as "²"
+        if text.count(":") in (1, 2) and all(p.isascii() and p.isdigit() for p in text.split(":")):
             parts = [int(p) for p in text.split(":")]
             seconds = float(sum(p * 60**i for i, p in enumerate(reversed(parts))))
         else:
@@ -91,28 +136,56 @@ def parse_memory(value: str | int) -> int | Problem:
 
 
 class JobRequest(BaseModel):
-    """A job as submitted. Unknown fields are refused, not ignored."""
+    """A job as submitted. Unknown fields are refused, not ignored.
 
-    model_config = ConfigDict(extra="forbid", str_max_length=MAX_COMMAND_BYTES)
+    Types are strict (``"queue": "5"`` and ``"queue": true`` are refused) for JSON, where a client
+    says what it means; text sources (job files, chat, forms) are read with ``strict=False`` by
+    ``spec_from_mapping``, as ``queue = 10000`` in a Kestrel .job file is text.
+    """
 
-    command: list[str] | str = Field(description="argv list, or a shell command line")
+    model_config = ConfigDict(extra="forbid", strict=True, str_max_length=MAX_COMMAND_BYTES)
+
+    command: (Annotated[list[Text], Field(min_length=1)]
+              | Annotated[Text, Field(min_length=1, max_length=MAX_COMMAND_BYTES)]) = Field(
+        description=f"argv list, or a shell command line; at most {MAX_COMMAND_BYTES:,} bytes in all")
     queue: int | None = Field(None, description="Kestrel's array size: run indexes 0..queue-1")
-    array: str | None = Field(None, description="index ranges, e.g. 0-99,200-299 or 0-999:10")
-    name: str = Field("", max_length=200)
-    requires: list[str] = Field(default_factory=list, description="tags a worker must have")
-    cleanup: str | None = Field(None, description="run once on each worker that ran tasks, after the job ends")
+    array: Line | None = Field(None, description="index ranges, e.g. 0-99,200-299 or 0-999:10")
+    name: Line = Field("", max_length=200)
+    requires: list[Line] = Field(default_factory=list, description="tags a worker must have")
+    cleanup: Text | None = Field(None, description="run once on each worker that ran tasks, after the job ends")
     retries: int = Field(0, ge=0, le=100)
-    walltime: str | float | None = Field(None, description="per task: 90s, 10m, 1h30m or 01:30:00")
-    env: dict[str, str] = Field(default_factory=dict)
-    cwd: str | None = None
+    walltime: Line | float | None = Field(None, description="per task: 90s, 10m, 1h30m or 01:30:00")
+    env: dict[Line, Text] = Field(default_factory=dict)
+    cwd: Line | None = None
     shell: bool | None = Field(None, description="run command with /bin/sh -c (default: when it is a string)")
     append_index: bool = Field(True, description="append the task index as the command's last argument")
     cpus: int = Field(1, ge=1, le=4096)
-    memory: str | int = Field(0, description="per task: 512M, 4G (MB when a number)")
+    memory: Line | int = Field(0, description="per task: 512M, 4G (MB when a number)")
     priority: int = Field(0, ge=-1000, le=1000)
-    queue_name: str | None = Field(None, max_length=64, description="the queue (default: the manager's default)")
-    reservation: str | None = Field(None, max_length=64, description="run inside this advance reservation")
-    site: str | None = Field(None, max_length=64, description="run on this site (default: the scheduler chooses)")
+    queue_name: Line | None = Field(None, max_length=64, description="the queue (default: the manager's default)")
+    reservation: Line | None = Field(None, max_length=64, description="run inside this advance reservation")
+    site: Line | None = Field(None, max_length=64, description="run on this site (default: the scheduler chooses)")
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command(cls, v: Any) -> Any:
+        # Checked whole here: left to the union above, a bad string would be reported as "not a list".
+        if isinstance(v, str):
+            parts = [v]
+            if not v.strip():
+                raise _refuse("must not be empty")
+        elif isinstance(v, list) and all(isinstance(p, str) for p in v):
+            parts = v
+            if not v or not v[0]:
+                raise _refuse("must name a program to run")
+        else:
+            raise _refuse("must be a command line (a string) or a program and its arguments (a list of strings)")
+        for part in parts:
+            _text(part)
+        size = sum(len(p.encode()) for p in parts)
+        if size > MAX_COMMAND_BYTES:
+            raise _refuse(f"must be at most {MAX_COMMAND_BYTES:,} bytes (it has {size:,})")
+        return v
 
     @field_validator("requires", mode="before")
     @classmethod
@@ -122,41 +195,104 @@ class JobRequest(BaseModel):
         return v
 
 
-def problem_from_validation(exc: ValidationError) -> Problem:
-    """The first error of a pydantic validation, as a one-line Problem."""
-    err = exc.errors()[0]
-    loc = [str(p) for p in err.get("loc", ()) if not str(p).startswith(("list[", "str", "int", "float"))]
-    field = ".".join(loc) or "job"
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """The start of a value too large or too deep to put in an error whole."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 3, 60, 60, 6, 6
+# Failing only because of their type: when a union's other branch says more, that is the one to show.
+_TYPE_ERRORS = {"string_type", "int_type", "float_type", "bool_type", "list_type", "dict_type", "none_required",
+                "model_type", "model_attributes_type", "is_instance_of"}
+
+
+def shown(value: object) -> object:
+    """A value as an error may show it: scalars as they are (Problem cuts long strings), the rest briefly."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return Shown(_SHORT.repr(value))
+
+
+def problem_from_errors(errors: Sequence[ErrorDetails], model: type[BaseModel] | None = None,
+                        default_field: str = "job") -> Problem:
+    """The first of pydantic's errors as a one-line Problem: the field, a short prefix of the value
+    and what is allowed. ``model`` names the known fields and tells which fields are unions, whose
+    branch names pydantic puts into an error's location."""
+    err = _most_telling(errors)
+    field, value = _where(err, model)
+    field = field or default_field
     kind = err.get("type", "")
     if kind == "extra_forbidden":
-        allowed = ", ".join(JobRequest.model_fields)
-        return Problem(field, err.get("input"), f"is not a known field (known fields: {allowed})")
+        known = ", ".join(model.model_fields) if model is not None else "see /docs"
+        return Problem(field, shown(value), f"is not a known field (known fields: {known})")
     if kind == "missing":
         return Problem(field, MISSING, "is required")
     msg = str(err.get("msg", "is not valid"))
-    return Problem(field, err.get("input"), "is not allowed: " + msg[0].lower() + msg[1:])
+    if kind == "refused":
+        return Problem(field, shown(value), msg)
+    if kind in _TYPE_ERRORS:
+        msg = " or ".join(e["msg"].removeprefix("Input should be ") for e in errors
+                          if _where(e, model)[0] == field and e["type"] in _TYPE_ERRORS)
+        msg = "should be " + msg
+    return Problem(field, shown(value), "is not allowed: " + msg[0].lower() + msg[1:])
+
+
+def _most_telling(errors: Sequence[ErrorDetails]) -> ErrorDetails:
+    """The first error that is not about a type, if any: it comes from the union branch that the
+    value's type chose, and says what is wrong with the value itself."""
+    return next((e for e in errors if e.get("type") not in _TYPE_ERRORS), errors[0])
+
+
+def _where(err: ErrorDetails, model: type[BaseModel] | None) -> tuple[str, object]:
+    """The dotted field path of an error (``env.HOME``, ``command.2``) and the value to show."""
+    loc = [p for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    if loc and model is not None and isinstance(loc[0], str) and loc[0] in model.model_fields:
+        annotation = model.model_fields[loc[0]].annotation
+        if len(loc) > 1 and isinstance(loc[1], str) and _is_union(annotation):
+            del loc[1]  # a branch name such as 'list[str]', not part of the request
+    value = err.get("input")
+    if loc and loc[-1] == "[key]":  # a bad key of a mapping: name the mapping, show the key
+        value = loc[-2]
+        loc = loc[:-2]
+    return ".".join(str(p) for p in loc), value
+
+
+def _is_union(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _is_union(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return len([a for a in get_args(annotation) if a is not type(None)]) > 1
+    return False
+
+
+def problem_from_validation(exc: ValidationError) -> Problem:
+    """The first error of a job request's validation, as a one-line Problem."""
+    return problem_from_errors(exc.errors(), JobRequest)
 
 
 def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Problem:
     """Turn a validated request into the core's JobSpec, or say what is wrong."""
-    if isinstance(req.command, str):
-        if not req.command.strip():
-            return Problem("command", req.command, "must not be empty")
+    if isinstance(req.command, str):  # its emptiness, size and characters were checked by JobRequest
         command: tuple[str, ...] = (req.command,)
         shell = True if req.shell is None else req.shell
         if not shell:
             command = tuple(req.command.split())
     else:
-        if not req.command or not req.command[0]:
-            return Problem("command", req.command, "must name a program to run")
         shell = bool(req.shell)
         command = (" ".join(req.command),) if shell else tuple(req.command)
-    if any("\0" in part for part in command):
-        return Problem("command", req.command, "must not contain NUL characters")
 
     if req.queue is not None and req.array is not None:
         return Problem("queue", req.queue, "cannot be given together with array (choose one)")
     indexes: IndexRanges | Problem
+    if req.array is not None and not req.array.isascii():  # "²" passes str.isdigit() but not int()
+        return Problem("array", req.array, "must be index ranges such as 0-99,200-299 or 0-999:10")
     if req.array is not None:
         indexes = parse_ranges(req.array, max_size=max_tasks, max_index=MAX_INDEX)
     elif req.queue is not None:
@@ -180,12 +316,10 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
     memory = parse_memory(req.memory)
     if isinstance(memory, Problem):
         return memory
-    for key, value in req.env.items():
-        if not key or "=" in key or "\0" in key:
+    for key in req.env:  # control characters and NUL in keys and values were refused by JobRequest
+        if not key or "=" in key:
             return Problem("env", key, "must be a variable name without '=' or NUL")
-        if "\0" in value:
-            return Problem(f"env.{key}", value, "must not contain NUL characters")
-    if req.cwd is not None and (not req.cwd or "\0" in req.cwd):
+    if req.cwd is not None and not req.cwd:
         return Problem("cwd", req.cwd, "must be a directory path without NUL characters")
     if req.cleanup is not None and not req.cleanup.strip():
         return Problem("cleanup", req.cleanup, "must not be empty when given")
@@ -211,10 +345,21 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
     )
 
 
+def request_json(data: dict[str, Any]) -> dict[str, Any]:
+    """A job request from any source as the REST API takes it: with the types its strict model wants
+    (``queue = 10000`` read from a .job file is the text "10000"). Left as given when it is not valid,
+    for the manager to say what is wrong."""
+    try:
+        req = JobRequest.model_validate(data, strict=False)
+    except ValidationError:
+        return dict(data)
+    return req.model_dump(mode="json", exclude_unset=True)
+
+
 def spec_from_mapping(data: dict[str, Any], *, max_tasks: int = MAX_TASKS) -> JobSpec | Problem:
     """Validate a plain mapping (JSON body, job file, chat message) into a JobSpec."""
     try:
-        req = JobRequest.model_validate(data)
+        req = JobRequest.model_validate(data, strict=False)  # text sources: "10000" is a number there
     except ValidationError as exc:
         return problem_from_validation(exc)
     return build_spec(req, max_tasks=max_tasks)
