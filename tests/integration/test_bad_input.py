@@ -3,6 +3,7 @@ no traceback; nothing stored; the manager keeps serving."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -75,7 +76,7 @@ def test_api_errors_are_one_line_json(cluster: Cluster) -> None:
         r = http.post("/v1/jobs", json={"command": "x", "queue": 5, "colour": "red"})
         assert r.status_code == 422 and r.json()["field"] == "colour"
         r = http.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"})
-        assert r.status_code == 422 and "error" in r.json()
+        assert r.status_code == 400 and r.json()["field"] == "request" and "not valid JSON" in r.json()["error"]
         r = http.post("/v1/jobs", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"})
         assert r.status_code == 413 and "too large" in r.json()["error"]
         r = http.post("/v1/jobs", json={"command": "x", "queue": 0})
@@ -242,3 +243,101 @@ def test_a_hello_with_malformed_held_tasks_is_refused_before_anything_changes(cl
     with cluster.client() as c:
         assert [w for w in c.workers() if w["name"] == "odd"] == []
         assert c.json("GET", "/healthz")["status"] == "ok"
+
+
+def _assert_still_empty_and_serving(http: httpx.Client) -> None:
+    assert http.get("/v1/jobs").json() == []  # nothing stored
+    assert http.post("/v1/jobs", json={"command": "true"}).status_code == 201  # and it keeps serving
+
+
+def test_bodies_the_json_parser_rejects_get_the_error_shape(cluster: Cluster) -> None:
+    h = {"Authorization": f"Bearer {cluster.admin_token}", "content-type": "application/json"}
+    with httpx.Client(base_url=cluster.url, headers=h) as http:
+        r = http.post("/v1/jobs", content=b'{"command":"\xff\xfe"}')
+        assert r.status_code == 400, r.text
+        assert r.json()["field"] == "request" and "not UTF-8" in r.json()["error"]
+        r = http.post("/v1/jobs", content=b"[" * 100_000 + b"]" * 100_000)
+        assert r.status_code == 400, r.text
+        assert r.json()["field"] == "request" and "too deeply" in r.json()["error"]
+        truncated = b'{"command": "x", "queue"'
+        r = http.post("/v1/jobs", content=truncated)
+        assert r.status_code == 400, r.text
+        assert r.json()["field"] == "request"
+        assert f"at character {len(truncated)}" in r.json()["error"]  # where the JSON breaks off
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the size shows only as it arrives
+            for _ in range(32):
+                yield b"x" * 65536
+
+        r = http.post("/v1/jobs", content=chunks())
+        assert r.status_code == 413, r.text
+        assert r.json()["field"] == "request" and "too large" in r.json()["error"]
+        _assert_still_empty_and_serving(http)
+
+
+@pytest.mark.parametrize(("field", "value", "needle"), [
+    ("cleanup", "rm -rf /tmp/x\u0000; echo", "must not contain NUL"),
+    ("name", "sweep\u0000", "must not contain control characters"),
+    ("name", "two\nlines", "must not contain control characters"),
+    ("cwd", "/tmp/\u001b[31m", "must not contain control characters"),
+    ("queue_name", "default\u0000", "must not contain control characters"),
+    ("walltime", "10m\u0000", "must not contain control characters"),
+    ("requires", ["gpu\u0000"], "must not contain control characters"),
+])
+def test_nul_and_control_characters_are_refused_in_every_string_field(
+        cluster: Cluster, field: str, value: object, needle: str) -> None:
+    with httpx.Client(base_url=cluster.url, headers={"Authorization": f"Bearer {cluster.admin_token}"}) as http:
+        r = http.post("/v1/jobs", json={"command": "true", field: value})
+        assert r.status_code == 422, r.text
+        assert r.json()["field"].split(".")[0] == field and needle in r.json()["error"]
+        _assert_still_empty_and_serving(http)
+
+
+def test_control_characters_in_tokens_and_reservations_are_refused(cluster: Cluster) -> None:
+    with httpx.Client(base_url=cluster.url, headers={"Authorization": f"Bearer {cluster.admin_token}"}) as http:
+        r = http.post("/v1/tokens", json={"user": "al\u0000ice"})
+        assert r.status_code == 422 and r.json()["field"] == "user", r.text
+        r = http.post("/v1/reservations", json={"site": "pool\u0000", "slots": 1, "start": "now", "end": "+1h"})
+        assert r.status_code == 422 and r.json()["field"] == "site", r.text
+        r = http.post("/v1/reservations", json={"slots": 1, "start": "now\n", "end": "+1h"})
+        assert r.status_code == 422 and r.json()["field"] == "start", r.text
+        assert http.get("/v1/reservations").json() == []
+
+
+def test_a_long_or_broken_command_is_named_and_not_echoed(cluster: Cluster) -> None:
+    h = {"Authorization": f"Bearer {cluster.admin_token}", "content-type": "application/json"}
+    with httpx.Client(base_url=cluster.url, headers=h) as http:
+        r = http.post("/v1/jobs", json={"command": "x" * 70_000})
+        assert r.status_code == 422
+        assert r.json()["field"] == "command" and "at most 65,536 bytes" in r.json()["error"]
+        assert len(r.content) < 400  # a short prefix of the value, not the 70 KB back
+        r = http.post("/v1/jobs", json={"command": ["echo", "x" * 70_000]})
+        assert r.status_code == 422 and r.json()["field"] == "command" and len(r.content) < 400
+        r = http.post("/v1/jobs", content=b'{"command": "\\ud800"}')  # a lone surrogate, as JSON escapes it
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == "command" and "lone surrogate" in r.json()["error"]
+        r = http.post("/v1/jobs", json={"command": "true", "env": {"A": "y" * 500_000}, "name": "n" * 300})
+        assert r.status_code == 422 and len(r.content) < 400
+        r = http.post("/v1/jobs", json={"command": "true", "colour": ["z" * 1000] * 100})
+        assert r.status_code == 422 and r.json()["field"] == "colour" and len(r.content) < 600
+        _assert_still_empty_and_serving(http)
+
+
+@pytest.mark.parametrize(("field", "value"), [("queue", "5"), ("queue", True), ("retries", "2"), ("cpus", 1.0),
+                                              ("shell", "yes"), ("append_index", 0), ("memory", True)])
+def test_numbers_and_booleans_must_be_json_numbers_and_booleans(cluster: Cluster, field: str, value: object) -> None:
+    with httpx.Client(base_url=cluster.url, headers={"Authorization": f"Bearer {cluster.admin_token}"}) as http:
+        r = http.post("/v1/jobs", json={"command": "true", field: value})
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == field and "should be a valid" in r.json()["error"]
+        _assert_still_empty_and_serving(http)
+
+
+def test_a_kestrel_job_file_still_submits_its_text_numbers(cluster: Cluster, tmp_path: Path) -> None:
+    """.job files hold text; the client sends their numbers as JSON numbers, which the API requires."""
+    f = tmp_path / "sweep.job"
+    f.write_text("[job]\nqueue = 3\ncommand = true\nretries = 1\n")
+    out = cluster.cli("submit", "--file", str(f), "--json")
+    assert out.returncode == 0, out.stderr
+    with cluster.client() as c:
+        assert [j["total"] for j in c.jobs()] == [3]
