@@ -83,7 +83,7 @@ def parse_duration(value: str | float | int) -> float | Problem:
             parts = [int(p) for p in text.split(":")]
             seconds = float(sum(p * 60**i for i, p in enumerate(reversed(parts))))
         else:
-            m = _DURATION.match(text)
+            m = _DURATION.fullmatch(text)
             if not text or m is None:
                 return Problem("walltime", value, "must be a duration such as 90s, 10m, 1h30m or 01:30:00")
             d, h, mi, s = m.groups()
@@ -305,7 +305,7 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
         return indexes
 
     for tag in req.requires:
-        if not _TAG.match(tag):
+        if not _TAG.fullmatch(tag):
             return Problem("requires", tag, "must be a tag of letters, digits and . _ : + - (at most 64)")
     walltime = None
     if req.walltime is not None:

@@ -187,17 +187,17 @@ def test_a_rogue_worker_frame_is_dropped_and_the_worker_stays(cluster: Cluster) 
                 frame = msgpack.unpackb(await asyncio.wait_for(ws.recv(), 30))
                 for m in frame["m"] if frame["t"] == "batch" else [frame]:
                     tasks += m.get("tasks", []) if m["t"] == "tasks" else []
-            ref = tasks[0]
+            *ref, seal = tasks[0]
             now = time.time()
-            good = [*ref, "done", 0, now, now, b"", b""]
+            good = [*ref, "done", 0, now, now, b"", b"", seal]
             for bad in (b"\xc1 not msgpack", "a text frame", msgpack.packb([1, 2]), msgpack.packb({"t": "odd"}),
                         b"\x81\x91\x01\x02",  # a map with a list for a key
                         msgpack.packb({"t": "res", "r": [[1, 2]], "c": 1}),
                         msgpack.packb({"t": "res", "r": "nonsense", "c": "many"}),
                         msgpack.packb({"t": "res", "r": [], "c": float("inf")}),
-                        msgpack.packb({"t": "res", "r": [[*ref, "done", 0, now, now, 10**12, b""]]}),
+                        msgpack.packb({"t": "res", "r": [[*ref, "done", 0, now, now, 10**12, b"", seal]]}),
                         # a good report beside a bad one: neither counts, so the task is not settled yet
-                        msgpack.packb({"t": "res", "r": [good, [*ref, "nope", 0, now, now, b"", b""]]},
+                        msgpack.packb({"t": "res", "r": [good, [*ref, "nope", 0, now, now, b"", b"", seal]]},
                                       use_bin_type=True)):
                 await ws.send(bad)
             with pytest.raises(TimeoutError):  # nothing was acknowledged

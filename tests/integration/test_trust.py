@@ -4,6 +4,7 @@ whose, what a malformed hello is told, and that the state directory is private."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import subprocess
@@ -12,9 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgpack
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.integration.conftest import Cluster, wait_until
 from tiercel.protocol import PROTOCOL_VERSION
@@ -38,6 +41,12 @@ async def _until(ws: Any, kind: str, timeout: float = 30) -> dict[str, Any]:
         for m in _messages(await asyncio.wait_for(ws.recv(), max(0.1, deadline - time.monotonic()))):
             if m["t"] == kind:
                 return m
+
+
+def _raw(cluster: Cluster, method: str, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
+    """A request whose error answers the test reads itself (the client raises on them)."""
+    headers = {"Authorization": f"Bearer {token or cluster.admin_token}"}
+    return httpx.request(method, cluster.url + path, headers=headers, timeout=30, **kw)
 
 
 def _url(cluster: Cluster) -> str:
@@ -173,3 +182,79 @@ def test_a_manager_on_a_full_disk_says_so_at_start(tmp_path: Path) -> None:
         assert "port" not in out.stderr
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_tokens_are_listed_without_secrets_and_a_revoked_one_is_refused_at_once(cluster: Cluster) -> None:
+    import json
+
+    made = json.loads(cluster.cli("token", "create", "--user", "bob", "--json").stdout)
+    work = json.loads(cluster.cli("token", "create", "--user", "w9", "--role", "worker", "--json").stdout)
+    with cluster.client(made["token"]) as bob:
+        assert bob.whoami()["user"] == "bob"
+    listed = json.loads(cluster.cli("token", "list", "--json").stdout)
+    assert {(t["user"], t["role"]) for t in listed} >= {("bob", "user"), ("w9", "worker"), ("worker", "worker")}
+    text = json.dumps(listed) + cluster.cli("token", "list").stdout
+    assert made["token"] not in text and work["token"] not in text
+    assert cluster.cli("token", "list").stdout.startswith("ID")
+    bobs = next(t for t in listed if t["user"] == "bob")
+    assert bobs["last_used"] is not None and next(t for t in listed if t["user"] == "w9")["last_used"] is None
+    assert cluster.cli("token", "list", token=made["token"]).returncode == 2  # not an admin
+
+    async def sessions() -> tuple[str, str]:
+        """A worker connection and an event stream of tokens about to be revoked: both are closed."""
+        async with connect(_url(cluster), additional_headers={"Authorization": f"Bearer {work['token']}"}) as ws, \
+                connect(cluster.url.replace("http://", "ws://") + "/v1/events",
+                        additional_headers={"Authorization": f"Bearer {made['token']}"}) as events:
+            await _hello(ws, "to-revoke")
+            await _until(ws, "welcome")
+            for t in json.loads(cluster.cli("token", "list", "--json").stdout):
+                if t["user"] in ("bob", "w9"):
+                    out = cluster.cli("token", "revoke", t["id"])
+                    assert out.returncode == 0 and "revoked" in out.stdout, out.stderr
+            error = await _until(ws, "error")
+            last = json.loads(await asyncio.wait_for(events.recv(), 10))
+            with pytest.raises(ConnectionClosed):  # the stream is closed after it
+                await asyncio.wait_for(events.recv(), 10)
+            return str(error["msg"]), str(last["event"])
+
+    assert asyncio.run(sessions()) == ("this worker's token was revoked", "token_revoked")
+    assert _raw(cluster, "GET", "/v1/whoami", made["token"]).status_code == 401
+    again = cluster.cli("token", "revoke", bobs["id"])
+    assert again.returncode == 2 and "is not the id of a token" in again.stderr
+    assert {t["user"] for t in json.loads(cluster.cli("token", "list", "--json").stdout)}.isdisjoint({"bob", "w9"})
+
+
+def test_a_worker_token_sees_no_jids_whatever_its_name(cluster: Cluster) -> None:
+    answer = _raw(cluster, "GET", "/v1/jids", cluster.worker_token)
+    assert answer.status_code == 403 and "a worker token cannot" in answer.json()["error"]
+
+
+def test_new_work_is_refused_while_the_disk_is_full_and_reads_go_on(bare_cluster: Cluster, tmp_path: Path) -> None:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
+    cluster = bare_cluster
+    cluster.state = mount / "state"
+    try:
+        cluster.start_manager()
+        with cluster.client() as c:
+            done = c.submit(["true"], queue=1)
+            filler = mount / "filler"
+            with open(filler, "wb") as f, contextlib.suppress(OSError):  # fill it to the last block
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            answer = _raw(cluster, "POST", "/v1/jobs", json={"command": ["true"], "queue": 1})
+            assert answer.status_code == 507
+            assert answer.json()["error"].startswith("the manager's disk is full: ")
+            assert c.job(done.id).data["queued"] == 1 and len(c.jobs()) == 1  # reads go on; nothing kept
+            refused = cluster.cli("submit", "--", "true")
+            assert refused.returncode == 2 and "the manager's disk is full" in refused.stderr
+            filler.unlink()
+            again = c.submit(["true"], queue=1)
+            assert again.id == done.id + 1  # the refused submissions used up no job id
+    finally:
+        cluster.stop()
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+    log = (cluster.logs / "manager.log").read_text()
+    assert "Traceback" not in log

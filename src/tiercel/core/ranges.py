@@ -71,11 +71,11 @@ def parse_ranges(text: str, *, max_size: int, max_index: int) -> IndexRanges | P
         body = part
         if ":" in part:
             body, _, step_text = part.partition(":")
-            if not step_text.isdigit() or int(step_text) < 1:
+            if not _digits(step_text) or int(step_text) < 1:
                 return Problem("array", part, f"step must be a positive whole number ({RANGE_EXAMPLE})")
             step = int(step_text)
         lo_text, dash, hi_text = body.partition("-")
-        if not lo_text.isdigit() or (dash and not hi_text.isdigit()):
+        if not _digits(lo_text) or (dash and not _digits(hi_text)):
             return Problem("array", part, f"is not an index or a range of indexes ({RANGE_EXAMPLE})")
         lo = int(lo_text)
         hi = int(hi_text) if dash else lo
@@ -161,3 +161,8 @@ class RangeQueue:
 
     def spans(self) -> list[Span]:
         return [(a, b) for a, b in self._spans[self._head :] if b > a]
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also holds for digits int() cannot read, such as "²"."""
+    return text.isascii() and text.isdigit()

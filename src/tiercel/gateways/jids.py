@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from tiercel.core.model import UserName
 from tiercel.core.problems import SetupError
 from tiercel.gateways.xmpp_config import USER_NAME, bare_jid
+from tiercel.manager.api import WORKER_REFUSED, answers
 from tiercel.manager.auth import bearer
 from tiercel.manager.service import Manager
 
@@ -94,11 +95,13 @@ def router(manager: Manager, jids: JidDirectory) -> APIRouter:
         except ValueError as exc:
             return _error(422, f"jid: {raw!r} {exc}", "jid")
 
-    @api.get("/v1/jids")
+    @api.get("/v1/jids", responses=answers(403))
     async def list_jids(request: Request) -> Any:
         identity = who(request)
         if isinstance(identity, JSONResponse):
             return identity
+        if not identity.may_submit:  # a worker token's user name is a label, never a person
+            return _error(403, WORKER_REFUSED, "token")
         rows = jids.rows()
         return rows if identity.admin else [r for r in rows if r["user"] == identity.user]
 
@@ -111,7 +114,7 @@ def router(manager: Manager, jids: JidDirectory) -> APIRouter:
             return _error(403, f"token: only an admin may {doing}", "token")
         return jid_of(jid)
 
-    @api.put("/v1/jids/{jid}")
+    @api.put("/v1/jids/{jid}", responses=answers(403))
     async def link(jid: str, req: LinkRequest, request: Request) -> Any:
         bare = admin_jid(request, jid, "link JIDs to users")
         if isinstance(bare, JSONResponse):
@@ -119,7 +122,7 @@ def router(manager: Manager, jids: JidDirectory) -> APIRouter:
         jids.link(bare, req.user)
         return {"jid": bare, "user": req.user}
 
-    @api.delete("/v1/jids/{jid}")
+    @api.delete("/v1/jids/{jid}", responses=answers(403, 404))
     async def unlink(jid: str, request: Request) -> Any:
         bare = admin_jid(request, jid, "unlink JIDs")
         if isinstance(bare, JSONResponse):

@@ -30,7 +30,7 @@ from tiercel.core.sites import site_of_worker
 from tiercel.jobs import JobRequest, Line, build_spec, parse_when, problem_from_errors
 from tiercel.manager.auth import ROLES, Identity, bearer
 from tiercel.manager.channel import worker_channel
-from tiercel.manager.service import JobSummary, Manager
+from tiercel.manager.service import JobSummary, Manager, Unavailable
 
 MAX_BODY = 1024 * 1024
 
@@ -114,6 +114,7 @@ _WHY = {
     413: f"the body is larger than {MAX_BODY} bytes",
     422: "a field's value is not allowed",
     502: "the site's batch system refused",
+    507: "the manager's disk is full: new work is refused (reads still work)",
 }
 
 
@@ -153,6 +154,16 @@ class WorkerRow(BaseModel):
     last_seen: float | None = Field(description="when the manager last heard from it (epoch seconds); null for a "
                                                 "native site's virtual worker, which is not a process that speaks")
     tasks_run: int
+    refused: int = Field(0, description="reports about tasks it was never handed, dropped")
+
+
+class TokenRow(BaseModel):
+    id: str = Field(description="the start of the token's digest; the token itself is never kept")
+    user: str
+    role: str
+    label: str
+    created: float
+    last_used: float | None
 
 
 USER_NAME = r"^[A-Za-z0-9_.@-]+$"
@@ -245,6 +256,10 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
         problem = problem_from_errors(errors, _body_model(request), default_field="request")
         return _error(422, problem.message(), problem.field)
 
+    @app.exception_handler(Unavailable)
+    async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
+        return _error(507, str(exc), "request")
+
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, _http_message(request, exc), "request", exc.headers)
@@ -264,7 +279,7 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
     async def whoami(who: Who) -> dict[str, str]:
         return {"user": who.user, "role": who.role}
 
-    @app.post("/v1/jobs", status_code=201, response_model=JobInfo, responses=answers(403))
+    @app.post("/v1/jobs", status_code=201, response_model=JobInfo, responses=answers(403, 507))
     async def submit(req: JobRequest, who: Person) -> dict[str, Any]:
         spec = build_spec(req, max_tasks=manager.settings.max_tasks)
         if isinstance(spec, Problem):
@@ -383,7 +398,7 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
                         "error": manager.engine.queue_errors.get(name)})
         return out
 
-    @app.post("/v1/reservations", status_code=201, responses=answers(403, 409, 502))
+    @app.post("/v1/reservations", status_code=201, responses=answers(403, 409, 502, 507))
     async def reserve(req: ReservationRequest, who: Who) -> dict[str, Any]:
         if not who.admin:
             raise ApiError(403, "token: only an admin may create reservations", "token")
@@ -430,10 +445,26 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
                         "draining": w.draining,
                         "link": "site" if site else conn.transport if conn else "",
                         "last_seen": None if site else manager.last_seen.get(wid, 0.0),
-                        "tasks_run": conn.ran if conn else 0})
+                        "tasks_run": conn.ran if conn else 0, "refused": w.refused})
         return out
 
-    @app.post("/v1/tokens", status_code=201, responses=answers(403))
+    @app.get("/v1/tokens", response_model=list[TokenRow], responses=answers(403))
+    async def token_list(who: Who) -> list[dict[str, Any]]:
+        if not who.admin:
+            raise ApiError(403, "token: only an admin may list tokens", "token")
+        return manager.token_rows()
+
+    @app.delete("/v1/tokens/{token_id}", responses=answers(403, 404))
+    async def token_revoke(token_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")],
+                           who: Who) -> dict[str, str]:
+        if not who.admin:
+            raise ApiError(403, "token: only an admin may revoke tokens", "token")
+        gone = await manager.revoke_token(token_id)
+        if gone is None:
+            raise ApiError.of(Problem("token", token_id, "is not the id of a token (see 'tiercel token list')"), 404)
+        return {"id": token_id, "user": gone.user, "role": gone.role}
+
+    @app.post("/v1/tokens", status_code=201, responses=answers(403, 507))
     async def tokens(req: TokenRequest, who: Who) -> dict[str, str]:
         if not who.admin:
             raise ApiError(403, "token: only an admin may create tokens", "token")
@@ -459,10 +490,17 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
         await ws.accept()
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         manager.events.queues.add(q)
+        closers = manager.on_revoke.setdefault(who.digest, set())
+
+        def revoked() -> None:
+            q.put_nowait(REVOKED)
+
+        closers.add(revoked)
         try:
             await _pump_events(ws, q, who)
         finally:
             manager.events.queues.discard(q)
+            closers.discard(revoked)
 
     return app
 
@@ -543,6 +581,9 @@ def _describe_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+REVOKED = {"event": "token_revoked"}  # the last event a revoked token's stream gets before it is closed
+
+
 def _reservation_json(r: Reservation) -> dict[str, Any]:
     return {"name": r.name, "site": r.site, "slots": r.slots, "start": r.start, "end": r.end,
             "users": sorted(r.users), "owner": r.owner, "mirror": r.mirror}
@@ -559,6 +600,10 @@ async def _pump_events(ws: WebSocket, q: asyncio.Queue[dict[str, Any]], who: Ide
         while not reader.done():
             get: Awaitable[dict[str, Any]] = q.get()
             event = await get
+            if event is REVOKED:
+                await ws.send_text(json.dumps(event))
+                await ws.close(code=4401, reason="token revoked")
+                return
             if event.get("job", {}).get("owner") not in (who.user, None) and not who.admin:
                 continue
             await ws.send_text(json.dumps(event))

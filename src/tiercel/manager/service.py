@@ -227,9 +227,9 @@ class Manager:
                  "last_used": max(t.last_used or 0.0, self._token_used.get(t.digest, 0.0)) or None}
                 for t in self.store.tokens()]
 
-    async def revoke_token(self, tid: str) -> Identity | Problem | None:
+    async def revoke_token(self, tid: str) -> Identity | None:
         """Revoke the token whose id is ``tid``: refused from now on, its worker sessions and
-        event streams closed. Returns whose it was, None if there is no such token, or a problem."""
+        event streams closed. Returns whose it was, or None if there is no such token."""
         found = [d for d in self.tokens if token_id(d) == tid]
         if not found:
             return None

@@ -61,7 +61,7 @@ class _Base(BaseModel):
     @classmethod
     def _tags(cls, v: list[str]) -> list[str]:
         for tag in v:
-            if not TAG.match(tag):
+            if not TAG.fullmatch(tag):
                 raise ValueError(f"{tag!r} must be a tag of letters, digits and . _ : + - (at most 64)")
         return v
 
@@ -155,7 +155,7 @@ def parse(data: dict[str, Any], text: str = "") -> dict[str, SiteConfig | PoolCo
     out: dict[str, SiteConfig | PoolConfig] = {}
     for name, table in sites.items():
         where = f"sites.{name}"
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             return Problem(_at(text, where), name, "must be a site name: a letter, then letters, digits, - or _")
         if not isinstance(table, dict):
             return Problem(_at(text, where), table, "must be a table")
