@@ -17,12 +17,12 @@ from slixmpp.stanza import Message
 from tiercel.cli import daemons  # noqa: F401  (registers the worker command)
 from tiercel.cli.main import cli
 from tiercel.core.problems import Problem
-from tiercel.gateways.jids import JidDirectory
-from tiercel.gateways.ratelimit import RateLimits
-from tiercel.gateways.xmpp_config import XmppConfig, parse
-from tiercel.manager.xmpp_channel import XmppWorkers
+from tiercel.gateways.xmpp.config import XmppConfig, parse
+from tiercel.gateways.xmpp.jids import JidDirectory
+from tiercel.gateways.xmpp.link import CHUNK, Assembler, _pieces
+from tiercel.gateways.xmpp.ratelimit import RateLimits
+from tiercel.gateways.xmpp.workers import XmppWorkers
 from tiercel.protocol import PROTOCOL_VERSION
-from tiercel.xmpp_link import CHUNK, Assembler, _pieces
 
 
 def config(**table: Any) -> XmppConfig | Problem | None:
@@ -170,7 +170,7 @@ def test_presence_away_is_busy_available_resumes_unavailable_is_gone(monkeypatch
     assert isinstance(cfg, XmppConfig)
     client = FakeClient()
     sent: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr("tiercel.manager.xmpp_channel.send_frame",
+    monkeypatch.setattr("tiercel.gateways.xmpp.workers.send_frame",
                         lambda c, to, frame: sent.append((str(to), msgpack.unpackb(frame))))
     workers = XmppWorkers(manager, client, cfg)  # type: ignore[arg-type]
     full = "w1@example.org/node"
@@ -218,7 +218,7 @@ def test_worker_options_are_checked(tmp_path: Path) -> None:
 
 
 def test_adhoc_sessions_are_forgotten_when_done_or_left_unanswered(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tiercel.gateways import adhoc
+    from tiercel.gateways.xmpp import adhoc
 
     sessions: dict[str, dict[str, Any]] = {}
     client = SimpleNamespace(plugin={"xep_0050": SimpleNamespace(sessions=sessions)})
@@ -248,7 +248,7 @@ def test_a_worker_busy_before_its_hello_is_sent_nothing(monkeypatch: pytest.Monk
                               worker_connected=lambda conn, msg: hellos.append(msg) or True)
     cfg = config(workers=["w1@example.org"])
     assert isinstance(cfg, XmppConfig)
-    monkeypatch.setattr("tiercel.manager.xmpp_channel.send_frame", lambda c, to, frame: None)
+    monkeypatch.setattr("tiercel.gateways.xmpp.workers.send_frame", lambda c, to, frame: None)
     workers = XmppWorkers(manager, FakeClient(), cfg)  # type: ignore[arg-type]
     full = "w1@example.org/node"
 
@@ -264,7 +264,7 @@ def test_a_worker_busy_before_its_hello_is_sent_nothing(monkeypatch: pytest.Monk
 
 
 def test_the_gateway_is_started_again_after_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tiercel.gateways import xmpp
+    from tiercel.gateways.xmpp import gateway
 
     built: list[Any] = []
     tries = [0]
@@ -288,9 +288,9 @@ def test_the_gateway_is_started_again_after_a_failure(monkeypatch: pytest.Monkey
             if len(built) == 2:
                 raise OSError("password file gone")
 
-    monkeypatch.setattr(xmpp, "XmppGateway", Gateway)
-    monkeypatch.setattr(xmpp, "RESTART_DELAY", 0.0)
-    handle = xmpp.GatewayHandle(SimpleNamespace(), SimpleNamespace(), SimpleNamespace())  # type: ignore[arg-type]
+    monkeypatch.setattr(gateway, "XmppGateway", Gateway)
+    monkeypatch.setattr(gateway, "RESTART_DELAY", 0.0)
+    handle = gateway.GatewayHandle(SimpleNamespace(), SimpleNamespace(), SimpleNamespace())  # type: ignore[arg-type]
     asyncio.run(handle._run(handle.config))  # type: ignore[arg-type]
     assert len(built) == 3 and tries[0] == 4  # failed three times, started again each time, then ran to its end
     assert built[2].submitted_by == {7: "alice@x.org"} and built[2].limits is built[0].limits
@@ -299,7 +299,7 @@ def test_the_gateway_is_started_again_after_a_failure(monkeypatch: pytest.Monkey
 
 def test_an_adhoc_form_answered_too_late_is_refused_and_the_one_being_answered_is_kept(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from tiercel.gateways import adhoc
+    from tiercel.gateways.xmpp import adhoc
 
     sessions: dict[str, dict[str, Any]] = {}
     client = SimpleNamespace(plugin={"xep_0050": SimpleNamespace(sessions=sessions)})
@@ -321,7 +321,7 @@ def test_an_adhoc_form_answered_too_late_is_refused_and_the_one_being_answered_i
 
 
 def test_an_adhoc_form_sent_twice_at_once_is_acted_on_once() -> None:
-    from tiercel.gateways import adhoc
+    from tiercel.gateways.xmpp import adhoc
 
     commands = adhoc.AdHoc(SimpleNamespace(plugin={"xep_0050": SimpleNamespace(sessions={})}),  # type: ignore[arg-type]
                            SimpleNamespace(), lambda bare: "alice", lambda bare, answer: None, lambda bare: None)
@@ -344,7 +344,7 @@ def test_an_xmpp_worker_settles_only_what_it_was_handed(tmp_path: Path, monkeypa
     cfg = config(workers=["w1@example.org", "w2@example.org"])
     assert isinstance(cfg, XmppConfig)
     sent: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr("tiercel.manager.xmpp_channel.send_frame",
+    monkeypatch.setattr("tiercel.gateways.xmpp.workers.send_frame",
                         lambda c, to, frame: sent.append((str(to), msgpack.unpackb(frame))))
 
     def to(jid: str) -> list[dict[str, Any]]:

@@ -173,7 +173,7 @@ def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str
                          prefetch=prefetch, max_output=max_output, executor=executor, idle_exit=idle_exit,
                          site=site, lifetime=lifetime, drain_before=drain_before, reservation=reservation)
     if xmpp is not None:
-        from tiercel.worker.xmpp_transport import run_xmpp_worker
+        from tiercel.gateways.xmpp.worker_link import run_xmpp_worker
 
         sys.exit(run_xmpp_worker(opts, xmpp))
     sys.exit(run_worker(opts))

@@ -58,9 +58,9 @@ def xmpp_settings() -> Any:
     from slixmpp import JID
     from slixmpp.jid import InvalidJID
 
-    from tiercel.gateways.xmpp_config import PLAIN_ONLY_ON_LOOPBACK, loopback, read_secret
-    from tiercel.worker.xmpp_transport import XmppSettings
-    from tiercel.xmpp_link import Endpoint
+    from tiercel.gateways.xmpp.config import PLAIN_ONLY_ON_LOOPBACK, loopback, read_secret
+    from tiercel.gateways.xmpp.link import Endpoint
+    from tiercel.gateways.xmpp.worker_link import XmppSettings
 
     def jid(option: str, text: str) -> JID:
         try:
@@ -106,7 +106,7 @@ def xmpp_settings() -> Any:
 def manager_xmpp(config: Path) -> Any:
     """The [xmpp] table of the manager's --config (gateways.xmpp_config.XmppConfig), or None."""
     from tiercel.core.problems import Problem
-    from tiercel.gateways.xmpp_config import load_file
+    from tiercel.gateways.xmpp.config import load_file
 
     found = load_file(config)
     if isinstance(found, Problem):

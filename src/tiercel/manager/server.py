@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tiercel.core.problems import SetupError
-from tiercel.gateways.xmpp import attach as attach_xmpp
+from tiercel.gateways.xmpp.gateway import attach as attach_xmpp
 from tiercel.manager import statedir
 from tiercel.manager.api import create_app
 from tiercel.manager.service import Manager, Settings

@@ -27,8 +27,8 @@ from typing import Any
 import msgpack
 import slixmpp
 
+from tiercel.gateways.xmpp.link import Assembler, AuthRefused, Connector, Endpoint, make_client, on_frames, send_frame
 from tiercel.worker.agent import Agent, WorkerOptions
-from tiercel.xmpp_link import Assembler, AuthRefused, Connector, Endpoint, make_client, on_frames, send_frame
 
 log = logging.getLogger("tiercel.worker.xmpp")
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tiercel.gateways.kestrel import Cancel, Help, Status, SubmitJob, job_finished, job_rejected, job_started, parse
+from tiercel.gateways.xmpp.kestrel import (
+    Cancel,
+    Help,
+    Status,
+    SubmitJob,
+    job_finished,
+    job_rejected,
+    job_started,
+    parse,
+)
 
 
 def test_the_manuals_job_message() -> None:

@@ -28,12 +28,12 @@ import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
 from tiercel.core.model import WorkerId
+from tiercel.gateways.xmpp.link import send_frame
 from tiercel.manager.channel import HelloError, parse_hello
 from tiercel.manager.service import Connection, Manager
-from tiercel.xmpp_link import send_frame
 
 if TYPE_CHECKING:
-    from tiercel.gateways.xmpp_config import XmppConfig
+    from tiercel.gateways.xmpp.config import XmppConfig
 
 log = logging.getLogger("tiercel.xmpp.workers")
 

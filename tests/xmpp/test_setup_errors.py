@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tiercel.core.problems import Problem, SetupError
-from tiercel.gateways.jids import JidDirectory
-from tiercel.gateways.xmpp_config import parse
+from tiercel.gateways.xmpp.config import parse
+from tiercel.gateways.xmpp.jids import JidDirectory
 
 
 @pytest.mark.parametrize(("server", "ok"), [("127.0.0.1", True), ("localhost", True), ("::1", True),

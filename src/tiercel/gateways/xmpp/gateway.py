@@ -3,12 +3,11 @@
 One XMPP session carries three things:
 
 - chat: users send the Kestrel messages from any chat client and get answers in the same
-  dict syntax (``gateways.chat``); who may talk is the JID directory's business
-  (``gateways.jids``), each JID is rate-limited, and when a job ends its submitter gets
+  dict syntax (``chat``); who may talk is the JID directory's business (``jids``), each
+  JID is rate-limited, and when a job ends its submitter gets
   ``{'type':'job_finished', 'job_id': N}``;
-- ad-hoc commands (XEP-0050) for clients with command menus (``gateways.adhoc``);
-- XMPP workers: the worker protocol in stanzas, and their presence
-  (``manager.xmpp_channel``).
+- ad-hoc commands (XEP-0050) for clients with command menus (``adhoc``);
+- XMPP workers: the worker protocol in stanzas, and their presence (``workers``).
 
 When the server goes away the manager keeps running and logs in again with backoff;
 replies and job_finished notices due meanwhile are kept (up to ``PENDING_MAX``) and sent on
@@ -29,15 +28,16 @@ import slixmpp
 from fastapi import FastAPI
 
 from tiercel.core.model import JobId, UserName
-from tiercel.gateways import kestrel
-from tiercel.gateways.adhoc import AdHoc
-from tiercel.gateways.chat import Answer, Chat, rate_limited, refusal
-from tiercel.gateways.jids import JidDirectory, router
-from tiercel.gateways.ratelimit import RateLimits
-from tiercel.gateways.xmpp_config import XmppConfig
+from tiercel.gateways.xmpp import kestrel
+from tiercel.gateways.xmpp.adhoc import AdHoc
+from tiercel.gateways.xmpp.chat import Answer, Chat, rate_limited, refusal
+from tiercel.gateways.xmpp.config import XmppConfig
+from tiercel.gateways.xmpp.jids import JidDirectory
+from tiercel.gateways.xmpp.jids_api import router
+from tiercel.gateways.xmpp.link import Assembler, Connector, make_client, on_frames
+from tiercel.gateways.xmpp.ratelimit import RateLimits
+from tiercel.gateways.xmpp.workers import XmppWorkers
 from tiercel.manager.service import JobSummary, Manager
-from tiercel.manager.xmpp_channel import XmppWorkers
-from tiercel.xmpp_link import Assembler, Connector, make_client, on_frames
 
 log = logging.getLogger("tiercel.xmpp")
 

@@ -22,8 +22,8 @@ from slixmpp.exceptions import XMPPError
 
 from tiercel.core.model import MAX_JOB_ID, UserName
 from tiercel.core.problems import Problem
-from tiercel.gateways import kestrel
-from tiercel.gateways.chat import Answer, Chat, refusal
+from tiercel.gateways.xmpp import kestrel
+from tiercel.gateways.xmpp.chat import Answer, Chat, refusal
 from tiercel.jobs import spec_from_mapping
 
 COMMANDS = {"submit": "Submit a job", "status": "Status of my jobs", "cancel": "Cancel jobs",

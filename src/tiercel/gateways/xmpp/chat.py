@@ -13,7 +13,7 @@ from typing import Any
 
 from tiercel.core.model import JobId, JobSpec, UserName
 from tiercel.core.problems import Problem
-from tiercel.gateways import kestrel
+from tiercel.gateways.xmpp import kestrel
 from tiercel.manager.auth import Identity
 from tiercel.manager.service import JobSummary, Manager, Unavailable
 

@@ -29,7 +29,7 @@ from slixmpp import JID
 from slixmpp.jid import InvalidJID
 
 from tiercel.core.problems import MISSING, Problem
-from tiercel.xmpp_link import Endpoint, TlsMode
+from tiercel.gateways.xmpp.link import Endpoint, TlsMode
 
 USER_NAME = r"^[A-Za-z0-9_.@-]{1,64}$"
 DEFAULT_RESOURCE = "tiercel"
