@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tiercel.core.pipeline import Chain
+from tiercel.core.policies import ALWAYS
 from tiercel.core.problems import Problem
 from tiercel.plugins import build
 
@@ -72,7 +73,7 @@ def _queue(name: str, spec: Any) -> Queue | Problem:
     where = f"queues.{name}"
     if not isinstance(spec, dict):
         return Problem(where, spec, "must be a table")
-    names = spec.get("policies", ["fcfs"])
+    names = spec.get("policies", [ALWAYS])
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return Problem(f"{where}.policies", names, "must be a list of policy names, e.g. [\"fairshare\", \"fcfs\"]")
     for key, value in spec.items():
@@ -88,7 +89,7 @@ def _queue(name: str, spec: Any) -> Queue | Problem:
                 return Problem(f"{where}.{key}", value, "must be a whole number of at least 1")
             limits[arg] = value
     policies = []
-    for policy_name in dict.fromkeys([*names, "fcfs"]):
+    for policy_name in dict.fromkeys([*names, ALWAYS]):
         args = spec.get(policy_name, {})
         if policy_name == "throttle":
             args = {**args, **limits}
@@ -105,7 +106,7 @@ def _queue(name: str, spec: Any) -> Queue | Problem:
     default = spec.get("default", False)
     if not isinstance(default, bool):
         return Problem(f"{where}.default", default, "must be true or false")
-    return Queue(name, Chain.of(name, policies), tuple(dict.fromkeys([*names, "fcfs"])), limits, default,
+    return Queue(name, Chain.of(name, policies), tuple(dict.fromkeys([*names, ALWAYS])), limits, default,
                  str(spec.get("description", "")))
 
 

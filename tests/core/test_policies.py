@@ -228,3 +228,47 @@ def test_a_policy_that_raises_stops_its_queue_not_the_engine() -> None:
     assert e.queue_errors == {"bad": "a policy failed: ZeroDivisionError: division by zero"}
     why = e.explain(JobId(1), 0)
     assert why is not None and why.status is not None and "queue bad is stopped" in why.status.reason
+
+
+# ---- the registry: what the engine asks of the policies, by name ------------------------------
+
+
+def test_the_default_chain_is_requirements_then_priority_without_ageing_then_fcfs() -> None:
+    from tiercel.core import policies
+
+    c = policies.default_chain("default")
+    assert [f.name for f in c.filters] == ["requirements"]
+    assert [s.name for s in c.sorters] == ["priority", "fcfs"]
+    assert getattr(c.sorters[0], "per_hour", None) == 0.0
+    assert policies.default_names() == ["requirements", "priority", "fcfs"]
+
+
+def test_placement_adds_requirements_first_and_reservations_last_once() -> None:
+    from tiercel.core import policies
+
+    live = policies.for_placement(chain("fcfs", "throttle", throttle={"per_user": 1}))
+    assert [f.name for f in live.filters] == ["requirements"]
+    assert [p.name for p in live.permits] == ["throttle", "reservations"]
+    assert policies.for_placement(live) == live  # already there: not added twice
+    assert policies.placement_names(["fairshare", "fcfs"]) == ["requirements", "fairshare", "fcfs"]
+    assert policies.placement_names(["fcfs", "requirements"]) == ["requirements", "fcfs"]
+
+
+def test_the_usage_half_life_is_the_first_fair_share_policys() -> None:
+    from tiercel.core import policies
+    from tiercel.core.engine import Engine
+
+    assert policies.usage_half_life([chain("fcfs")]) is None
+    two = [chain("fcfs"), chain("fairshare", fairshare={"half_life": 60}), chain("fairshare")]
+    assert policies.usage_half_life(two) == 60.0
+    assert Engine(queues={"a": two[0], "b": two[1]}).usage.rate == pytest.approx(math.log(2) / 60)
+    assert Engine(queues={"a": two[0]}, half_life=30).usage.rate == pytest.approx(math.log(2) / 30)
+
+
+def test_the_registry_describes_every_built_in() -> None:
+    from tiercel.core import policies
+
+    assert set(policies.DESCRIPTIONS) == set(policies.BUILTIN)
+    assert policies.ALWAYS in policies.BUILTIN
+    for name in policies.BUILTIN:
+        assert getattr(policies.make(name), "name", None) == name

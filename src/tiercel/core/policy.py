@@ -21,7 +21,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from tiercel.core.model import JobId, UserName
 
@@ -94,6 +94,24 @@ class Place:
 
 
 @dataclass(frozen=True)
+class ReservationView:
+    """A reservation as one cycle sees it: its window and the slots its work holds now.
+
+    Here rather than beside the reservations policy because the snapshot carries it and
+    more than one policy reads it (requirements too).
+    """
+
+    name: str
+    slots: int
+    start: float
+    end: float
+    users: frozenset[str]
+    used: int = 0
+    site: str = "pool"
+    own_places: bool = False  # mirrored on a pilot site: its work runs only on the pilots started inside it
+
+
+@dataclass(frozen=True)
 class Snapshot:
     now: float
     groups: tuple[Group, ...]
@@ -102,7 +120,7 @@ class Snapshot:
     running_by_queue: Mapping[str, int] = field(default_factory=dict)
     usage: Mapping[UserName, float] = field(default_factory=dict)  # decayed slot-seconds
     shares: Mapping[UserName, float] = field(default_factory=dict)  # relative shares (default 1)
-    reservations: tuple[Any, ...] = ()  # ReservationView: windows of reserved slots
+    reservations: tuple[ReservationView, ...] = ()  # windows of reserved slots
 
 
 @dataclass

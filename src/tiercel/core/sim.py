@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import overload
 
-from tiercel.core.engine import fairshare_half_life
+from tiercel.core import policies
 from tiercel.core.model import JobId, UserName
 from tiercel.core.pipeline import Chain, schedule
 from tiercel.core.policies.fairshare import DecayedUsage
@@ -107,7 +107,7 @@ def simulate(jobs: Iterable[SimJob], slots: int, chain: Chain, *, half_life: flo
     running: list[tuple[float, int, int]] = []  # heap of (end, job id, procs)
     running_by_user: dict[UserName, int] = {}  # tasks (jobs), as throttle counts them
     running_by_queue = {"default": 0}
-    usage = DecayedUsage(fairshare_half_life([chain]) or half_life)
+    usage = DecayedUsage(policies.usage_half_life([chain]) or half_life)
     start: dict[int, float] = {}
     free = slots
     now = runnable[0].submit if runnable else 0.0

@@ -15,27 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from tiercel.core.policies.args import unknown_args
-from tiercel.core.policy import OK, Cycle, Group, Snapshot, Status, never, wait
+from tiercel.core.policy import OK, Cycle, Group, ReservationView, Snapshot, Status, never, wait
 from tiercel.core.problems import Problem
 from tiercel.core.reservations import when
-
-
-@dataclass(frozen=True)
-class ReservationView:
-    """A reservation as one cycle sees it: its window and the slots its work holds now."""
-
-    name: str
-    slots: int
-    start: float
-    end: float
-    users: frozenset[str]
-    used: int = 0
-    site: str = "pool"
-    own_places: bool = False  # mirrored on a pilot site: its work runs only on the pilots started inside it
 
 
 def peak_kept(views: tuple[ReservationView, ...], now: float, ends: float, started: Mapping[str, int]) -> int:
@@ -58,7 +43,7 @@ class Reservations:
         return unknown_args(args, "reservations", ()) or Reservations()
 
     def permit(self, group: Group, n: int, cycle: Cycle, snap: Snapshot) -> tuple[int, Status]:
-        views: tuple[ReservationView, ...] = getattr(snap, "reservations", ())
+        views = snap.reservations
         if group.reservation is not None:
             return self._inside(group, n, cycle, snap, views)
         if group.site is not None:
