@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from tiercel.cli import jobflow  # noqa: F401  (registers 'tiercel job')
 from tiercel.cli.main import cli
 
 RSL = "&(executable=/bin/echo)(arguments=hello)\n"

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from tiercel.cli import sim  # noqa: F401  (registers 'tiercel simulate')
 from tiercel.cli.main import cli
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
-from tiercel.cli.daemons import worker as worker_command
+from tiercel.cli.commands.daemons import worker as worker_command
 from tiercel.core.engine import Engine
 from tiercel.core.model import JobId, JobSpec, Report, UserName, WorkerId, WorkerInfo
 from tiercel.core.ranges import IndexRanges

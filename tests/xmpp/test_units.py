@@ -14,7 +14,6 @@ import slixmpp
 from click.testing import CliRunner
 from slixmpp.stanza import Message
 
-from tiercel.cli import daemons  # noqa: F401  (registers the worker command)
 from tiercel.cli.main import cli
 from tiercel.core.problems import Problem
 from tiercel.gateways.xmpp.config import XmppConfig, parse

@@ -105,3 +105,26 @@ def jobs_table(jobs: list[dict[str, Any]], show_owner: bool) -> Table:
             str(j["cancelled"]), age(now - j["submitted"]),
         )
     return table
+
+
+def when(ts: float) -> str:
+    """A time stamp as a local date and time, as reservations and tokens show them."""
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def exit_status(data: dict[str, Any]) -> int:
+    """What ``wait`` and ``run`` exit with: 0 only when every task of the job succeeded."""
+    return 0 if data["state"] == "done" else 1
+
+
+def print_summary(data: dict[str, Any], wall: float | None = None) -> None:
+    color = {"done": "green", "failed": "red", "cancelled": "magenta"}.get(data["state"], "")
+    line = (f"job {data['id']} [{color}]{data['state']}[/]: {data['done']} done, {data['failed']} failed, "
+            f"{data['cancelled']} cancelled of {data['total']}")
+    if wall is not None and wall > 0:
+        line += f" in {wall:.2f}s ({data['total'] / wall:,.0f} tasks/s)"
+    console.print(line)
+    if data["failed"]:
+        console.print(f"see failures with: tiercel logs {data['id']} --failed --stderr")

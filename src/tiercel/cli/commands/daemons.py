@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from tiercel.cli.common import CONTEXT_SETTINGS, UserError
-from tiercel.cli.main import cli
 from tiercel.cli.xmpp_options import manager_xmpp, xmpp_settings, xmpp_worker_options
 from tiercel.client import default_state_dir, default_url, resolve_token
 
@@ -57,7 +56,7 @@ def _config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return queues, sites
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--listen", default="127.0.0.1:8750", show_default=True, metavar="HOST:PORT",
               help="Where to serve the API, the worker channel and the event stream.")
 @click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
@@ -113,7 +112,7 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
         raise UserError(f"manager: {exc.strerror or exc} (state in {state})") from None
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--manager", "manager_url", envvar="TIERCEL_URL", metavar="URL",
               help="Manager URL (default: $TIERCEL_URL, else the local manager).")
 @click.option("--slots", type=click.IntRange(1, 100_000), default=1, show_default=True,

@@ -14,8 +14,17 @@ from typing import Any
 
 import click
 
-from tiercel.cli.common import CONTEXT_SETTINGS, UserError, console, friendly, json_option, print_json
-from tiercel.cli.main import cli, exit_status, job_fields, job_options, print_summary
+from tiercel.cli.common import (
+    CONTEXT_SETTINGS,
+    UserError,
+    console,
+    exit_status,
+    friendly,
+    json_option,
+    print_json,
+    print_summary,
+)
+from tiercel.cli.jobopts import job_fields, job_options
 from tiercel.cli.progress import wait_with_progress
 from tiercel.client import Client, TiercelError
 from tiercel.manager.server import state_dir_in_use
@@ -52,7 +61,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-@cli.command(context_settings={**CONTEXT_SETTINGS, "allow_interspersed_args": False})
+@click.command(context_settings={**CONTEXT_SETTINGS, "allow_interspersed_args": False})
 @click.option("--workers", "-w", "slots", type=click.IntRange(1, 4096), default=None, metavar="K",
               help="Local worker slots (default: number of CPUs).")
 @click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",

@@ -14,7 +14,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from tiercel.cli.common import CONTEXT_SETTINGS, UserError, console, errors, json_option, make_table, print_json
-from tiercel.cli.main import cli
 from tiercel.core import sim
 from tiercel.core.problems import Problem
 from tiercel.core.sim import SimJob, estimates, renumber_duplicates
@@ -53,7 +52,7 @@ def _after(lineno: int) -> str:
     return f"after line {lineno:,}" if lineno else "before its first line"
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--trace", type=click.Path(path_type=Path, dir_okay=False), required=True, metavar="FILE",
               help="Workload trace (Standard Workload Format, .swf or .swf.gz).")
 @click.option("--format", "fmt", type=click.Choice(["swf"]), default="swf", show_default=True)
@@ -176,7 +175,7 @@ def _queue(queue_config: Path | None, policy_list: str | None) -> Queue:
     return queue
 
 
-@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.command(context_settings=CONTEXT_SETTINGS)
 @json_option
 def policies(as_json: bool) -> None:
     """List scheduling policies: built-in and installed plug-ins, with their load status."""

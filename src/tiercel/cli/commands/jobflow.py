@@ -35,10 +35,10 @@ from tiercel.cli.common import (
     json_option,
     make_table,
     print_json,
+    print_summary,
     token_option,
     url_option,
 )
-from tiercel.cli.main import cli, print_summary
 from tiercel.cli.progress import wait_with_progress
 from tiercel.client import WaitTimeout
 from tiercel.core.problems import Problem
@@ -194,7 +194,7 @@ def _describe(record: dict[str, Any]) -> str:
     return f"{shlex.join(req['command'])} ({tasks} task{'s' if tasks != 1 else ''})"
 
 
-@cli.group(context_settings=CONTEXT_SETTINGS)
+@click.group(context_settings=CONTEXT_SETTINGS)
 def job() -> None:
     """CSF4-style jobs: describe once in GT2 RSL or GT4 XML, submit by name, collect the output.
 

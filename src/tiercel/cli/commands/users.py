@@ -22,7 +22,6 @@ from tiercel.cli.common import (
     token_option,
     url_option,
 )
-from tiercel.cli.main import cli
 
 
 def _jid(value: str) -> str:
@@ -38,7 +37,7 @@ def _jid(value: str) -> str:
     return str(jid.bare)
 
 
-@cli.group(context_settings=CONTEXT_SETTINGS)
+@click.group(context_settings=CONTEXT_SETTINGS)
 def user() -> None:
     """Users' XMPP addresses, for the chat gateway (admins)."""
 

@@ -1,0 +1,191 @@
+"""``tiercel submit``, ``status``, ``wait``, ``cancel``, ``logs`` and ``explain``: a job from the user's side."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from tiercel.cli.common import (
+    CONTEXT_SETTINGS,
+    client,
+    console,
+    errors,
+    exit_status,
+    friendly,
+    jobs_table,
+    json_option,
+    print_json,
+    print_summary,
+    token_option,
+    url_option,
+)
+from tiercel.cli.jobopts import job_fields, job_options
+from tiercel.cli.progress import wait_with_progress
+from tiercel.client import WaitTimeout
+
+
+@click.command(context_settings={**CONTEXT_SETTINGS, "allow_interspersed_args": False})
+@job_options
+@url_option
+@token_option
+@json_option
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@friendly
+def submit(url: str | None, token: str | None, as_json: bool, **kw: Any) -> None:
+    """Submit a job: COMMAND runs once per index, with the index in TIERCEL_TASK_INDEX.
+
+    \b
+    Examples:
+      tiercel submit --queue 10000 -- ~/runtask.sh
+      tiercel submit --array 0-99,200-299 --retries 2 --walltime 10m -- python sim.py
+      tiercel submit --file sweep.job
+    The index is also appended as the last argument unless --no-index is given.
+    """
+    data = job_fields(**kw)
+    with client(url, token) as c:
+        job = c.submit(**data)
+    if as_json:
+        print_json(job.data)
+    else:
+        console.print(f"submitted job [bold]{job.id}[/] ({job.data['total']} tasks)")
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("job_id", type=int, required=False)
+@click.option("--all", "everyone", is_flag=True, help="Admins: show every user's jobs.")
+@url_option
+@token_option
+@json_option
+@friendly
+def status(job_id: int | None, everyone: bool, url: str | None, token: str | None, as_json: bool) -> None:
+    """Show your jobs, or one job, with task counts per state."""
+    with client(url, token) as c:
+        jobs = [c.job(job_id).data] if job_id is not None else c.jobs(everyone)
+    if as_json:
+        print_json(jobs[0] if job_id is not None else jobs)
+        return
+    if not jobs:
+        console.print("no jobs yet: submit one with 'tiercel submit --queue N -- COMMAND'")
+        return
+    owners = {j["owner"] for j in jobs}
+    console.print(jobs_table(jobs, show_owner=len(owners) > 1))
+    for j in jobs:
+        if j.get("waiting") and job_id is not None:
+            console.print(f"[yellow]waiting:[/] {j['waiting']}")
+        if j.get("reason") and job_id is not None:
+            from rich.markup import escape
+
+            console.print(f"[yellow]ended early:[/] {escape(j['reason'])}")
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("job_id", type=int)
+@click.option("--timeout", type=float, metavar="SECONDS", help="Give up after this long (exit status 124).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@url_option
+@token_option
+@json_option
+@friendly
+def wait(job_id: int, timeout: float | None, quiet: bool, url: str | None, token: str | None,
+         as_json: bool) -> None:
+    """Wait for a job with a progress bar. Exit status 1 if any task failed."""
+    with client(url, token) as c:
+        job = c.job(job_id)
+        try:
+            job = wait_with_progress(job, show=not (quiet or as_json), timeout=timeout)
+        except WaitTimeout as exc:
+            errors.print(f"[yellow]timeout:[/] {exc}")
+            raise click.exceptions.Exit(124) from None
+    if as_json:
+        print_json(job.data)
+    else:
+        print_summary(job.data)
+    sys.exit(exit_status(job.data))
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("job_id", type=int, required=False)
+@url_option
+@token_option
+@json_option
+@friendly
+def cancel(job_id: int | None, url: str | None, token: str | None, as_json: bool) -> None:
+    """Cancel a job, or all of your unfinished jobs when no JOB_ID is given."""
+    with client(url, token) as c:
+        if job_id is None:
+            ids = c.cancel_all()
+            if as_json:
+                print_json({"cancelled": ids})
+            else:
+                console.print(f"cancelled {len(ids)} job(s)" + (f": {', '.join(map(str, ids))}" if ids else ""))
+            return
+        job = c.job(job_id).cancel()
+    if as_json:
+        print_json(job.data)
+    else:
+        console.print(f"job {job.id}: {job.state}")
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("job_id", type=int)
+@click.option("--task", "-i", type=int, metavar="INDEX", help="Only this task.")
+@click.option("--stderr", is_flag=True, help="Show standard error instead of standard output.")
+@click.option("--failed", is_flag=True, help="Only tasks that failed.")
+@url_option
+@token_option
+@friendly
+def logs(job_id: int, task: int | None, stderr: bool, failed: bool, url: str | None, token: str | None) -> None:
+    """Print the output of a job's tasks (the attempt that settled each task)."""
+    with client(url, token) as c:
+        job = c.job(job_id)
+        stream = "stderr" if stderr else "stdout"
+        if failed:
+            rows = [r for r in job.results() if r.outcome in ("failed", "timeout")]
+            for r in rows:
+                sys.stdout.write(f"==> task {r.index} (attempt {r.attempt}, {r.outcome}, exit {r.exit_code}) <==\n")
+                sys.stdout.flush()
+                sys.stdout.buffer.write(job.output(r.index, stream))
+            return
+        headers = task is None and int(job.data["total"]) > 1
+        resp = c.request("GET", f"/v1/jobs/{job_id}/logs",
+                         params={"stream": stream, "headers": headers, **({"task": task} if task is not None else {})})
+        sys.stdout.buffer.write(resp.content)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("job_id", type=int)
+@url_option
+@token_option
+@json_option
+@friendly
+def explain(job_id: int, url: str | None, token: str | None, as_json: bool) -> None:
+    """Say why a job's tasks are not running: which policy or requirement holds them, where."""
+    from rich.markup import escape
+
+    with client(url, token) as c:
+        data = c.json("GET", f"/v1/jobs/{job_id}/explain")
+    if as_json:
+        print_json(data)
+        return
+    job = data["job"]
+    console.print(f"job {job['id']} in queue [bold]{escape(data['queue'])}[/]: {job['state']}, "
+                  f"{job['queued']} queued, {job['running']} running, {job['done']} done")
+    verdict = data["verdict"]
+    if job["state"] in ("done", "failed", "cancelled"):
+        console.print("it has ended: nothing waits")
+        return
+    if verdict is None:
+        console.print("nothing holds it: " + ("its tasks are running or about to be sent"
+                                               if job["queued"] == 0 or job["running"] else "it goes out next"))
+    else:
+        who = f"{verdict['policy']}: " if verdict["policy"] else ""
+        console.print(f"[yellow]waiting[/] ({verdict['code']}) — {escape(who + verdict['reason'])}")
+    if data.get("site_reason"):
+        console.print(f"site: {escape(data['site_reason'])}")
+    if not data["workers"]:
+        console.print("no worker is connected: start one with 'tiercel worker'")
+    for w in data["workers"]:
+        mark = "[green]ok[/]" if w["code"] == "ok" else f"[yellow]{w['code']}[/]"
+        console.print(f"  {escape(w['worker'])}: {mark} {escape(w['reason'])}")

@@ -1,0 +1,89 @@
+"""The job options that ``tiercel submit`` and ``tiercel run`` share, and how they merge with a job file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tiercel.cli.common import UserError
+from tiercel.core.problems import Problem
+from tiercel.jobfiles import load_job_file
+from tiercel.jobs import spec_from_mapping
+
+
+def job_fields(
+    queue: int | None, array: str | None, requires: tuple[str, ...], cleanup: str | None, retries: int | None,
+    walltime: str | None, env: tuple[str, ...], cwd: str | None, name: str | None, no_index: bool,
+    cpus: int | None, memory: str | None, priority: int | None, file: Path | None, command: tuple[str, ...],
+    queue_name: str | None = None, reservation: str | None = None, site: str | None = None,
+) -> dict[str, Any]:
+    """Merge a job file with the command line (the command line wins) and validate locally."""
+    data: dict[str, Any] = {}
+    if file is not None:
+        loaded = load_job_file(file)
+        if isinstance(loaded, Problem):
+            raise UserError(loaded.message())
+        data.update(loaded)
+    if command:
+        data["command"] = list(command)
+    for key, value in (("queue", queue), ("array", array), ("cleanup", cleanup), ("retries", retries),
+                       ("walltime", walltime), ("cwd", cwd), ("name", name), ("cpus", cpus),
+                       ("memory", memory), ("priority", priority), ("queue_name", queue_name),
+                       ("reservation", reservation), ("site", site)):
+        if value is not None:
+            data[key] = value
+    if queue is not None:
+        data.pop("array", None)
+    if array is not None:
+        data.pop("queue", None)
+    if requires:
+        data["requires"] = [t for item in requires for t in item.split(",") if t]
+    if env:
+        if not isinstance(data.get("env", {}), dict):
+            raise UserError(f"env: {data['env']!r} in the job file must be a table of KEY = \"VALUE\"")
+        pairs = dict(data.get("env", {}))
+        for item in env:
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                raise UserError(f"env: {item!r} must be written KEY=VALUE")
+            pairs[key] = value
+        data["env"] = pairs
+    if no_index:
+        data["append_index"] = False
+    if "command" not in data:
+        raise UserError("command: is required: put it after '--' (tiercel submit --queue 10 -- ./task.sh) "
+                        "or in the job file")
+    spec = spec_from_mapping(data)
+    if isinstance(spec, Problem):
+        raise UserError(spec.message())
+    return data
+
+
+def job_options(fn: Any) -> Any:
+    options = [
+        click.option("--queue", "-n", type=int, metavar="N", help="Run N tasks, indexes 0..N-1 (Kestrel's queue)."),
+        click.option("--array", "-a", metavar="RANGES", help="Index ranges, e.g. 0-99,200-299 or 0-999:10."),
+        click.option("--requires", "-r", multiple=True, metavar="TAG",
+                     help="Tag a worker must have (repeat, or comma-separate)."),
+        click.option("--cleanup", metavar="CMD", help="Run once on each worker that ran tasks, after the job."),
+        click.option("--retries", type=int, metavar="K", help="Retry a failed task up to K times."),
+        click.option("--walltime", "-t", metavar="TIME", help="Kill a task after TIME (90s, 10m, 1h30m)."),
+        click.option("--env", "-e", multiple=True, metavar="K=V", help="Set an environment variable (repeat)."),
+        click.option("--cwd", metavar="DIR", help="Working directory of the tasks."),
+        click.option("--name", metavar="NAME", help="A name to show in status."),
+        click.option("--no-index", is_flag=True, help="Do not append the task index to the command."),
+        click.option("--cpus", type=int, metavar="N", help="Slots each task takes (default 1)."),
+        click.option("--memory", metavar="SIZE", help="Memory each task needs (512M, 4G)."),
+        click.option("--priority", type=int, metavar="P", help="Higher runs first (-1000..1000)."),
+        click.option("--queue-name", "-Q", metavar="NAME", help="The queue (see 'tiercel queues')."),
+        click.option("--reservation", metavar="NAME", help="Run inside this advance reservation."),
+        click.option("--site", metavar="NAME", help="Run on this site (default: the scheduler chooses; "
+                                                    "see 'tiercel sites')."),
+        click.option("--file", "-f", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+                     help="Job file: TOML [job] table, or a Kestrel .job file."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
