@@ -140,7 +140,9 @@ def test_jid_links_persist_and_override_the_config(tmp_path: Path) -> None:
     assert not again.unlink("alice@x.org")
 
 
-class FakeEngine:
+class Drains:
+    """The shell's drain command, recorded."""
+
     def __init__(self) -> None:
         self.drained: list[str] = []
 
@@ -163,7 +165,8 @@ def presence(sender: str, kind: str = "available", show: str = "") -> dict[str, 
 
 def test_presence_away_is_busy_available_resumes_unavailable_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
     left: list[str] = []
-    manager = SimpleNamespace(engine=FakeEngine(), worker_left=left.append, clock=lambda: 0.0,
+    drains = Drains()
+    manager = SimpleNamespace(drain=drains.drain, worker_left=left.append, clock=lambda: 0.0,
                               settings=SimpleNamespace(heartbeat=5.0), worker_connected=lambda conn, msg: True)
     cfg = config(workers=["w1@example.org"])
     assert isinstance(cfg, XmppConfig)
@@ -187,7 +190,7 @@ def test_presence_away_is_busy_available_resumes_unavailable_is_gone(monkeypatch
         await asyncio.sleep(0)
         assert "abc" in workers.worker_ids() and kinds() == ["welcome"]
         workers.on_presence(presence(full, show="dnd"))
-        assert manager.engine.drained == ["abc"]
+        assert drains.drained == ["abc"]
         workers.on_presence(presence(full))  # available again: it starts over with a fresh hello
         await asyncio.sleep(0)
         assert kinds() == ["welcome", "reconnect"]
@@ -243,7 +246,8 @@ def test_adhoc_sessions_are_forgotten_when_done_or_left_unanswered(monkeypatch: 
 
 def test_a_worker_busy_before_its_hello_is_sent_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     hellos: list[dict[str, Any]] = []
-    manager = SimpleNamespace(engine=FakeEngine(), clock=lambda: 0.0, settings=SimpleNamespace(heartbeat=5.0),
+    drains = Drains()
+    manager = SimpleNamespace(drain=drains.drain, clock=lambda: 0.0, settings=SimpleNamespace(heartbeat=5.0),
                               worker_connected=lambda conn, msg: hellos.append(msg) or True)
     cfg = config(workers=["w1@example.org"])
     assert isinstance(cfg, XmppConfig)
@@ -259,7 +263,7 @@ def test_a_worker_busy_before_its_hello_is_sent_nothing(monkeypatch: pytest.Monk
 
     asyncio.run(scenario())
     assert [h["credit"] for h in hellos] == [0]  # its free slots are not counted ...
-    assert manager.engine.drained == ["abc"] and workers.peers[full].busy  # ... and it stays paused
+    assert drains.drained == ["abc"] and workers.peers[full].busy  # ... and it stays paused
 
 
 def test_the_gateway_is_started_again_after_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,7 +341,8 @@ def test_an_xmpp_worker_settles_only_what_it_was_handed(tmp_path: Path, monkeypa
     second JID cannot take over the first one's worker id either."""
     from tiercel.core.model import JobSpec, UserName
     from tiercel.core.ranges import IndexRanges
-    from tiercel.manager.service import Manager, Settings
+    from tiercel.manager.settings import Settings
+    from tiercel.manager.shell import Manager
     from tiercel.store import SqliteStore
 
     cfg = config(workers=["w1@example.org", "w2@example.org"])

@@ -425,7 +425,8 @@ class Engine:
     def queue_of(self, job: JobRun) -> str:
         return job.spec.queue if job.spec.queue in self.queues else self.default_queue
 
-    def _snapshot(self, now: float, jobs: list[JobRun], places: tuple[Place, ...]) -> Snapshot:
+    def _snapshot(self, now: float, jobs: list[JobRun], places: tuple[Place, ...],
+                  sites: dict[JobId, str] | None = None) -> Snapshot:
         running_by_user: dict[UserName, int] = {}
         running_by_queue: dict[str, int] = {}
         for j in self.jobs.values():
@@ -434,14 +435,14 @@ class Engine:
                 running_by_user[j.owner] = running_by_user.get(j.owner, 0) + n
                 q = self.queue_of(j)
                 running_by_queue[q] = running_by_queue.get(q, 0) + n
-        groups = tuple(self._group(j) for j in jobs)
+        groups = tuple(self._group(j, (sites or {}).get(j.id)) for j in jobs)
         return Snapshot(now, groups, places, running_by_user, running_by_queue, self.usage.at(now),
                         reservations=self._reservation_views(now))
 
-    def _group(self, j: JobRun) -> Group:
+    def _group(self, j: JobRun, site: str | None = None) -> Group:
         return Group(j.id, j.owner, j.pending, j.spec.cpus, j.submitted, self.queue_of(j), j.spec.priority,
                      j.spec.walltime, j.spec.requires, j.spec.memory_mb, j.spec.reservation,
-                     j.site if j.site is not None else j.spec.site)
+                     site or (j.site if j.site is not None else j.spec.site))
 
     def _places(self, workers: Iterable[WorkerRun], credit: dict[WorkerId, int] | None, now: float
                 ) -> tuple[Place, ...]:
@@ -491,15 +492,22 @@ class Engine:
 
     def bind(self) -> None:
         """Choose a site for every job with waiting tasks that has none."""
+        for job_id, choice in self._choices().items():
+            self.jobs[job_id].choice = choice
+
+    def _choices(self) -> dict[JobId, Choice]:
+        """The site each waiting job without one would be bound to now: computed, not stored."""
         loads: dict[str, SiteLoad] | None = None
+        out: dict[JobId, Choice] = {}
         for job in self._order:
             if job.pending and job.site is None:
                 if loads is None:
                     loads = self.site_loads()
-                job.choice = choose(self._group(job), self.sites, loads)
-                if job.choice.site is not None:
-                    old = loads[job.choice.site]
-                    loads[job.choice.site] = SiteLoad(old.total, old.free, old.queued + job.pending * job.spec.cpus)
+                choice = out[job.id] = choose(self._group(job), self.sites, loads)
+                if choice.site is not None:
+                    old = loads[choice.site]
+                    loads[choice.site] = SiteLoad(old.total, old.free, old.queued + job.pending * job.spec.cpus)
+        return out
 
     def waiting_on(self, site: str, reservation: str | None = None, *, besides: frozenset[str] = frozenset()
                    ) -> int:
@@ -565,16 +573,19 @@ class Engine:
 
     def _schedule(self, name: str, snap: Snapshot, chain: Chain) -> Plan | None:
         """One queue's cycle. A policy that raises (a third party's bug) stops its queue, not the manager."""
-        try:
-            plan_ = schedule(snap, chain)
-        except Exception as exc:
-            self.queue_errors[name] = f"a policy failed: {type(exc).__name__}: {exc}"
+        plan_ = _plan(snap, chain)
+        if isinstance(plan_, str):
+            self.queue_errors[name] = plan_
             return None
         self.queue_errors.pop(name, None)
         return plan_
 
     def explain(self, job_id: JobId, now: float) -> Explanation | None:
-        """Why the job's waiting tasks are not running: its queue's verdict over all connected workers."""
+        """Why the job's waiting tasks are not running: its queue's verdict over all connected workers.
+
+        A query: it changes nothing. Jobs not yet bound to a site are weighed where the next
+        dispatch would bind them, and a failing policy is reported, not recorded.
+        """
         job = self.jobs.get(job_id)
         if job is None:
             return None
@@ -584,15 +595,18 @@ class Engine:
         places = self._places(connected, None, now)
         if not job.pending:
             return Explanation(name, None, [])
-        self.bind()
-        site, site_reason = job.site, job.choice.reason() if job.choice else ""
+        choices = self._choices()
+        bound = {j: c.site for j, c in choices.items() if c.site is not None}
+        choice = job.choice or choices.get(job.id)
+        site, site_reason = (choice.site, choice.reason()) if choice else (None, "")
         if site is None:
             return Explanation(name, never("sites", site_reason), [], None, site_reason)
-        waiting = [j for j in self._order if j.pending and j.site is not None and self.queue_of(j) == name]
-        snap = self._snapshot(now, waiting, places)
-        plan_ = self._schedule(name, snap, chain)
-        if plan_ is None:
-            return Explanation(name, never("queue", f"queue {name} is stopped: {self.queue_errors[name]}"), [])
+        waiting = [j for j in self._order
+                   if j.pending and (j.site is not None or j.id in bound) and self.queue_of(j) == name]
+        snap = self._snapshot(now, waiting, places, bound)
+        plan_ = _plan(snap, chain)
+        if isinstance(plan_, str):
+            return Explanation(name, never("queue", f"queue {name} is stopped: {plan_}"), [])
         status = plan_.why(job_id)
         if any(p.job == job_id for p in plan_.placements):
             status = None  # it would be placed now: the next dispatch sends it
@@ -717,3 +731,11 @@ class Engine:
                 if worker is not None and worker.connected:
                     effects.append(RunCleanup(wid, job.id))
         return effects
+
+
+def _plan(snap: Snapshot, chain: Chain) -> Plan | str:
+    """A queue's plan, or what its failing policy raised (a third party's bug is not the engine's)."""
+    try:
+        return schedule(snap, chain)
+    except Exception as exc:
+        return f"a policy failed: {type(exc).__name__}: {exc}"

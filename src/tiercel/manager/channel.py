@@ -21,7 +21,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from tiercel.core.model import WorkerId, WorkerInfo
 from tiercel.core.sites import site_of_worker
 from tiercel.manager.auth import bearer
-from tiercel.manager.service import Connection, Manager
+from tiercel.manager.sessions import Session
+from tiercel.manager.shell import Manager
 from tiercel.protocol import PROTOCOL_VERSION
 
 log = logging.getLogger("tiercel.channel")
@@ -106,7 +107,7 @@ async def worker_channel(ws: WebSocket, manager: Manager) -> None:
         return
 
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    conn = Connection(worker_id, info, outbox.put_nowait, manager.clock(), principal=who.digest)
+    conn = Session(worker_id, info, outbox.put_nowait, manager.clock(), principal=who.digest)
 
     async def sender() -> None:
         while True:

@@ -18,10 +18,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from tiercel.core.problems import SetupError
+from tiercel.gateways.rest.app import create_app
 from tiercel.gateways.xmpp.gateway import attach as attach_xmpp
-from tiercel.manager import statedir
-from tiercel.manager.api import create_app
-from tiercel.manager.service import Manager, Settings
+from tiercel.manager import duties, statedir
+from tiercel.manager.settings import Settings
+from tiercel.manager.shell import Manager
 from tiercel.store import SqliteStore
 
 log = logging.getLogger("tiercel.manager")
@@ -39,13 +40,13 @@ def build(settings: Settings, *, synchronous: str = "FULL") -> tuple[Manager, Fa
             manager.start_error = exc  # said in one line by serve(), not as uvicorn's traceback
             raise
         async with asyncio.TaskGroup() as tg:
-            duties = tg.create_task(_duties(manager))
+            pacing = tg.create_task(duties.run(manager))
             loops = [tg.create_task(site.run()) for site in manager.sites.values()]
             xmpp.start(tg)  # the chat gateway and XMPP workers, when the config has [xmpp]
             try:
                 yield
             finally:
-                duties.cancel()
+                pacing.cancel()
                 xmpp.stop()
                 for loop in loops:
                     loop.cancel()
@@ -56,20 +57,6 @@ def build(settings: Settings, *, synchronous: str = "FULL") -> tuple[Manager, Fa
     app = create_app(manager, lifespan)
     xmpp = attach_xmpp(manager, app)
     return manager, app
-
-
-async def _duties(manager: Manager) -> None:
-    """Periodic work: liveness, the end of the restart hold, progress events."""
-    tick = min(0.5, manager.settings.worker_timeout / 4)
-    was_held = manager.engine.held(manager.clock())
-    while True:
-        await asyncio.sleep(tick)
-        manager.check_liveness()
-        held = manager.engine.held(manager.clock())
-        if was_held and not held:
-            manager.end_hold()
-        was_held = held
-        manager.publish_progress()
 
 
 class StateDirBusy(Exception):

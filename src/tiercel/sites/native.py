@@ -16,7 +16,6 @@ import asyncio
 import json
 import shlex
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +79,7 @@ class NativeSite(Site):
 
     def degrade(self, message: str) -> None:
         super().degrade(message)
-        self.host.engine.disconnect(self.worker)  # takes nothing new; what is in flight stays
+        self.host.detach_site(self.worker)  # takes nothing new; what is in flight stays
 
     def recover(self) -> None:
         was = self.problem
@@ -102,12 +101,13 @@ class NativeSite(Site):
         """Join the engine as a worker holding every task still in the batch system."""
         held = [ref for a in self.arrays.values() for e, ref in a.elements.items() if e in a.open]
         used = sum(a.cpus * len(a.open) for a in self.arrays.values())
-        effects = self.host.engine.connect(self.worker, self.info_for_engine(), self.host.clock(),
-                                           credit=max(0, self.cfg.max_in_flight - used), held=held,
-                                           vouched=True)  # its own record of what it submitted
-        kills = [e for e in effects if isinstance(e, KillTasks)]
-        for e in kills:
-            self.kill(e)  # tasks that settled while the manager was down
+        kills = self.host.attach_site(self.worker, self.info_for_engine(), self._deliver, held=held,
+                                      credit=max(0, self.cfg.max_in_flight - used))
+        if kills:
+            self.kill(KillTasks(self.worker, kills))  # tasks that settled while the manager was down
+
+    def _deliver(self, e: SendTasks | KillTasks) -> None:
+        self.send(e) if isinstance(e, SendTasks) else self.kill(e)
 
     # ---- tasks in --------------------------------------------------------
 
@@ -125,7 +125,7 @@ class NativeSite(Site):
     async def _submit(self, job: JobId, refs: list[TaskRef]) -> None:
         spec = self.specs[job]
         self._seq += 1
-        folder = self.spool / f"j{job}-{int(time.time() * 1000)}-{self._seq}"
+        folder = self.spool / f"j{job}-{int(self.host.clock() * 1000)}-{self._seq}"
         folder.mkdir(parents=True, exist_ok=True)
         elements = {n: ref for n, ref in enumerate(refs, start=1)}
         (folder / "run.sh").write_text(element_script(spec, job, elements, folder))
@@ -142,7 +142,7 @@ class NativeSite(Site):
             self.degrade(f"submit failed: {exc}")
             if isinstance(exc, ParseError):
                 log.error("site %s: cannot read the submit output %r", self.name, exc.text)
-            now = time.time()
+            now = self.host.clock()
             lost = [Report(r.job, r.index, r.attempt, Outcome.LOST, None, now, now, b"",
                            f"tiercel: site {self.name} could not submit: {exc}\n".encode()) for r in refs]
             shutil.rmtree(folder, ignore_errors=True)
@@ -152,13 +152,13 @@ class NativeSite(Site):
         self.arrays[native] = Array(native, job, folder, elements, spec.cpus, set(elements))
         payload = {"job": job, "folder": str(folder), "cpus": spec.cpus, "spec": spec_to_dict(spec),
                    "elements": {str(n): [r.index, r.attempt] for n, r in elements.items()}}
-        self.host.write([SaveSiteJob(self.name, native, json.dumps(payload), time.time())])
+        self.host.write([SaveSiteJob(self.name, native, json.dumps(payload), self.host.clock())])
         log.info("site %s: job %s tasks %d..%d are %s array %s", self.name, job, refs[0].index, refs[-1].index,
                  self.cfg.kind, native)
 
     def _mirror_of(self, spec: JobSpec) -> str | None:
         """The batch system's reservation the job's arrays go into: its Tiercel reservation's mirror."""
-        r = self.host.engine.reservations.get(spec.reservation) if spec.reservation else None
+        r = self.host.queries.reservation(spec.reservation) if spec.reservation else None
         return r.mirror if r is not None and r.site == self.name else None
 
     def kill(self, e: KillTasks) -> None:
@@ -245,7 +245,7 @@ class NativeSite(Site):
             return None  # give a result file written at the very end a chance to appear
         outcome = Outcome.LOST if row is None else ENDED_WITHOUT_RESULT[row.state]
         what = "is gone from the batch system" if row is None else f"ended as {row.reason or row.state.value}"
-        now = time.time()
+        now = self.host.clock()
         return Report(ref.job, ref.index, ref.attempt, outcome, None, now, now, b"",
                       f"tiercel: {self.cfg.kind} element {array.native_id}[{n}] {what} without a result\n".encode())
 

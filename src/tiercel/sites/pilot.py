@@ -22,7 +22,6 @@ import math
 import os
 import shlex
 import signal
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,19 +117,19 @@ class PilotSite(Site):
             self.resting -= 1
             if self.resting:
                 return
-        engine = self.host.engine
-        engine.bind()
         now = self.host.clock()
         # mirrored reservations open now: their work gets pilots of its own, inside the batch system's reservation
-        mine = frozenset(r.name for r in engine.reservations.values() if r.site == self.name and r.mirror)
-        mirrored = {r.name: r for r in engine.reservations.values()
+        reservations = self.host.queries.reservations()
+        mine = frozenset(r.name for r in reservations if r.site == self.name and r.mirror)
+        mirrored = {r.name: r for r in reservations
                     if r.name in mine and r.start <= now and r.end - now >= MIN_PILOT_LIFE}
         free = self._free_slots()
         # reserved work first: its pilots are the only ones that may use the cores Slurm holds for it
         sets: list[tuple[Reservation | None, int, int]] = [
-            (r, engine.waiting_on(self.name, r.name), math.ceil(r.slots / self.cfg.slots)) for r in mirrored.values()]
+            (r, self.host.site_work(self.name, r.name), math.ceil(r.slots / self.cfg.slots))
+            for r in mirrored.values()]
         # the work of a mirrored reservation never runs on the other pilots: they are not started for it
-        sets.append((None, engine.waiting_on(self.name, besides=mine), self.cfg.max_pilots))
+        sets.append((None, self.host.site_work(self.name, besides=mine), self.cfg.max_pilots))
         for r, waiting, most in sets:
             name = r.name if r is not None else None
             own = [p for p in self.pilots.values() if p.reservation == name]
@@ -149,11 +148,7 @@ class PilotSite(Site):
 
     def _free_slots(self) -> dict[str | None, int]:
         """Free slots of this site's connected pilots, by the reservation they serve (None: any work)."""
-        free: dict[str | None, int] = {}
-        for w in self.host.engine.workers.values():
-            if w.connected and w.info.site == self.name and not w.draining:
-                free[w.info.reservation] = free.get(w.info.reservation, 0) + w.credit
-        return free
+        return self.host.site_free(self.name)
 
     def _lifetime(self, r: Reservation | None) -> float:
         """A pilot's walltime: the site's, and inside a reservation no longer than what is left of it."""
@@ -175,7 +170,7 @@ class PilotSite(Site):
 
     async def _submit(self, count: int, r: Reservation | None = None) -> None:
         self._seq += 1
-        key = f"p{int(time.time())}{self._seq}"
+        key = f"p{int(self.host.clock())}{self._seq}"
         folder = self.spool / key
         folder.mkdir(parents=True, exist_ok=True)
         try:
@@ -185,9 +180,9 @@ class PilotSite(Site):
             self.resting = BACKOFF_CYCLES
             return
         name = r.name if r is not None else None
-        self.pilots[native] = Pilots(native, key, count, time.time(), reservation=name)
+        self.pilots[native] = Pilots(native, key, count, self.host.clock(), reservation=name)
         payload = {"key": key, "count": count, **({"reservation": name} if name else {})}
-        self.host.write([SaveSiteJob(self.name, native, json.dumps(payload), time.time())])
+        self.host.write([SaveSiteJob(self.name, native, json.dumps(payload), self.host.clock())])
         log.info("site %s: submitted %d pilot(s) as %s%s", self.name, count, native,
                  f" inside reservation {r.mirror}" if r is not None else "")
 

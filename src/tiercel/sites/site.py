@@ -12,15 +12,14 @@ import asyncio
 import getpass
 import logging
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from tiercel.core.engine import Engine, KillTasks, SendTasks
-from tiercel.core.model import Report, WorkerId
+from tiercel.core.engine import KillTasks, SendTasks
+from tiercel.core.model import Report, TaskRef, WorkerId, WorkerInfo
 from tiercel.core.reservations import Reservation
-from tiercel.core.sites import SiteInfo
+from tiercel.core.sites import SiteInfo, SiteLoad
 from tiercel.sites.adapters import ADAPTERS
 from tiercel.sites.adapters.base import ElementState, NativeReservation, ParseError, Reserving
 from tiercel.sites.config import SiteConfig
@@ -35,14 +34,32 @@ class MirrorFailed(Exception):
     """The batch system would not create or delete a mirrored reservation; the message says what it said."""
 
 
+class HostQueries(Protocol):
+    """What a site may read of the manager's state."""
+
+    def site_load(self, site: str) -> tuple[SiteLoad, int, int]: ...  # slots, waiting slots, running tasks
+    def reservation(self, name: str) -> Reservation | None: ...
+    def reservations(self) -> list[Reservation]: ...
+
+
 class Host(Protocol):
-    """The manager, as a site sees it."""
+    """The manager, as a site sees it: the commands a site sends it and what it may read.
 
-    engine: Engine
+    A site never sees the engine: it reports what its batch system did (``site_reports``,
+    ``attach_site``, ``detach_site``) and asks what waits for it (``site_work``, ``site_free``).
+    """
 
+    @property
+    def queries(self) -> HostQueries: ...
     def clock(self) -> float: ...
     def write(self, ops: list[WriteOp]) -> asyncio.Future[None]: ...
     def site_reports(self, worker: WorkerId, reports: list[Report], freed: int) -> asyncio.Future[None]: ...
+    def attach_site(self, worker: WorkerId, info: WorkerInfo, deliver: Callable[[SendTasks | KillTasks], None],
+                    *, held: list[TaskRef], credit: int) -> list[TaskRef]: ...
+    def detach_site(self, worker: WorkerId) -> None: ...
+    def site_work(self, site: str, reservation: str | None = None, *,
+                  besides: frozenset[str] = frozenset()) -> int: ...
+    def site_free(self, site: str) -> dict[str | None, int]: ...
     def sites_changed(self) -> None: ...
     def pilot_url(self) -> str: ...
     def worker_token_file(self) -> Path: ...
@@ -70,7 +87,7 @@ class Site:
     # ---- health ----------------------------------------------------------
 
     def degrade(self, message: str) -> None:
-        self.last_error, self.last_error_at = message, time.time()
+        self.last_error, self.last_error_at = message, self.host.clock()
         if self.problem != message:
             log.error("site %s degraded: %s", self.name, message)
             self.problem = message
@@ -114,7 +131,7 @@ class Site:
         native = NativeReservation(f"tiercel-{r.name}", r.start, r.end, r.slots, (getpass.getuser(),),
                                    self.cfg.partition)
         try:
-            name = adapter.parse_reserve(await self.runner.run(adapter.reserve(native, time.time()), retries=0))
+            name = adapter.parse_reserve(await self.runner.run(adapter.reserve(native, self.host.clock()), retries=0))
         except (CommandFailed, ParseError, ValueError) as exc:
             raise MirrorFailed(str(exc)) from None
         log.info("site %s: reservation %s mirrored as %s", self.name, r.name, name)
@@ -131,14 +148,14 @@ class Site:
         except CommandFailed as exc:
             if adapter.in_use not in str(exc):
                 raise MirrorFailed(str(exc)) from None
-            self.unmirror_later[name] = (end, time.time() + UNMIRROR_RETRY)
+            self.unmirror_later[name] = (end, self.host.clock() + UNMIRROR_RETRY)
             return False
         self.unmirror_later.pop(name, None)
         log.info("site %s: %s reservation %s deleted", self.name, self.cfg.kind, name)
         return True
 
     async def _unmirror_due(self) -> None:
-        now = time.time()
+        now = self.host.clock()
         for name, (end, due) in list(self.unmirror_later.items()):
             if end <= now:
                 del self.unmirror_later[name]  # ended: the batch system removes it itself
@@ -186,7 +203,7 @@ class Site:
             log.error("site %s: cannot read the status output (%s): %r", self.name, exc, exc.text[:2000])
             self.degrade(f"status output unreadable: {exc}")
             return None
-        self.last_poll = time.time()
+        self.last_poll = self.host.clock()
         return rows
 
     def restore(self, rows: Sequence[SaveSiteJob]) -> None:
@@ -208,14 +225,13 @@ class Site:
         """The manager is stopping: batch jobs keep running and are found again on restart."""
 
     def describe(self) -> dict[str, Any]:
-        loads = self.host.engine.site_loads().get(self.name)
-        running = sum(len(w.tasks) for w in self.host.engine.workers.values() if w.info.site == self.name)
+        loads, queued, running = self.host.queries.site_load(self.name)
         return {
             "name": self.name, "kind": self.cfg.kind, "mode": self.mode,
             "state": "degraded" if self.problem else "ok",
-            "slots_total": (loads.total if loads else 0) + self.headroom(),
-            "slots_free": (loads.free if loads else 0) + self.headroom(),
-            "queued": self.host.engine.waiting_on(self.name), "running": running,
+            "slots_total": loads.total + self.headroom(),
+            "slots_free": loads.free + self.headroom(),
+            "queued": queued, "running": running,
             "batch_jobs": self.batch_jobs(), "last_poll": self.last_poll,
             "last_error": self.last_error, "last_error_at": self.last_error_at,
             "commands": dict(self.runner.issued),

@@ -83,7 +83,7 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
     """
     from tiercel.core.problems import SetupError
     from tiercel.manager.server import ListenFailed, StateDirBusy, serve
-    from tiercel.manager.service import Settings
+    from tiercel.manager.settings import Settings
 
     _logging(verbose)
     host, port = _listen(listen)

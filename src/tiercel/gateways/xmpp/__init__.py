@@ -12,7 +12,7 @@ the manager at once when a worker goes. Each module, from the wire up:
 - ``chat``: what the manager answers to each message of a Tiercel user;
 - ``ratelimit``: a token bucket per JID, so one sender cannot flood the manager;
 - ``jids``: the durable directory of which JID is which Tiercel user (the table and run-time links);
-- ``jids_api``: the ``/v1/jids`` REST routes over that directory;
+- (the ``/v1/jids`` REST routes over that directory are in ``gateways.rest.jids``);
 - ``adhoc``: ad-hoc commands (XEP-0050) for clients with command menus;
 - ``workers``: the manager's side of XMPP workers: their frames and presence, fed to the
   manager like a WebSocket worker's;

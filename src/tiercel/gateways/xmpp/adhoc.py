@@ -53,7 +53,8 @@ class AdHoc:
 
     def register(self) -> None:
         """On each session start: the command list is reset whenever the client binds."""
-        handlers = {"submit": self._submit, "status": self._status, "cancel": self._cancel, "pool": self._pool}
+        handlers: dict[str, Callable[[Any, Session], Awaitable[Session] | Session]] = {
+            "submit": self._submit, "status": self._status, "cancel": self._cancel, "pool": self._pool}
         for node, name in COMMANDS.items():
             self.client.plugin["xep_0050"].add_command(node=node, name=name, handler=handlers[node])
 
@@ -144,27 +145,18 @@ class AdHoc:
 
     # ---- status, pool --------------------------------------------------------
 
-    def _status(self, iq: Any, session: Session) -> Session:
-        return self._done(session, self.chat.status(self._user(iq["from"], session), None))
+    async def _status(self, iq: Any, session: Session) -> Session:
+        return self._done(session, await self.chat.status(self._user(iq["from"], session), None))
 
     def _pool(self, iq: Any, session: Session) -> Session:
         self._user(iq["from"], session)
-        m = self.chat.manager
-        workers = list(m.engine.workers.values())
-        connected = [w for w in workers if w.connected]
-        xmpp = sum(1 for c in m.conns.values() if c.transport == "xmpp")
-        queued = sum(j.pending for j in m.engine.jobs.values())
-        text = kestrel.reply("pool", workers=len(connected), xmpp_workers=xmpp,
-                             slots=sum(w.info.slots for w in connected),
-                             busy=sum(min(len(w.tasks), w.info.slots) for w in connected),  # not counting prefetch
-                             jobs=len(m.engine.jobs), queued=queued)
-        return self._done(session, text)
+        return self._done(session, kestrel.reply("pool", **self.chat.manager.queries.pool()))
 
     # ---- cancel --------------------------------------------------------------
 
-    def _cancel(self, iq: Any, session: Session) -> Session:
+    async def _cancel(self, iq: Any, session: Session) -> Session:
         user = self._user(iq["from"], session)
-        mine = [s for s in self.chat.mine(user) if not s.state.terminal]
+        mine = [s for s in await self.chat.mine(user) if not s.state.terminal]
         if not mine:
             return self._done(session, kestrel.reply("cancelled", job_ids=[]))
         form = self._form("Cancel jobs", "Choose one of your unfinished jobs, or all of them.")

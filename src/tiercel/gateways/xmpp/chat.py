@@ -15,7 +15,8 @@ from tiercel.core.model import JobId, JobSpec, UserName
 from tiercel.core.problems import Problem
 from tiercel.gateways.xmpp import kestrel
 from tiercel.manager.auth import Identity
-from tiercel.manager.service import JobSummary, Manager, Unavailable
+from tiercel.manager.events import JobSummary
+from tiercel.manager.shell import Manager, Unavailable
 
 log = logging.getLogger("tiercel.chat")
 
@@ -46,7 +47,7 @@ class Chat:
         if isinstance(msg, kestrel.SubmitJob):
             return await self.submit(user, msg.spec)
         if isinstance(msg, kestrel.Status):
-            return Answer(self.status(user, msg.job_id))
+            return Answer(await self.status(user, msg.job_id))
         if isinstance(msg, kestrel.Cancel):
             return Answer(await self.cancel(user, msg.job_id))
         if msg.about == "job":  # a job message that cannot be run: the manual's job_rejected
@@ -76,36 +77,36 @@ class Chat:
 
     # ---- status ----------------------------------------------------------
 
-    def status(self, user: UserName, job_id: int | None) -> str:
+    async def status(self, user: UserName, job_id: int | None) -> str:
         if job_id is not None:
-            summary = self.own(user, job_id)
+            summary = await self.own(user, job_id)
             if summary is None:
                 return not_yours(job_id)
             return kestrel.reply("status", **job_fields(summary, detailed=True))
-        jobs = self.mine(user)
+        jobs = await self.mine(user)
         shown = [job_fields(s) for s in jobs[:self.max_status_jobs]]
         if len(jobs) > self.max_status_jobs:
             return kestrel.reply("status", jobs=shown, more=len(jobs) - self.max_status_jobs)
         return kestrel.reply("status", jobs=shown)
 
-    def own(self, user: UserName, job_id: int) -> JobSummary | None:
-        summary = self.manager.summary(JobId(job_id))
+    async def own(self, user: UserName, job_id: int) -> JobSummary | None:
+        summary = await self.manager.queries.summary(JobId(job_id))
         return summary if summary is not None and summary.owner == user else None
 
-    def mine(self, user: UserName) -> list[JobSummary]:
+    async def mine(self, user: UserName) -> list[JobSummary]:
         """The user's unfinished jobs (all of them) first, then the most recent ended ones."""
-        live = [s for j, run in sorted(self.manager.engine.jobs.items(), reverse=True) if run.owner == user
-                if (s := self.manager.summary(j)) is not None]
+        queries = self.manager.queries
+        live = [s for j in reversed(queries.unfinished(user)) if (s := queries.live(j)) is not None]
         seen = {s.id for s in live}
-        ended = [s for s in self.manager.list_jobs(Identity(user, "user"), everyone=False, limit=self.max_status_jobs)
-                 if s.id not in seen and s.state.terminal]
+        recent = await queries.jobs(Identity(user, "user"), everyone=False, limit=self.max_status_jobs)
+        ended = [s for s in recent if s.id not in seen and s.state.terminal]
         return live + ended
 
     # ---- cancel ----------------------------------------------------------
 
     async def cancel(self, user: UserName, job_id: int | None) -> str:
         if job_id is not None:
-            summary = self.own(user, job_id)
+            summary = await self.own(user, job_id)
             if summary is None:
                 return not_yours(job_id)
             if summary.state.terminal:
@@ -113,10 +114,8 @@ class Chat:
                                                      "there is nothing to cancel")
             await self.manager.cancel(summary.id)
             return kestrel.reply("cancelled", job_id=job_id)
-        ids = sorted(int(j) for j, run in self.manager.engine.jobs.items() if run.owner == user)
-        for jid in ids:
-            await self.manager.cancel(JobId(jid))
-        return kestrel.reply("cancelled", job_ids=ids)
+        ids = await self.manager.cancel_all(user)
+        return kestrel.reply("cancelled", job_ids=[int(j) for j in ids])
 
 
 def not_yours(job_id: int) -> str:

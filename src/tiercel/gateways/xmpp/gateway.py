@@ -28,16 +28,17 @@ import slixmpp
 from fastapi import FastAPI
 
 from tiercel.core.model import JobId, UserName
+from tiercel.gateways.rest.jids import router
 from tiercel.gateways.xmpp import kestrel
 from tiercel.gateways.xmpp.adhoc import AdHoc
 from tiercel.gateways.xmpp.chat import Answer, Chat, rate_limited, refusal
 from tiercel.gateways.xmpp.config import XmppConfig
 from tiercel.gateways.xmpp.jids import JidDirectory
-from tiercel.gateways.xmpp.jids_api import router
 from tiercel.gateways.xmpp.link import Assembler, Connector, make_client, on_frames
 from tiercel.gateways.xmpp.ratelimit import RateLimits
 from tiercel.gateways.xmpp.workers import XmppWorkers
-from tiercel.manager.service import JobSummary, Manager
+from tiercel.manager.events import JobSummary
+from tiercel.manager.shell import Manager
 
 log = logging.getLogger("tiercel.xmpp")
 

@@ -30,7 +30,8 @@ from slixmpp.exceptions import IqError, IqTimeout
 from tiercel.core.model import WorkerId
 from tiercel.gateways.xmpp.link import send_frame
 from tiercel.manager.channel import HelloError, parse_hello
-from tiercel.manager.service import Connection, Manager
+from tiercel.manager.sessions import Session
+from tiercel.manager.shell import Manager
 
 if TYPE_CHECKING:
     from tiercel.gateways.xmpp.config import XmppConfig
@@ -43,10 +44,10 @@ PING_MISSES = 2  # unanswered pings in a row (with nothing else heard) before a 
 
 @dataclass
 class Peer:
-    """One XMPP worker session, known by its full JID."""
+    """What the XMPP transport keeps of one worker's session (the session's ``link``), by its full JID."""
 
     jid: str
-    conn: Connection
+    conn: Session
     outbox: list[dict[str, Any]] = field(default_factory=list)
     flush_scheduled: bool = False
     busy: bool = False
@@ -110,9 +111,10 @@ class XmppWorkers:
             old.closed = True
             if old.conn.worker != worker_id:
                 self.manager.worker_disconnected(old.conn)
-        peer = Peer(full, Connection(worker_id, info, lambda m: None, self.manager.clock(), transport="xmpp",
-                                     principal=f"xmpp:{slixmpp.JID(full).bare}"))
+        peer = Peer(full, Session(worker_id, info, lambda m: None, self.manager.clock(), transport="xmpp",
+                                  principal=f"xmpp:{slixmpp.JID(full).bare}"))
         peer.conn.send = lambda m, p=peer: self._queue(p, m)  # type: ignore[misc]
+        peer.conn.link = peer
         self.peers[full] = peer
         peer.conn.send({"t": "welcome", "hb": self.manager.settings.heartbeat})
         busy = self.shows.get(full) in BUSY
@@ -190,7 +192,7 @@ class XmppWorkers:
     def _pause(self, peer: Peer) -> None:
         log.info("XMPP worker %s is busy (%s): no new tasks", peer.conn.info.name, self.shows.get(peer.jid))
         peer.busy = True
-        self.manager.engine.drain(peer.conn.worker)
+        self.manager.drain(peer.conn.worker)
 
     def _resume(self, peer: Peer) -> None:
         peer.busy = False
@@ -247,7 +249,7 @@ class XmppWorkers:
         else:
             peer.heard = time.monotonic()
             peer.misses = 0
-            self.manager.last_seen[peer.conn.worker] = self.manager.clock()
+            self.manager.heard(peer.conn.worker)
             return
         if self.peers.get(peer.jid) is peer:
             log.warning("XMPP worker %s: %s; re-queueing its tasks", peer.conn.info.name, reason)

@@ -1,7 +1,6 @@
-"""``/v1/jids``: the REST face of the JID directory (``jids``), for ``tiercel user link-jid``.
+"""``/v1/jids``: the REST face of the XMPP gateway's JID directory, for ``tiercel user link-jid``.
 
-Kept apart from the directory so that reading who is who needs neither FastAPI nor the REST
-API's helpers, and so the routes can go with the rest of the REST API.
+Added to the app by the XMPP gateway when the manager has an [xmpp] table.
 """
 
 from __future__ import annotations
@@ -12,11 +11,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from tiercel.gateways.rest.auth import WORKER_REFUSED
+from tiercel.gateways.rest.errors import answers
 from tiercel.gateways.xmpp.config import USER_NAME, bare_jid
 from tiercel.gateways.xmpp.jids import JidDirectory
-from tiercel.manager.api import WORKER_REFUSED, answers
 from tiercel.manager.auth import bearer
-from tiercel.manager.service import Manager
+from tiercel.manager.shell import Manager
 
 
 class LinkRequest(BaseModel):

@@ -1,0 +1,50 @@
+"""Who is asking: the bearer token of a request or a WebSocket, and what its role allows."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, WebSocket
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tiercel.gateways.rest.errors import ApiError, error
+from tiercel.manager.auth import Identity, bearer
+from tiercel.manager.shell import Manager
+
+_bearer = HTTPBearer(auto_error=False, description="a token from 'tiercel token create', or the manager's "
+                                                   "admin.token")
+
+
+def identity(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Identity:
+    # _bearer puts the scheme into the OpenAPI document; the header is read here, as it always was.
+    manager: Manager = request.app.state.manager
+    who = manager.identify(bearer(request.headers.get("authorization")))
+    if who is None:
+        raise ApiError(401, "token: missing or unknown; pass 'Authorization: Bearer TOKEN' "
+                            "(tiercel reads TIERCEL_TOKEN or the manager's admin.token)", "token")
+    return who
+
+
+WORKER_REFUSED = ("token: a worker token cannot submit jobs, nor list, read, follow or cancel them, whatever its "
+                  "user name; use a user or admin token")
+
+
+def person(who: Annotated[Identity, Depends(identity)]) -> Identity:
+    """The identity of a user or an admin. A worker token runs tasks and nothing else: its user name
+    is only a label, and may well be a person's name too, so it must never stand for that person."""
+    if not who.may_submit:
+        raise ApiError(403, WORKER_REFUSED, "token")
+    return who
+
+
+Who = Annotated[Identity, Depends(identity)]
+Person = Annotated[Identity, Depends(person)]
+
+
+async def refuse(ws: WebSocket, status: int, message: str) -> None:
+    """Refuse a WebSocket before it opens: an HTTP answer with the error where the server can send
+    one, else a close code (4401, 4403) with the message as the reason."""
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(error(status, message, "token"))
+    else:
+        await ws.close(code=4000 + status, reason=message[:120])

@@ -1,0 +1,107 @@
+"""Jobs: submit, list, read, cancel, their tasks' attempts and outputs, and why they wait."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import PlainTextResponse, StreamingResponse
+
+from tiercel.core.model import MAX_JOB_ID, JobId
+from tiercel.core.problems import Problem
+from tiercel.gateways.rest.auth import Person
+from tiercel.gateways.rest.errors import ApiError, answers
+from tiercel.gateways.rest.models import JobInfo, TaskAttempt
+from tiercel.jobs import JobRequest, build_spec
+from tiercel.manager.auth import Identity
+from tiercel.manager.events import JobSummary
+from tiercel.manager.shell import Manager
+
+JobPath = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="a job id")]
+TaskQuery = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="a task index")]
+
+
+def router(manager: Manager) -> APIRouter:
+    api = APIRouter()
+
+    async def own_job(job_id: int, who: Identity) -> JobSummary:
+        summary = await manager.queries.summary(JobId(job_id))
+        if summary is None or (summary.owner != who.user and not who.admin):
+            # Someone else's job is reported as unknown, so ids reveal nothing.
+            raise ApiError(404, f"job: {job_id} is not a job of yours (see 'tiercel status')", "job")
+        return summary
+
+    @api.post("/v1/jobs", status_code=201, response_model=JobInfo, responses=answers(403, 507))
+    async def submit(req: JobRequest, who: Person) -> dict[str, Any]:
+        spec = build_spec(req, max_tasks=manager.settings.max_tasks)
+        if isinstance(spec, Problem):
+            raise ApiError.of(spec, 422)
+        admitted = manager.admit(who.user, spec)
+        if isinstance(admitted, Problem):
+            raise ApiError.of(admitted, 422)
+        spec = admitted
+        return (await manager.submit(who.user, spec)).to_json()
+
+    @api.get("/v1/jobs", response_model=list[JobInfo], responses=answers(403))
+    async def jobs(who: Person, all: bool = False, limit: Annotated[int, Query(ge=1, le=10_000)] = 200
+                   ) -> list[dict[str, Any]]:
+        return [s.to_json() for s in await manager.queries.jobs(who, all, limit)]
+
+    @api.get("/v1/jobs/{job_id}", response_model=JobInfo, responses=answers(403, 404))
+    async def job(job_id: JobPath, who: Person) -> dict[str, Any]:
+        return (await own_job(job_id, who)).to_json()
+
+    @api.post("/v1/jobs/{job_id}/cancel", response_model=JobInfo, responses=answers(403, 404))
+    async def cancel(job_id: JobPath, who: Person) -> dict[str, Any]:
+        summary = await own_job(job_id, who)
+        if not summary.state.terminal:
+            await manager.cancel(summary.id)
+        after = await manager.queries.summary(summary.id)
+        assert after is not None
+        return after.to_json()
+
+    @api.post("/v1/jobs/cancel", responses=answers(403))
+    async def cancel_mine(who: Person) -> dict[str, list[int]]:
+        return {"cancelled": [int(j) for j in await manager.cancel_all(who.user)]}
+
+    @api.get("/v1/jobs/{job_id}/tasks", response_model=list[TaskAttempt], responses=answers(403, 404))
+    async def tasks(job_id: JobPath, who: Person, index: TaskQuery = None, final: bool = False
+                    ) -> list[dict[str, Any]]:
+        await own_job(job_id, who)
+        rows = await manager.queries.attempts(JobId(job_id), index, final)
+        return [{"index": r.index, "attempt": r.attempt, "outcome": r.outcome, "final": r.final,
+                 "worker": r.worker, "exit_code": r.exit_code, "started": r.started, "ended": r.ended}
+                for r in rows]
+
+    @api.get("/v1/jobs/{job_id}/logs", response_class=PlainTextResponse, responses=answers(403, 404))
+    async def logs(job_id: JobPath, who: Person, task: TaskQuery = None,
+                   stream: Annotated[str, Query(pattern="^(stdout|stderr)$")] = "stdout",
+                   headers: bool = False) -> StreamingResponse:
+        """The tasks' output, in task order: the settling attempt of each, else its latest one."""
+        summary = await own_job(job_id, who)
+        if task is not None and task not in summary.spec.indexes:
+            raise ApiError(404, f"task: {task} is not an index of job {job_id} "
+                                f"(indexes: {summary.spec.indexes.text()})", "task")
+        rows = await manager.queries.attempts(JobId(job_id), task, False)
+        latest: dict[int, Any] = {}
+        for r in rows:  # the settling attempt, else the latest one
+            if r.final or not (r.index in latest and latest[r.index].final):
+                latest[r.index] = r
+
+        async def body() -> AsyncIterator[bytes]:
+            for index in sorted(latest):
+                r = latest[index]
+                if headers:
+                    yield f"==> task {index} (attempt {r.attempt}, {r.outcome}, exit {r.exit_code}) <==\n".encode()
+                yield r.stdout if stream == "stdout" else r.stderr
+
+        # Served as the text it almost always is; the bytes are the task's own, whatever their encoding.
+        return StreamingResponse(body(), media_type="text/plain")
+
+    @api.get("/v1/jobs/{job_id}/explain", responses=answers(403, 404))
+    async def explain(job_id: JobPath, who: Person) -> dict[str, Any]:
+        """Why a job's waiting tasks are not running: its queue's verdict and each worker's."""
+        return manager.queries.explain(await own_job(job_id, who))
+
+    return api

@@ -1,0 +1,87 @@
+"""The REST API's bodies: what it answers and what it accepts (the job request is tiercel.jobs.JobRequest)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tiercel.jobs import Line
+from tiercel.manager.auth import ROLES
+
+
+class JobInfo(BaseModel):
+    id: int
+    name: str
+    owner: str
+    state: str = Field(description="queued, running, done, failed or cancelled")
+    total: int
+    queued: int
+    running: int
+    done: int
+    failed: int
+    cancelled: int
+    submitted: float
+    ended: float | None
+    command: list[str]
+    waiting: str | None = Field(None, description="why queued tasks are not running, when none are")
+    reason: str | None = Field(None, description="why it ended before all its tasks ran")
+
+
+class WorkerRow(BaseModel):
+    id: str
+    name: str
+    host: str
+    slots: int
+    busy: int
+    tags: list[str]
+    connected: bool
+    draining: bool  # takes no new tasks: leaving, or busy by its XMPP presence
+    link: str  # websocket, xmpp or site; empty while disconnected
+    last_seen: float | None = Field(description="when the manager last heard from it (epoch seconds); null for a "
+                                                "native site's virtual worker, which is not a process that speaks")
+    tasks_run: int
+    refused: int = Field(0, description="reports about tasks it was never handed, dropped")
+
+
+class TokenRow(BaseModel):
+    id: str = Field(description="the start of the token's digest; the token itself is never kept")
+    user: str
+    role: str
+    label: str
+    created: float
+    last_used: float | None
+
+
+USER_NAME = r"^[A-Za-z0-9_.@-]+$"
+UserField = Annotated[str, Field(min_length=1, max_length=64, pattern=USER_NAME)]
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    user: UserField
+    role: str = Field("user", json_schema_extra={"enum": list(ROLES)},
+                      description="user, admin or worker (a worker token only runs tasks)")
+
+
+class ReservationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    site: Line = Field("pool", max_length=64, description="the site whose slots are reserved")
+    slots: int = Field(ge=1, le=10_000_000)
+    start: Line | float = Field(description="now, +10m, 2026-11-21T10:00 or epoch seconds")
+    end: Line | float = Field(description="as start; or +DURATION after the start")
+    users: list[UserField] = Field(default_factory=list, description="who may use it (default: whoever creates it)")
+    mirror: bool = Field(False, description="also create it in the site's batch system (Slurm: scontrol create "
+                                            "reservation), so the batch system keeps the cores free too")
+
+
+class TaskAttempt(BaseModel):
+    index: int
+    attempt: int
+    outcome: str
+    final: bool
+    worker: str
+    exit_code: int | None
+    started: float
+    ended: float

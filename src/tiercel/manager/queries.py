@@ -1,0 +1,177 @@
+"""The manager's read model: what the REST API, the gateways and the CLI may know.
+
+Every answer is read, never changed: queries compute on the engine's state (on the event
+loop, where it lives) and read the store in a worker thread, so a slow store never stalls
+dispatch and a query never alters what the scheduler will do (``explain`` included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from tiercel.core.engine import Engine
+from tiercel.core.model import Counts, JobId, JobState, UserName
+from tiercel.core.reservations import Reservation
+from tiercel.core.scheduling import why_waiting
+from tiercel.core.sites import POOL, SiteLoad
+from tiercel.manager.auth import Identity
+from tiercel.manager.events import JobSummary
+from tiercel.manager.sessions import PlaceKind, Sessions
+from tiercel.manager.settings import Settings
+from tiercel.sites.site import Site
+from tiercel.store import AttemptRow, JobRow, Store
+
+RESTART_HOLD = "held while workers reconnect after a restart"
+
+
+class Readable(Protocol):
+    """What the read model reads: the shell's state, never its commands."""
+
+    engine: Engine
+    sessions: Sessions
+    sites: dict[str, Site]
+    store: Store
+    settings: Settings
+    clock: Callable[[], float]
+
+    def recently_ended(self, job_id: JobId) -> JobSummary | None: ...
+
+
+class Queries:
+    def __init__(self, shell: Readable) -> None:
+        self._shell = shell
+
+    # ---- jobs ------------------------------------------------------------
+
+    def live(self, job_id: JobId) -> JobSummary | None:
+        """A job the manager holds in memory (unfinished, or ended recently); None otherwise."""
+        shell = self._shell
+        run = shell.engine.jobs.get(job_id)
+        if run is not None:
+            counts = run.counts()
+            waiting = None
+            if counts.queued and not counts.running:
+                waiting = RESTART_HOLD if self.held() else \
+                    why_waiting(run.spec, [s.info for s in shell.sessions if s.open])
+            return JobSummary(job_id, run.owner, run.spec, run.submitted, run.state(), counts, None, waiting,
+                              run.reason)
+        return shell.recently_ended(job_id)
+
+    async def summary(self, job_id: JobId) -> JobSummary | None:
+        found = self.live(job_id)
+        if found is not None:
+            return found
+        row = await asyncio.to_thread(self._shell.store.job, job_id)
+        return None if row is None else self.live(job_id) or _from_row(row)
+
+    async def jobs(self, who: Identity, everyone: bool, limit: int = 200) -> list[JobSummary]:
+        owner = None if (who.admin and everyone) else who.user
+        rows = await asyncio.to_thread(self._shell.store.jobs, owner, limit)
+        return [self.live(row.id) or _from_row(row) for row in rows]
+
+    async def attempts(self, job_id: JobId, index: int | None, final: bool) -> list[AttemptRow]:
+        return await asyncio.to_thread(self._shell.store.attempts, job_id, index, final)
+
+    def unfinished(self, owner: UserName) -> list[JobId]:
+        """The owner's jobs that have not ended, newest last."""
+        return sorted(j for j, run in self._shell.engine.jobs.items() if run.owner == owner)
+
+    def held(self) -> bool:
+        """Dispatch waits for the workers known before a restart to come back."""
+        return self._shell.engine.held(self._shell.clock())
+
+    def explain(self, summary: JobSummary) -> dict[str, Any]:
+        """Why a job's waiting tasks are not running: its queue's verdict and each worker's."""
+        found = self._shell.engine.explain(summary.id, self._shell.clock())
+        if self.held():
+            verdict: dict[str, Any] | None = {"code": "wait", "policy": "restart", "reason": RESTART_HOLD}
+        elif found is None or found.status is None:
+            verdict = None
+        else:
+            verdict = {"code": found.status.code.value, "policy": found.status.policy,
+                       "reason": found.status.reason}
+        return {
+            "job": summary.to_json(), "queue": found.queue if found else summary.spec.queue,
+            "verdict": verdict,
+            "site": found.site if found else None, "site_reason": found.site_reason if found else "",
+            "workers": [{"worker": name, "code": st.code.value, "policy": st.policy, "reason": st.reason}
+                        for name, st in (found.workers if found else [])],
+        }
+
+    # ---- the pool's own views: they hold no one's jobs ---------------------
+
+    def queues(self) -> list[dict[str, Any]]:
+        engine = self._shell.engine
+        load: dict[str, list[int]] = {name: [0, 0, 0] for name in engine.queues}
+        for job in engine.jobs.values():
+            q = load[engine.queue_of(job)]
+            q[0] += 1
+            q[1] += job.pending
+            q[2] += len(job.running)
+        configured = self._shell.settings.queues
+        out = []
+        for name in engine.queues:
+            conf = configured.get(name)
+            policies = list(conf.policies) if conf else ["priority", "fcfs"]
+            out.append({"name": name, "default": name == engine.default_queue,
+                        "policies": ["requirements", *[p for p in policies if p != "requirements"]],
+                        "limits": conf.limits if conf else {}, "jobs": load[name][0], "queued": load[name][1],
+                        "running": load[name][2], "description": conf.description if conf else "",
+                        "error": engine.queue_errors.get(name)})
+        return out
+
+    def workers(self) -> list[dict[str, Any]]:
+        out = []
+        for wid, w in self._shell.engine.workers.items():
+            s = self._shell.sessions.get(wid)
+            site = s is not None and s.kind is PlaceKind.SITE
+            out.append({"id": wid, "name": w.info.name, "host": w.info.host, "slots": w.info.slots,
+                        "busy": len(w.tasks), "tags": sorted(w.info.tags), "connected": w.connected,
+                        "draining": w.draining,
+                        "link": s.transport if s is not None and (s.open or site) else "",
+                        "last_seen": None if site or s is None else s.last_seen,
+                        "tasks_run": s.ran if s is not None else 0, "refused": w.refused})
+        return out
+
+    def pool(self) -> dict[str, int]:
+        """The pool at a glance (the ad-hoc pool command): workers, slots, busy slots, jobs, waiting tasks."""
+        engine = self._shell.engine
+        connected = [w for w in engine.workers.values() if w.connected]
+        return {"workers": len(connected),
+                "xmpp_workers": sum(1 for s in self._shell.sessions if s.open and s.transport == "xmpp"),
+                "slots": sum(w.info.slots for w in connected),
+                "busy": sum(min(len(w.tasks), w.info.slots) for w in connected),  # not counting prefetch
+                "jobs": len(engine.jobs), "queued": sum(j.pending for j in engine.jobs.values())}
+
+    def site_load(self, site: str) -> tuple[SiteLoad, int, int]:
+        """A site's slots (total and free), the slots its waiting work needs, and its running tasks."""
+        engine = self._shell.engine
+        loads = engine.site_loads().get(site, SiteLoad())
+        running = sum(len(w.tasks) for w in engine.workers.values() if w.info.site == site)
+        return loads, engine.waiting_on(site), running
+
+    def sites(self) -> list[dict[str, Any]]:
+        """`tiercel sites`: the pool, then each configured site."""
+        pool, queued, running = self.site_load(POOL)
+        rows: list[dict[str, Any]] = [{
+            "name": POOL, "kind": POOL, "mode": POOL, "state": "ok",
+            "slots_total": pool.total, "slots_free": pool.free, "queued": queued, "running": running,
+            "batch_jobs": 0, "last_poll": None, "last_error": None, "last_error_at": None, "commands": {},
+        }]
+        rows += [site.describe() for site in self._shell.sites.values()]
+        return rows
+
+    def reservations(self) -> list[Reservation]:
+        return sorted(self._shell.engine.reservations.values(), key=lambda r: r.start)
+
+    def reservation(self, name: str) -> Reservation | None:
+        return self._shell.engine.reservations.get(name)
+
+
+def _from_row(row: JobRow) -> JobSummary:
+    if row.state is None or row.counts is None:  # stored but not yet live (should not happen)
+        return JobSummary(row.id, row.owner, row.spec, row.submitted, JobState.QUEUED,
+                          Counts(total=row.spec.size, queued=row.spec.size))
+    return JobSummary(row.id, row.owner, row.spec, row.submitted, row.state, row.counts, row.ended, reason=row.reason)

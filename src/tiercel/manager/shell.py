@@ -1,0 +1,506 @@
+"""The manager's shell: the one write path. It feeds events to the engine and performs the effects.
+
+Everything that changes the scheduler's state comes here as a command — a submission, a
+worker's frame, a site's finished elements, a reservation — and only here is the engine
+called. Transports, sites and gateways see the shell's commands and its read model
+(``queries``), never the engine itself.
+
+Every engine call happens on the event loop thread, so the engine needs no locks. Writes go
+to the store's group-commit writer; effects that others can observe (a result acknowledged,
+a job announced as ended) happen only once the write that records them is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import getpass
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from tiercel.core.engine import Effect, Engine, JobEnded, KillTasks, Persist, Refused, RunCleanup, SendTasks
+from tiercel.core.model import JobId, JobSpec, JobState, Report, TaskRef, UserName, WorkerId, WorkerInfo
+from tiercel.core.problems import Problem
+from tiercel.core.reservations import Reservation
+from tiercel.core.seal import Seal
+from tiercel.manager import admission
+from tiercel.manager.auth import Identity
+from tiercel.manager.bookings import Bookings
+from tiercel.manager.events import Events, JobSummary
+from tiercel.manager.queries import Queries
+from tiercel.manager.sessions import PlaceKind, Session, Sessions
+from tiercel.manager.settings import Settings
+from tiercel.manager.statedir import disk_full
+from tiercel.manager.tokens import Tokens
+from tiercel.protocol import key_to_wire, ref_from_wire, ref_to_wire, report_from_wire, spec_to_dict
+from tiercel.sites import build as build_sites
+from tiercel.sites.config import infos
+from tiercel.store import AddJob, EndJob, ForgetWorker, Record, SeenWorker, Store, WriteOp
+
+log = logging.getLogger("tiercel.manager")
+
+ENDED_CACHE = 1000  # summaries of recently ended jobs kept in memory; older ones are read from the store
+MALFORMED = (KeyError, TypeError, ValueError, IndexError, OverflowError)
+
+
+class Unavailable(Exception):
+    """The manager cannot take new work now (its disk is full, its store refuses); reads still work."""
+
+
+class Manager:
+    def __init__(self, store: Store, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self._seal = Seal(b"")  # replaced by the store's key at start, before any task is handed out
+        self.engine = self._engine()
+        self.sessions = Sessions()
+        self.tokens = Tokens(store, clock)
+        self.events = Events()
+        self.bookings = Bookings(self)
+        self.queries = Queries(self)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.start_error: BaseException | None = None
+        self.created_tokens: dict[str, str] = {}
+        self._next_job = 1
+        self._ended_cache: dict[JobId, JobSummary] = {}
+        self._ending: dict[JobId, JobSummary] = {}
+        self._background: set[asyncio.Future[Any]] = set()
+        self._queue_errors: dict[str, str] = {}
+        self.site_config = infos(settings.sites) if settings.sites else []
+        self.sites = build_sites(settings.sites, self, settings.state_dir) if settings.sites else {}
+
+    # ---- life cycle ------------------------------------------------------
+
+    def _engine(self, **kw: Any) -> Engine:
+        queues = self.settings.queues
+        if not queues:
+            return Engine(seal=self._seal, **kw)
+        ordered = sorted(queues.values(), key=lambda q: not q.default)  # the default queue first
+        return Engine(queues={q.name: q.chain for q in ordered}, seal=self._seal, **kw)
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        loaded = await asyncio.to_thread(self.store.open)
+        now = self.clock()
+        self._next_job = loaded.next_job_id
+        self._seal = self.engine.seal = Seal(loaded.seal_key)
+        self.tokens.known = dict(loaded.tokens)
+        if loaded.unfinished and loaded.workers:
+            self.engine = self._engine(hold_until=now + self.settings.reconnect_grace,
+                                       expected_workers=loaded.workers)
+        for r in loaded.reservations:
+            self.engine.restore_reservation(r)
+        effects: list[Effect] = []
+        for row, restored in loaded.unfinished:
+            effects += self.engine.add_job(row.id, row.spec, row.owner, row.submitted, restored)
+        self.sites_changed(pump=False)
+        for name, site in self.sites.items():
+            site.restore([r for r in loaded.site_jobs if r.site == name])
+            site.attach()  # before any dispatch: tasks already in a batch system are not handed out again
+        if not self.tokens.known:
+            await self._first_tokens()
+        await self.apply(effects)  # jobs whose every task had settled before the crash end now
+        self.bookings.window_edge()  # windows that ended while the manager was down, and the next one
+        log.info("manager ready: %d unfinished jobs restored", len(loaded.unfinished))
+
+    async def _first_tokens(self) -> None:
+        """On first start, make an admin token and a worker token and leave them in the state dir."""
+        user = UserName(os.environ.get("TIERCEL_ADMIN_USER") or getpass.getuser())
+        for role, who, fname in (("admin", user, "admin.token"), ("worker", UserName("worker"), "worker.token")):
+            token = await self.create_token(who, role, label="created on first start")
+            path = self.settings.state_dir / fname
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(token + "\n")
+            self.created_tokens[role] = str(path)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ---- tokens ------------------------------------------------------------
+
+    def identify(self, token: str | None) -> Identity | None:
+        return self.tokens.identify(token)
+
+    async def create_token(self, user: UserName, role: str, label: str = "") -> str:
+        self.refuse_new_work()
+        return await self.tokens.create(user, role, label)
+
+    async def revoke_token(self, tid: str) -> Identity | None:
+        """Revoke a token: refused from now on, its worker sessions and event streams closed."""
+        gone = await self.tokens.revoke(tid)
+        if gone is not None:
+            for s in self.sessions.of_principal(gone.digest):
+                s.send({"t": "error", "msg": "this worker's token was revoked"})  # the channel closes after it
+        return gone
+
+    # ---- effects ---------------------------------------------------------
+
+    def _collect(self, effects: Iterable[Effect], writes: list[WriteOp], after: list[Effect]) -> None:
+        now = self.clock()
+        for e in effects:
+            if isinstance(e, Persist):
+                writes.append(Record(e.records))
+            elif isinstance(e, JobEnded):
+                writes.append(EndJob(e.job, e.state, e.counts, now, e.reason))
+                after.append(e)
+                # Until its end is durable the job shows as running with every task settled.
+                self._ending[e.job] = JobSummary(e.job, e.owner, e.spec, e.submitted, JobState.RUNNING, e.counts)
+            elif isinstance(e, (SendTasks, KillTasks)):
+                self._deliver(e)
+            elif isinstance(e, Refused):
+                self._refused(e)
+            else:
+                after.append(e)
+
+    def apply(self, effects: Iterable[Effect], then: Callable[[], None] | None = None,
+              *, barrier: bool = False) -> asyncio.Future[None]:
+        """Perform effects; ``then`` runs once everything they wrote is durable.
+
+        The returned future resolves at that same moment, for callers that answer
+        a request only once its effects are durable. With ``barrier``, ``then``
+        also waits for every write queued before it, even when these effects
+        write nothing: a result reported twice is acknowledged only once the
+        first report of it is durable.
+        """
+        loop = self.loop
+        assert loop is not None
+        done: asyncio.Future[None] = loop.create_future()
+        writes: list[WriteOp] = []
+        after: list[Effect] = []
+        self._collect(effects, writes, after)
+        if not writes and not barrier:
+            self._durable(None, after, then, done)
+            return done
+        fut = self.store.write(writes)
+        fut.add_done_callback(lambda f: loop.call_soon_threadsafe(self._durable, f, after, then, done))
+        return done
+
+    def _durable(self, fut: concurrent.futures.Future[None] | None, after: list[Effect],
+                 then: Callable[[], None] | None, done: asyncio.Future[None]) -> None:
+        exc = None if fut is None else fut.exception()
+        if exc is not None:
+            # The engine has moved on but the store has not: stop rather than serve a state
+            # that a restart would not find. Nothing was acknowledged, so workers keep their
+            # results and hand them in again to the restarted manager.
+            log.critical("store write failed, stopping the manager: %s", exc)
+            done.set_exception(exc)
+            done.exception()  # retrieved: callers that do not await it are not warned
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        self._after(after)
+        if then is not None:
+            then()
+        done.set_result(None)
+
+    def _deliver(self, e: SendTasks | KillTasks) -> None:
+        """Hand tasks to a place, or tell it to kill some, in the form its kind takes."""
+        s = self.sessions.get(e.worker)
+        if s is None:
+            return
+        if s.deliver is not None:  # a site: the effect itself, no frame
+            s.deliver(e)
+        elif isinstance(e, SendTasks):
+            s.ran += len(e.tasks)
+            s.send({"t": "tasks", "specs": {str(j): spec_to_dict(sp) for j, sp in e.specs.items()},
+                    "tasks": [ref_to_wire(r) for r in e.tasks]})
+        else:
+            s.send({"t": "kill", "tasks": [key_to_wire(r) for r in e.tasks]})
+
+    def _refused(self, e: Refused) -> None:
+        w = self.engine.workers.get(e.worker)
+        name = w.info.name if w is not None else e.worker
+        shown = ", ".join(f"job {r.job} task {r.index} attempt {r.attempt}" for r in e.tasks[:5])
+        more = f" and {len(e.tasks) - 5} more" if len(e.tasks) > 5 else ""
+        log.warning("worker %s (%s) reported on %d attempt(s) it was not given, dropped: %s%s",
+                    name, e.worker, len(e.tasks), shown, more)
+
+    def _after(self, effects: list[Effect]) -> None:
+        for e in effects:
+            if isinstance(e, JobEnded):
+                self._ended(e)
+            elif isinstance(e, RunCleanup):
+                s = self.sessions.current(e.worker)
+                if s is not None:
+                    s.send({"t": "cleanup", "job": e.job})
+
+    def _ended(self, e: JobEnded) -> None:
+        summary = JobSummary(e.job, e.owner, e.spec, e.submitted, e.state, e.counts, self.clock(), reason=e.reason)
+        self._ending.pop(e.job, None)
+        self._ended_cache[e.job] = summary
+        while len(self._ended_cache) > ENDED_CACHE:
+            del self._ended_cache[next(iter(self._ended_cache))]
+        self.events.publish({"event": "job_finished", "job": summary.to_json()})
+        for listener in self.events.on_job_ended:
+            try:
+                result = listener(summary)
+            except Exception:  # a listener's bug must not stop the job's end
+                log.exception("a job-ended listener failed for job %s", e.job)
+                continue
+            if asyncio.iscoroutine(result):
+                task = asyncio.ensure_future(result)
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    def recently_ended(self, job_id: JobId) -> JobSummary | None:
+        return self._ended_cache.get(job_id) or self._ending.get(job_id)
+
+    def pump(self) -> None:
+        """Hand waiting tasks to workers with free slots."""
+        effects = self.engine.dispatch(self.clock())
+        if effects:
+            self.apply(effects)
+        if self.engine.queue_errors != self._queue_errors:
+            for name, error in self.engine.queue_errors.items():
+                if self._queue_errors.get(name) != error:
+                    log.error("queue %s stopped: %s", name, error)
+            self._queue_errors = dict(self.engine.queue_errors)
+
+    # ---- jobs ------------------------------------------------------------
+
+    def admit(self, user: UserName, spec: JobSpec) -> JobSpec | Problem:
+        """What every interface checks beyond a job's own fields; nothing is stored either way."""
+        return admission.admit(self.engine, user, spec, self.clock())
+
+    def refuse_new_work(self) -> None:
+        """Raise Unavailable when new work (a job, a reservation, a token) cannot be kept now."""
+        full = disk_full(self.settings.state_dir)
+        if full is not None:
+            raise Unavailable(full)
+
+    async def submit(self, owner: UserName, spec: JobSpec) -> JobSummary:
+        """Store and start a job; Unavailable (nothing kept, no job id used) if it cannot be stored."""
+        self.refuse_new_work()
+        job_id = JobId(self._next_job)
+        self._next_job += 1
+        now = self.clock()
+        try:
+            await asyncio.wrap_future(self.store.write([AddJob(job_id, owner, spec, now)]))
+        except Exception as exc:
+            if self._next_job == job_id + 1:
+                self._next_job = job_id  # nobody took a later id meanwhile: this one is free again
+            log.error("job submitted by %s not stored: %s", owner, exc)
+            raise Unavailable(disk_full(self.settings.state_dir) or
+                              f"the manager could not store the job ({exc}); nothing was kept, try again") from exc
+        self.apply(self.engine.add_job(job_id, spec, owner, now))
+        summary = self.queries.live(job_id)
+        assert summary is not None
+        self.events.publish({"event": "job_submitted", "job": summary.to_json()})
+        self.pump()
+        for site in self.sites.values():
+            site.wake()  # a pilot site may have to start pilots for it
+        return summary
+
+    async def cancel(self, job_id: JobId) -> None:
+        """Cancel a job; returns once its end is durable."""
+        await self.apply(self.engine.cancel(job_id, self.clock()))
+
+    async def cancel_all(self, owner: UserName) -> list[JobId]:
+        """Cancel every unfinished job of ``owner``; the ids cancelled."""
+        ids = self.queries.unfinished(owner)
+        for job_id in ids:
+            await self.cancel(job_id)
+        return ids
+
+    # ---- reservations ----------------------------------------------------
+
+    async def reserve(self, r: Reservation, *, mirror: bool = False) -> Problem | None:
+        return await self.bookings.reserve(r, mirror=mirror)
+
+    async def unreserve(self, name: str) -> tuple[bool, str | None]:
+        return await self.bookings.unreserve(name)
+
+    # ---- sites: the Host the site shells see ---------------------------------
+
+    def sites_changed(self, *, pump: bool = True) -> None:
+        if self.site_config:
+            known = {s.name: s for s in self.site_config}
+            for name, site in self.sites.items():
+                known[name] = site.info()
+            self.engine.set_sites(list(known.values()))
+        if pump and self.loop is not None:
+            self.pump()
+
+    def write(self, ops: list[WriteOp]) -> asyncio.Future[None]:
+        assert self.loop is not None
+        return asyncio.wrap_future(self.store.write(ops), loop=self.loop)
+
+    def attach_site(self, worker: WorkerId, info: WorkerInfo, deliver: Callable[[SendTasks | KillTasks], None],
+                    *, held: list[TaskRef], credit: int) -> list[TaskRef]:
+        """A native site joins as a place holding the tasks still in its batch system; what it must kill."""
+        now = self.clock()
+        self.sessions.open(Session(worker, info, _no_frames, now, transport="site", kind=PlaceKind.SITE,
+                                   deliver=deliver), now)
+        effects = self.engine.connect(worker, info, now, credit=credit, held=held,
+                                      vouched=True)  # its own record of what it submitted
+        return [r for e in effects if isinstance(e, KillTasks) for r in e.tasks]
+
+    def detach_site(self, worker: WorkerId) -> None:
+        """A degraded site takes nothing new; what it has in flight stays."""
+        self.engine.disconnect(worker)
+
+    def site_reports(self, worker: WorkerId, reports: list[Report], freed: int) -> asyncio.Future[None]:
+        """A native site's finished elements: settled like a worker's results, then its slots are free again."""
+        effects = self.engine.report(worker, reports, self.clock())
+        self.engine.add_credit(worker, freed)
+        done = self.apply(effects, barrier=True)
+        self.pump()
+        return done
+
+    def site_work(self, site: str, reservation: str | None = None, *, besides: frozenset[str] = frozenset()
+                  ) -> int:
+        """Slots of the tasks waiting for ``site`` (jobs are bound to sites first)."""
+        self.engine.bind()
+        return self.engine.waiting_on(site, reservation, besides=besides)
+
+    def site_free(self, site: str) -> dict[str | None, int]:
+        """Free slots (credit) of the site's connected workers, by the reservation they serve."""
+        free: dict[str | None, int] = {}
+        for w in self.engine.workers.values():
+            if w.connected and w.info.site == site and not w.draining:
+                free[w.info.reservation] = free.get(w.info.reservation, 0) + w.credit
+        return free
+
+    def pilot_url(self) -> str:
+        return self.settings.url
+
+    def worker_token_file(self) -> Path:
+        return self.settings.state_dir / "worker.token"
+
+    # ---- workers ---------------------------------------------------------
+
+    def worker_connected(self, session: Session, msg: dict[str, Any]) -> bool:
+        """A worker's hello: what it still holds and its unacknowledged results are taken back.
+
+        A hello whose held tasks or results are malformed, or that claims a worker id another's
+        credentials hold, is refused with an error frame (which ends the connection) before
+        anything changes: False.
+        """
+        try:
+            credit = int(msg.get("credit", session.info.slots))
+            held = [ref_from_wire(x) for x in msg.get("held", ())]
+            results = [report_from_wire(x) for x in msg.get("results", ())]
+            ran_jobs = [JobId(int(j)) for j in msg.get("ran", ())]
+        except MALFORMED as exc:
+            log.warning("worker %s sent a malformed hello: %s", session.info.name, exc)
+            session.send({"t": "error", "msg": f"hello: malformed held tasks or results ({exc})"})
+            return False
+        holder = self.sessions.holder(session.worker)
+        if holder is not None and holder != session.principal:
+            log.warning("worker %s: refused a hello for worker id %s, which a worker with other credentials holds",
+                        session.info.name, session.worker)
+            session.send({"t": "error", "msg": f"hello: worker id {session.worker!r} is in use by a worker with "
+                                               "other credentials; give each worker its own id"})
+            return False
+        now = self.clock()
+        old = self.sessions.open(session, now)
+        if old is not None and old.send is not session.send:
+            old.send({"t": "error", "msg": "replaced by a newer connection of the same worker"})
+        site = self.sites.get(session.info.site)
+        if site is not None:
+            site.worker_connected(session.info.name)
+        effects = self.engine.connect(session.worker, session.info, now, credit=credit, held=held, results=results,
+                                      ran_jobs=ran_jobs)
+        acks = _acks(results, effects)
+        self.store.write([SeenWorker(session.worker, session.info.name, session.info.host, now)])
+        self.apply(effects, then=lambda: session.send({"t": "ack", "r": acks}) if acks else None,
+                   barrier=bool(acks))
+        self.pump()
+        return True
+
+    def worker_results(self, session: Session, reports: list[Report], credit: int) -> None:
+        now = self.clock()
+        if session.worker not in self.engine.workers:
+            # Declared lost while the connection lived on: its tasks were re-queued.
+            session.send({"t": "reconnect"})
+            return
+        self.sessions.heard(session.worker, now)
+        if credit:
+            self.engine.add_credit(session.worker, credit)
+        if reports:
+            effects = self.engine.report(session.worker, reports, now)
+            acks = _acks(reports, effects)
+            self.apply(effects, then=lambda: session.send({"t": "ack", "r": acks}) if acks else None, barrier=True)
+        self.pump()
+
+    def worker_frame(self, session: Session, msg: Any, *, take_credit: bool = True) -> Any:
+        """One frame from a connected worker, whichever transport carried it; returns its kind.
+
+        ``res`` (results and freed slots), ``cr`` (free slots), ``hb`` (heartbeat), ``drain``
+        (send nothing more), ``bye`` (leaving: re-queue what it holds). A transport that
+        knows the worker is busy passes ``take_credit=False``: its slots are counted again at
+        its next hello. A malformed frame is logged and dropped; the worker stays connected.
+        """
+        kind = msg.get("t") if isinstance(msg, dict) else None
+        if kind in ("res", "cr", "hb"):
+            try:  # all of it or nothing: a frame with one malformed report changes nothing
+                credit = int(msg.get("c", 0)) if kind != "hb" and take_credit else 0
+                results = msg.get("r", []) if kind == "res" else []
+                reports = [report_from_wire(x) for x in results]
+            except MALFORMED as exc:
+                log.warning("worker %s sent a malformed %r frame: %s", session.info.name, kind, exc)
+                return kind
+            self.worker_results(session, reports, credit)
+        elif kind == "drain":
+            self.drain(session.worker)
+        elif kind == "bye":
+            self.worker_left(session.worker)
+        else:
+            log.warning("worker %s sent a frame of unknown kind %r", session.info.name, kind)
+        return kind
+
+    def heard(self, worker: WorkerId) -> None:
+        """A transport heard from the worker (a presence, a ping answered): it is alive."""
+        self.sessions.heard(worker, self.clock())
+
+    def drain(self, worker: WorkerId) -> None:
+        """The worker takes nothing new (leaving, or busy): what it holds goes on."""
+        self.engine.drain(worker)
+
+    def worker_disconnected(self, session: Session) -> None:
+        if self.sessions.close(session):
+            self.engine.disconnect(session.worker)
+
+    def worker_left(self, worker: WorkerId) -> None:
+        """A worker said goodbye or went silent for too long: re-queue its tasks."""
+        s = self.sessions.drop(worker)
+        if s is not None:
+            s.send({"t": "reconnect"})
+        effects = self.engine.lose(worker, self.clock())
+        self.store.write([ForgetWorker(worker)])
+        self.apply(effects)
+        self.pump()
+
+    # ---- periodic duties (manager.duties paces them) ----------------------
+
+    def check_liveness(self) -> None:
+        """Declare lost the workers silent for longer than the time-out (connected or not)."""
+        now = self.clock()
+        for s in self.sessions.silent(now, self.settings.worker_timeout):
+            log.warning("worker %s silent for %.1fs: re-queueing its tasks", s.worker, now - s.last_seen)
+            self.worker_left(s.worker)
+
+    def end_hold(self) -> None:
+        """The restart hold is over: forget the workers that did not come back, hand out work."""
+        gone = list(self.engine.expected_workers)
+        self.engine.expected_workers.clear()
+        if gone:
+            log.warning("%d worker(s) known before the restart did not come back", len(gone))
+            self.store.write([ForgetWorker(w) for w in gone])
+        self.pump()
+
+
+def _no_frames(msg: dict[str, Any]) -> None:
+    """A site's session takes effects (``deliver``), never frames."""
+
+
+def _acks(reports: list[Report], effects: list[Effect]) -> list[list[int]]:
+    """What to acknowledge: every report but those refused (about attempts the worker was not given)."""
+    refused = {(r.job, r.index, r.attempt) for e in effects if isinstance(e, Refused) for r in e.tasks}
+    return [[r.job, r.index, r.attempt] for r in reports if (r.job, r.index, r.attempt) not in refused]
