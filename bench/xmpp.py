@@ -182,7 +182,7 @@ async def simulate(first: int, count: int, c2s: int, ca: str, task_seconds: floa
     import slixmpp
 
     from tiercel.gateways.xmpp.link import Assembler, Connector, Endpoint, make_client, on_frames, send_frame
-    from tiercel.protocol import PROTOCOL_VERSION
+    from tiercel.wire.messages import PROTOCOL_VERSION
 
     endpoint = Endpoint("127.0.0.1", c2s, "starttls", Path(ca))
     online = 0

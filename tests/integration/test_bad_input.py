@@ -171,7 +171,7 @@ def test_a_rogue_worker_frame_is_dropped_and_the_worker_stays(cluster: Cluster) 
     import msgpack
     from websockets.asyncio.client import connect
 
-    from tiercel.protocol import PROTOCOL_VERSION
+    from tiercel.wire.messages import PROTOCOL_VERSION
 
     with cluster.client() as c:
         job = c.submit(["true"], queue=1)
@@ -225,7 +225,7 @@ def test_a_hello_with_malformed_held_tasks_is_refused_before_anything_changes(cl
     import msgpack
     from websockets.asyncio.client import connect
 
-    from tiercel.protocol import PROTOCOL_VERSION
+    from tiercel.wire.messages import PROTOCOL_VERSION
 
     async def hello() -> dict[str, object]:
         url = cluster.url.replace("http://", "ws://") + "/v1/worker"

@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.integration.conftest import Cluster, wait_until
-from tiercel.protocol import PROTOCOL_VERSION
+from tiercel.wire.messages import PROTOCOL_VERSION
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from tiercel.core.model import JobSpec, UserName, WorkerId, WorkerInfo
+from tiercel.core.model import JobSpec, Outcome, Report, TaskRef, UserName, WorkerId, WorkerInfo
 from tiercel.core.ranges import IndexRanges
 from tiercel.manager.sessions import PlaceKind, Session, Sessions
 from tiercel.manager.settings import Settings
 from tiercel.manager.shell import Manager
-from tiercel.protocol import PROTOCOL_VERSION
 from tiercel.store import SqliteStore
+from tiercel.wire.messages import Ack, Error, Hello, ManagerMessage, Results, Tasks
 
 ALICE = UserName("alice")
 
@@ -30,19 +30,19 @@ class Wire:
     """A fake transport: what the manager sent to one worker session."""
 
     def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
+        self.sent: list[ManagerMessage] = []
 
-    def send(self, msg: dict[str, Any]) -> None:
+    def send(self, msg: ManagerMessage) -> None:
         self.sent.append(msg)
 
     def kinds(self) -> list[str]:
-        return [m["t"] for m in self.sent]
+        return [type(m).__name__ for m in self.sent]
 
-    def tasks(self) -> list[list[Any]]:
-        return [t for m in self.sent if m["t"] == "tasks" for t in m["tasks"]]
+    def tasks(self) -> list[TaskRef]:
+        return [t for m in self.sent if isinstance(m, Tasks) for t in m.tasks]
 
-    def acks(self) -> list[list[int]]:
-        return [a for m in self.sent if m["t"] == "ack" for a in m["r"]]
+    def acks(self) -> list[tuple[int, int, int]]:
+        return [(a.job, a.index, a.attempt) for m in self.sent if isinstance(m, Ack) for a in m.done]
 
 
 def run(tmp: Path, scenario: Callable[[Manager, Clock], Awaitable[None]], **settings: Any) -> None:
@@ -62,7 +62,7 @@ def hello(manager: Manager, wid: str, slots: int = 2, principal: str = "p1") -> 
     wire = Wire()
     session = Session(WorkerId(wid), WorkerInfo(name=wid, host="h", slots=slots), wire.send, manager.clock(),
                       principal=principal)
-    assert manager.worker_connected(session, {"t": "hello", "v": PROTOCOL_VERSION, "credit": slots})
+    assert manager.worker_connected(session, Hello(WorkerId(wid), session.info, slots))
     return session, wire
 
 
@@ -75,13 +75,14 @@ def test_a_result_is_acknowledged_only_once_durable_and_the_job_ends(tmp_path: P
     async def scenario(manager: Manager, clock: Clock) -> None:
         session, wire = hello(manager, "w1")
         job = await manager.submit(ALICE, JobSpec(("true",), IndexRanges.of_size(2)))
-        assert [t[:3] for t in wire.tasks()] == [[job.id, 0, 1], [job.id, 1, 1]]
+        assert [(t.job, t.index, t.attempt) for t in wire.tasks()] == [(job.id, 0, 1), (job.id, 1, 1)]
         clock.now += 5
-        reports = [[j, i, a, "done", 0, clock.now, clock.now, b"ok", b"", seal] for j, i, a, seal in wire.tasks()]
-        assert manager.worker_frame(session, {"t": "res", "r": reports, "c": 2}) == "res"
+        reports = [Report(r.job, r.index, r.attempt, Outcome.DONE, 0, clock.now, clock.now, b"ok", b"", r.seal)
+                   for r in wire.tasks()]
+        manager.worker_message(session, Results(reports, 2))
         assert wire.acks() == []  # not yet durable
         await settle()
-        assert wire.acks() == [[job.id, 0, 1], [job.id, 1, 1]]
+        assert wire.acks() == [(job.id, 0, 1), (job.id, 1, 1)]
         ended = await manager.queries.summary(job.id)
         assert ended is not None and ended.state.value == "done" and ended.counts.done == 2
 
@@ -100,8 +101,8 @@ def test_a_silent_worker_is_lost_by_the_fake_clock_and_its_tasks_go_to_another(t
         assert other.tasks() == []  # the task is still quiet's
         clock.now += 30
         manager.check_liveness()
-        assert manager.sessions.get(WorkerId("quiet")) is None and "reconnect" in quiet_wire.kinds()
-        assert [t[:3] for t in other.tasks()] == [[job.id, 0, 2]]  # attempt 2, on the other worker
+        assert manager.sessions.get(WorkerId("quiet")) is None and "Reconnect" in quiet_wire.kinds()
+        assert [(t.job, t.index, t.attempt) for t in other.tasks()] == [(job.id, 0, 2)]  # attempt 2, elsewhere
 
     run(tmp_path, scenario, worker_timeout=30.0)
 
@@ -114,14 +115,14 @@ def test_a_closed_session_keeps_its_place_until_lost_and_a_new_one_takes_it_back
         manager.worker_disconnected(session)
         kept = manager.sessions.get(WorkerId("w1"))
         assert kept is session and not kept.open
-        session.send({"t": "never delivered"})
-        assert wire.sent[-1]["t"] != "never delivered"  # a closed session's messages go nowhere
+        session.send(Error("never delivered"))
+        assert Error("never delivered") not in wire.sent  # a closed session's messages go nowhere
         again, new_wire = hello(manager, "w1", slots=1)
         await settle()
         assert manager.sessions.current(WorkerId("w1")) is again
         assert manager.queries.live(job.id).counts.running == 1  # type: ignore[union-attr]
         # reclaimed only with the held task's seal: here it held nothing, so the task was re-queued and re-sent
-        assert [t[:3] for t in new_wire.tasks()] == [[task[0], 0, 2]]
+        assert [(t.job, t.index, t.attempt) for t in new_wire.tasks()] == [(task.job, 0, 2)]
 
     run(tmp_path, scenario)
 
@@ -132,8 +133,8 @@ def test_a_worker_id_held_by_other_credentials_is_refused(tmp_path: Path) -> Non
         wire = Wire()
         thief = Session(WorkerId("w1"), WorkerInfo(name="thief", host="h", slots=1), wire.send, clock.now,
                         principal="mallory-token")
-        assert not manager.worker_connected(thief, {"t": "hello", "v": PROTOCOL_VERSION})
-        assert wire.kinds() == ["error"] and manager.sessions.current(WorkerId("w1")).principal == "alice-token"  # type: ignore[union-attr]
+        assert not manager.worker_connected(thief, Hello(WorkerId("w1"), thief.info, 1))
+        assert wire.kinds() == ["Error"] and manager.sessions.current(WorkerId("w1")).principal == "alice-token"  # type: ignore[union-attr]
 
     run(tmp_path, scenario)
 

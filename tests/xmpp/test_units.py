@@ -21,7 +21,7 @@ from tiercel.gateways.xmpp.jids import JidDirectory
 from tiercel.gateways.xmpp.link import CHUNK, Assembler, _pieces
 from tiercel.gateways.xmpp.ratelimit import RateLimits
 from tiercel.gateways.xmpp.workers import XmppWorkers
-from tiercel.protocol import PROTOCOL_VERSION
+from tiercel.wire.messages import PROTOCOL_VERSION
 
 
 def config(**table: Any) -> XmppConfig | Problem | None:
@@ -224,23 +224,26 @@ def test_adhoc_sessions_are_forgotten_when_done_or_left_unanswered(monkeypatch: 
 
     sessions: dict[str, dict[str, Any]] = {}
     client = SimpleNamespace(plugin={"xep_0050": SimpleNamespace(sessions=sessions)})
-    chat = SimpleNamespace(status=lambda user, job: f"status of {user}")
+    async def status(user: str, job: int | None) -> str:
+        return f"status of {user}"
+
+    chat = SimpleNamespace(status=status)
     commands = adhoc.AdHoc(client, chat, lambda bare: "alice" if bare == "alice@x.org" else None,  # type: ignore[arg-type]
                            lambda bare, answer: None, lambda bare: None)
     now = [1000.0]
     monkeypatch.setattr(adhoc.time, "monotonic", lambda: now[0])
     iq = {"from": slixmpp.JID("alice@x.org/pc")}
-    done = commands._status(iq, {"id": "s1"})
+    done = asyncio.run(commands._status(iq, {"id": "s1"}))
     assert done["notes"] == [("info", "status of alice")] and done["next"] is None
     sessions["s1"] = done  # slixmpp keeps a finished session after answering
     sessions["s2"] = {"id": "s2", "next": print, "tiercel_seen": now[0]}  # a form waiting for its answer
-    commands._status(iq, {"id": "s3"})
+    asyncio.run(commands._status(iq, {"id": "s3"}))
     assert list(sessions) == ["s2"]  # the finished one is gone at the next request, the waiting one stays
     now[0] += adhoc.SESSION_TTL + 1
-    commands._status(iq, {"id": "s4"})
+    asyncio.run(commands._status(iq, {"id": "s4"}))
     assert sessions == {}  # left unanswered too long
     with pytest.raises(slixmpp.exceptions.XMPPError) as refused:
-        commands._status({"from": slixmpp.JID("eve@x.org/pc")}, {"id": "s5"})
+        asyncio.run(commands._status({"from": slixmpp.JID("eve@x.org/pc")}, {"id": "s5"}))
     assert refused.value.condition == "forbidden" and "eve@x.org is not allowed" in str(refused.value.text)
 
 
@@ -262,7 +265,7 @@ def test_a_worker_busy_before_its_hello_is_sent_nothing(monkeypatch: pytest.Monk
         await asyncio.sleep(0)
 
     asyncio.run(scenario())
-    assert [h["credit"] for h in hellos] == [0]  # its free slots are not counted ...
+    assert [h.credit for h in hellos] == [0]  # its free slots are not counted ...
     assert drains.drained == ["abc"] and workers.peers[full].busy  # ... and it stays paused
 
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from tiercel.core.engine import KillTasks, SendTasks
 from tiercel.core.model import WorkerId, WorkerInfo
+from tiercel.wire.messages import ManagerMessage
 
-Send = Callable[[dict[str, Any]], None]
+Send = Callable[[ManagerMessage], None]
 
 
 class PlaceKind(enum.Enum):
@@ -43,7 +44,7 @@ class Session:
     deliver: Callable[[SendTasks | KillTasks], None] | None = None
 
 
-def _nowhere(_: dict[str, Any]) -> None:
+def _nowhere(_: ManagerMessage) -> None:
     """Where messages to a closed session go: it hands in what it holds at its next hello."""
 
 

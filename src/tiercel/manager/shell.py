@@ -37,15 +37,29 @@ from tiercel.manager.sessions import PlaceKind, Session, Sessions
 from tiercel.manager.settings import Settings
 from tiercel.manager.statedir import disk_full
 from tiercel.manager.tokens import Tokens
-from tiercel.protocol import key_to_wire, ref_from_wire, ref_to_wire, report_from_wire, spec_to_dict
 from tiercel.sites import build as build_sites
 from tiercel.sites.config import infos
 from tiercel.store import AddJob, EndJob, ForgetWorker, Record, SeenWorker, Store, WriteOp
+from tiercel.wire.messages import (
+    Ack,
+    Bye,
+    Cleanup,
+    Credit,
+    Drain,
+    Error,
+    Heartbeat,
+    Hello,
+    Kill,
+    ManagerMessage,
+    Reconnect,
+    Results,
+    Tasks,
+    WorkerMessage,
+)
 
 log = logging.getLogger("tiercel.manager")
 
 ENDED_CACHE = 1000  # summaries of recently ended jobs kept in memory; older ones are read from the store
-MALFORMED = (KeyError, TypeError, ValueError, IndexError, OverflowError)
 
 
 class Unavailable(Exception):
@@ -137,7 +151,7 @@ class Manager:
         gone = await self.tokens.revoke(tid)
         if gone is not None:
             for s in self.sessions.of_principal(gone.digest):
-                s.send({"t": "error", "msg": "this worker's token was revoked"})  # the channel closes after it
+                s.send(Error("this worker's token was revoked"))  # the channel closes after it
         return gone
 
     # ---- effects ---------------------------------------------------------
@@ -208,10 +222,9 @@ class Manager:
             s.deliver(e)
         elif isinstance(e, SendTasks):
             s.ran += len(e.tasks)
-            s.send({"t": "tasks", "specs": {str(j): spec_to_dict(sp) for j, sp in e.specs.items()},
-                    "tasks": [ref_to_wire(r) for r in e.tasks]})
+            s.send(Tasks(e.tasks, e.specs))
         else:
-            s.send({"t": "kill", "tasks": [key_to_wire(r) for r in e.tasks]})
+            s.send(Kill(e.tasks))
 
     def _refused(self, e: Refused) -> None:
         w = self.engine.workers.get(e.worker)
@@ -228,7 +241,7 @@ class Manager:
             elif isinstance(e, RunCleanup):
                 s = self.sessions.current(e.worker)
                 if s is not None:
-                    s.send({"t": "cleanup", "job": e.job})
+                    s.send(Cleanup(e.job))
 
     def _ended(self, e: JobEnded) -> None:
         summary = JobSummary(e.job, e.owner, e.spec, e.submitted, e.state, e.counts, self.clock(), reason=e.reason)
@@ -375,42 +388,31 @@ class Manager:
 
     # ---- workers ---------------------------------------------------------
 
-    def worker_connected(self, session: Session, msg: dict[str, Any]) -> bool:
+    def worker_connected(self, session: Session, hello: Hello) -> bool:
         """A worker's hello: what it still holds and its unacknowledged results are taken back.
 
-        A hello whose held tasks or results are malformed, or that claims a worker id another's
-        credentials hold, is refused with an error frame (which ends the connection) before
-        anything changes: False.
+        A hello that claims a worker id another's credentials hold is refused with an error
+        (which ends the connection) before anything changes: False.
         """
-        try:
-            credit = int(msg.get("credit", session.info.slots))
-            held = [ref_from_wire(x) for x in msg.get("held", ())]
-            results = [report_from_wire(x) for x in msg.get("results", ())]
-            ran_jobs = [JobId(int(j)) for j in msg.get("ran", ())]
-        except MALFORMED as exc:
-            log.warning("worker %s sent a malformed hello: %s", session.info.name, exc)
-            session.send({"t": "error", "msg": f"hello: malformed held tasks or results ({exc})"})
-            return False
         holder = self.sessions.holder(session.worker)
         if holder is not None and holder != session.principal:
             log.warning("worker %s: refused a hello for worker id %s, which a worker with other credentials holds",
                         session.info.name, session.worker)
-            session.send({"t": "error", "msg": f"hello: worker id {session.worker!r} is in use by a worker with "
-                                               "other credentials; give each worker its own id"})
+            session.send(Error(f"hello: worker id {session.worker!r} is in use by a worker with other "
+                               "credentials; give each worker its own id"))
             return False
         now = self.clock()
         old = self.sessions.open(session, now)
         if old is not None and old.send is not session.send:
-            old.send({"t": "error", "msg": "replaced by a newer connection of the same worker"})
+            old.send(Error("replaced by a newer connection of the same worker"))
         site = self.sites.get(session.info.site)
         if site is not None:
             site.worker_connected(session.info.name)
-        effects = self.engine.connect(session.worker, session.info, now, credit=credit, held=held, results=results,
-                                      ran_jobs=ran_jobs)
-        acks = _acks(results, effects)
+        effects = self.engine.connect(session.worker, session.info, now, credit=hello.credit, held=hello.held,
+                                      results=hello.results, ran_jobs=hello.ran)
+        acks = _acks(hello.results, effects)
         self.store.write([SeenWorker(session.worker, session.info.name, session.info.host, now)])
-        self.apply(effects, then=lambda: session.send({"t": "ack", "r": acks}) if acks else None,
-                   barrier=bool(acks))
+        self.apply(effects, then=lambda: session.send(Ack(acks)) if acks else None, barrier=bool(acks))
         self.pump()
         return True
 
@@ -418,7 +420,7 @@ class Manager:
         now = self.clock()
         if session.worker not in self.engine.workers:
             # Declared lost while the connection lived on: its tasks were re-queued.
-            session.send({"t": "reconnect"})
+            session.send(Reconnect())
             return
         self.sessions.heard(session.worker, now)
         if credit:
@@ -426,34 +428,29 @@ class Manager:
         if reports:
             effects = self.engine.report(session.worker, reports, now)
             acks = _acks(reports, effects)
-            self.apply(effects, then=lambda: session.send({"t": "ack", "r": acks}) if acks else None, barrier=True)
+            self.apply(effects, then=lambda: session.send(Ack(acks)) if acks else None, barrier=True)
         self.pump()
 
-    def worker_frame(self, session: Session, msg: Any, *, take_credit: bool = True) -> Any:
-        """One frame from a connected worker, whichever transport carried it; returns its kind.
+    def worker_message(self, session: Session, msg: WorkerMessage, *, take_credit: bool = True) -> None:
+        """One message from a connected worker, whichever transport carried it (and decoded it).
 
-        ``res`` (results and freed slots), ``cr`` (free slots), ``hb`` (heartbeat), ``drain``
-        (send nothing more), ``bye`` (leaving: re-queue what it holds). A transport that
-        knows the worker is busy passes ``take_credit=False``: its slots are counted again at
-        its next hello. A malformed frame is logged and dropped; the worker stays connected.
+        Results (and freed slots), credit (free slots), a heartbeat, drain (send nothing more),
+        bye (leaving: re-queue what it holds). A transport that knows the worker is busy passes
+        ``take_credit=False``: its slots are counted again at its next hello.
         """
-        kind = msg.get("t") if isinstance(msg, dict) else None
-        if kind in ("res", "cr", "hb"):
-            try:  # all of it or nothing: a frame with one malformed report changes nothing
-                credit = int(msg.get("c", 0)) if kind != "hb" and take_credit else 0
-                results = msg.get("r", []) if kind == "res" else []
-                reports = [report_from_wire(x) for x in results]
-            except MALFORMED as exc:
-                log.warning("worker %s sent a malformed %r frame: %s", session.info.name, kind, exc)
-                return kind
-            self.worker_results(session, reports, credit)
-        elif kind == "drain":
-            self.drain(session.worker)
-        elif kind == "bye":
-            self.worker_left(session.worker)
-        else:
-            log.warning("worker %s sent a frame of unknown kind %r", session.info.name, kind)
-        return kind
+        match msg:
+            case Results(reports, credit):
+                self.worker_results(session, reports, credit if take_credit else 0)
+            case Credit(credit):
+                self.worker_results(session, [], credit if take_credit else 0)
+            case Heartbeat():
+                self.worker_results(session, [], 0)
+            case Drain():
+                self.drain(session.worker)
+            case Bye():
+                self.worker_left(session.worker)
+            case Hello():
+                log.warning("worker %s sent a second hello on one session; it was dropped", session.info.name)
 
     def heard(self, worker: WorkerId) -> None:
         """A transport heard from the worker (a presence, a ping answered): it is alive."""
@@ -471,7 +468,7 @@ class Manager:
         """A worker said goodbye or went silent for too long: re-queue its tasks."""
         s = self.sessions.drop(worker)
         if s is not None:
-            s.send({"t": "reconnect"})
+            s.send(Reconnect())
         effects = self.engine.lose(worker, self.clock())
         self.store.write([ForgetWorker(worker)])
         self.apply(effects)
@@ -496,11 +493,11 @@ class Manager:
         self.pump()
 
 
-def _no_frames(msg: dict[str, Any]) -> None:
+def _no_frames(msg: ManagerMessage) -> None:
     """A site's session takes effects (``deliver``), never frames."""
 
 
-def _acks(reports: list[Report], effects: list[Effect]) -> list[list[int]]:
+def _acks(reports: Iterable[Report], effects: list[Effect]) -> list[TaskRef]:
     """What to acknowledge: every report but those refused (about attempts the worker was not given)."""
     refused = {(r.job, r.index, r.attempt) for e in effects if isinstance(e, Refused) for r in e.tasks}
-    return [[r.job, r.index, r.attempt] for r in reports if (r.job, r.index, r.attempt) not in refused]
+    return [TaskRef(r.job, r.index, r.attempt) for r in reports if (r.job, r.index, r.attempt) not in refused]

@@ -23,7 +23,7 @@ from typing import Any
 from tiercel.core.engine import KillTasks, SendTasks
 from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef, WorkerInfo
 from tiercel.core.sites import site_worker
-from tiercel.protocol import spec_from_dict, spec_to_dict
+from tiercel.store.specs import spec_from_row, spec_to_row
 from tiercel.sites.adapters import ADAPTERS
 from tiercel.sites.adapters.base import Adapter, ArrayRequest, ElementState, NativeState, ParseError
 from tiercel.sites.config import SiteConfig
@@ -93,7 +93,7 @@ class NativeSite(Site):
         for row in rows:
             data = json.loads(row.payload)
             refs = {int(e): TaskRef(JobId(data["job"]), int(i), int(a)) for e, (i, a) in data["elements"].items()}
-            self.specs[JobId(data["job"])] = spec_from_dict(data["spec"])
+            self.specs[JobId(data["job"])] = spec_from_row(data["spec"])
             self.arrays[row.native_id] = Array(row.native_id, JobId(data["job"]), Path(data["folder"]), refs,
                                                int(data.get("cpus", 1)), set(refs))
 
@@ -150,7 +150,7 @@ class NativeSite(Site):
             return
         self.recover()
         self.arrays[native] = Array(native, job, folder, elements, spec.cpus, set(elements))
-        payload = {"job": job, "folder": str(folder), "cpus": spec.cpus, "spec": spec_to_dict(spec),
+        payload = {"job": job, "folder": str(folder), "cpus": spec.cpus, "spec": spec_to_row(spec),
                    "elements": {str(n): [r.index, r.attempt] for n, r in elements.items()}}
         self.host.write([SaveSiteJob(self.name, native, json.dumps(payload), self.host.clock())])
         log.info("site %s: job %s tasks %d..%d are %s array %s", self.name, job, refs[0].index, refs[-1].index,

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from tiercel.core.model import Counts, JobId, JobState, Outcome, Restored, RestoredTask, UserName, WorkerId
 from tiercel.core.reservations import Reservation
-from tiercel.protocol import spec_from_dict, spec_to_dict
 from tiercel.store.base import (
     AddJob,
     AttemptRow,
@@ -44,6 +43,7 @@ from tiercel.store.base import (
     TouchToken,
     WriteOp,
 )
+from tiercel.store.specs import spec_from_row, spec_to_row
 
 SCHEMA_VERSION = "1"
 
@@ -260,7 +260,7 @@ class SqliteStore:
             if state is not None:
                 counts = Counts(total=total, done=done, failed=failed, cancelled=cancelled)
             out.append(
-                JobRow(JobId(jid), UserName(owner), spec_from_dict(json.loads(spec)), submitted,
+                JobRow(JobId(jid), UserName(owner), spec_from_row(json.loads(spec)), submitted,
                        None if state is None else JobState(state), ended, counts, reason)
             )
         return out
@@ -324,7 +324,7 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
     elif isinstance(op, AddJob):
         conn.execute(
             "INSERT INTO jobs (id, owner, spec, submitted, total) VALUES (?,?,?,?,?)",
-            (op.job, op.owner, json.dumps(spec_to_dict(op.spec)), op.submitted, op.spec.size),
+            (op.job, op.owner, json.dumps(spec_to_row(op.spec)), op.submitted, op.spec.size),
         )
     elif isinstance(op, EndJob):
         c = op.counts

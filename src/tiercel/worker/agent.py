@@ -27,12 +27,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import msgpack
 import websockets
 from websockets.asyncio.client import connect
 
-from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef
-from tiercel.protocol import PROTOCOL_VERSION, key_from_wire, ref_from_wire, ref_to_wire, report_to_wire, spec_from_dict
+from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef, WorkerId, WorkerInfo
+from tiercel.wire.codec import WireError, decode_from_manager, encode, pack, unpack
+from tiercel.wire.messages import (
+    Ack,
+    Bye,
+    Cleanup,
+    Drain,
+    Error,
+    Heartbeat,
+    Hello,
+    Kill,
+    ManagerMessage,
+    Reconnect,
+    Results,
+    Tasks,
+    Welcome,
+)
 from tiercel.worker.runner import Handle, run_cleanup, run_task
 
 log = logging.getLogger("tiercel.worker")
@@ -44,6 +58,10 @@ PREFETCH_MAX = 256
 FLUSH_WAIT = 0.01  # longest a finished result waits to be sent with others
 FLUSH_MAX = 512  # ... or until this many have gathered
 STOP_WAIT = 5.0  # on SIGTERM, how long to wait for killed tasks and for the manager's acknowledgements
+
+
+_DRAIN = pack([encode(Drain())])
+_HEARTBEAT = pack([encode(Heartbeat())])
 
 
 @dataclass
@@ -98,8 +116,8 @@ class Agent:
         self.specs: dict[JobId, JobSpec] = {}
         self.queued: deque[TaskRef] = deque()
         self.running: dict[Key, Running] = {}
-        self.unacked: dict[tuple[int, int, int], list[Any]] = {}
-        self.outbox: list[list[Any]] = []
+        self.unacked: dict[tuple[int, int, int], Report] = {}
+        self.outbox: list[Report] = []
         self.credit_due = 0
         self.cleanups: dict[JobId, JobSpec] = {}
         self.free = opts.slots
@@ -202,7 +220,7 @@ class Agent:
         ws = self.ws
         if ws is None or self.retiring:  # a retiring pilot stays drained either way
             return
-        self._spawn(_send_quietly(ws, msgpack.packb({"t": "drain"})) if busy else ws.close())
+        self._spawn(_send_quietly(ws, _DRAIN) if busy else ws.close())
 
     def _request_stop(self) -> None:
         """SIGINT/SIGTERM: stop the tasks, hand their results in, say goodbye, then exit."""
@@ -219,7 +237,7 @@ class Agent:
         deadline = time.monotonic() + STOP_WAIT
         if self.ws is not None:  # first of all, so that nothing new is sent our way
             with contextlib.suppress(websockets.exceptions.WebSocketException):
-                await self.ws.send(msgpack.packb({"t": "drain"}))
+                await self.ws.send(_DRAIN)
         while (self.running or self._done) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         self._drain_done()
@@ -250,31 +268,32 @@ class Agent:
         with self._lock:
             while self._done:
                 self._finished(*self._done.popleft())
-            held = [ref_to_wire(r) for r in self.queued]
-            held += [ref_to_wire(r.ref) for r in self.running.values()]
+            held = [*self.queued, *(r.ref for r in self.running.values())]
             used = sum(self.specs[r.job].cpus for r in self.queued) + \
                 sum(r.spec.cpus for r in self.running.values())
         self.ws = ws
         self.outbox.clear()
         self.credit_due = 0
         free = 0 if self.busy or self.retiring else max(0, self._capacity() - used)
-        await ws.send(msgpack.packb({
-            "t": "hello", "v": PROTOCOL_VERSION, "id": self.id, "name": self.name, "host": socket.gethostname(),
-            "slots": self.opts.slots, "cpus": os.cpu_count() or 1, "mem": _memory_mb(),
-            "tags": sorted(self.opts.tags), "credit": free,
-            "held": held, "results": list(self.unacked.values()), "ran": list(self.cleanups),
-            "site": self.opts.site, "ends_at": self.ends_at, "reservation": self.opts.reservation,
-        }, use_bin_type=True))
+        info = WorkerInfo(name=self.name, host=socket.gethostname(), slots=self.opts.slots, tags=self.opts.tags,
+                          cpus=os.cpu_count() or 1, memory_mb=_memory_mb(), site=self.opts.site,
+                          ends_at=self.ends_at, reservation=self.opts.reservation)
+        hello = Hello(WorkerId(self.id), info, free, tuple(held), tuple(self.unacked.values()), tuple(self.cleanups))
+        await ws.send(pack([encode(hello)]))
         log.info("connected to %s as %s", self.opts.manager, self.name)
         if self.retiring or (self.busy and self.busy_by_drain):
-            await ws.send(msgpack.packb({"t": "drain"}))
+            await ws.send(_DRAIN)
         beat = asyncio.create_task(self._beat(ws))
         try:
             async for frame in ws:
                 if isinstance(frame, str):
                     continue
-                msg = msgpack.unpackb(frame, raw=False, strict_map_key=False)
-                for m in msg["m"] if msg.get("t") == "batch" else [msg]:
+                for raw in unpack(frame):
+                    try:
+                        m = decode_from_manager(raw)
+                    except WireError as exc:  # a newer manager's message, or a damaged one: skipped
+                        log.warning("manager sent %s; skipped", exc)
+                        continue
                     code = self._handle(m)
                     if code is not None:
                         return code
@@ -292,7 +311,7 @@ class Agent:
 
     async def _say_bye(self, ws: Link) -> None:
         with contextlib.suppress(websockets.exceptions.WebSocketException):
-            await ws.send(msgpack.packb({"t": "bye"}))
+            await ws.send(pack([encode(Bye())]))
             await ws.close()
 
     async def _beat(self, ws: Link) -> None:
@@ -303,7 +322,7 @@ class Agent:
                 await asyncio.sleep(min(self.heartbeat / 2, 0.25))
                 if time.monotonic() - last >= self.heartbeat:
                     last = time.monotonic()
-                    await ws.send(msgpack.packb({"t": "hb"}))
+                    await ws.send(_HEARTBEAT)
                 await self._near_end(ws)
                 if self._idle_expired():
                     await self._say_bye(ws)
@@ -320,39 +339,38 @@ class Agent:
         elif now >= self.retire_at and not self.retiring:
             self.retiring = True
             log.info("pilot near its end: taking no new tasks")
-            await ws.send(msgpack.packb({"t": "drain"}))
+            await ws.send(_DRAIN)
         elif self.retiring and not self.running and not self.queued and not self._done and not self.unacked:
             self.stopping = True
             await self._say_bye(ws)
 
     # ---- messages from the manager ------------------------------------
 
-    def _handle(self, m: dict[str, Any]) -> int | None:
-        kind = m.get("t")
-        if kind == "tasks":
-            for jid, spec in m.get("specs", {}).items():
-                self.specs[JobId(int(jid))] = spec_from_dict(spec)
-            with self._lock:
-                self.queued.extend(ref_from_wire(x) for x in m["tasks"])
-            self.last_busy = time.monotonic()
-            self._start_more()
-        elif kind == "ack":
-            for key in m["r"]:
-                self.unacked.pop((key[0], key[1], key[2]), None)
-        elif kind == "kill":
-            self._kill([key_from_wire(x) for x in m["tasks"]])
-        elif kind == "cleanup":
-            spec = self.cleanups.pop(JobId(int(m["job"])), None)
-            if spec is not None and spec.cleanup:
-                self.pool.submit(run_cleanup, spec.cleanup, int(m["job"]), spec.env, spec.cwd, self.base_env)
-        elif kind == "welcome":
-            self.heartbeat = float(m.get("hb", 5.0))
-        elif kind == "reconnect":  # the manager lost track of us: start over with a fresh hello
-            if self.ws is not None:
-                self._spawn(self.ws.close())
-        elif kind == "error":
-            log.error("manager: %s", m.get("msg"))
-            return 3
+    def _handle(self, m: ManagerMessage) -> int | None:
+        match m:
+            case Tasks(tasks, specs):
+                self.specs.update(specs)
+                with self._lock:
+                    self.queued.extend(tasks)
+                self.last_busy = time.monotonic()
+                self._start_more()
+            case Ack(done):
+                for r in done:
+                    self.unacked.pop((r.job, r.index, r.attempt), None)
+            case Kill(tasks):
+                self._kill(tasks)
+            case Cleanup(job):
+                spec = self.cleanups.pop(job, None)
+                if spec is not None and spec.cleanup:
+                    self.pool.submit(run_cleanup, spec.cleanup, int(job), spec.env, spec.cwd, self.base_env)
+            case Welcome(heartbeat):
+                self.heartbeat = heartbeat
+            case Reconnect():  # the manager lost track of us: start over with a fresh hello
+                if self.ws is not None:
+                    self._spawn(self.ws.close())
+            case Error(message):
+                log.error("manager: %s", message)
+                return 3
         return None
 
     def _kill(self, refs: list[TaskRef]) -> None:
@@ -444,9 +462,8 @@ class Agent:
         self.tasks_run += 1
         self.last_busy = time.monotonic()
         report.seal = run.ref.seal  # handed back: the manager's proof that this attempt was ours
-        wire = report_to_wire(report)
-        self.unacked[(report.job, report.index, report.attempt)] = wire
-        self.outbox.append(wire)
+        self.unacked[(report.job, report.index, report.attempt)] = report
+        self.outbox.append(report)
         self._schedule_flush()
 
     def _adapt_prefetch(self, seconds: float) -> None:
@@ -490,7 +507,7 @@ class Agent:
         credit = 0 if self.busy or self.retiring else self.credit_due
         if ws is None or (not self.outbox and not credit):
             return
-        frame = msgpack.packb({"t": "res", "r": self.outbox, "c": credit}, use_bin_type=True)
+        frame = pack([encode(Results(self.outbox, credit))])
         self.outbox = []
         self.credit_due = 0
         self._spawn(_send_quietly(ws, frame))

@@ -1,7 +1,7 @@
 """The manager's side of XMPP workers: the worker protocol carried in stanzas, and presence.
 
 It feeds the same Manager methods as the WebSocket channel (``worker_connected`` for a
-hello, ``worker_frame`` for every other frame, ``worker_disconnected``), so neither the
+hello, ``worker_message`` for every other message, ``worker_disconnected``), so neither the
 manager's bookkeeping nor the core knows which transport a worker uses. What XMPP adds is
 presence, which the server keeps for us:
 
@@ -18,6 +18,7 @@ presence, which the server keeps for us:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -29,9 +30,10 @@ from slixmpp.exceptions import IqError, IqTimeout
 
 from tiercel.core.model import WorkerId
 from tiercel.gateways.xmpp.link import send_frame
-from tiercel.manager.channel import HelloError, parse_hello
 from tiercel.manager.sessions import Session
 from tiercel.manager.shell import Manager
+from tiercel.wire.codec import HelloError, WireError, decode_from_worker, decode_hello, encode, pack
+from tiercel.wire.messages import Bye, Drain, Error, ManagerMessage, Reconnect, Welcome
 
 if TYPE_CHECKING:
     from tiercel.gateways.xmpp.config import XmppConfig
@@ -48,7 +50,7 @@ class Peer:
 
     jid: str
     conn: Session
-    outbox: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[ManagerMessage] = field(default_factory=list)
     flush_scheduled: bool = False
     busy: bool = False
     draining: bool = False
@@ -69,8 +71,8 @@ class XmppWorkers:
 
     def refuse(self, sender: slixmpp.JID) -> None:
         """A JID that may not run tasks sent a frame: tell it why (its worker stops with this)."""
-        self._send_now(str(sender), {"t": "error", "msg": f"{sender.bare} is not allowed to run tasks here: "
-                                                          "add it to workers in the manager's [xmpp] table"})
+        self._send_now(str(sender), Error(f"{sender.bare} is not allowed to run tasks here: "
+                                          "add it to workers in the manager's [xmpp] table"))
 
     def on_frame(self, sender: slixmpp.JID, frame: bytes) -> None:
         full = str(sender)
@@ -90,22 +92,28 @@ class XmppWorkers:
             return
         peer = self.peers.get(full)
         if peer is None:  # we forgot it (our own reconnect): it starts over with a hello
-            self._send_now(full, {"t": "reconnect"})
+            self._send_now(full, Reconnect())
             return
         peer.heard = time.monotonic()
         peer.misses = 0
-        if kind == "drain":
+        try:
+            message = decode_from_worker(msg)
+        except WireError as exc:
+            log.warning("XMPP worker %s sent %s; dropped", peer.conn.info.name, exc)
+            return
+        if isinstance(message, Drain):
             peer.draining = True
-        elif kind == "bye":
+        elif isinstance(message, Bye):
             self._drop(peer)
-        self.manager.worker_frame(peer.conn, msg, take_credit=not peer.busy)
+        self.manager.worker_message(peer.conn, message, take_credit=not peer.busy)
 
     def _hello(self, full: str, msg: dict[str, Any]) -> None:
         try:
-            worker_id, info = parse_hello(msg)
-        except (HelloError, ValueError, TypeError) as exc:
-            self._send_now(full, {"t": "error", "msg": str(exc)})
+            hello = decode_hello(msg)
+        except HelloError as exc:
+            self._send_now(full, Error(f"hello: {exc}"))
             return
+        worker_id, info = hello.worker, hello.info
         old = self.peers.pop(full, None)
         if old is not None:
             old.closed = True
@@ -116,10 +124,10 @@ class XmppWorkers:
         peer.conn.send = lambda m, p=peer: self._queue(p, m)  # type: ignore[misc]
         peer.conn.link = peer
         self.peers[full] = peer
-        peer.conn.send({"t": "welcome", "hb": self.manager.settings.heartbeat})
+        peer.conn.send(Welcome(self.manager.settings.heartbeat))
         busy = self.shows.get(full) in BUSY
         # A busy worker's free slots are not counted: it is sent nothing until it is available.
-        if not self.manager.worker_connected(peer.conn, {**msg, "credit": 0} if busy else msg):
+        if not self.manager.worker_connected(peer.conn, dataclasses.replace(hello, credit=0) if busy else hello):
             if old is not None and old.conn.worker == worker_id:
                 self.manager.worker_disconnected(old.conn)  # its session is over too: nothing is sent there
             return  # the error frame drops the new peer
@@ -129,7 +137,7 @@ class XmppWorkers:
 
     # ---- sending -----------------------------------------------------------
 
-    def _queue(self, peer: Peer, msg: dict[str, Any]) -> None:
+    def _queue(self, peer: Peer, msg: ManagerMessage) -> None:
         if peer.closed:
             return
         peer.outbox.append(msg)
@@ -142,14 +150,13 @@ class XmppWorkers:
         batch, peer.outbox = peer.outbox, []
         if not batch or peer.closed:
             return
-        frame = batch[0] if len(batch) == 1 else {"t": "batch", "m": batch}
-        send_frame(self.client, peer.jid, msgpack.packb(frame, use_bin_type=True))
-        if any(m.get("t") == "error" for m in batch):
+        send_frame(self.client, peer.jid, pack([encode(m) for m in batch]))
+        if any(isinstance(m, Error) for m in batch):
             self._drop(peer)
             self.manager.worker_disconnected(peer.conn)
 
-    def _send_now(self, full: str, msg: dict[str, Any]) -> None:
-        send_frame(self.client, full, msgpack.packb(msg, use_bin_type=True))
+    def _send_now(self, full: str, msg: ManagerMessage) -> None:
+        send_frame(self.client, full, pack([encode(msg)]))
 
     def _drop(self, peer: Peer) -> None:
         peer.closed = True
@@ -200,7 +207,7 @@ class XmppWorkers:
             return
         log.info("XMPP worker %s is available again", peer.conn.info.name)
         # Its free slots are counted afresh by a new hello: ask it to start over.
-        peer.conn.send({"t": "reconnect"})
+        peer.conn.send(Reconnect())
 
     def on_offline(self) -> None:
         """Our own XMPP session is gone: every worker is disconnected, not lost (they may come back)."""
@@ -256,7 +263,7 @@ class XmppWorkers:
             self._drop(peer)
             self.manager.worker_left(peer.conn.worker)
             # Should it wake up, it learns at once that it must start over with a fresh hello.
-            self._send_now(peer.jid, {"t": "reconnect"})
+            self._send_now(peer.jid, Reconnect())
 
     def worker_ids(self) -> set[WorkerId]:
         return {p.conn.worker for p in self.peers.values()}
