@@ -27,7 +27,7 @@ from tiercel.store.specs import spec_from_row, spec_to_row
 from tiercel.sites.adapters import ADAPTERS
 from tiercel.sites.adapters.base import Adapter, ArrayRequest, ElementState, NativeState, ParseError
 from tiercel.sites.config import SiteConfig
-from tiercel.sites.runner import CommandFailed
+from tiercel.sites.runner import CommandFailed, Runner
 from tiercel.sites.shim import element_script, read_result, result_files
 from tiercel.sites.site import Host, Site, log
 from tiercel.store import DeleteSiteJob, SaveSiteJob
@@ -55,8 +55,8 @@ class Array:
 class NativeSite(Site):
     mode = "native"
 
-    def __init__(self, name: str, cfg: SiteConfig, host: Host, spool: Path) -> None:
-        super().__init__(name, cfg, host, spool)
+    def __init__(self, name: str, cfg: SiteConfig, host: Host, spool: Path, *, runner: Runner | None = None) -> None:
+        super().__init__(name, cfg, host, spool, runner=runner)
         self.adapter: Adapter = ADAPTERS[cfg.kind]()
         self.worker = site_worker(name)
         self.arrays: dict[str, Array] = {}

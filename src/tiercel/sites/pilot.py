@@ -31,7 +31,7 @@ from tiercel.core.reservations import Reservation
 from tiercel.sites.adapters import ADAPTERS
 from tiercel.sites.adapters.base import ArrayRequest, ElementState, NativeState, ParseError
 from tiercel.sites.config import SiteConfig
-from tiercel.sites.runner import CommandFailed
+from tiercel.sites.runner import CommandFailed, Runner
 from tiercel.sites.site import Host, Site, log
 from tiercel.store import DeleteSiteJob, SaveSiteJob
 
@@ -72,8 +72,8 @@ class Pilots:
 class PilotSite(Site):
     mode = "pilot"
 
-    def __init__(self, name: str, cfg: SiteConfig, host: Host, spool: Path) -> None:
-        super().__init__(name, cfg, host, spool)
+    def __init__(self, name: str, cfg: SiteConfig, host: Host, spool: Path, *, runner: Runner | None = None) -> None:
+        super().__init__(name, cfg, host, spool, runner=runner)
         self.mode = cfg.mode_of().value
         self.pilots: dict[str, Pilots] = {}
         self.failures = 0

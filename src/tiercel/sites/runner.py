@@ -13,6 +13,7 @@ import os
 import signal
 from collections import Counter
 from pathlib import Path
+from typing import Protocol
 
 from tiercel.sites.adapters.base import Invocation
 
@@ -23,6 +24,14 @@ class CommandFailed(Exception):
     def __init__(self, message: str, *, retry: bool = True) -> None:
         super().__init__(message)
         self.retry = retry  # False: trying again cannot help (the command is not there)
+
+
+class Runner(Protocol):
+    """What a site needs of a runner: ``CommandRunner``, or a fake batch system in tests."""
+
+    issued: Counter[str]
+
+    async def run(self, inv: Invocation, *, retries: int | None = None) -> str: ...
 
 
 class CommandRunner:

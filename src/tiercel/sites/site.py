@@ -23,7 +23,7 @@ from tiercel.core.sites import SiteInfo, SiteLoad
 from tiercel.sites.adapters import ADAPTERS
 from tiercel.sites.adapters.base import ElementState, NativeReservation, ParseError, Reserving
 from tiercel.sites.config import SiteConfig
-from tiercel.sites.runner import CommandFailed, CommandRunner
+from tiercel.sites.runner import CommandFailed, CommandRunner, Runner
 from tiercel.store import SaveSiteJob, WriteOp
 
 log = logging.getLogger("tiercel.sites")
@@ -70,12 +70,14 @@ class Site:
 
     mode = "native"
 
-    def __init__(self, name: str, cfg: SiteConfig, host: Host, spool: Path) -> None:
+    def __init__(self, name: str, cfg: SiteConfig, host: Host, spool: Path, *, runner: Runner | None = None) -> None:
         self.name = name
         self.cfg = cfg
         self.host = host
         self.spool = spool
-        self.runner = CommandRunner(timeout=cfg.seconds("command_timeout"), retries=cfg.retries, path=cfg.path)
+        # the batch commands run here; tests hand in a fake batch system
+        self.runner: Runner = runner if runner is not None else CommandRunner(
+            timeout=cfg.seconds("command_timeout"), retries=cfg.retries, path=cfg.path)
         self.problem: str | None = None
         self.last_poll: float | None = None
         self.last_error: str | None = None
