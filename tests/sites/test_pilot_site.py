@@ -14,10 +14,22 @@ from tiercel.cli.commands.daemons import worker as worker_command
 from tiercel.core.engine import Engine
 from tiercel.core.model import JobId, JobSpec, Report, UserName, WorkerId, WorkerInfo
 from tiercel.core.ranges import IndexRanges
-from tiercel.core.sites import POOL, Mode, SiteInfo
+from tiercel.core.sites import POOL, Mode, SiteInfo, SiteLoad
 from tiercel.sites.config import SiteConfig
 from tiercel.sites.pilot import Pilots, PilotSite
 from tiercel.store import WriteOp
+
+
+class EngineQueries:
+    """The read model's site_load, over the engine (as manager.queries computes it)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def site_load(self, site: str) -> tuple[SiteLoad, int, int]:
+        loads = self.engine.site_loads().get(site, SiteLoad())
+        running = sum(len(w.tasks) for w in self.engine.workers.values() if w.info.site == site)
+        return loads, self.engine.waiting_on(site), running
 
 
 class FakeHost:
@@ -25,6 +37,7 @@ class FakeHost:
 
     def __init__(self, tmp: Path) -> None:
         self.engine = Engine()
+        self.queries = EngineQueries(self.engine)
         self.tmp = tmp
 
     def clock(self) -> float:
