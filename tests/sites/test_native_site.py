@@ -396,8 +396,6 @@ def test_a_good_submit_after_a_failed_one_recovers_the_site(tmp_path: Path) -> N
     run(tmp_path, scenario)
 
 
-@pytest.mark.xfail(strict=True, reason="recover() attaches before the array just submitted is recorded: "
-                   "the engine re-queues its tasks as lost while they run in the batch system")
 def test_the_site_that_recovers_on_a_submit_holds_the_array_it_submitted(tmp_path: Path) -> None:
     async def scenario(w: World) -> None:
         _, taken = send_two_jobs_the_first_refused(w)

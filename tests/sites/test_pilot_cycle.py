@@ -226,6 +226,23 @@ def test_only_failures_in_a_row_count(tmp_path: Path) -> None:
     run(tmp_path, scenario, max_failures=2)
 
 
+def test_only_absences_in_a_row_end_a_pilot(tmp_path: Path) -> None:
+    """A pilot the batch system fails to list now and then (a busy controller) is not taken for gone."""
+    async def scenario(w: World) -> None:
+        w.host.work = {None: 4}
+        await w.cycle()
+        w.host.work = {}
+        for _ in range(3):  # missing, then listed again, three times over: never MISSING_POLLS in a row
+            w.slurm.purge("17", 1)
+            for _ in range(MISSING_POLLS - 1):
+                await w.cycle()
+            w.slurm.set("17", "RUNNING", 1)
+            await w.cycle()
+        assert w.site.failures == 0 and 1 not in w.site.pilots["17"].ended
+
+    run(tmp_path, scenario)
+
+
 def test_a_failed_pilot_submit_degrades_the_site_until_a_pilot_connects(tmp_path: Path) -> None:
     async def scenario(w: World) -> None:
         w.host.work = {None: 1000}
@@ -333,3 +350,16 @@ def test_a_reservations_pilots_last_no_longer_than_what_is_left_of_it(
         assert w.clock.now + float(lifetime) <= r.end  # it never outlives the reservation
 
     run(tmp_path, scenario)
+
+
+def test_a_pilot_walltime_under_a_minute_is_kept_in_seconds_inside_a_reservation(tmp_path: Path) -> None:
+    """Rounding down to whole minutes would make it 0, which no batch system takes."""
+    async def scenario(w: World) -> None:
+        r = course(w, start=0.0, end=10_000.0)
+        w.host.work = {"course": 1}
+        await w.cycle()
+        assert w.site.problem is None
+        lifetime = float(w.worker_options("17")["--lifetime"])
+        assert 0 < lifetime <= 45 and w.clock.now + lifetime <= r.end
+
+    run(tmp_path, scenario, pilot_walltime="45s")

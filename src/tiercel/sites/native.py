@@ -23,7 +23,6 @@ from typing import Any
 from tiercel.core.engine import KillTasks, SendTasks
 from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef, WorkerInfo
 from tiercel.core.sites import site_worker
-from tiercel.store.specs import spec_from_row, spec_to_row
 from tiercel.sites.adapters import ADAPTERS
 from tiercel.sites.adapters.base import Adapter, ArrayRequest, ElementState, NativeState, ParseError
 from tiercel.sites.config import SiteConfig
@@ -31,6 +30,7 @@ from tiercel.sites.runner import CommandFailed, Runner
 from tiercel.sites.shim import element_script, read_result, result_files
 from tiercel.sites.site import Host, Site, log
 from tiercel.store import DeleteSiteJob, SaveSiteJob
+from tiercel.store.specs import spec_from_row, spec_to_row
 
 REST_CYCLES = 30  # polls a degraded site with nothing in flight rests before it is tried again
 MISSING_POLLS = 3  # polls an unfinished element may be absent from the batch system before it counts as lost
@@ -65,6 +65,7 @@ class NativeSite(Site):
         self._seq = 0
         self._resting = 0
         self._inflight: set[asyncio.Task[None]] = set()
+        self._sending: dict[int, tuple[JobId, list[TaskRef]]] = {}  # submissions under way, by task
 
     def info_for_engine(self) -> WorkerInfo:
         lim = self.cfg.limits()
@@ -98,9 +99,16 @@ class NativeSite(Site):
                                                int(data.get("cpus", 1)), set(refs))
 
     def attach(self) -> None:
-        """Join the engine as a worker holding every task still in the batch system."""
+        """Join the engine as a worker holding every task still in the batch system, or on its way there.
+
+        Submissions under way count too: their tasks were handed to this site, and a hold that
+        left them out would have the engine re-queue them while the batch system starts them.
+        """
         held = [ref for a in self.arrays.values() for e, ref in a.elements.items() if e in a.open]
         used = sum(a.cpus * len(a.open) for a in self.arrays.values())
+        for job, refs in self._sending.values():
+            held += refs
+            used += self.specs[job].cpus * len(refs)
         kills = self.host.attach_site(self.worker, self.info_for_engine(), self._deliver, held=held,
                                       credit=max(0, self.cfg.max_in_flight - used))
         if kills:
@@ -118,9 +126,15 @@ class NativeSite(Site):
             by_job.setdefault(ref.job, []).append(ref)
         for job, refs in by_job.items():
             for start in range(0, len(refs), self.max_array):
-                task = asyncio.ensure_future(self._submit(job, refs[start:start + self.max_array]))
+                chunk = refs[start:start + self.max_array]
+                task = asyncio.ensure_future(self._submit(job, chunk))
+                self._sending[id(task)] = (job, chunk)
                 self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+                task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Future[None]) -> None:
+        self._inflight.discard(task)
+        self._sending.pop(id(task), None)
 
     async def _submit(self, job: JobId, refs: list[TaskRef]) -> None:
         spec = self.specs[job]
@@ -146,10 +160,12 @@ class NativeSite(Site):
             lost = [Report(r.job, r.index, r.attempt, Outcome.LOST, None, now, now, b"",
                            f"tiercel: site {self.name} could not submit: {exc}\n".encode()) for r in refs]
             shutil.rmtree(folder, ignore_errors=True)
+            self._sending.pop(id(asyncio.current_task()), None)  # given back: no longer this site's
             self.host.site_reports(self.worker, lost, spec.cpus * len(refs))
             return
-        self.recover()
         self.arrays[native] = Array(native, job, folder, elements, spec.cpus, set(elements))
+        self._sending.pop(id(asyncio.current_task()), None)  # held as an array from now on
+        self.recover()  # after the array is recorded: a re-attach must hold its tasks
         payload = {"job": job, "folder": str(folder), "cpus": spec.cpus, "spec": spec_to_row(spec),
                    "elements": {str(n): [r.index, r.attempt] for n, r in elements.items()}}
         self.host.write([SaveSiteJob(self.name, native, json.dumps(payload), self.host.clock())])

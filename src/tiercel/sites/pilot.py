@@ -155,8 +155,10 @@ class PilotSite(Site):
         lifetime = self.cfg.seconds("pilot_walltime")
         if r is None:
             return lifetime
-        # whole minutes (what batch systems count in), rounded down so the pilot ends with the reservation
-        return math.floor(min(lifetime, r.end - self.host.clock()) / 60) * 60
+        # whole minutes (what batch systems count in), rounded down so the pilot ends with the reservation;
+        # under a minute, the seconds themselves (a minute would outlive it)
+        left = min(lifetime, r.end - self.host.clock())
+        return math.floor(left / 60) * 60 or left
 
     def _script(self, key: str, r: Reservation | None = None) -> str:
         token = self.host.worker_token_file()
@@ -228,6 +230,7 @@ class PilotSite(Site):
             row = by.get((p.native_id, n)) or by.get((p.native_id, None))
             if row is not None and not row.state.terminal:
                 p.state[n] = row.state
+                p.missing.pop(n, None)  # listed again: only absences in a row count
                 continue
             p.missing[n] = p.missing.get(n, 0) + 1
             if row is None and p.missing[n] < MISSING_POLLS:
