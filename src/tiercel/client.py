@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tiercel.jobs import request_json
+from tiercel.spec.request import request_json
 
 DEFAULT_PORT = 8750
 

@@ -9,8 +9,8 @@ import click
 
 from tiercel.cli.common import UserError
 from tiercel.core.problems import Problem
-from tiercel.jobfiles import load_job_file
-from tiercel.jobs import spec_from_mapping
+from tiercel.spec.files import load_job_file
+from tiercel.spec.request import spec_from_mapping
 
 
 def job_fields(

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tiercel.jobs import Line
 from tiercel.manager.auth import ROLES
+from tiercel.spec.request import Line
 
 
 class JobInfo(BaseModel):

@@ -12,7 +12,52 @@ from pydantic import ValidationError
 
 from tiercel.core.model import JobSpec
 from tiercel.core.problems import Problem
-from tiercel.jobs import JobRequest, problem_from_validation, request_json, spec_from_mapping
+from tiercel.spec.request import JobRequest, problem_from_validation, request_json, spec_from_mapping
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "needle"),
+    [
+        ({"command": "x", "queue": 0}, "queue", "must be between 1 and"),
+        ({"command": "x", "queue": -5}, "queue", "-5 must be between 1"),
+        ({"command": "x", "queue": 10**12}, "queue", "1000000000000 must be between"),
+        ({"command": "x", "queue": "many"}, "queue", "valid integer"),
+        ({"command": "x", "array": "9-3"}, "array", "ends before it starts"),
+        ({"command": "x", "array": "0-10", "queue": 5}, "queue", "cannot be given together with array"),
+        ({"command": "x", "colour": "red"}, "colour", "is not a known field"),
+        ({"queue": 5}, "command", "is required"),
+        ({"command": ""}, "command", "must not be empty"),
+        ({"command": []}, "command", "must name a program"),
+        ({"command": "x", "walltime": "soon"}, "walltime", "must be a duration"),
+        ({"command": "x", "walltime": -1}, "walltime", "more than 0 seconds"),
+        ({"command": "x", "memory": "lots"}, "memory", "must be a size"),
+        ({"command": "x", "retries": 1000}, "retries", "less than or equal to 100"),
+        ({"command": "x", "requires": ["gpu", "bad tag!"]}, "requires", "must be a tag"),
+        ({"command": "x", "env": {"A=B": "c"}}, "env", "without '='"),
+        ({"command": "x", "cpus": 0}, "cpus", "greater than or equal to 1"),
+    ],
+)
+def test_bad_requests_are_explained(data: dict[str, object], field: str, needle: str) -> None:
+    problem = spec_from_mapping(data)
+    assert isinstance(problem, Problem), problem
+    assert problem.field == field
+    assert needle in problem.message()
+    assert problem.message().startswith(field + ":")
+
+
+def test_kestrel_message_fields_make_a_shell_job_of_n_tasks() -> None:
+    spec = spec_from_mapping({"command": "~/runtask.sh", "queue": 10000})
+    assert isinstance(spec, JobSpec)
+    assert spec.size == 10000 and spec.shell and spec.append_index
+
+
+def test_argv_command_is_not_run_through_a_shell() -> None:
+    spec = spec_from_mapping({"command": ["python", "-c", "print(1)"], "array": "0-9,20-29",
+                              "requires": "gpu,bio", "walltime": "1h30m", "memory": "4G", "env": {"A": "1"}})
+    assert isinstance(spec, JobSpec)
+    assert not spec.shell and spec.command == ("python", "-c", "print(1)")
+    assert spec.size == 20 and spec.requires == {"gpu", "bio"}
+    assert spec.walltime == 5400 and spec.memory_mb == 4096 and spec.env == (("A", "1"),)
 
 
 def strict_problem(data: dict[str, Any]) -> Problem | None:

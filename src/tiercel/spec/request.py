@@ -2,32 +2,28 @@
 
 One pydantic model validates the request's shape and the core's parsers give
 the meaning; any error becomes a Problem naming the field, the value and what
-is allowed, so the CLI, the API and the chat gateway all say the same thing.
+is allowed (spec/errors.py), so the CLI, the API and the chat gateway all say
+the same thing.
 """
 
 from __future__ import annotations
 
-import datetime
-import math
 import re
-import reprlib
-import types
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from tiercel.core.model import JobSpec
-from tiercel.core.problems import MISSING, Problem
+from tiercel.core.problems import Problem
 from tiercel.core.ranges import IndexRanges, parse_ranges
+from tiercel.spec.errors import problem_from_errors
+from tiercel.spec.values import parse_duration, parse_memory
 
 MAX_TASKS = 100_000_000
 MAX_INDEX = 2**31 - 1
 MAX_COMMAND_BYTES = 64 * 1024
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 _TAG = re.compile(r"^[A-Za-z0-9_.:+-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -68,71 +64,6 @@ def _encodable(value: str) -> None:
 
 Text = Annotated[str, BeforeValidator(_text), Field(json_schema_extra={"pattern": NO_NUL})]
 Line = Annotated[str, BeforeValidator(_line), Field(json_schema_extra={"pattern": NO_CONTROL})]
-
-
-def parse_duration(value: str | float | int) -> float | Problem:
-    """``90``, ``"90s"``, ``"10m"``, ``"1h30m"``, ``"2d"`` or ``"01:30:00"`` → seconds."""
-    if isinstance(value, bool):
-        return Problem("walltime", value, "must be a duration such as 90s, 10m, 1h30m or 01:30:00")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        text = value.strip()
-        # isascii: str.isdigit() also holds for digits int() cannot read, such as "²"
-        if text.count(":") in (1, 2) and all(p.isascii() and p.isdigit() for p in text.split(":")):
-            parts = [int(p) for p in text.split(":")]
-            seconds = float(sum(p * 60**i for i, p in enumerate(reversed(parts))))
-        else:
-            m = _DURATION.fullmatch(text)
-            if not text or m is None:
-                return Problem("walltime", value, "must be a duration such as 90s, 10m, 1h30m or 01:30:00")
-            d, h, mi, s = m.groups()
-            seconds = int(d or 0) * 86400 + int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0)
-    if not 0 < seconds <= 365 * 86400:
-        return Problem("walltime", value, "must be more than 0 seconds and at most 365 days")
-    return seconds
-
-
-def parse_when(text: str, now: float, field: str) -> float | Problem:
-    """``now``, ``+10m`` (from now), ``2026-11-21T10:00`` (local time unless it says otherwise) or epoch seconds."""
-    text = text.strip()
-    if text == "now":
-        return now
-    if text.startswith("+"):
-        d = parse_duration(text[1:])
-        return Problem(field, text, "must be now, +DURATION (+10m, +2h) or a date and time such as "
-                                    "2026-11-21T10:00") if isinstance(d, Problem) else now + d
-    try:
-        value = float(text)
-    except ValueError:
-        pass
-    else:
-        if not math.isfinite(value) or abs(value) > 1e11:
-            return Problem(field, text, "must be a time: now, +DURATION or a date and time such as 2026-11-21T10:00")
-        return value
-    try:
-        when = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        return Problem(field, text, "must be now, +DURATION (+10m, +2h) or a date and time such as 2026-11-21T10:00")
-    if when.tzinfo is None:
-        when = when.astimezone()
-    return when.timestamp()
-
-
-def parse_memory(value: str | int) -> int | Problem:
-    """``512`` (MB), ``"512M"``, ``"4G"`` → megabytes."""
-    if isinstance(value, bool):
-        return Problem("memory", value, "must be a size such as 512M or 4G")
-    if isinstance(value, int):
-        mb = value
-    else:
-        m = re.match(r"^\s*(\d+)\s*([MmGgTt]?)[Bb]?\s*$", value)
-        if m is None:
-            return Problem("memory", value, "must be a size such as 512M or 4G")
-        mb = int(m.group(1)) * {"": 1, "m": 1, "g": 1024, "t": 1024 * 1024}[m.group(2).lower()]
-    if not 0 <= mb <= 64 * 1024 * 1024:
-        return Problem("memory", value, "must be between 0 and 64T")
-    return mb
 
 
 class JobRequest(BaseModel):
@@ -193,83 +124,6 @@ class JobRequest(BaseModel):
         if isinstance(v, str):
             return [t for t in re.split(r"[,\s]+", v) if t]
         return v
-
-
-@dataclass(frozen=True, slots=True)
-class Shown:
-    """The start of a value too large or too deep to put in an error whole."""
-
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-
-_SHORT = reprlib.Repr()
-_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict = 3, 60, 60, 6, 6
-# Failing only because of their type: when a union's other branch says more, that is the one to show.
-_TYPE_ERRORS = {"string_type", "int_type", "float_type", "bool_type", "list_type", "dict_type", "none_required",
-                "model_type", "model_attributes_type", "is_instance_of"}
-
-
-def shown(value: object) -> object:
-    """A value as an error may show it: scalars as they are (Problem cuts long strings), the rest briefly."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return Shown(_SHORT.repr(value))
-
-
-def problem_from_errors(errors: Sequence[ErrorDetails], model: type[BaseModel] | None = None,
-                        default_field: str = "job") -> Problem:
-    """The first of pydantic's errors as a one-line Problem: the field, a short prefix of the value
-    and what is allowed. ``model`` names the known fields and tells which fields are unions, whose
-    branch names pydantic puts into an error's location."""
-    err = _most_telling(errors)
-    field, value = _where(err, model)
-    field = field or default_field
-    kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        known = ", ".join(model.model_fields) if model is not None else "see /docs"
-        return Problem(field, shown(value), f"is not a known field (known fields: {known})")
-    if kind == "missing":
-        return Problem(field, MISSING, "is required")
-    msg = str(err.get("msg", "is not valid"))
-    if kind == "refused":
-        return Problem(field, shown(value), msg)
-    if kind in _TYPE_ERRORS:
-        msg = " or ".join(e["msg"].removeprefix("Input should be ") for e in errors
-                          if _where(e, model)[0] == field and e["type"] in _TYPE_ERRORS)
-        msg = "should be " + msg
-    return Problem(field, shown(value), "is not allowed: " + msg[0].lower() + msg[1:])
-
-
-def _most_telling(errors: Sequence[ErrorDetails]) -> ErrorDetails:
-    """The first error that is not about a type, if any: it comes from the union branch that the
-    value's type chose, and says what is wrong with the value itself."""
-    return next((e for e in errors if e.get("type") not in _TYPE_ERRORS), errors[0])
-
-
-def _where(err: ErrorDetails, model: type[BaseModel] | None) -> tuple[str, object]:
-    """The dotted field path of an error (``env.HOME``, ``command.2``) and the value to show."""
-    loc = [p for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-    if loc and model is not None and isinstance(loc[0], str) and loc[0] in model.model_fields:
-        annotation = model.model_fields[loc[0]].annotation
-        if len(loc) > 1 and isinstance(loc[1], str) and _is_union(annotation):
-            del loc[1]  # a branch name such as 'list[str]', not part of the request
-    value = err.get("input")
-    if loc and loc[-1] == "[key]":  # a bad key of a mapping: name the mapping, show the key
-        value = loc[-2]
-        loc = loc[:-2]
-    return ".".join(str(p) for p in loc), value
-
-
-def _is_union(annotation: Any) -> bool:
-    origin = get_origin(annotation)
-    if origin is Annotated:
-        return _is_union(get_args(annotation)[0])
-    if origin is Union or origin is types.UnionType:
-        return len([a for a in get_args(annotation) if a is not type(None)]) > 1
-    return False
 
 
 def problem_from_validation(exc: ValidationError) -> Problem:

@@ -1,4 +1,4 @@
-"""CSF4 job descriptions (GT2 RSL, GT4 XML) → JobRequest fields, and every way they can be wrong."""
+"""GT2 RSL job descriptions → JobRequest fields, and every way they can be wrong."""
 
 from __future__ import annotations
 
@@ -9,50 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tiercel.core.model import JobSpec
+from tests.spec.samples import BASE, DEMO3_RSL, ENV, FULL_RSL, rsl
 from tiercel.core.problems import Problem
-from tiercel.jobdesc import (
-    JobDescription,
-    parse_description,
-    parse_rsl,
-    parse_xml,
-    standard_variables,
-)
-from tiercel.jobs import spec_from_mapping
-
-ENV = standard_variables({"HOME": "/home/zding", "USER": "zding", "SCRATCH": "/scratch"})
-BASE = {"shell": False, "append_index": False, "queue": 1}
-
-
-def rsl(text: str) -> JobDescription:
-    desc = parse_rsl(text, ENV)
-    assert isinstance(desc, JobDescription), desc.message()
-    return desc
-
-
-def xml(text: str) -> JobDescription:
-    desc = parse_xml(text, ENV)
-    assert isinstance(desc, JobDescription), desc.message()
-    return desc
-
+from tiercel.spec.gram import JobDescription
+from tiercel.spec.rsl import parse_rsl
 
 # ---- the seed's examples ---------------------------------------------------------------------
-
-DEMO3_RSL = """&(executable=/bin/echo)
- (directory=$(HOME))
- (arguments="this is a globusrun example")
- (stdout=stdout2)
-"""
-
-DEMO2_XML = """<job>
-  <executable>/bin/echo</executable>
-  <directory>${GLOBUS_USER_HOME}</directory>
-  <argument>this is an example_string </argument>
-  <argument>Globus was here</argument>
-  <stdout>${GLOBUS_USER_HOME}/stdout</stdout>
-  <stderr>${GLOBUS_USER_HOME}/stderr</stderr>
-</job>
-"""
 
 
 def test_demo3_rsl_runs_echo_in_home_and_names_stdout() -> None:
@@ -66,65 +28,7 @@ def test_demo3_without_the_leading_ampersand_reads_the_same() -> None:
     assert rsl(DEMO3_RSL.lstrip("&")) == rsl(DEMO3_RSL)
 
 
-def test_demo2_xml_keeps_each_argument_as_written() -> None:
-    desc = xml(DEMO2_XML)
-    assert desc.kind == "xml"
-    assert desc.request == {**BASE, "command": ["/bin/echo", "this is an example_string ", "Globus was here"],
-                            "cwd": "/home/zding"}
-    assert (desc.stdout, desc.stderr) == ("/home/zding/stdout", "/home/zding/stderr")
-
-
-def test_descriptions_are_told_apart_by_content() -> None:
-    assert parse_description(DEMO2_XML, ENV) == xml(DEMO2_XML)
-    assert parse_description(DEMO3_RSL, ENV) == rsl(DEMO3_RSL)
-    assert parse_description("\ufeff" + DEMO3_RSL, ENV) == rsl(DEMO3_RSL)
-
-
-def test_xml_in_the_job_description_namespace() -> None:
-    text = ('<?xml version="1.0"?><rsl:job xmlns:rsl="http://www.globus.org/namespaces/2004/10/gram/job/description">'
-            "<rsl:executable>/bin/true</rsl:executable><rsl:count>2</rsl:count></rsl:job>")
-    assert xml(text).request == {**BASE, "command": ["/bin/true"], "queue": 2}
-
-
-def test_the_mapped_requests_are_valid_jobs() -> None:
-    for desc in (rsl(DEMO3_RSL), xml(DEMO2_XML), rsl(FULL_RSL), xml(FULL_XML)):
-        spec = spec_from_mapping({**desc.request, "name": "j"})
-        assert isinstance(spec, JobSpec), spec
-        assert not spec.shell and not spec.append_index
-
-
 # ---- every mapped attribute -------------------------------------------------------------------
-
-FULL_RSL = """& (* every attribute Tiercel maps *)
-  (rsl_substitution=(DATA $(HOME)/data)(OUT $(DATA)/out))
-  (executable=$(DATA)/bin/sweep)
-  (arguments=--in $(DATA)/in.txt "two words" 'it''s' "say ""hi"" twice" ^|a"b'c|)
-  (directory=run)
-  (environment=(OMP_NUM_THREADS 4)(LABEL "a b"))
-  (count=8)
-  (job_type=multiple)
-  (queue=short)
-  (max_wall_time=90)
-  (maxMemory=2048)
-  (stdout=$(OUT).$(LOGNAME))
-  (stderr=err#.txt)
-"""
-
-FULL_XML = """<job>
-  <executable>${SCRATCH}/bin/sweep</executable>
-  <directory>run</directory>
-  <argument>--in</argument>
-  <argument></argument>
-  <environment><name>OMP_NUM_THREADS</name><value>4</value></environment>
-  <environment><name>EMPTY</name></environment>
-  <count> 8 </count>
-  <jobType>multiple</jobType>
-  <queue>short</queue>
-  <maxWallTime>90</maxWallTime>
-  <maxMemory>2048</maxMemory>
-  <stdout>out.${GLOBUS_USER_NAME}</stdout>
-  <stderr>err.txt</stderr>
-</job>"""
 
 
 def test_every_rsl_attribute_maps_onto_a_job_request_field() -> None:
@@ -141,16 +45,6 @@ def test_every_rsl_attribute_maps_onto_a_job_request_field() -> None:
         "memory": 2048,  # megabytes
     }
     assert (desc.stdout, desc.stderr) == ("/home/zding/data/out.zding", "err.txt")
-
-
-def test_every_xml_element_maps_onto_a_job_request_field() -> None:
-    desc = xml(FULL_XML)
-    assert desc.request == {
-        "command": ["/scratch/bin/sweep", "--in", ""], "shell": False, "append_index": False,
-        "cwd": "/home/zding/run", "env": {"OMP_NUM_THREADS": "4", "EMPTY": ""}, "queue": 8,
-        "queue_name": "short", "walltime": 5400, "memory": 2048,
-    }
-    assert (desc.stdout, desc.stderr) == ("out.zding", "err.txt")
 
 
 @pytest.mark.parametrize(
@@ -184,12 +78,6 @@ def test_rsl_table(text: str, expected: dict[str, Any]) -> None:
 
 def test_rsl_substitution_overrides_the_environment() -> None:
     assert rsl("&(rsl_substitution=(HOME /elsewhere))(executable=$(HOME)/x)").request["command"] == ["/elsewhere/x"]
-
-
-def test_standard_variables_name_the_globus_ones() -> None:
-    env = standard_variables({"HOME": "/h", "LOGNAME": "me"})
-    assert env["GLOBUS_USER_HOME"] == "/h" and env["GLOBUS_USER_NAME"] == "me" and env["LOGNAME"] == "me"
-    assert standard_variables({"HOME": "/h", "GLOBUS_USER_HOME": "/g"})["GLOBUS_USER_HOME"] == "/g"
 
 
 # ---- every error --------------------------------------------------------------------------------
@@ -267,51 +155,6 @@ def test_rsl_errors_name_the_attribute_or_the_place(text: str, field: str, needl
     assert problem.message().startswith(field + ":")
 
 
-@pytest.mark.parametrize(
-    ("text", "field", "needle"),
-    [
-        ("<job><executable>/bin/true</executable><hostCount>2</hostCount></job>", "<hostCount>",
-         "supported: executable, argument, directory, environment, count, jobType"),
-        ("<job><executable>/bin/true</executable><fileStageIn><transfer><sourceUrl>gsiftp://h/a</sourceUrl>"
-         "</transfer></fileStageIn></job>", "<fileStageIn>", "stages no files"),
-        ("<job><executable>/bin/true</executable><extensions><a/></extensions></job>", "<extensions>",
-         "is not a job attribute Tiercel supports"),
-        ("<job><executable>/bin/true</executable><stdin>in</stdin></job>", "<stdin>", "without standard input"),
-        ("<job><executable>/bin/true</executable><project>p</project></job>", "<project>", "no project accounts"),
-        ("<job><executable>/bin/true</executable><jobType>mpi</jobType></job>", "<jobType>", "not supported"),
-        ("<job><executable>/bin/true</executable><rsl_substitution/></job>", "<rsl_substitution>", "not a job attr"),
-        ("<job><executable>/bin/true</executable><arguments>a b</arguments></job>", "<arguments>", "<argument>"),
-        ("<job><argument>x</argument></job>", "executable", "is required: <executable>"),
-        ("<job><executable>/bin/true</executable><executable>/bin/false</executable></job>", "<executable>",
-         "given twice"),
-        ("<job><executable>/bin/true</executable><count>lots</count></job>", "<count>", "whole number of tasks"),
-        ("<job><executable><path>/bin/true</path></executable></job>", "<executable>", "must hold text"),
-        ("<job><executable>/bin/true</executable><environment><value>1</value></environment></job>",
-         "<environment>", "one <name> and one <value>"),
-        ("<job><executable>/bin/true</executable><environment><name>A</name><name>B</name></environment></job>",
-         "<environment>", "one <name> and one <value>"),
-        ("<job><executable>${NOPE}</executable></job>", "<executable>", "'${NOPE}' is not defined"),
-        ("<job><executable>${HOME</executable></job>", "<executable>", "never closed with '}'"),
-        ("<job><executable>${1x}</executable></job>", "<executable>", "is not a substitution"),
-        ("<job>text<executable>/bin/true</executable></job>", "<job>", "no loose text"),
-        ("<multiJob><job/></multiJob>", "<multiJob>", "one <job> per file"),
-        ("<task/>", "<task>", "the outermost element must be <job>"),
-        ("<job><executable>/bin/true</executable>\n</jobb>", "xml line 2, column 3", "mismatched tag"),
-        ("<job>", "xml line 1, column 6", "no element found"),
-        ("", "xml line 1, column 1", "no element found"),
-        ('<!DOCTYPE job [<!ENTITY e "/bin/true">]><job><executable>&e;</executable></job>', "xml",
-         "must not declare a DOCTYPE"),
-        ('<!DOCTYPE job SYSTEM "file:///etc/passwd"><job/>', "xml", "must not declare a DOCTYPE"),
-        ("<job>" + " " * 300_000 + "</job>", "xml", "is too long"),
-    ],
-)
-def test_xml_errors_name_the_element_or_the_place(text: str, field: str, needle: str) -> None:
-    problem = parse_xml(text, ENV)
-    assert isinstance(problem, Problem), problem
-    assert problem.field == field, problem.message()
-    assert needle in problem.message()
-
-
 # ---- properties -----------------------------------------------------------------------------------
 
 RSL_ALPHABET = st.sampled_from([*"&|+()=!<>\"'^*$#?~ \n\tab/_-.0123456789", "executable", "count", "$(HOME)", "(*",
@@ -325,18 +168,6 @@ def test_rsl_parser_answers_every_text_with_a_description_or_a_problem(text: str
     assert isinstance(result, (JobDescription, Problem))
     if isinstance(result, Problem):
         assert result.message()
-
-
-XML_PIECES = st.sampled_from(["<job>", "</job>", "<executable>", "</executable>", "/bin/true", "<argument>",
-                              "</argument>", "<count>", "</count>", "3", "${HOME}", "${", "<!DOCTYPE x>", "&amp;",
-                              "<environment>", "</environment>", "<name>", "</name>", "<", ">", " "])
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.one_of(st.text(max_size=200), st.lists(XML_PIECES, max_size=40).map("".join)))
-def test_xml_parser_answers_every_text_with_a_description_or_a_problem(text: str) -> None:
-    result = parse_xml(text, ENV)
-    assert isinstance(result, (JobDescription, Problem))
 
 
 WORDS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=20)
@@ -399,14 +230,3 @@ def test_an_attribute_that_substitutes_too_much_is_named() -> None:
     problem = parse_rsl(text, ENV)
     assert isinstance(problem, Problem)
     assert "'$(A)' expands to 100,000 characters in arguments" in problem.message()
-
-
-def test_xml_substitutions_of_a_large_variable_are_bounded_too() -> None:
-    env = {**ENV, "BIG": "b" * 100_000}
-    text = "<job><executable>/bin/echo</executable><argument>" + "${BIG}" * 40 + "</argument></job>"
-    problem = parse_xml(text, env)
-    assert isinstance(problem, Problem), "4,000,000 characters of substitution were accepted"
-    assert problem.field == "<argument>"
-    assert "'${BIG}' expands to 100,000 characters" in problem.message()
-    assert "at most" in problem.message()
-    assert isinstance(parse_xml(text.replace("${BIG}" * 40, "${BIG}" * 3), env), JobDescription)
