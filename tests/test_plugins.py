@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tiercel.config import load_queues
 from tiercel.core.model import JobId, UserName
 from tiercel.core.pipeline import schedule
 from tiercel.core.policy import Group, Place, Snapshot
 from tiercel.core.problems import Problem
 from tiercel.plugins import build, listing
-from tiercel.queues import load_file, parse
+from tiercel.queues import parse
 
 # Installed into the test environment by `make test` (see the Makefile): the example package
 # under examples/shortest-first and a fixture whose import fails on purpose.
@@ -73,7 +74,7 @@ def test_bad_queue_configs_name_the_key(queues: dict[str, object], needle: str) 
 def test_limits_become_a_throttle_and_the_first_queue_is_the_default(tmp_path: Path) -> None:
     f = tmp_path / "queues.toml"
     f.write_text('[queues.batch]\npolicies = ["fairshare"]\nmax_running_per_user = 2\n\n[queues.other]\n')
-    queues = load_file(f)
+    queues = load_queues(f)
     assert not isinstance(queues, Problem)
     batch = queues["batch"]
     assert batch.default and not queues["other"].default

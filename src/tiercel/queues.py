@@ -11,7 +11,9 @@
     half_life = 604800
 
 Limits become a throttle policy at the end of the chain. Any error names the
-queue, the key and what is allowed, and nothing of a bad file is applied.
+queue, the key and what is allowed, and nothing of a bad file is applied. The file is read by
+``tiercel.config`` (the manager's ``--config``, ``tiercel simulate --queue-config``), which adds
+the file and the line to a problem's key.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Queue:
 
 
 def load_file(path: Path) -> dict[str, Queue] | Problem:
+    # Superseded by tiercel.config.load_queues; kept until every caller has moved (tiercel simulate).
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

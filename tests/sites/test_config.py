@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import tomllib
-
 import pytest
 
+from tiercel.config import ConfigError, loads
 from tiercel.core.model import JobId, UserName
 from tiercel.core.policy import Group
 from tiercel.core.problems import Problem
 from tiercel.core.sites import Mode, admissible
-from tiercel.sites.config import PoolConfig, SiteConfig, infos, parse
+from tiercel.sites.config import PoolConfig, SiteConfig, infos
 
 
 def load(text: str) -> object:
-    return parse(tomllib.loads(text), text)
+    """The sites of a configuration's text, or its problem with the line, as the manager reads them."""
+    try:
+        return loads(text).site_tables()
+    except ConfigError as exc:
+        return exc.problem
 
 
 def test_a_good_config_keeps_file_order_with_the_pool_first() -> None:

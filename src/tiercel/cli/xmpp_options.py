@@ -101,14 +101,3 @@ def xmpp_settings() -> Any:
         raise UserError(f"xmpp-tls: 'plain' {PLAIN_ONLY_ON_LOOPBACK.split(': ', 1)[1]}")
     endpoint = Endpoint(host, port, tls, ca)
     return XmppSettings(str(me), password, str(manager.bare), endpoint)
-
-
-def manager_xmpp(config: Path) -> Any:
-    """The [xmpp] table of the manager's --config (gateways.xmpp_config.XmppConfig), or None."""
-    from tiercel.core.problems import Problem
-    from tiercel.gateways.xmpp.config import load_file
-
-    found = load_file(config)
-    if isinstance(found, Problem):
-        raise UserError(f"{config}: {found.message()}")
-    return found

@@ -1,12 +1,17 @@
-"""What a manager runs with: its state directory, time-outs, and the tables of its config file."""
+"""What a manager runs with: its state directory, time-outs, and the tables of its config file.
+
+The tables arrive checked (``tiercel.config`` reads the file); their types come from the modules
+that own them, which import nothing of the manager, so the shell can import this freely.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from tiercel.gateways.xmpp.config import XmppConfig
 from tiercel.queues import Queue
+from tiercel.sites.config import PoolConfig, SiteConfig
 
 
 @dataclass
@@ -18,6 +23,7 @@ class Settings:
     max_tasks: int = 100_000_000
     queues: dict[str, Queue] = field(default_factory=dict)  # from the config file; empty: one default queue
     pool_slots: int = 0  # the pool's size for reservations, when more than the workers connected now
-    sites: dict[str, Any] = field(default_factory=dict)  # [sites.NAME] from the config file (sites.config)
+    # [sites.NAME], the pool first (ManagerConfig.site_tables); empty: no [sites], the pool alone places
+    sites: dict[str, SiteConfig | PoolConfig] = field(default_factory=dict)
     url: str = ""  # where the manager serves: what pilots connect to unless a site says otherwise
-    xmpp: Any = None  # the [xmpp] table (gateways.xmpp.config.XmppConfig): chat gateway and XMPP workers
+    xmpp: XmppConfig | None = None  # the [xmpp] table: chat gateway and XMPP workers

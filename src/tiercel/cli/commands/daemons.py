@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from tiercel.cli.common import CONTEXT_SETTINGS, UserError
-from tiercel.cli.xmpp_options import manager_xmpp, xmpp_settings, xmpp_worker_options
+from tiercel.cli.xmpp_options import xmpp_settings, xmpp_worker_options
 from tiercel.client import default_state_dir, default_url, resolve_token
 
 
@@ -24,36 +23,6 @@ def _listen(value: str) -> tuple[str, int]:
 def _logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-
-
-def _config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """[queues.*] and [sites.*] of the manager's configuration; any problem stops the start."""
-    import tomllib
-
-    from tiercel.core.problems import Problem
-    from tiercel.queues import parse as parse_queues
-    from tiercel.sites.config import parse as parse_sites
-
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except OSError as exc:
-        raise UserError(f"config: {str(path)!r} cannot be read: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"config: {path} is not valid TOML: {exc}") from None
-    queues: dict[str, Any] = {}
-    if "queues" in data:
-        loaded = parse_queues(data)
-        if isinstance(loaded, Problem):
-            raise UserError(f"{path}: {loaded.message()}")
-        queues = dict(loaded)
-    sites: dict[str, Any] = {}
-    if "sites" in data:
-        found = parse_sites(data, text)
-        if isinstance(found, Problem):
-            raise UserError(f"{path}: {found.message()}")
-        sites = dict(found)
-    return queues, sites
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -72,7 +41,8 @@ def _config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 @click.option("--pool-slots", type=click.IntRange(0), default=0, metavar="N",
               help="Size of the worker pool for reservations, when more than the workers connected now.")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="TOML configuration: [queues.NAME] (policies, limits) and [sites.NAME] (batch systems).")
+              help="TOML configuration: [queues.NAME] (policies, limits), [sites.NAME] (batch systems), [xmpp] (chat, "
+                   "XMPP workers).")
 @click.option("--quiet", is_flag=True, help="Print nothing on start.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbeat: float, reconnect_grace: float,
@@ -81,27 +51,27 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
 
     On first start it writes an admin token and a worker token into the state dir.
     """
+    from tiercel.config import ConfigError, ManagerConfig, load
     from tiercel.core.problems import SetupError
     from tiercel.manager.server import ListenFailed, StateDirBusy, serve
     from tiercel.manager.settings import Settings
 
     _logging(verbose)
     host, port = _listen(listen)
+    try:  # read before the state dir is made: a bad file changes nothing
+        tables = ManagerConfig() if config is None else load(config)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
     state = (state_dir or default_state_dir()).expanduser()
     try:
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise UserError(f"state-dir: {str(state)!r} cannot be created: {exc.strerror}") from None
-    queues: dict[str, Any] = {}
-    sites: dict[str, Any] = {}
-    xmpp = None
-    if config is not None:
-        queues, sites = _config(config)
-        xmpp = manager_xmpp(config)  # [xmpp]: the chat gateway and XMPP workers
     settings = Settings(state_dir=state, worker_timeout=worker_timeout, heartbeat=min(heartbeat, worker_timeout / 3),
-                        reconnect_grace=reconnect_grace, queues=queues, pool_slots=pool_slots,
-                        sites=sites, url=f"http://{host if host not in ('0.0.0.0', '::', '') else '127.0.0.1'}:{port}",
-                        xmpp=xmpp)
+                        reconnect_grace=reconnect_grace, queues=tables.queues, pool_slots=pool_slots,
+                        sites=tables.site_tables(),
+                        url=f"http://{host if host not in ('0.0.0.0', '::', '') else '127.0.0.1'}:{port}",
+                        xmpp=tables.xmpp)
     try:
         serve(host, port, settings, synchronous=sync.upper(), quiet=quiet)
     except KeyboardInterrupt:

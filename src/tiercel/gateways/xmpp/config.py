@@ -14,13 +14,13 @@
     [xmpp.users]                           # who may chat with the manager, as which Tiercel user
     "alice@example.org" = "alice"
 
-Other top-level tables of the file ([queues], [sites]) belong to other readers and are left
-alone. Any error names the key, its value and what is allowed.
+``tiercel.config`` reads the file and hands this module the table; other top-level tables are
+not its business. Any error names the key, its value and what is allowed (the loader adds the
+file and the line).
 """
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -173,16 +173,6 @@ def parse(data: dict[str, Any], base: Path | None = None) -> XmppConfig | Proble
         return Problem("xmpp.password_file", str(config.password_file),
                        f"cannot be read: {getattr(exc, 'strerror', None) or exc}")
     return config
-
-
-def load_file(path: Path) -> XmppConfig | Problem | None:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        return Problem("config", str(path), f"cannot be read: {exc.strerror or exc}")
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        return Problem("config", str(path), f"is not valid TOML: {exc}")
-    return parse(data, path.parent)
 
 
 SHAPES = {

@@ -1,0 +1,227 @@
+"""The manager's configuration: read once, each table to its parser, every mistake one line: file, line, key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tiercel.config import ConfigError, ManagerConfig, load, load_queues, loads
+from tiercel.config.source import locate
+from tiercel.core.problems import Problem, SetupError
+from tiercel.gateways.xmpp.config import XmppConfig
+from tiercel.sites.config import PoolConfig, SiteConfig
+
+WHOLE = '''\
+# every table a manager reads today
+[queues.batch]
+policies = ["fairshare", "backfill"]
+default = true
+max_running_per_user = 2
+description = "the usual"
+
+[queues.batch.fairshare]
+half_life = 3600
+shares = { alice = 2, bob = 1 }
+
+[queues.short]
+policies = ["priority"]
+
+[sites.pool]
+max_cpus = 8
+
+[sites.hpc]
+kind = "slurm"
+mode = "pilot"
+partition = "short"
+max_pilots = 3
+pilot_walltime = "2h"
+tags = ["gpu"]
+
+[sites.sge]
+kind = "sge"
+queue = "all.q"
+max_memory = "8G"
+
+[xmpp]
+jid = "tiercel@example.org"
+password_file = "xmpp.password"
+workers = ["node1@example.org", "*@workers.example.org"]
+
+[xmpp.users]
+"Alice@Example.org" = "alice"
+'''
+
+
+def write(tmp_path: Path, text: str, name: str = "tiercel.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    return str(caught.value)
+
+
+def test_a_whole_file_fills_every_table(tmp_path: Path) -> None:
+    (tmp_path / "xmpp.password").write_text("secret\n")
+    config = load(write(tmp_path, WHOLE))
+
+    assert list(config.queues) == ["batch", "short"]
+    batch = config.queues["batch"]
+    assert batch.default and not config.queues["short"].default
+    assert batch.policies == ("fairshare", "backfill", "fcfs") and batch.limits == {"per_user": 2}
+    assert batch.description == "the usual"
+
+    assert isinstance(config.pool, PoolConfig) and config.pool.max_cpus == 8
+    assert list(config.sites) == ["hpc", "sge"]
+    hpc = config.sites["hpc"]
+    assert isinstance(hpc, SiteConfig) and hpc.kind == "slurm" and hpc.seconds("pilot_walltime") == 7200
+    assert config.sites["sge"].limits().max_memory_mb == 8192
+    assert list(config.site_tables()) == ["pool", "hpc", "sge"]  # as the manager's settings keep them
+
+    assert isinstance(config.xmpp, XmppConfig)
+    assert config.xmpp.secret() == "secret"  # password_file beside the config file, not the working dir
+    assert config.xmpp.users == {"alice@example.org": "alice"}
+    assert config.xmpp.may_work("n1@workers.example.org")
+
+
+def test_an_empty_file_is_all_defaults(tmp_path: Path) -> None:
+    config = load(write(tmp_path, "# nothing yet\n"))
+    assert config == ManagerConfig()
+    assert config.site_tables() == {} and config.xmpp is None and config.queues == {}
+
+
+def test_a_lone_pool_table_is_still_a_sites_configuration() -> None:
+    config = loads("[sites.pool]\nmax_cpus = 2\n")
+    assert config.sites == {} and list(config.site_tables()) == ["pool"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # [queues.NAME]
+    ('[queues.q]\npolicies = ["fairshare", "nope"]\n', "line 2: queues.q.policies: 'nope' is not a known policy"),
+    ('[queues.q]\ncolour = "red"\n', "line 2: queues.q.colour: 'red' is not a queue setting"),
+    ('[queues.q]\nmax_running = -3\n', "line 2: queues.q.max_running: -3 must be a whole number of at least 1"),
+    ('[queues.q]\npolicies = ["fairshare"]\n\n[queues.q.fairshare]\nhalf_life = -1\n',
+     "line 5: queues.q.fairshare.half_life: -1 must be a number of at least 1"),
+    ('[queues.q]\npolicies = ["fairshare"]\nfairshare = { half_life = -1 }\n',
+     "line 3: queues.q.fairshare.half_life: -1 must be a number of at least 1"),
+    ('[queues."night shift"]\nmax_per_cycle = 0\n', "line 2: queues.night shift.max_per_cycle: 0 must be"),
+    ('[queues.a]\ndefault = true\n[queues.b]\ndefault = true\n', "line 1: queues: ['a', 'b'] more than one queue"),
+    ("queues = 3\n", "line 1: queues: 3 must be a table with at least one [queues.NAME]"),
+    # [sites.NAME]
+    ('[sites.hpc]\nkind = "torque"\n', "line 2: sites.hpc.kind: 'torque' is not allowed for kind"),
+    ('[sites.hpc]\npartition = "short"\n', "line 1: sites.hpc: 'hpc' needs kind = one of local, slurm"),
+    ('[sites.hpc]\nkind = "slurm"\n\nmax_pilot = 3\n', "line 4: sites.hpc.max_pilot: 3 is not a site option"),
+    ('[sites]\nhpc.kind = "slurm"\nhpc.poll_interval = "soon"\n', "line 3: sites.hpc.poll_interval: 'soon'"),
+    ('[sites.pool]\nmax_cpus = 0\n', "line 2: sites.pool.max_cpus: 0 is not valid for max_cpus"),
+    # [xmpp]
+    ('[xmpp]\njid = "t@example.org"\npassword = "pw"\ntls = "ssl"\n',
+     "line 4: xmpp.tls: 'ssl' is not allowed: choose starttls, direct or plain"),
+    ('[xmpp]\njid = "t@example.org"\npassword = "pw"\n\n[xmpp.users]\nalice = "alice"\n',
+     "line 5: xmpp.users: {'alice': 'alice'} key 'alice' must be a bare JID"),
+    ('[xmpp]\njid = "t@example.org"\npassword = "pw"\npassword_file = "pw"\n',
+     "line 1: xmpp: give exactly one of password and password_file"),
+    ('[xmpp]\njid = "t@example.org"\npassword = "pw"\ncolour = "blue"\n',
+     "line 4: xmpp.colour: is not an [xmpp] setting"),
+])
+def test_each_tables_mistakes_name_the_file_the_line_and_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    message = refusal(path)
+    assert message.startswith(f"{path}: {expected}"), message
+
+
+def test_a_password_file_is_looked_for_beside_the_config_and_named_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[xmpp]\njid = "t@example.org"\n\npassword_file = "nope"\n')
+    assert refusal(path) == f"{path}: line 4: xmpp.password_file: '{tmp_path}/nope' is not a readable file"
+
+
+def test_of_several_mistakes_the_first_in_the_file_is_reported(tmp_path: Path) -> None:
+    path = write(tmp_path, '[sites.hpc]\nkind = "torque"\n\n[queues.q]\npolicies = ["nope"]\n')
+    assert "line 2: sites.hpc.kind" in refusal(path)
+
+
+@pytest.mark.parametrize(("text", "key", "line"), [
+    ('[queues.q]\n\n[colour]\nred = 1\n', "colour", 3),
+    ('listen = "0.0.0.0:8750"\n[queues.q]\n', "listen", 1),
+    ('[queue.q]\npolicies = ["fcfs"]\n', "queue", 1),
+])
+def test_an_unknown_table_is_refused_by_name_with_the_known_ones(tmp_path: Path, text: str, key: str,
+                                                                 line: int) -> None:
+    path = write(tmp_path, text)
+    assert refusal(path) == (f"{path}: line {line}: {key}: is not a table of the manager's configuration (known: "
+                             "[queues.NAME], [sites.NAME], [xmpp]; not supported yet: [store], [peers.NAME], [data])")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[store]\nurl = "postgresql://db/tiercel"\n', "line 1: store: is not supported yet: a store other than SQLite"),
+    ('[queues.q]\n\n[peers.hub]\nurl = "https://hub:8750"\n',
+     "line 3: peers.hub: is not supported yet: exchanging work with other managers is to come"),
+    ('[data]\ngfarm = "/gfarm"\n', "line 1: data: is not supported yet: data-aware placement is to come"),
+])
+def test_tables_not_supported_yet_are_refused_naming_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    message = refusal(path)
+    assert message.startswith(f"{path}: {expected}") and "Remove the table" in message, message
+
+
+def test_a_syntax_error_names_the_file_and_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[queues.q]\npolicies = ["fcfs"\n\n[sites.hpc]\n')
+    message = refusal(path)
+    assert message.startswith(f"config: {path} is not valid TOML: ") and "(at line 4, column 1)" in message
+
+
+def test_a_file_that_cannot_be_read_or_is_not_text_is_one_line(tmp_path: Path) -> None:
+    assert refusal(tmp_path / "missing.toml") == f"config: '{tmp_path}/missing.toml' cannot be read: " \
+                                                 "No such file or directory"
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'[queues.q]\ndescription = "caf\xe9"\n')
+    assert refusal(latin).startswith(f"config: {latin} is not valid TOML: 'utf-8' codec can't decode")
+
+
+def test_a_config_error_is_a_setup_error_and_keeps_its_problem(tmp_path: Path) -> None:
+    with pytest.raises(SetupError) as caught:
+        load(write(tmp_path, '[sites.hpc]\nkind = "torque"\n'))
+    assert isinstance(caught.value, ConfigError)
+    assert caught.value.problem.value == "torque" and caught.value.problem.field.endswith("line 2: sites.hpc.kind")
+
+
+def test_load_queues_reads_only_queues_and_names_file_and_line(tmp_path: Path) -> None:
+    # a manager's whole file: its [xmpp] password file is missing, which is not the simulator's business
+    path = write(tmp_path, '[xmpp]\njid = "t@example.org"\npassword_file = "gone"\n\n'
+                           '[queues.q]\npolicies = ["backfill"]\n')
+    queues = load_queues(path)
+    assert isinstance(queues, dict) and queues["q"].default
+    bad = load_queues(write(tmp_path, '[queues.q]\n\npolicies = ["nope"]\n', "bad.toml"))
+    assert isinstance(bad, Problem) and bad.message().startswith(f"{tmp_path}/bad.toml: line 3: queues.q.policies: "
+                                                                 "'nope' is not a known policy")
+    missing = load_queues(tmp_path / "none.toml")
+    assert isinstance(missing, Problem) and missing.message().startswith("queue-config: ")
+
+
+def test_the_manager_refuses_to_start_with_the_one_line_and_makes_nothing(tmp_path: Path) -> None:
+    path = write(tmp_path, '[queues.q]\npolicies = ["fcfs"]\n\n[peers.hub]\nurl = "https://hub:8750"\n')
+    out = subprocess.run([sys.executable, "-m", "tiercel", "manager", "--listen", "127.0.0.1:0", "--state-dir",
+                          str(tmp_path / "state"), "--config", str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{path}: line 4: peers.hub: is not supported yet" in out.stderr
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize(("text", "key", "line"), [
+    ('[a]\nb = 1\n', "a.b", 2),
+    ('[a]\nb = 1\n', "a.c", 1),  # not written: its table
+    ('[a]\nb = 1\n', "z", None),
+    ('# [a]\n[ a . "b.c" ]  # comment\nd = 1\n', "a.b.c.d", 3),
+    ("[a]\n'b' = 1\n", "a.b", 2),
+    ('[a]\ntext = """\nb = 1\n"""\nb = 2\n', "a.b", 5),  # a line inside a multi-line string is no key
+    ("[[a]]\nb = 1\n", "a.b", 2),
+    ('[a]\nlist = [\n  "b = 1",\n]\nb = 2\n', "a.b", 5),
+    ('x.y = 1\n[x.z]\n', "x.z", 2),
+])
+def test_locate_finds_the_line_that_names_the_most_of_a_key(text: str, key: str, line: int | None) -> None:
+    assert locate(text, key) == line
