@@ -11,15 +11,15 @@
     pilot_walltime = "1h"
 
 Anything wrong — an unknown kind, a missing or misspelt option, a bad value —
-is one error naming the file's line, the key, the value and what is allowed;
-the manager then refuses to start.
+is one problem naming the key, the value and what is allowed; ``tiercel.config``,
+which reads the file, puts the file and the key's line in front, and the manager then
+refuses to start.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -147,33 +147,33 @@ class SiteConfig(_Base):
         return dataclasses.replace(lim, max_cpus=min(lim.max_cpus or self.slots, self.slots))
 
 
-def parse(data: dict[str, Any], text: str = "") -> dict[str, SiteConfig | PoolConfig] | Problem:
+def parse(data: dict[str, Any]) -> dict[str, SiteConfig | PoolConfig] | Problem:
     """The [sites.*] tables of a configuration (in file order; the pool first), or the first problem."""
     sites = data.get("sites", {})
     if not isinstance(sites, dict):
-        return Problem(_at(text, "sites"), sites, "must be tables [sites.NAME]")
+        return Problem("sites", sites, "must be tables [sites.NAME]")
     out: dict[str, SiteConfig | PoolConfig] = {}
     for name, table in sites.items():
         where = f"sites.{name}"
         if not NAME.fullmatch(name):
-            return Problem(_at(text, where), name, "must be a site name: a letter, then letters, digits, - or _")
+            return Problem(where, name, "must be a site name: a letter, then letters, digits, - or _")
         if not isinstance(table, dict):
-            return Problem(_at(text, where), table, "must be a table")
+            return Problem(where, table, "must be a table")
         try:
             if name == POOL:
                 out[name] = PoolConfig.model_validate(table)
             else:
                 if "kind" not in table:
-                    return Problem(_at(text, where), name, f"needs kind = one of {', '.join(KINDS)}")
+                    return Problem(where, name, f"needs kind = one of {', '.join(KINDS)}")
                 out[name] = SiteConfig.model_validate(table)
         except ValidationError as exc:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"]) or "?"
             value = table.get(str(err["loc"][0]), err.get("input")) if err["loc"] else err.get("input")
             allowed = _allowed(err, key)
-            return Problem(_at(text, where, str(err["loc"][0]) if err["loc"] else None), value, allowed)
+            return Problem(f"{where}.{err['loc'][0]}" if err["loc"] else where, value, allowed)
         except ValueError as exc:
-            return Problem(_at(text, where), name, str(exc))
+            return Problem(where, name, str(exc))
     pool = out.pop(POOL, None) or PoolConfig.model_validate({})
     return {POOL: pool, **out}
 
@@ -189,25 +189,6 @@ def _allowed(err: Any, key: str) -> str:
     return f"is not valid for {key}: {msg}"
 
 
-def _at(text: str, table: str, key: str | None = None) -> str:
-    """'line N: sites.x.key' for messages, finding the line in the file's text."""
-    label = table if key is None else f"{table}.{key}"
-    if not text:
-        return label
-    lines = text.splitlines()
-    header = re.compile(r"^\s*\[\s*" + re.escape(table).replace(r"\.", r"\s*\.\s*") + r"\s*\]")
-    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
-    if start is None:
-        return label
-    if key is not None:
-        for i in range(start + 1, len(lines)):
-            if lines[i].lstrip().startswith("["):
-                break
-            if re.match(r"^\s*" + re.escape(key) + r"\s*=", lines[i]):
-                return f"line {i + 1}: {label}"
-    return f"line {start + 1}: {label}"
-
-
 def infos(sites: dict[str, SiteConfig | PoolConfig]) -> list[SiteInfo]:
     """The core's view of the configured sites, healthy and empty."""
     out = []
@@ -217,15 +198,3 @@ def infos(sites: dict[str, SiteConfig | PoolConfig]) -> list[SiteInfo]:
         else:
             out.append(SiteInfo(name, POOL, Mode.POOL, cfg.limits()))
     return out
-
-
-def load(path: Path) -> dict[str, SiteConfig | PoolConfig] | Problem:
-    import tomllib
-
-    try:
-        text = path.read_text(encoding="utf-8")
-        return parse(tomllib.loads(text), text)
-    except OSError as exc:
-        return Problem("config", str(path), f"cannot be read: {exc.strerror or exc}")
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        return Problem("config", str(path), f"is not valid TOML: {exc}")
