@@ -1,4 +1,4 @@
-"""The REST API's bodies: what it answers and what it accepts (the job request is tiercel.jobs.JobRequest)."""
+"""The REST API's bodies: what it answers and what it accepts (the job request is spec.request.JobRequest)."""
 
 from __future__ import annotations
 

@@ -21,17 +21,16 @@ has not acknowledged, and attempts can overlap after a restart):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from tiercel.core import policies
+from tiercel.core.engine.effects import Effect, JobEnded, KillTasks, Persist, Refused, RunCleanup, SendTasks
+from tiercel.core.engine.state import JobRun, Running, TaskKey, WorkerRun
+from tiercel.core.engine.views import Views, _plan
 from tiercel.core.model import (
     AttemptRecord,
-    Counts,
     JobId,
     JobSpec,
-    JobState,
     Outcome,
     Report,
     Restored,
@@ -40,149 +39,20 @@ from tiercel.core.model import (
     WorkerId,
     WorkerInfo,
 )
-from tiercel.core.pipeline import Chain, Plan, schedule
+from tiercel.core.pipeline import Chain, Plan
 from tiercel.core.policies.fairshare import DecayedUsage
-from tiercel.core.policy import Code, Group, Place, ReservationView, Snapshot, Status, never
+from tiercel.core.policy import Snapshot
 from tiercel.core.problems import Problem
 from tiercel.core.ranges import RangeQueue
 from tiercel.core.reservations import Reservation, admit
 from tiercel.core.scheduling import job_order
 from tiercel.core.seal import Seal
-from tiercel.core.sites import POOL, Choice, Mode, SiteInfo, SiteLoad, choose
+from tiercel.core.sites import POOL, Mode, SiteInfo
 
-TaskKey = tuple[JobId, int]
 DEFAULT_QUEUE = "default"
 
 
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    """Why a job's tasks wait: its queue's verdict, and each connected worker's."""
-
-    queue: str
-    status: Status | None  # None: nothing waits, or the job is not live
-    workers: list[tuple[str, Status]]
-    site: str | None = None  # the site its waiting tasks go to
-    site_reason: str = ""  # why that one, and why not the others
-
-
-@dataclass(slots=True)
-class Running:
-    worker: WorkerId
-    attempt: int
-    failures: int
-    since: float
-
-
-@dataclass(slots=True)
-class JobRun:
-    id: JobId
-    spec: JobSpec
-    owner: UserName
-    submitted: float
-    fresh: RangeQueue
-    retry: dict[int, tuple[int, int]] = field(default_factory=dict)  # index -> (attempt, failures)
-    running: dict[int, Running] = field(default_factory=dict)
-    done: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    started: bool = False
-    workers: set[WorkerId] = field(default_factory=set)
-    choice: Choice | None = None  # the site its waiting tasks go to, once chosen
-    reason: str | None = None  # why it ended before all its tasks ran (its waiting ones cancelled)
-
-    @property
-    def site(self) -> str | None:
-        return None if self.choice is None else self.choice.site
-
-    @property
-    def pending(self) -> int:
-        return len(self.fresh) + len(self.retry)
-
-    @property
-    def settled(self) -> int:
-        return self.done + self.failed + self.cancelled
-
-    def counts(self) -> Counts:
-        return Counts(
-            total=self.spec.size,
-            queued=self.pending,
-            running=len(self.running),
-            done=self.done,
-            failed=self.failed,
-            cancelled=self.cancelled,
-        )
-
-    def state(self) -> JobState:
-        return JobState.RUNNING if self.started or self.settled else JobState.QUEUED
-
-    def final_state(self) -> JobState:
-        if self.cancelled:
-            return JobState.CANCELLED
-        return JobState.FAILED if self.failed else JobState.DONE
-
-
-@dataclass(slots=True)
-class WorkerRun:
-    id: WorkerId
-    info: WorkerInfo
-    credit: int = 0
-    connected: bool = True
-    draining: bool = False  # leaving: finishes what it has, takes nothing new
-    tasks: dict[TaskKey, int] = field(default_factory=dict)  # -> attempt
-    known_jobs: set[JobId] = field(default_factory=set)
-    refused: int = 0  # reports about attempts it was not given
-
-
-# ---- effects -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Persist:
-    records: list[AttemptRecord]
-
-
-@dataclass(frozen=True, slots=True)
-class SendTasks:
-    worker: WorkerId
-    tasks: list[TaskRef]
-    specs: dict[JobId, JobSpec]  # specs of jobs this worker has not been sent yet
-
-
-@dataclass(frozen=True, slots=True)
-class KillTasks:
-    worker: WorkerId
-    tasks: list[TaskRef]
-
-
-@dataclass(frozen=True, slots=True)
-class JobEnded:
-    job: JobId
-    owner: UserName
-    state: JobState
-    counts: Counts
-    spec: JobSpec
-    submitted: float
-    reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunCleanup:
-    worker: WorkerId
-    job: JobId
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """A worker reported on attempts it was not handed: dropped, to be logged and not acknowledged."""
-
-    worker: WorkerId
-    tasks: list[TaskRef]
-
-
-Effect = Persist | SendTasks | KillTasks | JobEnded | RunCleanup | Refused
-
-
-class Engine:
+class Engine(Views):
     """Live state of unfinished jobs and connected workers."""
 
     def __init__(self, *, hold_until: float = 0.0, expected_workers: Iterable[WorkerId] = (),
@@ -228,10 +98,6 @@ class Engine:
         self._order.append(job)
         self._order.sort(key=job_order)
         return self._maybe_end(job)
-
-    def counts(self, job_id: JobId) -> Counts | None:
-        job = self.jobs.get(job_id)
-        return job.counts() if job else None
 
     def cancel(self, job_id: JobId, now: float | None = None) -> list[Effect]:
         job = self.jobs.get(job_id)
@@ -402,68 +268,6 @@ class Engine:
 
     # ---- dispatch ------------------------------------------------------
 
-    def held(self, now: float) -> bool:
-        return bool(self.expected_workers) and now < self.hold_until
-
-    def _releases(self, worker: WorkerRun, now: float) -> list[tuple[float, int]]:
-        """When the worker's tasks should end (for backfill): by walltime, never if it has none."""
-        out = []
-        for job_id, index in worker.tasks:
-            job = self.jobs.get(job_id)
-            run = job.running.get(index) if job else None
-            if job is None or run is None:
-                continue
-            ends = math.inf if job.spec.walltime is None else max(now, run.since + job.spec.walltime)
-            out.append((ends, job.spec.cpus))
-        return out
-
-    def _busy(self, worker: WorkerRun) -> int:
-        """Slots held by the tasks a worker has, running or queued on it."""
-        jobs = self.jobs
-        return sum(jobs[j].spec.cpus if j in jobs else 1 for j, _ in worker.tasks)
-
-    def queue_of(self, job: JobRun) -> str:
-        return job.spec.queue if job.spec.queue in self.queues else self.default_queue
-
-    def _snapshot(self, now: float, jobs: list[JobRun], places: tuple[Place, ...],
-                  sites: dict[JobId, str] | None = None) -> Snapshot:
-        running_by_user: dict[UserName, int] = {}
-        running_by_queue: dict[str, int] = {}
-        for j in self.jobs.values():
-            if j.running:
-                n = len(j.running)
-                running_by_user[j.owner] = running_by_user.get(j.owner, 0) + n
-                q = self.queue_of(j)
-                running_by_queue[q] = running_by_queue.get(q, 0) + n
-        groups = tuple(self._group(j, (sites or {}).get(j.id)) for j in jobs)
-        return Snapshot(now, groups, places, running_by_user, running_by_queue, self.usage.at(now),
-                        reservations=self._reservation_views(now))
-
-    def _group(self, j: JobRun, site: str | None = None) -> Group:
-        return Group(j.id, j.owner, j.pending, j.spec.cpus, j.submitted, self.queue_of(j), j.spec.priority,
-                     j.spec.walltime, j.spec.requires, j.spec.memory_mb, j.spec.reservation,
-                     site or (j.site if j.site is not None else j.spec.site))
-
-    def _places(self, workers: Iterable[WorkerRun], credit: dict[WorkerId, int] | None, now: float
-                ) -> tuple[Place, ...]:
-        return tuple(Place(w.id, w.credit if credit is None else credit[w.id], w.info.slots, w.info.tags,
-                           w.info.memory_mb, name=w.info.name, busy=self._busy(w), releases=self._releases(w, now),
-                           site=w.info.site, ends_at=w.info.ends_at, reservation=w.info.reservation)
-                     for w in workers if credit is None or credit[w.id] > 0)
-
-    def _reservation_views(self, now: float) -> tuple[ReservationView, ...]:
-        if not self.reservations:
-            return ()
-        used: dict[str, int] = {}
-        for j in self.jobs.values():
-            if j.spec.reservation is not None and j.running:
-                used[j.spec.reservation] = used.get(j.spec.reservation, 0) + len(j.running) * j.spec.cpus
-        pilots = {s.name for s in self.sites if s.mode is Mode.PILOT}
-        # Ended ones too: their work is told it ended, not that it "does not exist".
-        return tuple(ReservationView(r.name, r.slots, r.start, r.end, r.users, used.get(r.name, 0), r.site,
-                                     own_places=r.mirror is not None and r.site in pilots)
-                     for r in self.reservations.values())
-
     # ---- sites ---------------------------------------------------------
 
     def set_sites(self, sites: list[SiteInfo]) -> None:
@@ -474,50 +278,10 @@ class Engine:
             if job.choice is not None and (job.site in bad or job.site is None):
                 job.choice = None
 
-    def site_loads(self) -> dict[str, SiteLoad]:
-        total: dict[str, int] = {}
-        free: dict[str, int] = {}
-        queued: dict[str, int] = {}
-        for w in self.workers.values():
-            if w.connected:
-                site = w.info.site
-                total[site] = total.get(site, 0) + w.info.slots
-                if not w.draining:  # free slots, not credit: a worker asks for more than it has (prefetch)
-                    free[site] = free.get(site, 0) + max(0, min(w.credit, w.info.slots - self._busy(w)))
-        for j in self._order:
-            if j.pending and j.site is not None:
-                queued[j.site] = queued.get(j.site, 0) + j.pending * j.spec.cpus
-        return {s.name: SiteLoad(total.get(s.name, 0), free.get(s.name, 0), queued.get(s.name, 0))
-                for s in self.sites}
-
     def bind(self) -> None:
         """Choose a site for every job with waiting tasks that has none."""
         for job_id, choice in self._choices().items():
             self.jobs[job_id].choice = choice
-
-    def _choices(self) -> dict[JobId, Choice]:
-        """The site each waiting job without one would be bound to now: computed, not stored."""
-        loads: dict[str, SiteLoad] | None = None
-        out: dict[JobId, Choice] = {}
-        for job in self._order:
-            if job.pending and job.site is None:
-                if loads is None:
-                    loads = self.site_loads()
-                choice = out[job.id] = choose(self._group(job), self.sites, loads)
-                if choice.site is not None:
-                    old = loads[choice.site]
-                    loads[choice.site] = SiteLoad(old.total, old.free, old.queued + job.pending * job.spec.cpus)
-        return out
-
-    def waiting_on(self, site: str, reservation: str | None = None, *, besides: frozenset[str] = frozenset()
-                   ) -> int:
-        """Slots of the tasks waiting for this site (for the pilots it should start).
-
-        With ``reservation``, only that reservation's tasks; ``besides`` leaves out the tasks of these.
-        """
-        return sum(j.pending * j.spec.cpus for j in self._order
-                   if j.pending and j.site == site and (reservation is None or j.spec.reservation == reservation)
-                   and j.spec.reservation not in besides)
 
     # ---- reservations --------------------------------------------------
 
@@ -579,46 +343,6 @@ class Engine:
             return None
         self.queue_errors.pop(name, None)
         return plan_
-
-    def explain(self, job_id: JobId, now: float) -> Explanation | None:
-        """Why the job's waiting tasks are not running: its queue's verdict over all connected workers.
-
-        A query: it changes nothing. Jobs not yet bound to a site are weighed where the next
-        dispatch would bind them, and a failing policy is reported, not recorded.
-        """
-        job = self.jobs.get(job_id)
-        if job is None:
-            return None
-        name = self.queue_of(job)
-        chain = self.queues[name]
-        connected = [w for w in self.workers.values() if w.connected]
-        places = self._places(connected, None, now)
-        if not job.pending:
-            return Explanation(name, None, [])
-        choices = self._choices()
-        bound = {j: c.site for j, c in choices.items() if c.site is not None}
-        choice = job.choice or choices.get(job.id)
-        site, site_reason = (choice.site, choice.reason()) if choice else (None, "")
-        if site is None:
-            return Explanation(name, never("sites", site_reason), [], None, site_reason)
-        waiting = [j for j in self._order
-                   if j.pending and (j.site is not None or j.id in bound) and self.queue_of(j) == name]
-        snap = self._snapshot(now, waiting, places, bound)
-        plan_ = _plan(snap, chain)
-        if isinstance(plan_, str):
-            return Explanation(name, never("queue", f"queue {name} is stopped: {plan_}"), [])
-        status = plan_.why(job_id)
-        if any(p.job == job_id for p in plan_.placements):
-            status = None  # it would be placed now: the next dispatch sends it
-        group = next(g for g in snap.groups if g.job == job_id)
-        per_worker: list[tuple[str, Status]] = []
-        for w, place in zip(connected, places, strict=True):
-            verdict = next((st for f in chain.filters if not (st := f.filter(group, place, snap)).ok), None)
-            if verdict is None:
-                verdict = Status(Code.WAIT, "capacity", "all its slots are busy") if place.free < group.cpus \
-                    else Status(Code.OK, "", "could take tasks now")
-            per_worker.append((w.info.name, verdict))
-        return Explanation(name, status, per_worker, site, site_reason)
 
     def _usage(self, job: JobRun, tasks: int, now: float | None) -> None:
         """Fair-share accounting: slots a user holds, changed as tasks start and stop."""
@@ -731,11 +455,3 @@ class Engine:
                 if worker is not None and worker.connected:
                     effects.append(RunCleanup(wid, job.id))
         return effects
-
-
-def _plan(snap: Snapshot, chain: Chain) -> Plan | str:
-    """A queue's plan, or what its failing policy raised (a third party's bug is not the engine's)."""
-    try:
-        return schedule(snap, chain)
-    except Exception as exc:
-        return f"a policy failed: {type(exc).__name__}: {exc}"

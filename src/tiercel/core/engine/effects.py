@@ -1,0 +1,53 @@
+"""What the engine asks the shell to do: the effects its events return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tiercel.core.model import AttemptRecord, Counts, JobId, JobSpec, JobState, TaskRef, UserName, WorkerId
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    records: list[AttemptRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class SendTasks:
+    worker: WorkerId
+    tasks: list[TaskRef]
+    specs: dict[JobId, JobSpec]  # specs of jobs this worker has not been sent yet
+
+
+@dataclass(frozen=True, slots=True)
+class KillTasks:
+    worker: WorkerId
+    tasks: list[TaskRef]
+
+
+@dataclass(frozen=True, slots=True)
+class JobEnded:
+    job: JobId
+    owner: UserName
+    state: JobState
+    counts: Counts
+    spec: JobSpec
+    submitted: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunCleanup:
+    worker: WorkerId
+    job: JobId
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A worker reported on attempts it was not handed: dropped, to be logged and not acknowledged."""
+
+    worker: WorkerId
+    tasks: list[TaskRef]
+
+
+Effect = Persist | SendTasks | KillTasks | JobEnded | RunCleanup | Refused

@@ -1,0 +1,82 @@
+"""The engine's live state: each unfinished job's tasks (waiting, running, settled) and each place's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tiercel.core.model import Counts, JobId, JobSpec, JobState, UserName, WorkerId, WorkerInfo
+from tiercel.core.ranges import RangeQueue
+from tiercel.core.sites import Choice
+
+TaskKey = tuple[JobId, int]
+
+
+@dataclass(slots=True)
+class Running:
+    worker: WorkerId
+    attempt: int
+    failures: int
+    since: float
+
+
+@dataclass(slots=True)
+class JobRun:
+    id: JobId
+    spec: JobSpec
+    owner: UserName
+    submitted: float
+    fresh: RangeQueue
+    retry: dict[int, tuple[int, int]] = field(default_factory=dict)  # index -> (attempt, failures)
+    running: dict[int, Running] = field(default_factory=dict)
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    started: bool = False
+    workers: set[WorkerId] = field(default_factory=set)
+    choice: Choice | None = None  # the site its waiting tasks go to, once chosen
+    reason: str | None = None  # why it ended before all its tasks ran (its waiting ones cancelled)
+
+    @property
+    def site(self) -> str | None:
+        return None if self.choice is None else self.choice.site
+
+    @property
+    def pending(self) -> int:
+        return len(self.fresh) + len(self.retry)
+
+    @property
+    def settled(self) -> int:
+        return self.done + self.failed + self.cancelled
+
+    def counts(self) -> Counts:
+        return Counts(
+            total=self.spec.size,
+            queued=self.pending,
+            running=len(self.running),
+            done=self.done,
+            failed=self.failed,
+            cancelled=self.cancelled,
+        )
+
+    def state(self) -> JobState:
+        return JobState.RUNNING if self.started or self.settled else JobState.QUEUED
+
+    def final_state(self) -> JobState:
+        if self.cancelled:
+            return JobState.CANCELLED
+        return JobState.FAILED if self.failed else JobState.DONE
+
+
+@dataclass(slots=True)
+class WorkerRun:
+    id: WorkerId
+    info: WorkerInfo
+    credit: int = 0
+    connected: bool = True
+    draining: bool = False  # leaving: finishes what it has, takes nothing new
+    tasks: dict[TaskKey, int] = field(default_factory=dict)  # -> attempt
+    known_jobs: set[JobId] = field(default_factory=set)
+    refused: int = 0  # reports about attempts it was not given
+
+
+# ---- effects -------------------------------------------------------------
