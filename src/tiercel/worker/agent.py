@@ -22,10 +22,9 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import websockets
 from websockets.asyncio.client import connect
@@ -47,6 +46,7 @@ from tiercel.wire.messages import (
     Tasks,
     Welcome,
 )
+from tiercel.worker.options import Link, WorkerOptions
 from tiercel.worker.runner import Handle, run_cleanup, run_task
 
 log = logging.getLogger("tiercel.worker")
@@ -62,35 +62,6 @@ STOP_WAIT = 5.0  # on SIGTERM, how long to wait for killed tasks and for the man
 
 _DRAIN = pack([encode(Drain())])
 _HEARTBEAT = pack([encode(Heartbeat())])
-
-
-@dataclass
-class WorkerOptions:
-    manager: str
-    token: str
-    slots: int = 1
-    tags: frozenset[str] = frozenset()
-    name: str = ""
-    prefetch: int | None = None  # extra slots of tasks queued locally; default: as many as slots
-    max_output: int = 1024 * 1024
-    executor: str = "process"  # "process", or "noop" to measure the manager without spawning
-    idle_exit: float | None = None  # exit after this long with nothing to do
-    backoff_max: float = 5.0
-    site: str = "pool"  # the site this worker belongs to (a pilot names its batch site)
-    lifetime: float | None = None  # a pilot's batch walltime: it leaves before the batch system kills it
-    drain_before: float | None = None  # stop taking tasks this long before the end (default: 10 %, at most 5 min)
-    reservation: str | None = None  # a pilot inside a mirrored reservation: it runs only that reservation's work
-
-
-class Link(Protocol):
-    """A session's connection to the manager: send a frame, receive frames, close.
-
-    A WebSocket, or an XMPP session (worker/xmpp_transport.py): the session does not care which.
-    """
-
-    async def send(self, message: bytes, /) -> None: ...
-    async def close(self) -> None: ...
-    def __aiter__(self) -> AsyncIterator[str | bytes]: ...
 
 
 @dataclass

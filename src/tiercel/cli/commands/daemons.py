@@ -119,7 +119,8 @@ def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str
     to the end, it takes nothing new; an XMPP worker's presence says
     do-not-disturb) and SIGUSR2 available again.
     """
-    from tiercel.worker.agent import WorkerOptions, run_worker
+    from tiercel.worker.agent import run_worker
+    from tiercel.worker.options import WorkerOptions
 
     _logging(verbose)
     xmpp = xmpp_settings()  # --xmpp: the manager is reached over XMPP, with no URL nor token

@@ -28,7 +28,8 @@ import msgpack
 import slixmpp
 
 from tiercel.gateways.xmpp.link import Assembler, AuthRefused, Connector, Endpoint, make_client, on_frames, send_frame
-from tiercel.worker.agent import Agent, WorkerOptions
+from tiercel.worker.agent import Agent
+from tiercel.worker.options import WorkerOptions
 
 log = logging.getLogger("tiercel.worker.xmpp")
 

@@ -1,0 +1,36 @@
+"""What a worker runs with (``tiercel worker``'s options), and what carries its messages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass
+class WorkerOptions:
+    manager: str
+    token: str
+    slots: int = 1
+    tags: frozenset[str] = frozenset()
+    name: str = ""
+    prefetch: int | None = None  # extra slots of tasks queued locally; default: as many as slots
+    max_output: int = 1024 * 1024
+    executor: str = "process"  # "process", or "noop" to measure the manager without spawning
+    idle_exit: float | None = None  # exit after this long with nothing to do
+    backoff_max: float = 5.0
+    site: str = "pool"  # the site this worker belongs to (a pilot names its batch site)
+    lifetime: float | None = None  # a pilot's batch walltime: it leaves before the batch system kills it
+    drain_before: float | None = None  # stop taking tasks this long before the end (default: 10 %, at most 5 min)
+    reservation: str | None = None  # a pilot inside a mirrored reservation: it runs only that reservation's work
+
+
+class Link(Protocol):
+    """A session's connection to the manager: send a frame, receive frames, close.
+
+    A WebSocket, or an XMPP session (gateways/xmpp/worker_link.py): the session does not care which.
+    """
+
+    async def send(self, message: bytes, /) -> None: ...
+    async def close(self) -> None: ...
+    def __aiter__(self) -> AsyncIterator[str | bytes]: ...
