@@ -18,7 +18,7 @@ from common import append_json, environment, main_guard, print_environment, prin
 
 from tiercel.core.problems import Problem
 from tiercel.core.sim import SimJob, simulate
-from tiercel.core.swf import SwfJob, parse_line
+from tiercel.core.sim.swf import SwfJob, parse_line
 from tiercel.queues import single
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"

@@ -6,7 +6,7 @@ import pytest
 
 from tiercel.core.problems import Problem
 from tiercel.core.sim import SimJob, estimates, simulate
-from tiercel.core.swf import SwfJob, parse_line
+from tiercel.core.sim.swf import SwfJob, parse_line
 from tiercel.queues import single
 
 
@@ -77,7 +77,7 @@ def test_swf_lines(line: str, expected: SwfJob | None) -> None:
     ],
 )
 def test_jobs_that_cannot_be_replayed_are_skipped_with_the_reason(line: str, reason: str) -> None:
-    from tiercel.core.swf import SKIP_REASONS, Skipped
+    from tiercel.core.sim.swf import SKIP_REASONS, Skipped
 
     assert parse_line(line, 1) == Skipped(reason) and reason in SKIP_REASONS
 
@@ -108,7 +108,7 @@ def test_throttle_in_the_simulator_counts_tasks_not_slots() -> None:
 
 
 def test_every_skipped_reason_is_described() -> None:
-    from tiercel.core.swf import SKIP_REASONS
+    from tiercel.core.sim.swf import SKIP_REASONS
 
     assert set(SKIP_REASONS) == {"run_time", "processors", "submit_time"}
     assert all(SKIP_REASONS.values())
@@ -174,3 +174,84 @@ def test_the_factor_changes_backfill_only_for_jobs_without_a_requested_time() ->
 
     assert waits(True, 3.0) == waits(True, 1.0)
     assert waits(False, 3.0) != waits(False, 1.0)
+
+
+# ---- the engine-driven replay against the reference ------------------------------------------
+
+
+def random_trace(seed: int, n: int = 150) -> list[SimJob]:
+    """Bursty arrivals (ties included), few users, sizes up to the whole machine, estimates >= run time."""
+    import random
+
+    rng = random.Random(seed)
+    jobs, t = [], 0.0
+    for i in range(n):
+        t += rng.choice((0.0, 0.0, 1.0, rng.uniform(0, 40)))
+        runtime = rng.choice((0.0, 5.0, rng.uniform(1, 200)))
+        jobs.append(SimJob(i + 1, rng.choice("abcd"), t, runtime, rng.randint(1, 8), 0.0))
+    return estimates(jobs, 1.0, 1.0, seed)
+
+
+@pytest.mark.parametrize("policies", [["fcfs"], ["backfill"], ["fairshare", "backfill"], ["priority", "backfill"],
+                                      ["fairshare"]])
+def test_the_engine_driven_replay_agrees_with_the_reference_job_for_job(policies: list[str]) -> None:
+    from tests.core.sim_reference import replay
+
+    for seed in range(12):
+        jobs = random_trace(seed)
+        assert simulate(jobs, 8, chain(*policies)) == replay(jobs, 8, chain(*policies)), seed
+
+
+def test_limits_in_the_engine_driven_replay_agree_with_the_reference() -> None:
+    from tests.core.sim_reference import replay
+    from tiercel.queues import parse
+
+    queues = parse({"queues": {"t": {"policies": ["fairshare", "backfill"], "max_running_per_user": 2,
+                                     "max_per_cycle": 3}}})
+    assert not isinstance(queues, Problem)
+    for seed in range(8):
+        jobs = random_trace(100 + seed)
+        assert simulate(jobs, 8, queues["t"].chain) == replay(jobs, 8, queues["t"].chain), seed
+
+
+def test_every_report_carries_the_seal_the_engine_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the engine believes a report without its seal only while it remembers the attempt; the
+    # driver hands back what it was given, so nothing is refused and every job ends
+    from tiercel.core.engine import Engine, Refused, SendTasks
+
+    handed: dict[tuple[int, int, int], bytes] = {}
+    reported: dict[tuple[int, int, int], bytes] = {}
+    dispatch, report = Engine.dispatch, Engine.report
+
+    def spy_dispatch(self: Engine, now: float) -> list[object]:
+        effects = dispatch(self, now)
+        handed.update({(t.job, t.index, t.attempt): t.seal for e in effects if isinstance(e, SendTasks)
+                       for t in e.tasks})
+        return effects  # type: ignore[return-value]
+
+    def spy_report(self: Engine, worker: str, reports: list[object], now: float) -> list[object]:
+        reports = list(reports)
+        reported.update({(r.job, r.index, r.attempt): r.seal for r in reports})  # type: ignore[attr-defined]
+        effects = report(self, worker, reports, now)  # type: ignore[arg-type]
+        assert not any(isinstance(e, Refused) for e in effects)
+        return effects  # type: ignore[return-value]
+
+    monkeypatch.setattr(Engine, "dispatch", spy_dispatch)
+    monkeypatch.setattr(Engine, "report", spy_report)
+    assert simulate(TRACE, 4, chain("backfill")).jobs == 3
+    assert reported == handed and len(handed) == 3 and all(len(seal) == 8 for seal in handed.values())
+
+
+def test_a_job_never_started_is_an_error_not_a_key_error() -> None:
+    from tiercel.core.policy import OK, Cycle, Group, Snapshot, Status, wait
+
+    class Never:
+        name = "never"
+
+        def permit(self, group: Group, n: int, cycle: Cycle, snap: Snapshot) -> tuple[int, Status]:
+            return (n, OK) if group.job != 2 else (0, wait("never", "job 2 never runs"))
+
+    from tiercel.core.pipeline import Chain
+
+    with pytest.raises(ValueError, match=r"1 job\(s\) never started \(first: job 2\)"):
+        simulate(TRACE, 4, Chain.of("q", [Never()]))

@@ -17,7 +17,7 @@ from tiercel.cli.common import CONTEXT_SETTINGS, UserError, console, errors, jso
 from tiercel.core import sim
 from tiercel.core.problems import Problem
 from tiercel.core.sim import SimJob, estimates, renumber_duplicates
-from tiercel.core.swf import SKIP_REASONS, Skipped, SwfJob, parse_line
+from tiercel.core.sim.swf import SKIP_REASONS, Skipped, SwfJob, parse_line
 from tiercel.queues import Queue, load_file, single
 
 
