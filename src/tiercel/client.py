@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tiercel.spec.request import request_json
+from tiercel.jobspec.request import request_json
 
 DEFAULT_PORT = 8750
 

@@ -18,9 +18,7 @@ the file and the line to a problem's key.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from tiercel.core.pipeline import Chain
@@ -40,17 +38,6 @@ class Queue:
     limits: dict[str, int]
     default: bool = False
     description: str = ""
-
-
-def load_file(path: Path) -> dict[str, Queue] | Problem:
-    # Superseded by tiercel.config.load_queues; kept until every caller has moved (tiercel simulate).
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        return Problem("queue-config", str(path), f"cannot be read: {exc.strerror or exc}")
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        return Problem("queue-config", str(path), f"is not valid TOML: {exc}")
-    return parse(data)
 
 
 def parse(data: dict[str, Any]) -> dict[str, Queue] | Problem:

@@ -133,7 +133,7 @@ def test_reservation_work_must_end_with_its_window() -> None:
 
 @pytest.mark.parametrize("text", ["nan", "inf", "-inf", "1e400"])
 def test_times_must_be_finite(text: str) -> None:
-    from tiercel.spec.values import parse_when
+    from tiercel.jobspec.values import parse_when
 
     assert isinstance(parse_when(text, 0.0, "start"), Problem)
     assert isinstance(admit(r(start=float(text), end=float("inf")), [], 4, 0.0), Problem)

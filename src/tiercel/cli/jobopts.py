@@ -9,8 +9,8 @@ import click
 
 from tiercel.cli.common import UserError
 from tiercel.core.problems import Problem
-from tiercel.spec.files import load_job_file
-from tiercel.spec.request import spec_from_mapping
+from tiercel.jobspec.files import load_job_file
+from tiercel.jobspec.request import spec_from_mapping
 
 
 def job_fields(

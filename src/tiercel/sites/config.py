@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tiercel.core.problems import Problem
 from tiercel.core.sites import POOL, Limits, Mode, SiteInfo
-from tiercel.spec.values import parse_duration, parse_memory
+from tiercel.jobspec.values import parse_duration, parse_memory
 
 KINDS = ("local", "slurm", "sge", "pbs", "lsf", "htcondor")
 

@@ -42,10 +42,10 @@ from tiercel.cli.common import (
 from tiercel.cli.progress import wait_with_progress
 from tiercel.client import WaitTimeout
 from tiercel.core.problems import Problem
-from tiercel.spec.desc import looks_like_xml, parse_description
-from tiercel.spec.desc import standard_variables as globus_variables
-from tiercel.spec.gram import MAX_DESCRIPTION_CHARS, JobDescription
-from tiercel.spec.request import spec_from_mapping
+from tiercel.jobspec.desc import looks_like_xml, parse_description
+from tiercel.jobspec.desc import standard_variables as globus_variables
+from tiercel.jobspec.gram import MAX_DESCRIPTION_CHARS, JobDescription
+from tiercel.jobspec.request import spec_from_mapping
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # the whole name: fullmatch ('$' would allow a final newline)
 _FINISHED = ("done", "failed", "cancelled")

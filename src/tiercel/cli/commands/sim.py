@@ -14,11 +14,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from tiercel.cli.common import CONTEXT_SETTINGS, UserError, console, errors, json_option, make_table, print_json
+from tiercel.config import load_queues
 from tiercel.core import sim
 from tiercel.core.problems import Problem
 from tiercel.core.sim import SimJob, estimates, renumber_duplicates
 from tiercel.core.sim.swf import SKIP_REASONS, Skipped, SwfJob, parse_line
-from tiercel.queues import Queue, load_file, single
+from tiercel.queues import Queue, single
 
 
 def read_swf(path: Path, on_error: str) -> Iterator[SwfJob | Skipped | Problem]:
@@ -164,7 +165,7 @@ def _queue(queue_config: Path | None, policy_list: str | None) -> Queue:
     if queue_config is not None and policy_list is not None:
         raise UserError("policy: give either --queue-config or --policy, not both")
     if queue_config is not None:
-        queues = load_file(queue_config)
+        queues = load_queues(queue_config)
         if isinstance(queues, Problem):
             raise UserError(queues.message())
         return next(q for q in queues.values() if q.default)

@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tiercel.core.problems import Problem
+from tiercel.jobspec.errors import problem_from_errors
 from tiercel.manager.shell import Unavailable
-from tiercel.spec.errors import problem_from_errors
 
 MAX_BODY = 1024 * 1024
 

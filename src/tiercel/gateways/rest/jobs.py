@@ -13,10 +13,10 @@ from tiercel.core.problems import Problem
 from tiercel.gateways.rest.auth import Person
 from tiercel.gateways.rest.errors import ApiError, answers
 from tiercel.gateways.rest.models import JobInfo, TaskAttempt
+from tiercel.jobspec.request import JobRequest, build_spec
 from tiercel.manager.auth import Identity
 from tiercel.manager.events import JobSummary
 from tiercel.manager.shell import Manager
-from tiercel.spec.request import JobRequest, build_spec
 
 JobPath = Annotated[int, Path(ge=1, le=MAX_JOB_ID, description="a job id")]
 TaskQuery = Annotated[int | None, Query(ge=0, le=2**31 - 1, description="a task index")]

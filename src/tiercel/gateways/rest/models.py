@@ -1,4 +1,4 @@
-"""The REST API's bodies: what it answers and what it accepts (the job request is spec.request.JobRequest)."""
+"""The REST API's bodies: what it answers and what it accepts (the job request is jobspec.request.JobRequest)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tiercel.jobspec.request import Line
 from tiercel.manager.auth import ROLES
-from tiercel.spec.request import Line
 
 
 class JobInfo(BaseModel):

@@ -11,8 +11,8 @@ from tiercel.core.reservations import Reservation
 from tiercel.gateways.rest.auth import Who
 from tiercel.gateways.rest.errors import ApiError, answers
 from tiercel.gateways.rest.models import ReservationRequest
+from tiercel.jobspec.values import parse_when
 from tiercel.manager.shell import Manager
-from tiercel.spec.values import parse_when
 
 
 def router(manager: Manager) -> APIRouter:

@@ -24,7 +24,7 @@ from tiercel.core.model import MAX_JOB_ID, UserName
 from tiercel.core.problems import Problem
 from tiercel.gateways.xmpp import kestrel
 from tiercel.gateways.xmpp.chat import Answer, Chat, refusal
-from tiercel.spec.request import spec_from_mapping
+from tiercel.jobspec.request import spec_from_mapping
 
 COMMANDS = {"submit": "Submit a job", "status": "Status of my jobs", "cancel": "Cancel jobs",
             "pool": "Pool status"}

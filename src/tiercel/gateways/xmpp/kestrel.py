@@ -20,7 +20,7 @@ from typing import Any
 
 from tiercel.core.model import MAX_JOB_ID, JobSpec
 from tiercel.core.problems import Problem
-from tiercel.spec.request import spec_from_mapping
+from tiercel.jobspec.request import spec_from_mapping
 
 MAX_MESSAGE = 4096  # characters: a job message is a line, not a document
 

@@ -3,10 +3,10 @@ Tiercel maps, the variables they are read with, and readers that insist on a des
 
 from __future__ import annotations
 
-from tiercel.spec.desc import standard_variables
-from tiercel.spec.gram import JobDescription
-from tiercel.spec.gt4 import parse_xml
-from tiercel.spec.rsl import parse_rsl
+from tiercel.jobspec.desc import standard_variables
+from tiercel.jobspec.gram import JobDescription
+from tiercel.jobspec.gt4 import parse_xml
+from tiercel.jobspec.rsl import parse_rsl
 
 ENV = standard_variables({"HOME": "/home/zding", "USER": "zding", "SCRATCH": "/scratch"})
 BASE = {"shell": False, "append_index": False, "queue": 1}

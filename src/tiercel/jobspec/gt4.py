@@ -16,7 +16,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from tiercel.core.problems import MISSING, Problem
-from tiercel.spec.gram import (
+from tiercel.jobspec.gram import (
     MAX_DESCRIPTION_CHARS,
     XML_SUPPORTED,
     Attr,

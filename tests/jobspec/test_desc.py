@@ -3,10 +3,10 @@ and what they map to is a valid job."""
 
 from __future__ import annotations
 
-from tests.spec.samples import DEMO2_XML, DEMO3_RSL, ENV, FULL_RSL, FULL_XML, rsl, xml
+from tests.jobspec.samples import DEMO2_XML, DEMO3_RSL, ENV, FULL_RSL, FULL_XML, rsl, xml
 from tiercel.core.model import JobSpec
-from tiercel.spec.desc import parse_description, standard_variables
-from tiercel.spec.request import spec_from_mapping
+from tiercel.jobspec.desc import parse_description, standard_variables
+from tiercel.jobspec.request import spec_from_mapping
 
 
 def test_descriptions_are_told_apart_by_content() -> None:

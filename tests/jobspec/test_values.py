@@ -2,7 +2,7 @@
 
 import pytest
 
-from tiercel.spec.values import parse_duration, parse_memory
+from tiercel.jobspec.values import parse_duration, parse_memory
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("10m", 600), ("1h30m", 5400),

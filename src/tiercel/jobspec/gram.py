@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from tiercel.core.problems import MISSING, Problem
-from tiercel.spec.request import MAX_TASKS
+from tiercel.jobspec.request import MAX_TASKS
 
 MAX_DESCRIPTION_CHARS = 256 * 1024
 # What substitution may add to a description, definitions included: generous for paths and

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from tiercel.core.model import JobSpec
 from tiercel.core.problems import Problem
-from tiercel.spec.request import JobRequest, problem_from_validation, request_json, spec_from_mapping
+from tiercel.jobspec.request import JobRequest, problem_from_validation, request_json, spec_from_mapping
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.spec.samples import BASE, DEMO2_XML, ENV, FULL_XML, xml
+from tests.jobspec.samples import BASE, DEMO2_XML, ENV, FULL_XML, xml
 from tiercel.core.problems import Problem
-from tiercel.spec.gram import JobDescription
-from tiercel.spec.gt4 import parse_xml
+from tiercel.jobspec.gram import JobDescription
+from tiercel.jobspec.gt4 import parse_xml
 
 # ---- the seed's examples ---------------------------------------------------------------------
 

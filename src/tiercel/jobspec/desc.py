@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tiercel.core.problems import Problem
-from tiercel.spec.gram import JobDescription
-from tiercel.spec.gt4 import parse_xml
-from tiercel.spec.rsl import parse_rsl
+from tiercel.jobspec.gram import JobDescription
+from tiercel.jobspec.gt4 import parse_xml
+from tiercel.jobspec.rsl import parse_rsl
 
 
 def standard_variables(environ: Mapping[str, str]) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 One pydantic model validates the request's shape and the core's parsers give
 the meaning; any error becomes a Problem naming the field, the value and what
-is allowed (spec/errors.py), so the CLI, the API and the chat gateway all say
+is allowed (jobspec/errors.py), so the CLI, the API and the chat gateway all say
 the same thing.
 """
 
@@ -17,8 +17,8 @@ from pydantic_core import PydanticCustomError
 from tiercel.core.model import JobSpec
 from tiercel.core.problems import Problem
 from tiercel.core.ranges import IndexRanges, parse_ranges
-from tiercel.spec.errors import problem_from_errors
-from tiercel.spec.values import parse_duration, parse_memory
+from tiercel.jobspec.errors import problem_from_errors
+from tiercel.jobspec.values import parse_duration, parse_memory
 
 MAX_TASKS = 100_000_000
 MAX_INDEX = 2**31 - 1

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.spec.samples import BASE, DEMO3_RSL, ENV, FULL_RSL, rsl
+from tests.jobspec.samples import BASE, DEMO3_RSL, ENV, FULL_RSL, rsl
 from tiercel.core.problems import Problem
-from tiercel.spec.gram import JobDescription
-from tiercel.spec.rsl import parse_rsl
+from tiercel.jobspec.gram import JobDescription
+from tiercel.jobspec.rsl import parse_rsl
 
 # ---- the seed's examples ---------------------------------------------------------------------
 

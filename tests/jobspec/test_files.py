@@ -6,8 +6,8 @@ import pytest
 
 from tiercel.core.model import JobSpec
 from tiercel.core.problems import Problem
-from tiercel.spec.files import load_job_file
-from tiercel.spec.request import spec_from_mapping
+from tiercel.jobspec.files import load_job_file
+from tiercel.jobspec.request import spec_from_mapping
 
 
 def test_kestrel_job_file(tmp_path: Path) -> None:

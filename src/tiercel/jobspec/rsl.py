@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from tiercel.core.problems import MISSING, Problem
-from tiercel.spec.gram import (
+from tiercel.jobspec.gram import (
     MAX_DESCRIPTION_CHARS,
     Attr,
     Budget,
