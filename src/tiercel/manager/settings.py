@@ -1,4 +1,6 @@
-"""What a manager runs with: its state directory, time-outs, and the tables of its config file.
+"""What a manager's shell runs with: its state directory, time-outs, and its tables of the config file.
+
+(The [xmpp] table is the XMPP gateway's, handed to it by the server: the shell never reads it.)
 
 The tables arrive checked (``tiercel.config`` reads the file); their types come from the modules
 that own them, which import nothing of the manager, so the shell can import this freely.
@@ -9,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tiercel.gateways.xmpp.config import XmppConfig
 from tiercel.queues import Queue
 from tiercel.sites.config import PoolConfig, SiteConfig
 
@@ -26,4 +27,3 @@ class Settings:
     # [sites.NAME], the pool first (ManagerConfig.site_tables); empty: no [sites], the pool alone places
     sites: dict[str, SiteConfig | PoolConfig] = field(default_factory=dict)
     url: str = ""  # where the manager serves: what pilots connect to unless a site says otherwise
-    xmpp: XmppConfig | None = None  # the [xmpp] table: chat gateway and XMPP workers

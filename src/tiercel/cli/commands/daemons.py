@@ -53,8 +53,8 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
     """
     from tiercel.config import ConfigError, ManagerConfig, load
     from tiercel.core.problems import SetupError
-    from tiercel.manager.server import ListenFailed, StateDirBusy, serve
     from tiercel.manager.settings import Settings
+    from tiercel.server import ListenFailed, StateDirBusy, serve
 
     _logging(verbose)
     host, port = _listen(listen)
@@ -70,10 +70,9 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
     settings = Settings(state_dir=state, worker_timeout=worker_timeout, heartbeat=min(heartbeat, worker_timeout / 3),
                         reconnect_grace=reconnect_grace, queues=tables.queues, pool_slots=pool_slots,
                         sites=tables.site_tables(),
-                        url=f"http://{host if host not in ('0.0.0.0', '::', '') else '127.0.0.1'}:{port}",
-                        xmpp=tables.xmpp)
+                        url=f"http://{host if host not in ('0.0.0.0', '::', '') else '127.0.0.1'}:{port}")
     try:
-        serve(host, port, settings, synchronous=sync.upper(), quiet=quiet)
+        serve(host, port, settings, synchronous=sync.upper(), quiet=quiet, xmpp=tables.xmpp)
     except KeyboardInterrupt:
         pass
     except (StateDirBusy, SetupError, ListenFailed) as exc:

@@ -27,7 +27,7 @@ from tiercel.cli.common import (
 from tiercel.cli.jobopts import job_fields, job_options
 from tiercel.cli.progress import wait_with_progress
 from tiercel.client import Client, TiercelError
-from tiercel.manager.server import state_dir_in_use
+from tiercel.server import state_dir_in_use
 
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:

@@ -266,9 +266,8 @@ class GatewayHandle:
             self.task.cancel()
 
 
-def attach(manager: Manager, app: FastAPI) -> GatewayHandle:
+def attach(manager: Manager, app: FastAPI, config: XmppConfig | None) -> GatewayHandle:
     """The JID links API (/v1/jids), and the gateway when the configuration has an [xmpp] table."""
-    config = manager.settings.xmpp
     jids = JidDirectory(manager.settings.state_dir, config.users if config is not None else None)
     app.include_router(router(manager, jids))
     return GatewayHandle(manager, config, jids)

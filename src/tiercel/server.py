@@ -1,4 +1,8 @@
-"""Run a manager: one uvicorn server, one tree of tasks, orderly shutdown."""
+"""The manager process: the shell, its gateways and sites in one tree of tasks, on one uvicorn server.
+
+The composition root: it builds the shell (manager/), puts the REST API and the XMPP gateway
+(gateways/) in front of it, runs the sites and the duties, and shuts all of it down in order.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from fastapi import FastAPI
 
 from tiercel.core.problems import SetupError
 from tiercel.gateways.rest.app import create_app
+from tiercel.gateways.xmpp.config import XmppConfig
 from tiercel.gateways.xmpp.gateway import attach as attach_xmpp
 from tiercel.manager import duties, statedir
 from tiercel.manager.settings import Settings
@@ -28,7 +33,8 @@ from tiercel.store import SqliteStore
 log = logging.getLogger("tiercel.manager")
 
 
-def build(settings: Settings, *, synchronous: str = "FULL") -> tuple[Manager, FastAPI]:
+def build(settings: Settings, *, synchronous: str = "FULL", xmpp: XmppConfig | None = None
+          ) -> tuple[Manager, FastAPI]:
     statedir.secure(settings.state_dir)
     manager = Manager(SqliteStore(settings.state_dir / "tiercel.db", synchronous=synchronous), settings)
 
@@ -42,12 +48,12 @@ def build(settings: Settings, *, synchronous: str = "FULL") -> tuple[Manager, Fa
         async with asyncio.TaskGroup() as tg:
             pacing = tg.create_task(duties.run(manager))
             loops = [tg.create_task(site.run()) for site in manager.sites.values()]
-            xmpp.start(tg)  # the chat gateway and XMPP workers, when the config has [xmpp]
+            gateway.start(tg)  # the chat gateway and XMPP workers, when the config has [xmpp]
             try:
                 yield
             finally:
                 pacing.cancel()
-                xmpp.stop()
+                gateway.stop()
                 for loop in loops:
                     loop.cancel()
                 for site in manager.sites.values():
@@ -55,7 +61,7 @@ def build(settings: Settings, *, synchronous: str = "FULL") -> tuple[Manager, Fa
         manager.close()
 
     app = create_app(manager, lifespan)
-    xmpp = attach_xmpp(manager, app)
+    gateway = attach_xmpp(manager, app, xmpp)
     return manager, app
 
 
@@ -121,7 +127,8 @@ class ListenFailed(Exception):
     pass
 
 
-def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL", quiet: bool = False) -> None:
+def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL", quiet: bool = False,
+          xmpp: XmppConfig | None = None) -> None:
     lock = lock_state_dir(settings.state_dir)
     full = statedir.disk_full(settings.state_dir)
     if full is not None:
@@ -136,7 +143,7 @@ def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL"
     if not settings.url or settings.url.endswith(":0"):  # what pilots connect to: the port actually bound
         shown = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         settings.url = f"http://{shown}:{sock.getsockname()[1]}"
-    manager, app = build(settings, synchronous=synchronous)
+    manager, app = build(settings, synchronous=synchronous, xmpp=xmpp)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws_max_size=64 * 1024 * 1024,
                             ws_ping_interval=None, ws_per_message_deflate=False, lifespan="on",
                             access_log=False)
