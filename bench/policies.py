@@ -1,6 +1,6 @@
 """Policies side by side on real traces: FCFS vs EASY backfill vs fair share (+ backfill).
 
-Runs the simulator (the same core policies the manager uses) over the SWF traces in
+Runs the simulator (the manager's own engine and policies, in virtual time) over the SWF traces in
 ../shared/data/traces and prints utilisation, mean wait, mean and p95 bounded
 slowdown (threshold 10 s), makespan and the simulator's own speed (jobs/s).
 
