@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from tiercel.core import policies as registry
 from tiercel.core.engine import Engine
 from tiercel.core.model import Counts, JobId, JobState, UserName
 from tiercel.core.reservations import Reservation
@@ -114,9 +115,9 @@ class Queries:
         out = []
         for name in engine.queues:
             conf = configured.get(name)
-            policies = list(conf.policies) if conf else ["priority", "fcfs"]
+            names = registry.placement_names(list(conf.policies) if conf else registry.default_names())
             out.append({"name": name, "default": name == engine.default_queue,
-                        "policies": ["requirements", *[p for p in policies if p != "requirements"]],
+                        "policies": names,
                         "limits": conf.limits if conf else {}, "jobs": load[name][0], "queued": load[name][1],
                         "running": load[name][2], "description": conf.description if conf else "",
                         "error": engine.queue_errors.get(name)})
