@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/rest_load.py
 	$(BIN)/python bench/policies.py
 	SLURM_CPUS=16 bash scripts/services/slurm_up.sh >/dev/null
 	$(BIN)/python bench/sites.py
