@@ -15,7 +15,7 @@ _bearer = HTTPBearer(auto_error=False, description="a token from 'tiercel token 
                                                    "admin.token")
 
 
-def identity(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Identity:
+async def identity(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Identity:
     # _bearer puts the scheme into the OpenAPI document; the header is read here, as it always was.
     manager: Manager = request.app.state.manager
     who = manager.identify(bearer(request.headers.get("authorization")))
@@ -29,7 +29,7 @@ WORKER_REFUSED = ("token: a worker token cannot submit jobs, nor list, read, fol
                   "user name; use a user or admin token")
 
 
-def person(who: Annotated[Identity, Depends(identity)]) -> Identity:
+async def person(who: Annotated[Identity, Depends(identity)]) -> Identity:
     """The identity of a user or an admin. A worker token runs tasks and nothing else: its user name
     is only a label, and may well be a person's name too, so it must never stand for that person."""
     if not who.may_submit:
