@@ -135,6 +135,10 @@ def test_a_worker_id_held_by_other_credentials_is_refused(tmp_path: Path) -> Non
                         principal="mallory-token")
         assert not manager.worker_connected(thief, Hello(WorkerId("w1"), thief.info, 1))
         assert wire.kinds() == ["Error"] and manager.sessions.current(WorkerId("w1")).principal == "alice-token"  # type: ignore[union-attr]
+        manager.worker_disconnected(manager.sessions.current(WorkerId("w1")))  # type: ignore[arg-type]
+        wire.sent.clear()
+        assert not manager.worker_connected(thief, Hello(WorkerId("w1"), thief.info, 1))  # not while it reconnects
+        assert wire.kinds() == ["Error"]
 
     run(tmp_path, scenario)
 
@@ -165,4 +169,5 @@ def test_sessions_table() -> None:
     assert table.slots() == 3 and table.slots(PlaceKind.SITE) == 3
     assert [s.worker for s in table.silent(100.0, 30.0)] == ["a"]  # a site is polled, never silent
     assert table.close(b) and table.current(WorkerId("a")) is None and table.get(WorkerId("a")) is b
-    assert table.holder(WorkerId("a")) is None and table.drop(WorkerId("a")) is b and len(table) == 1
+    assert table.holder(WorkerId("a")) == "x"  # a closed place is still its credentials' until lost
+    assert table.drop(WorkerId("a")) is b and table.holder(WorkerId("a")) is None and len(table) == 1

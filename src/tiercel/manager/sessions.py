@@ -67,8 +67,12 @@ class Sessions:
         return s if s is not None and s.open else None
 
     def holder(self, worker: WorkerId) -> str | None:
-        """Who holds this worker id now (an open session's principal), if anyone."""
-        s = self.current(worker)
+        """Who holds this worker id: its session's principal, open or not, until the place is lost.
+
+        A closed session counts too: another's credentials taking the id of a worker that is only
+        reconnecting would have its tasks re-queued under it.
+        """
+        s = self._table.get(worker)
         return None if s is None else s.principal
 
     def open(self, session: Session, now: float) -> Session | None:
