@@ -24,12 +24,13 @@ from fastapi import FastAPI
 
 from tiercel.core.problems import SetupError
 from tiercel.gateways.rest.app import create_app
+from tiercel.gateways.rest.managers import Roster
 from tiercel.gateways.xmpp.config import XmppConfig
 from tiercel.gateways.xmpp.gateway import attach as attach_xmpp
 from tiercel.manager import duties, statedir
 from tiercel.manager.settings import Settings
 from tiercel.manager.shell import Manager
-from tiercel.store import SqliteStore
+from tiercel.store import SqliteStore, Store
 
 log = logging.getLogger("tiercel.manager")
 
@@ -40,10 +41,10 @@ log = logging.getLogger("tiercel.manager")
 GC_YOUNG = 50_000
 
 
-def build(settings: Settings, *, synchronous: str = "FULL", xmpp: XmppConfig | None = None
+def build(settings: Settings, store: Store, *, xmpp: XmppConfig | None = None, roster: Roster | None = None
           ) -> tuple[Manager, FastAPI]:
     statedir.secure(settings.state_dir)
-    manager = Manager(SqliteStore(settings.state_dir / "tiercel.db", synchronous=synchronous), settings)
+    manager = Manager(store, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +71,7 @@ def build(settings: Settings, *, synchronous: str = "FULL", xmpp: XmppConfig | N
                     await site.close()
         manager.close()
 
-    app = create_app(manager, lifespan)
+    app = create_app(manager, lifespan, roster)
     gateway = attach_xmpp(manager, app, xmpp)
     return manager, app
 
@@ -153,7 +154,8 @@ def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL"
     if not settings.url or settings.url.endswith(":0"):  # what pilots connect to: the port actually bound
         shown = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         settings.url = f"http://{shown}:{sock.getsockname()[1]}"
-    manager, app = build(settings, synchronous=synchronous, xmpp=xmpp)
+    store = SqliteStore(settings.state_dir / "tiercel.db", synchronous=synchronous)
+    manager, app = build(settings, store, xmpp=xmpp)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws_max_size=64 * 1024 * 1024,
                             ws_ping_interval=None, ws_per_message_deflate=False, lifespan="on",
                             access_log=False)
@@ -170,7 +172,7 @@ def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL"
             await asyncio.sleep(0.02)
         bound = sock.getsockname()
         url = f"http://{host if host not in ('0.0.0.0', '::') else '127.0.0.1'}:{bound[1]}"
-        _announce(settings.state_dir, url, manager, quiet)
+        announce(settings.state_dir, url, manager, quiet)
         await task
 
     try:
@@ -189,7 +191,7 @@ def _start_failure(state_dir: Path, exc: BaseException) -> str:
     return f"the manager could not start: {type(exc).__name__}: {exc} (state in {state_dir})"
 
 
-def _announce(state_dir: Path, url: str, manager: Manager, quiet: bool) -> None:
+def announce(state_dir: Path, url: str, manager: Manager, quiet: bool) -> None:
     info = {"url": url, "pid": os.getpid()}
     tmp = state_dir / "manager.json.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, statedir.FILE_MODE)

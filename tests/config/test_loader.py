@@ -154,11 +154,10 @@ def test_an_unknown_table_is_refused_by_name_with_the_known_ones(tmp_path: Path,
                                                                  line: int) -> None:
     path = write(tmp_path, text)
     assert refusal(path) == (f"{path}: line {line}: {key}: is not a table of the manager's configuration (known: "
-                             "[queues.NAME], [sites.NAME], [xmpp]; not supported yet: [store], [peers.NAME], [data])")
+                             "[queues.NAME], [sites.NAME], [xmpp], [store]; not supported yet: [peers.NAME], [data])")
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ('[store]\nurl = "postgresql://db/tiercel"\n', "line 1: store: is not supported yet: a store other than SQLite"),
     ('[queues.q]\n\n[peers.hub]\nurl = "https://hub:8750"\n',
      "line 3: peers.hub: is not supported yet: exchanging work with other managers is to come"),
     ('[data]\ngfarm = "/gfarm"\n', "line 1: data: is not supported yet: data-aware placement is to come"),
@@ -167,6 +166,30 @@ def test_tables_not_supported_yet_are_refused_naming_the_key(tmp_path: Path, tex
     path = write(tmp_path, text)
     message = refusal(path)
     assert message.startswith(f"{path}: {expected}") and "Remove the table" in message, message
+
+
+def test_the_store_table_gives_a_postgresql_store_with_its_password_file_beside_the_config(tmp_path: Path) -> None:
+    (tmp_path / "store.password").write_text("s3cret\n")
+    path = write(tmp_path, '[store]\nurl = "postgresql://tiercel@db:5433/tiercel"\npassword_file = "store.password"\n'
+                           'name = "m1"\nlease = 3\n')
+    store = load(path).store
+    assert store is not None and (store.name, store.lease) == ("m1", 3.0)
+    assert store.connect_url() == "postgresql://tiercel:s3cret@db:5433/tiercel"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[store]\nurl = "mysql://db/tiercel"\n', "line 2: store.url: 'mysql://db/tiercel' must be a postgresql:// URL"),
+    ('[store]\nurl = "postgresql://u:pw@db"\n', "line 2: store.url: 'db' must name a database"),
+    ('[store]\nurl = "postgresql://db/t"\nlease = 0.1\n', "line 3: store.lease: 0.1 must be a number of seconds"),
+    ('[store]\nname = "m1"\n', "store.url: is required"),
+    ('[store]\nurl = "postgresql://db/t"\nleese = 3\n', "line 3: store.leese: 3 is not a key of [store]"),
+    ('[store]\nurl = "postgresql://db/t"\npassword_file = "nope"\n', "store.password_file: "),
+])
+def test_a_bad_store_table_is_refused_naming_the_key_and_never_showing_a_password(
+        tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    message = refusal(path)
+    assert expected in message and "pw" not in message, message
 
 
 def test_a_syntax_error_names_the_file_and_the_line(tmp_path: Path) -> None:

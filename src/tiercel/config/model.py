@@ -8,13 +8,14 @@ from tiercel.core.sites import POOL
 from tiercel.gateways.xmpp.config import XmppConfig
 from tiercel.queues import Queue
 from tiercel.sites.config import PoolConfig, SiteConfig
+from tiercel.store.config import StoreConfig
 
 
 @dataclass(frozen=True)
 class ManagerConfig:
     """One field per table of the file; a table the file leaves out keeps its default.
 
-    ``[store]``, ``[peers.NAME]`` and ``[data]`` get their fields here when their features
+    ``[peers.NAME]`` and ``[data]`` get their fields here when their features
     land; until then ``config.tables`` refuses them rather than leave them unread.
     """
 
@@ -22,6 +23,7 @@ class ManagerConfig:
     pool: PoolConfig | None = None  # [sites.pool]; None when there is no [sites] table at all
     sites: dict[str, SiteConfig] = field(default_factory=dict)  # the other [sites.NAME], in file order
     xmpp: XmppConfig | None = None  # [xmpp]: the chat gateway and XMPP workers; None: no XMPP
+    store: StoreConfig | None = None  # [store]: PostgreSQL; None: SQLite in the state directory
 
     def site_tables(self) -> dict[str, SiteConfig | PoolConfig]:
         """The sites as the manager's settings keep them: the pool first, then the rest; empty without [sites].

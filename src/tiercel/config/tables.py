@@ -21,6 +21,7 @@ from tiercel.core.sites import POOL
 from tiercel.gateways.xmpp import config as xmpp_config
 from tiercel.queues import parse as parse_queues
 from tiercel.sites import config as sites_config
+from tiercel.store import config as store_config
 
 Parser = Callable[[object, Source, ManagerConfig], ManagerConfig | Problem]
 
@@ -55,6 +56,12 @@ def _xmpp(table: object, source: Source, into: ManagerConfig) -> ManagerConfig |
     return found if isinstance(found, Problem) else dataclasses.replace(into, xmpp=found)
 
 
+def _store(table: object, source: Source, into: ManagerConfig) -> ManagerConfig | Problem:
+    # a relative password file is the config file's neighbour, wherever the manager runs
+    found = store_config.parse(table, source.path.parent if source.path is not None else None)
+    return found if isinstance(found, Problem) else dataclasses.replace(into, store=found)
+
+
 def _to_come(name: str, what: str) -> Parser:
     """A parser that refuses its table: ``what`` is the feature that will read it."""
 
@@ -68,13 +75,13 @@ def _to_come(name: str, what: str) -> Parser:
     return refuse
 
 
-# The order is the one messages list them in. The feature that reads [store], [peers.NAME] or [data] replaces its
+# The order is the one messages list them in. The feature that reads [peers.NAME] or [data] replaces its
 # refusal with a parser like _sites and gives ManagerConfig the field that parser fills.
 TABLES: dict[str, Table] = {t.name: t for t in (
     Table("queues", "[queues.NAME]", _queues),
     Table("sites", "[sites.NAME]", _sites),
     Table("xmpp", "[xmpp]", _xmpp),
-    Table("store", "[store]", _to_come("store", "a store other than SQLite in the state directory"), False),
+    Table("store", "[store]", _store),
     Table("peers", "[peers.NAME]", _to_come("peers", "exchanging work with other managers"), False),
     Table("data", "[data]", _to_come("data", "data-aware placement"), False),
 )}

@@ -23,6 +23,7 @@ from tiercel.manager.sessions import PlaceKind, Sessions
 from tiercel.manager.settings import Settings
 from tiercel.sites.site import Site
 from tiercel.store import AttemptRow, JobRow, Store
+from tiercel.store.lease import ManagerEntry
 
 RESTART_HOLD = "held while workers reconnect after a restart"
 
@@ -36,6 +37,7 @@ class Readable(Protocol):
     store: Store
     settings: Settings
     clock: Callable[[], float]
+    started: float
 
     def recently_ended(self, job_id: JobId) -> JobSummary | None: ...
 
@@ -135,6 +137,12 @@ class Queries:
                         "last_seen": None if site or s is None else s.last_seen,
                         "tasks_run": s.ran if s is not None else 0, "refused": w.refused})
         return out
+
+    def managers(self) -> list[ManagerEntry]:
+        """A manager on its own store (SQLite) is the only one, and active since it started."""
+        shell = self._shell
+        url = shell.settings.url
+        return [ManagerEntry(url.split("//", 1)[-1] or "manager", url, "active", shell.started, None, 0.0, True)]
 
     def pool(self) -> dict[str, int]:
         """The pool at a glance (the ad-hoc pool command): workers, slots, busy slots, jobs, waiting tasks."""

@@ -66,6 +66,11 @@ class Unavailable(Exception):
     """The manager cannot take new work now (its disk is full, its store refuses); reads still work."""
 
 
+def _stop_process(exc: BaseException) -> None:
+    log.critical("store write failed, stopping the manager: %s", exc)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 class Manager:
     def __init__(self, store: Store, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.store = store
@@ -80,6 +85,11 @@ class Manager:
         self.queries = Queries(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.start_error: BaseException | None = None
+        self.started = 0.0
+        self.store_failed: BaseException | None = None
+        # A write the store could not make: by default the manager stops (a restart finds what was
+        # durable); the server may do otherwise, e.g. step down to a standby on a shared store.
+        self.on_store_failure: Callable[[BaseException], None] = _stop_process
         self.created_tokens: dict[str, str] = {}
         self._next_job = 1
         self._ended_cache: dict[JobId, JobSummary] = {}
@@ -101,7 +111,7 @@ class Manager:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         loaded = await asyncio.to_thread(self.store.open)
-        now = self.clock()
+        now = self.started = self.clock()
         self._next_job = loaded.next_job_id
         self._seal = self.engine.seal = Seal(loaded.seal_key)
         self.tokens.known = dict(loaded.tokens)
@@ -203,10 +213,11 @@ class Manager:
             # The engine has moved on but the store has not: stop rather than serve a state
             # that a restart would not find. Nothing was acknowledged, so workers keep their
             # results and hand them in again to the restarted manager.
-            log.critical("store write failed, stopping the manager: %s", exc)
             done.set_exception(exc)
             done.exception()  # retrieved: callers that do not await it are not warned
-            os.kill(os.getpid(), signal.SIGTERM)
+            if self.store_failed is None:
+                self.store_failed = exc
+                self.on_store_failure(exc)
             return
         self._after(after)
         if then is not None:
@@ -286,6 +297,9 @@ class Manager:
         full = disk_full(self.settings.state_dir)
         if full is not None:
             raise Unavailable(full)
+        if self.store_failed is not None:
+            raise Unavailable(f"the manager cannot write its store ({self.store_failed}); nothing was kept: "
+                              "try again in a few seconds (another manager takes over, or this one restarts)")
 
     async def submit(self, owner: UserName, spec: JobSpec) -> JobSummary:
         """Store and start a job; Unavailable (nothing kept, no job id used) if it cannot be stored."""

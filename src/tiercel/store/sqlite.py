@@ -19,10 +19,9 @@ import queue
 import secrets
 import sqlite3
 import threading
-import zlib
 from pathlib import Path
 
-from tiercel.core.model import Counts, JobId, JobState, Outcome, Restored, RestoredTask, UserName, WorkerId
+from tiercel.core.model import Counts, JobId, JobState, Restored, UserName, WorkerId
 from tiercel.core.reservations import Reservation
 from tiercel.store.base import (
     AddJob,
@@ -43,6 +42,7 @@ from tiercel.store.base import (
     TouchToken,
     WriteOp,
 )
+from tiercel.store.rows import pack_output, restore, unpack_output
 from tiercel.store.specs import spec_from_row, spec_to_row
 
 SCHEMA_VERSION = "1"
@@ -72,26 +72,6 @@ CREATE TABLE IF NOT EXISTS site_jobs (
     site TEXT NOT NULL, native_id TEXT NOT NULL, payload TEXT NOT NULL, submitted REAL NOT NULL,
     PRIMARY KEY (site, native_id));
 """
-
-_RAW, _ZLIB = b"\x00", b"\x01"
-COMPRESS_ABOVE = 512
-
-
-def pack_output(data: bytes) -> bytes | None:
-    if not data:
-        return None
-    if len(data) > COMPRESS_ABOVE:
-        packed = zlib.compress(data, 1)
-        if len(packed) < len(data):
-            return _ZLIB + packed
-    return _RAW + data
-
-
-def unpack_output(blob: bytes | None) -> bytes:
-    if not blob:
-        return b""
-    return zlib.decompress(blob[1:]) if blob[:1] == _ZLIB else bytes(blob[1:])
-
 
 _Item = tuple[list[WriteOp], concurrent.futures.Future[None]]
 
@@ -162,30 +142,13 @@ class SqliteStore:
 
     @staticmethod
     def _restore(conn: sqlite3.Connection, job_id: JobId) -> Restored:
-        restored = Restored()
-        spans = restored.settled
-        cur = conn.execute(
-            "SELECT idx, outcome FROM attempts WHERE job = ? AND final = 1 ORDER BY idx", (job_id,)
-        )
-        for index, outcome in cur:
-            if spans and spans[-1][1] == index:
-                spans[-1] = (spans[-1][0], index + 1)
-            elif not spans or spans[-1][1] < index:
-                spans.append((index, index + 1))
-            else:
-                continue  # a second final row for one task cannot count twice
-            if outcome == Outcome.DONE.value:
-                restored.done += 1
-            else:
-                restored.failed += 1
-        cur = conn.execute(
+        finals = conn.execute("SELECT idx, outcome FROM attempts WHERE job = ? AND final = 1 ORDER BY idx", (job_id,))
+        unsettled = conn.execute(
             """SELECT idx, MAX(attempt), SUM(outcome IN ('failed', 'timeout')) FROM attempts
                WHERE job = ? GROUP BY idx HAVING MAX(final) = 0""",
             (job_id,),
         )
-        for index, attempts, failures in cur:
-            restored.unsettled[int(index)] = RestoredTask(int(attempts), int(failures or 0))
-        return restored
+        return restore(finals, unsettled.fetchall())
 
     # ---- writes ----------------------------------------------------------
 

@@ -12,13 +12,14 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 
 from tiercel import __version__
-from tiercel.gateways.rest import errors, events, jobs, pool, reservations, tokens
+from tiercel.gateways.rest import errors, events, jobs, managers, pool, reservations, tokens
 from tiercel.gateways.rest.auth import Who
 from tiercel.manager.channel import worker_channel
 from tiercel.manager.shell import Manager
 
 
-def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = None) -> FastAPI:
+def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = None,
+               roster: managers.Roster | None = None) -> FastAPI:
     app = FastAPI(title="Tiercel", version=__version__, lifespan=lifespan,
                   description="A meta-scheduler for many-task computing.")
     app.state.manager = manager
@@ -34,6 +35,7 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
 
     for resource in (jobs, pool, reservations, tokens, events):
         app.include_router(resource.router(manager))
+    app.include_router(managers.router(roster or manager.queries.managers))
 
     @app.websocket("/v1/worker")
     async def worker(ws: WebSocket) -> None:

@@ -1,0 +1,445 @@
+"""PostgreSQL store: the same interface and properties as SQLite, for several managers on one database.
+
+The rows mean what they mean in SQLite (a job array is one row of ranges, a task gets a row only
+when an attempt of it ends, outputs are compressed when large), and writes are group-committed
+the same way: one writer thread takes every op queued since its last commit and applies them in
+one transaction, a result's future resolving only once that transaction is durable.
+
+What PostgreSQL adds is the lease (store/lease.py): only the manager holding it writes. Every
+write transaction begins by calling ``tiercel_fence(epoch)``, a function in the database that
+raises unless the lease still carries the writer's epoch, with a share lock on the lease row held
+to the commit; a take-over increments the epoch under that row's lock, so it waits for a write in
+flight, and every later write of the old epoch is refused by the database itself.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import queue
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from tiercel.core.model import Counts, JobId, JobState, Restored, UserName, WorkerId
+from tiercel.core.reservations import Reservation
+from tiercel.store.base import (
+    AddJob,
+    AttemptRow,
+    DeleteReservation,
+    DeleteSiteJob,
+    DeleteToken,
+    EndJob,
+    ForgetWorker,
+    JobRow,
+    Loaded,
+    Record,
+    SaveReservation,
+    SaveSiteJob,
+    SaveToken,
+    SeenWorker,
+    TokenRow,
+    TouchToken,
+    WriteOp,
+)
+from tiercel.store.lease import FENCED, Lease, LeaseLost, StoreUnreachable, hide_password
+from tiercel.store.rows import pack_output, restore, unpack_output
+from tiercel.store.specs import spec_from_row, spec_to_row
+
+log = logging.getLogger("tiercel.store")
+
+SCHEMA_VERSION = 1
+
+# Each step takes the schema from the version before it to its own; never edited once released.
+MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE tokens (
+    digest TEXT PRIMARY KEY, username TEXT NOT NULL, role TEXT NOT NULL,
+    label TEXT NOT NULL DEFAULT '', created DOUBLE PRECISION NOT NULL, last_used DOUBLE PRECISION);
+CREATE TABLE jobs (
+    id BIGINT PRIMARY KEY, owner TEXT NOT NULL, spec JSONB NOT NULL, submitted DOUBLE PRECISION NOT NULL,
+    state TEXT, ended DOUBLE PRECISION, total BIGINT NOT NULL,
+    done BIGINT, failed BIGINT, cancelled BIGINT, reason TEXT);
+CREATE INDEX jobs_unfinished ON jobs (id) WHERE state IS NULL;
+CREATE INDEX jobs_owner ON jobs (owner, id);
+CREATE TABLE attempts (
+    job BIGINT NOT NULL, idx INTEGER NOT NULL, attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL, final BOOLEAN NOT NULL, worker TEXT NOT NULL,
+    exit_code INTEGER, started DOUBLE PRECISION NOT NULL, ended DOUBLE PRECISION NOT NULL,
+    stdout BYTEA, stderr BYTEA,
+    PRIMARY KEY (job, idx, attempt, worker));
+CREATE TABLE workers (id TEXT PRIMARY KEY, name TEXT, host TEXT, seen DOUBLE PRECISION);
+CREATE TABLE reservations (
+    name TEXT PRIMARY KEY, site TEXT NOT NULL, slots INTEGER NOT NULL,
+    start_ DOUBLE PRECISION NOT NULL, end_ DOUBLE PRECISION NOT NULL,
+    users JSONB NOT NULL, owner TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, mirror TEXT);
+CREATE TABLE site_jobs (
+    site TEXT NOT NULL, native_id TEXT NOT NULL, payload TEXT NOT NULL, submitted DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (site, native_id));
+CREATE TABLE lease (
+    id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL, holder TEXT, name TEXT, url TEXT,
+    since TIMESTAMPTZ, expires TIMESTAMPTZ NOT NULL);
+INSERT INTO lease (id, epoch, expires) VALUES (1, 0, '-infinity');
+CREATE TABLE managers (
+    name TEXT PRIMARY KEY, url TEXT NOT NULL, instance TEXT NOT NULL,
+    started TIMESTAMPTZ NOT NULL, seen TIMESTAMPTZ NOT NULL);
+CREATE FUNCTION tiercel_fence(mine BIGINT) RETURNS VOID LANGUAGE plpgsql AS $$
+DECLARE current_epoch BIGINT;
+BEGIN
+    SELECT epoch INTO current_epoch FROM lease WHERE id = 1 FOR SHARE;
+    IF current_epoch IS DISTINCT FROM mine THEN
+        RAISE EXCEPTION 'epoch % is over: epoch % holds the lease', mine, current_epoch
+            USING ERRCODE = 'TC001';
+    END IF;
+END $$;
+""",
+}
+
+# One advisory lock key for creating and migrating the schema: two managers starting together on
+# an empty database do not both create it.
+SCHEMA_LOCK = 0x7469657263656C  # "tiercel"
+
+_Item = tuple[list[WriteOp], concurrent.futures.Future[None]]
+
+
+class SchemaTooNew(Exception):
+    pass
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, name: str = "", advertise: str = "", ttl: float = 5.0,
+                 on_lost: Callable[[BaseException], None] | None = None) -> None:
+        self.url = url
+        self.shown = hide_password(url)
+        self.lease = Lease(url, name=name or "manager", advertise=advertise, ttl=ttl, on_lost=self._lost)
+        self.on_lost = on_lost
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._pool: ConnectionPool | None = None
+        self._failed: BaseException | None = None  # once the lease is lost, every write fails with this
+
+    # ---- life cycle ------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Reach the database and bring its schema to this version (StoreUnreachable, SchemaTooNew)."""
+        try:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                migrate(conn, self.shown)
+        except psycopg.OperationalError as exc:
+            raise StoreUnreachable(self.shown, exc) from None
+
+    def open(self) -> Loaded:
+        """Load the state to resume from; takes the lease first if this store does not hold it yet."""
+        if self.lease.epoch is None:
+            self.prepare()
+            if not self.lease.acquire():
+                who = self.lease.holder_said()
+                raise LeaseLost(f"store {self.shown}: another manager holds it ({who}); "
+                                "start this one as a standby, or stop that one")
+        self._failed = None
+        self._pool = ConnectionPool(self.url, min_size=1, max_size=4, open=True, timeout=10,
+                                    kwargs={"autocommit": True}, name="tiercel-read")
+        with self._read() as conn:
+            loaded = self._load(conn)
+        self.lease.start_renewing()
+        write_conn = psycopg.connect(self.url, connect_timeout=5)
+        self._writer = threading.Thread(target=self._write_loop, args=(write_conn,), daemon=True,
+                                        name="tiercel-store-writer")
+        self._writer.start()
+        return loaded
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._writer = None
+        self.lease.release()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def _lost(self, exc: BaseException) -> None:
+        """The lease is gone (a take-over, or the database out of reach past it): writes stop here."""
+        self._failed = exc
+        if self.on_lost is not None:
+            self.on_lost(exc)
+
+    def _load(self, conn: psycopg.Connection[Any]) -> Loaded:
+        top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM jobs").fetchone()
+        key = conn.execute("SELECT value FROM meta WHERE key = 'seal_key'").fetchone()
+        assert top is not None and key is not None
+        loaded = Loaded(next_job_id=int(top[0]) + 1, seal_key=bytes.fromhex(key[0]))
+        for digest, user, role in conn.execute("SELECT digest, username, role FROM tokens"):
+            loaded.tokens[digest] = (UserName(user), role)
+        loaded.workers = [WorkerId(w) for (w,) in conn.execute("SELECT id FROM workers")]
+        for name, site, slots, start, end, users, owner, mirror in conn.execute(
+                "SELECT name, site, slots, start_, end_, users, owner, mirror FROM reservations ORDER BY start_"):
+            loaded.reservations.append(Reservation(name, site, slots, start, end, frozenset(users), owner, mirror))
+        for site, native, payload, submitted in conn.execute(
+                "SELECT site, native_id, payload, submitted FROM site_jobs ORDER BY submitted"):
+            loaded.site_jobs.append(SaveSiteJob(site, native, payload, submitted))
+        for job_row in _job_rows(conn, "WHERE state IS NULL ORDER BY id", ()):
+            loaded.unfinished.append((job_row, _restore(conn, job_row.id)))
+        return loaded
+
+    # ---- writes ----------------------------------------------------------
+
+    def write(self, ops: list[WriteOp]) -> concurrent.futures.Future[None]:
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        if self._failed is not None:
+            fut.set_exception(self._failed)
+        else:
+            self._queue.put((ops, fut))
+        return fut
+
+    def _write_loop(self, conn: psycopg.Connection[Any]) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            conn = self._commit(conn, batch)
+        conn.close()
+
+    def _commit(self, conn: psycopg.Connection[Any], batch: list[_Item]) -> psycopg.Connection[Any]:
+        """Commit a batch; returns the connection to use next (a new one after the old broke)."""
+        if self._failed is not None:
+            for _, fut in batch:
+                fut.set_exception(self._failed)
+            return conn
+        epoch = self.lease.epoch
+        try:
+            # The quick way: every op of the batch in one pipelined transaction.
+            with conn.pipeline(), conn.transaction():
+                conn.execute("SELECT tiercel_fence(%s)", (epoch,))
+                _apply_all(conn, [op for ops, _ in batch for op in ops])
+        except psycopg.Error as exc:
+            if conn.broken or isinstance(exc, psycopg.OperationalError) or exc.sqlstate == FENCED:
+                return self._fail(conn, batch, exc)
+            return self._one_by_one(conn, batch, epoch)
+        for _, fut in batch:
+            fut.set_result(None)
+        return conn
+
+    def _one_by_one(self, conn: psycopg.Connection[Any], batch: list[_Item], epoch: int | None
+                    ) -> psycopg.Connection[Any]:
+        """A batch that failed as a whole: again, each write in a savepoint of its own, so that one
+        bad op (a value out of range, a constraint) fails alone and its neighbours are kept."""
+        errors: dict[int, BaseException] = {}
+        try:
+            with conn.transaction():
+                conn.execute("SELECT tiercel_fence(%s)", (epoch,))
+                for n, (ops, _) in enumerate(batch):
+                    try:
+                        with conn.transaction():
+                            _apply_all(conn, ops)
+                    except psycopg.Error as exc:
+                        if conn.broken or isinstance(exc, psycopg.OperationalError):
+                            raise
+                        errors[n] = exc
+        except psycopg.Error as exc:
+            return self._fail(conn, batch, exc)
+        for n, (_, fut) in enumerate(batch):
+            if n in errors:
+                fut.set_exception(errors[n])
+            else:
+                fut.set_result(None)
+        return conn
+
+    def _fail(self, conn: psycopg.Connection[Any], batch: list[_Item], exc: psycopg.Error
+              ) -> psycopg.Connection[Any]:
+        """Nothing of the batch was kept: a fenced epoch or a lost connection fails every write in it."""
+        error: BaseException = exc
+        if exc.sqlstate == FENCED:
+            error = LeaseLost(f"store {self.shown}: this manager's lease is over ({exc.diag.message_primary})")
+            self.lease.lost(error)
+        elif conn.broken or isinstance(exc, psycopg.OperationalError):
+            error = StoreUnreachable(self.shown, exc)
+        for _, fut in batch:
+            fut.set_exception(error)
+        if not conn.broken:
+            return conn
+        conn.close()
+        try:
+            return psycopg.connect(self.url, connect_timeout=5)
+        except psycopg.OperationalError:
+            return conn  # still closed: the next batch fails the same way, quickly
+
+    # ---- reads -----------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[psycopg.Connection[Any]]:
+        if self._pool is None:
+            raise RuntimeError("store is not open")
+        with self._pool.connection() as conn:
+            yield conn
+
+    def job(self, job_id: JobId) -> JobRow | None:
+        with self._read() as conn:
+            rows = _job_rows(conn, "WHERE id = %s", (job_id,))
+        return rows[0] if rows else None
+
+    def jobs(self, owner: UserName | None, limit: int) -> list[JobRow]:
+        with self._read() as conn:
+            if owner is None:
+                return _job_rows(conn, "ORDER BY id DESC LIMIT %s", (limit,))
+            return _job_rows(conn, "WHERE owner = %s ORDER BY id DESC LIMIT %s", (owner, limit))
+
+    def attempts(self, job_id: JobId, index: int | None, final_only: bool) -> list[AttemptRow]:
+        sql = ("SELECT job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr "
+               "FROM attempts WHERE job = %s")
+        args: list[object] = [job_id]
+        if index is not None:
+            sql += " AND idx = %s"
+            args.append(index)
+        if final_only:
+            sql += " AND final"
+        sql += " ORDER BY idx, attempt, ended"
+        with self._read() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [
+            AttemptRow(JobId(j), i, a, o, bool(f), w, x, s, e, unpack_output(out), unpack_output(err))
+            for j, i, a, o, f, w, x, s, e, out, err in rows
+        ]
+
+    def tokens(self) -> list[TokenRow]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT digest, username, role, label, created, last_used FROM tokens ORDER BY created").fetchall()
+        return [TokenRow(d, UserName(u), r, lab, c, used) for d, u, r, lab, c, used in rows]
+
+    def meta(self, key: str) -> str | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+
+def migrate(conn: psycopg.Connection[Any], shown: str) -> None:
+    """Create the schema, or bring it to this version; refuse one newer than this code knows."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+        version = 0
+        if exists and exists[0]:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(f"store {shown}: its schema is version {version}, newer than this Tiercel knows "
+                               f"({SCHEMA_VERSION}); run a Tiercel at least as new as the one that wrote it")
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            conn.execute(MIGRATIONS[step])
+            conn.execute("INSERT INTO meta VALUES ('schema', %s) ON CONFLICT (key) DO UPDATE SET value = %s",
+                         (str(step), str(step)))
+        conn.execute("INSERT INTO meta VALUES ('seal_key', %s) ON CONFLICT DO NOTHING", (secrets.token_hex(32),))
+
+
+def _job_rows(conn: psycopg.Connection[Any], where: str, args: tuple[object, ...]) -> list[JobRow]:
+    rows = conn.execute(
+        "SELECT id, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason FROM jobs "
+        + where,
+        args,
+    ).fetchall()
+    out = []
+    for jid, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason in rows:
+        counts = None
+        if state is not None:
+            counts = Counts(total=total, done=done, failed=failed, cancelled=cancelled)
+        out.append(JobRow(JobId(jid), UserName(owner), spec_from_row(spec), submitted,
+                          None if state is None else JobState(state), ended, counts, reason))
+    return out
+
+
+def _restore(conn: psycopg.Connection[Any], job_id: JobId) -> Restored:
+    finals = conn.execute("SELECT idx, outcome FROM attempts WHERE job = %s AND final ORDER BY idx",
+                          (job_id,)).fetchall()
+    unsettled = conn.execute(
+        """SELECT idx, MAX(attempt), COUNT(*) FILTER (WHERE outcome IN ('failed', 'timeout')) FROM attempts
+           WHERE job = %s GROUP BY idx HAVING NOT bool_or(final)""",
+        (job_id,),
+    ).fetchall()
+    return restore(finals, unsettled)
+
+
+_UPSERT_ATTEMPT = (
+    "INSERT INTO attempts VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (job, idx, attempt, worker) "
+    "DO UPDATE SET outcome = EXCLUDED.outcome, final = EXCLUDED.final, exit_code = EXCLUDED.exit_code, "
+    "started = EXCLUDED.started, ended = EXCLUDED.ended, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr"
+)
+
+
+def _apply_all(conn: psycopg.Connection[Any], ops: list[WriteOp]) -> None:
+    """Apply ops in order; a run of results goes as one batched statement."""
+    rows: list[tuple[object, ...]] = []
+    for op in ops:
+        if isinstance(op, Record):
+            rows.extend(
+                (r.job, r.index, r.attempt, r.outcome.value, a.final, a.worker, r.exit_code,
+                 r.started, r.ended, pack_output(r.stdout), pack_output(r.stderr))
+                for a in op.records for r in (a.report,))
+            continue
+        if rows:
+            _attempts(conn, rows)
+            rows = []
+        _apply(conn, op)
+    if rows:
+        _attempts(conn, rows)
+
+
+def _attempts(conn: psycopg.Connection[Any], rows: list[tuple[object, ...]]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(_UPSERT_ATTEMPT, rows)
+
+
+def _apply(conn: psycopg.Connection[Any], op: WriteOp) -> None:
+    if isinstance(op, AddJob):
+        conn.execute("INSERT INTO jobs (id, owner, spec, submitted, total) VALUES (%s,%s,%s,%s,%s)",
+                     (op.job, op.owner, Jsonb(spec_to_row(op.spec)), op.submitted, op.spec.size))
+    elif isinstance(op, EndJob):
+        c = op.counts
+        conn.execute(
+            "UPDATE jobs SET state = %s, ended = %s, done = %s, failed = %s, cancelled = %s, reason = %s "
+            "WHERE id = %s",
+            (op.state.value, op.ended, c.done, c.failed, c.cancelled, op.reason, op.job))
+    elif isinstance(op, SaveToken):
+        conn.execute("INSERT INTO tokens (digest, username, role, label, created) VALUES (%s,%s,%s,%s,%s)",
+                     (op.digest, op.user, op.role, op.label, op.created))
+    elif isinstance(op, DeleteToken):
+        conn.execute("DELETE FROM tokens WHERE digest = %s", (op.digest,))
+    elif isinstance(op, TouchToken):
+        conn.execute("UPDATE tokens SET last_used = %s WHERE digest = %s", (op.used, op.digest))
+    elif isinstance(op, SeenWorker):
+        conn.execute("INSERT INTO workers VALUES (%s,%s,%s,%s) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, "
+                     "host = EXCLUDED.host, seen = EXCLUDED.seen", (op.worker, op.name, op.host, op.seen))
+    elif isinstance(op, ForgetWorker):
+        conn.execute("DELETE FROM workers WHERE id = %s", (op.worker,))
+    elif isinstance(op, SaveReservation):
+        r = op.reservation
+        conn.execute("INSERT INTO reservations (name, site, slots, start_, end_, users, owner, created, mirror) "
+                     "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                     (r.name, r.site, r.slots, r.start, r.end, Jsonb(sorted(r.users)), r.owner, op.created,
+                      r.mirror))
+    elif isinstance(op, DeleteReservation):
+        conn.execute("DELETE FROM reservations WHERE name = %s", (op.name,))
+    elif isinstance(op, SaveSiteJob):
+        conn.execute("INSERT INTO site_jobs VALUES (%s,%s,%s,%s) ON CONFLICT (site, native_id) DO UPDATE SET "
+                     "payload = EXCLUDED.payload, submitted = EXCLUDED.submitted",
+                     (op.site, op.native_id, op.payload, op.submitted))
+    elif isinstance(op, DeleteSiteJob):
+        conn.execute("DELETE FROM site_jobs WHERE site = %s AND native_id = %s", (op.site, op.native_id))
