@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from tiercel import __version__
-from tiercel.cli.commands import daemons, jobflow, jobs, run, sim, sites, tokens, users, workers
+from tiercel.cli.commands import daemons, jobflow, jobs, managers, run, sim, sites, tokens, users, workers
 from tiercel.cli.common import CONTEXT_SETTINGS
 
 
@@ -44,8 +44,8 @@ COMMANDS: tuple[click.Command, ...] = (
     workers.workers, sites.sites, sites.queues, sites.reserve,
     # scheduling policies, and replaying a trace through them
     sim.policies, sim.simulate,
-    # the long-running processes
-    daemons.manager, daemons.worker,
+    # the long-running processes, and the store they keep
+    daemons.manager, daemons.worker, managers.managers, managers.store,
     # administration
     tokens.token, users.user,
 )

@@ -9,6 +9,7 @@ beside SQLite.
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -102,8 +103,15 @@ class DeleteSiteJob:
     native_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class SetSealKey:
+    """The key of the seals (made with the store): set only by `tiercel store copy`, which moves it along."""
+
+    key: bytes
+
+
 WriteOp = (AddJob | Record | EndJob | SaveToken | DeleteToken | TouchToken | SeenWorker | ForgetWorker
-           | SaveReservation | DeleteReservation | SaveSiteJob | DeleteSiteJob)
+           | SaveReservation | DeleteReservation | SaveSiteJob | DeleteSiteJob | SetSealKey)
 
 # ---- read rows ---------------------------------------------------------------
 
@@ -159,6 +167,9 @@ class Loaded:
 
 
 class Store(Protocol):
+    """What the manager needs of a store. ``export`` is for `tiercel store copy`: every row, as the
+    writes that make it again, in batches of about ``chunk`` rows, read from one snapshot."""
+
     def open(self) -> Loaded: ...
     def close(self) -> None: ...
     def write(self, ops: list[WriteOp]) -> concurrent.futures.Future[None]: ...
@@ -167,3 +178,4 @@ class Store(Protocol):
     def attempts(self, job_id: JobId, index: int | None, final_only: bool) -> list[AttemptRow]: ...
     def meta(self, key: str) -> str | None: ...
     def tokens(self) -> list[TokenRow]: ...
+    def export(self, chunk: int) -> Iterator[list[WriteOp]]: ...

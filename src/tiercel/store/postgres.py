@@ -44,12 +44,13 @@ from tiercel.store.base import (
     SaveSiteJob,
     SaveToken,
     SeenWorker,
+    SetSealKey,
     TokenRow,
     TouchToken,
     WriteOp,
 )
 from tiercel.store.lease import FENCED, Lease, LeaseLost, StoreUnreachable, hide_password
-from tiercel.store.rows import pack_output, restore, unpack_output
+from tiercel.store.rows import exported, pack_output, restore, unpack_output
 from tiercel.store.specs import spec_from_row, spec_to_row
 
 log = logging.getLogger("tiercel.store")
@@ -325,6 +326,21 @@ class PostgresStore:
                 "SELECT digest, username, role, label, created, last_used FROM tokens ORDER BY created").fetchall()
         return [TokenRow(d, UserName(u), r, lab, c, used) for d, u, r, lab, c, used in rows]
 
+    def export(self, chunk: int) -> Iterator[list[WriteOp]]:
+        with psycopg.connect(self.url, connect_timeout=5) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # one snapshot: a manager may run
+            conn.read_only = True
+
+            def rows(table: str) -> Iterator[tuple[Any, ...]]:
+                with conn.cursor(name=f"export_{table}") as cur:  # server-side: streamed, not all in memory
+                    cur.itersize = max(chunk, 100)
+                    yield from cur.execute(_EXPORT[table])
+
+            key = conn.execute("SELECT value FROM meta WHERE key = 'seal_key'").fetchone()
+            assert key is not None
+            yield from exported(rows, bytes.fromhex(key[0]), chunk)
+            conn.rollback()
+
     def meta(self, key: str) -> str | None:
         with self._read() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
@@ -407,6 +423,18 @@ def _attempts(conn: psycopg.Connection[Any], rows: list[tuple[object, ...]]) -> 
         cur.executemany(_UPSERT_ATTEMPT, rows)
 
 
+_EXPORT = {
+    "jobs": "SELECT id, owner, spec, submitted, state, ended, done, failed, cancelled, reason FROM jobs ORDER BY id",
+    "attempts": "SELECT job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr "
+                "FROM attempts ORDER BY job, idx, attempt, ended",
+    "tokens": "SELECT digest, username, role, label, created, last_used FROM tokens ORDER BY created",
+    "workers": "SELECT id, name, host, seen FROM workers ORDER BY id",
+    "reservations": "SELECT name, site, slots, start_, end_, users, owner, created, mirror FROM reservations "
+                    "ORDER BY start_",
+    "site_jobs": "SELECT site, native_id, payload, submitted FROM site_jobs ORDER BY submitted",
+}
+
+
 def _apply(conn: psycopg.Connection[Any], op: WriteOp) -> None:
     if isinstance(op, AddJob):
         conn.execute("INSERT INTO jobs (id, owner, spec, submitted, total) VALUES (%s,%s,%s,%s,%s)",
@@ -443,3 +471,5 @@ def _apply(conn: psycopg.Connection[Any], op: WriteOp) -> None:
                      (op.site, op.native_id, op.payload, op.submitted))
     elif isinstance(op, DeleteSiteJob):
         conn.execute("DELETE FROM site_jobs WHERE site = %s AND native_id = %s", (op.site, op.native_id))
+    elif isinstance(op, SetSealKey):
+        conn.execute("UPDATE meta SET value = %s WHERE key = 'seal_key'", (op.key.hex(),))

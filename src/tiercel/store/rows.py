@@ -1,4 +1,5 @@
-"""What both stores share: how outputs are packed, and how a job's attempt rows restore it.
+"""What both stores share: how outputs are packed, how a job's attempt rows restore it, and how
+every row is read out again as writes (for `tiercel store copy`).
 
 The SQL differs between SQLite and PostgreSQL; the meaning of the rows does not, so it lives
 here once.
@@ -7,9 +8,35 @@ here once.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
-from tiercel.core.model import Outcome, Restored, RestoredTask
+from tiercel.core.model import (
+    AttemptRecord,
+    Counts,
+    JobId,
+    JobState,
+    Outcome,
+    Report,
+    Restored,
+    RestoredTask,
+    UserName,
+    WorkerId,
+)
+from tiercel.core.reservations import Reservation
+from tiercel.store.base import (
+    AddJob,
+    EndJob,
+    Record,
+    SaveReservation,
+    SaveSiteJob,
+    SaveToken,
+    SeenWorker,
+    SetSealKey,
+    TouchToken,
+    WriteOp,
+)
+from tiercel.store.specs import spec_from_row
 
 _RAW, _ZLIB = b"\x00", b"\x01"
 COMPRESS_ABOVE = 512
@@ -52,3 +79,60 @@ def restore(finals: Iterable[tuple[int, str]], unsettled: Iterable[tuple[int, in
     for index, attempts, failures in unsettled:
         restored.unsettled[int(index)] = RestoredTask(int(attempts), int(failures or 0))
     return restored
+
+
+# What `export` reads from each table, in this order and these columns: both stores' SQL names
+# them the same way (store/sqlite.py and store/postgres.py alias their own column names).
+EXPORT_COLUMNS = {
+    "jobs": "id, owner, spec, submitted, state, ended, done, failed, cancelled, reason",
+    "attempts": "job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr",
+    "tokens": "digest, user, role, label, created, last_used",
+    "workers": "id, name, host, seen",
+    "reservations": "name, site, slots, start, end, users, owner, created, mirror",
+    "site_jobs": "site, native_id, payload, submitted",
+}
+
+
+def exported(rows: Callable[[str], Iterable[tuple[Any, ...]]], seal_key: bytes, chunk: int) -> Iterator[list[WriteOp]]:
+    """Every row of a store as the writes that make it again, in batches of at most ``chunk`` rows.
+
+    ``rows(table)`` yields the table's rows with the columns of EXPORT_COLUMNS, jobs by id and
+    attempts by job; the specs (and reservation users) already decoded from their JSON."""
+    batch: list[WriteOp] = [SetSealKey(seal_key)]
+
+    def full() -> bool:
+        return len(batch) >= chunk
+
+    ended: list[WriteOp] = []
+    for jid, owner, spec, submitted, state, end, done, failed, cancelled, reason in rows("jobs"):
+        job_spec = spec_from_row(spec)
+        batch.append(AddJob(JobId(jid), UserName(owner), job_spec, submitted))
+        if state is not None:
+            counts = Counts(total=job_spec.size, done=done, failed=failed, cancelled=cancelled)
+            ended.append(EndJob(JobId(jid), JobState(state), counts, end, reason))
+        if full():
+            yield batch
+            batch = []
+    records: list[AttemptRecord] = []
+    for j, i, a, o, final, w, x, started, end, out, err in rows("attempts"):
+        report = Report(JobId(j), i, a, Outcome(o), x, started, end, unpack_output(out), unpack_output(err))
+        records.append(AttemptRecord(report, bool(final), WorkerId(w)))
+        if len(records) >= chunk:
+            yield [*batch, Record(records)]
+            batch, records = [], []
+    if records:
+        batch.append(Record(records))
+    batch += ended  # after their attempts, as the manager writes them
+    for digest, user, role, label, created, last_used in rows("tokens"):
+        batch.append(SaveToken(digest, UserName(user), role, label, created))
+        if last_used is not None:
+            batch.append(TouchToken(digest, last_used))
+    for wid, name, host, seen in rows("workers"):
+        batch.append(SeenWorker(WorkerId(wid), name or "", host or "", seen or 0.0))
+    for name, site, slots, start, end, users, owner, created, mirror in rows("reservations"):
+        batch.append(SaveReservation(Reservation(name, site, slots, start, end, frozenset(users), owner, mirror),
+                                     created))
+    for site, native, payload, submitted in rows("site_jobs"):
+        batch.append(SaveSiteJob(site, native, payload, submitted))
+    if batch:
+        yield batch

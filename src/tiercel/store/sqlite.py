@@ -19,7 +19,9 @@ import queue
 import secrets
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tiercel.core.model import Counts, JobId, JobState, Restored, UserName, WorkerId
 from tiercel.core.reservations import Reservation
@@ -38,11 +40,12 @@ from tiercel.store.base import (
     SaveSiteJob,
     SaveToken,
     SeenWorker,
+    SetSealKey,
     TokenRow,
     TouchToken,
     WriteOp,
 )
-from tiercel.store.rows import pack_output, restore, unpack_output
+from tiercel.store.rows import exported, pack_output, restore, unpack_output
 from tiercel.store.specs import spec_from_row, spec_to_row
 
 SCHEMA_VERSION = "1"
@@ -267,10 +270,41 @@ class SqliteStore:
                 "SELECT digest, user, role, label, created, last_used FROM tokens ORDER BY created").fetchall()
         return [TokenRow(d, UserName(u), r, lab, c, used) for d, u, r, lab, c, used in rows]
 
+    def export(self, chunk: int) -> Iterator[list[WriteOp]]:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")  # one snapshot for every table (WAL): a manager may be running
+
+            def rows(table: str) -> Iterator[tuple[Any, ...]]:
+                for row in conn.execute(_EXPORT[table]):
+                    if table == "jobs":
+                        row = (*row[:2], json.loads(row[2]), *row[3:])
+                    elif table == "reservations":
+                        row = (*row[:5], json.loads(row[5]), *row[6:])
+                    yield row
+
+            key = conn.execute("SELECT value FROM meta WHERE key = 'seal_key'").fetchone()
+            yield from exported(rows, bytes.fromhex(key[0]), chunk)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
     def meta(self, key: str) -> str | None:
         with self._read_lock:
             row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+
+_EXPORT = {
+    "jobs": "SELECT id, owner, spec, submitted, state, ended, done, failed, cancelled, reason FROM jobs ORDER BY id",
+    "attempts": "SELECT job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr "
+                "FROM attempts ORDER BY job, idx, attempt, ended",
+    "tokens": "SELECT digest, user, role, label, created, last_used FROM tokens ORDER BY created",
+    "workers": "SELECT id, name, host, seen FROM workers ORDER BY id",
+    "reservations": "SELECT name, site, slots, start, end_, users, owner, created, mirror FROM reservations "
+                    "ORDER BY start",
+    "site_jobs": "SELECT site, native_id, payload, submitted FROM site_jobs ORDER BY submitted",
+}
 
 
 def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
@@ -319,3 +353,5 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
                      (op.site, op.native_id, op.payload, op.submitted))
     elif isinstance(op, DeleteSiteJob):
         conn.execute("DELETE FROM site_jobs WHERE site = ? AND native_id = ?", (op.site, op.native_id))
+    elif isinstance(op, SetSealKey):
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'seal_key'", (op.key.hex(),))
