@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from tiercel.jobspec.request import request_json
 
 DEFAULT_PORT = 8750
+ACTIVE_HEADER = "X-Tiercel-Active"  # a standby manager's 503 names the active one with it
 
 
 class TiercelError(Exception):
@@ -34,6 +36,7 @@ def default_state_dir() -> Path:
 
 
 def default_url() -> str:
+    """$TIERCEL_URL (one manager's URL, or several separated by commas), else the local manager's."""
     url = os.environ.get("TIERCEL_URL")
     if url:
         return url
@@ -42,6 +45,74 @@ def default_url() -> str:
         return str(json.loads(info.read_text())["url"])
     except (OSError, ValueError, KeyError):
         return f"http://127.0.0.1:{DEFAULT_PORT}"
+
+
+def manager_url(value: str) -> str | None:
+    """``value`` as a manager's URL without its trailing slash, or None if it is not one."""
+    url = value.strip().rstrip("/")
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0  # .port raises ValueError when not a number in range
+    except ValueError:
+        return None
+    if not port_ok or parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        return None
+    return url
+
+
+def manager_urls(value: str, what: str = "url") -> list[str]:
+    """One manager's URL, or several separated by commas (an active manager and its standbys).
+
+    Raises TiercelError naming the first that is not a URL; ``what`` is the option's name.
+    """
+    urls: list[str] = []
+    pieces = [piece.strip() for piece in value.split(",")]
+    for piece in pieces:
+        if not piece:
+            continue
+        url = manager_url(piece)
+        if url is None:
+            among = f" (in {value!r})" if len(pieces) > 1 else ""
+            raise TiercelError(f"{what}: {piece!r}{among} must be the manager's URL, e.g. http://127.0.0.1:8750; "
+                               "several are separated by commas")
+        if url not in urls:
+            urls.append(url)
+    if not urls:
+        raise TiercelError(f"{what}: no manager URL given, e.g. http://127.0.0.1:8750")
+    return urls
+
+
+def next_url(urls: Sequence[str], current: str, tried: Collection[str], active: str | None = None) -> str | None:
+    """Where to turn after ``current`` did not serve: the active manager a standby named, else the
+    URL after ``current`` in ``urls`` (round the list), skipping those already ``tried``; None when
+    every one has been."""
+    if active is not None and active not in tried:
+        return active
+    start = urls.index(current) + 1 if current in urls else 0
+    for k in range(len(urls)):
+        url = urls[(start + k) % len(urls)]
+        if url not in tried:
+            return url
+    return None
+
+
+def standby_active(headers: Mapping[str, str], body: bytes) -> tuple[bool, str | None]:
+    """Read a 503 answer: whether a standby manager gave it, and the active manager's URL if it named one.
+
+    A standby says so with the ``X-Tiercel-Active`` header or an ``active`` key in its JSON body
+    (null when it knows no active manager); any other 503 is not a standby's.
+    """
+    named = headers.get(ACTIVE_HEADER)
+    standby = named is not None
+    if not named:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and "active" in data:
+            standby = True
+            named = data["active"] if isinstance(data["active"], str) else None
+    return standby, manager_url(named) if named else None
 
 
 def resolve_token(explicit: str | None = None, *, files: tuple[str, ...] = ("admin.token",)) -> str | None:
@@ -72,14 +143,37 @@ class TaskResult:
 
 
 class Client:
+    """A connection to the manager, or to the first that answers of several (an active one and standbys).
+
+    ``url`` may hold several URLs separated by commas. A request goes to the one that served the last
+    request; when it cannot be reached, or is a standby (503 naming the active manager, or none), the
+    request is sent again once to the active manager named (even if not listed), else to the next URL
+    of the list, each at most once. ``url`` is the URL in use, ``urls`` the list given.
+    """
+
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0) -> None:
-        self.url = (url or default_url()).rstrip("/")
+        self.urls = manager_urls(url or default_url())
+        self.url = self.urls[0]
         self.token = resolve_token(token)
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._timeout = timeout
+        self._clients: dict[str, httpx.Client] = {}
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The HTTP client of the URL in use."""
+        return self._client_for(self.url)
+
+    def _client_for(self, url: str) -> httpx.Client:
+        http = self._clients.get(url)
+        if http is None:
+            http = self._clients[url] = httpx.Client(base_url=url, headers=self._headers, timeout=self._timeout)
+        return http
 
     def close(self) -> None:
-        self._http.close()
+        for http in self._clients.values():
+            http.close()
+        self._clients.clear()
 
     def __enter__(self) -> Client:
         return self
@@ -88,23 +182,33 @@ class Client:
         self.close()
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        try:
-            resp = self._http.request(method, path, **kw)
-        except httpx.ConnectError:
-            raise TiercelError(
-                f"cannot reach the manager at {self.url}: is 'tiercel manager' running? (set TIERCEL_URL)"
-            ) from None
-        except httpx.TimeoutException:
-            raise TiercelError(f"the manager at {self.url} did not answer in time") from None
-        except httpx.HTTPError as exc:
-            raise TiercelError(f"talking to the manager at {self.url} failed: {exc}") from None
-        if resp.status_code >= 400:
+        # What each URL tried said: "standby", "unreachable" or "did not answer in time".
+        said: dict[str, str] = {}
+        url: str | None = self.url
+        # Bounded: each URL of the list once, and a standby's pointers to at most two more.
+        while url is not None and len(said) < len(self.urls) + 2:
+            active = None
             try:
-                message = resp.json().get("error") or resp.text
-            except ValueError:
-                message = resp.text.strip() or resp.reason_phrase
-            raise TiercelError(str(message))
-        return resp
+                resp = self._client_for(url).request(method, path, **kw)
+            except (httpx.ConnectError, httpx.ConnectTimeout):  # nothing was sent: safe to send elsewhere
+                said[url] = "unreachable"
+            except httpx.TimeoutException:
+                # A request that may have been carried out is not sent again elsewhere; a read is.
+                if method.upper() not in _SAFE or len(self.urls) == 1:
+                    raise TiercelError(f"the manager at {url} did not answer in time") from None
+                said[url] = "did not answer in time"
+            except httpx.HTTPError as exc:
+                raise TiercelError(f"talking to the manager at {url} failed: {exc}") from None
+            else:
+                standby = False
+                if resp.status_code == 503:
+                    standby, active = standby_active(resp.headers, resp.content)
+                if not standby:
+                    self.url = url
+                    return _checked(resp)
+                said[url] = "standby"
+            url = next_url(self.urls, url, said, active)
+        raise _no_manager(said)
 
     def json(self, method: str, path: str, **kw: Any) -> Any:
         return self.request(method, path, **kw).json()
@@ -129,6 +233,34 @@ class Client:
 
     def whoami(self) -> dict[str, str]:
         return dict(self.json("GET", "/v1/whoami"))
+
+
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _checked(resp: httpx.Response) -> httpx.Response:
+    if resp.status_code >= 400:
+        try:
+            message = resp.json().get("error") or resp.text
+        except ValueError:
+            message = resp.text.strip() or resp.reason_phrase
+        raise TiercelError(str(message))
+    return resp
+
+
+def _no_manager(said: dict[str, str]) -> TiercelError:
+    """Why no manager served a request, and what to do about it."""
+    if len(said) == 1:
+        [(url, what)] = said.items()
+        if what == "unreachable":
+            return TiercelError(f"cannot reach the manager at {url}: is 'tiercel manager' running? (set TIERCEL_URL)")
+        if what != "standby":
+            return TiercelError(f"the manager at {url} {what}")
+    tried = ", ".join(f"{url} ({what})" for url, what in said.items())
+    if "standby" in said.values():
+        return TiercelError(f"no active manager is reachable right now (tried {tried}): a standby takes over "
+                            "within a few seconds of the active manager going away; wait a few seconds and try again")
+    return TiercelError(f"cannot reach any manager (tried {tried}): is 'tiercel manager' running? (set TIERCEL_URL)")
 
 
 class Job:

@@ -47,8 +47,9 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-url_option = click.option("--url", envvar="TIERCEL_URL", metavar="URL",
-                          help="Manager URL (default: $TIERCEL_URL, else the local manager).")
+URL_HELP = ("Manager URL, or several separated by commas (an active manager and its standbys): requests go to "
+            "the active one, wherever it is (default: $TIERCEL_URL, else the local manager).")
+url_option = click.option("--url", envvar="TIERCEL_URL", metavar="URL[,URL]", help=URL_HELP)
 token_option = click.option("--token", envvar="TIERCEL_TOKEN", metavar="TOKEN", show_envvar=True,
                             help="Bearer token (default: the local manager's admin.token).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")

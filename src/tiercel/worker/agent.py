@@ -29,6 +29,7 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import connect
 
+from tiercel.client import TiercelError, manager_urls, next_url, standby_active
 from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef, WorkerId, WorkerInfo
 from tiercel.wire.codec import WireError, decode_from_manager, encode, pack, unpack
 from tiercel.wire.messages import (
@@ -93,6 +94,7 @@ class Agent:
         self.cleanups: dict[JobId, JobSpec] = {}
         self.free = opts.slots
         self.ws: Link | None = None
+        self.connected_to = opts.manager  # the manager's URL of the session (or where it is, for XMPP)
         # One thread per slot takes tasks from `_work`; finished ones land in `_done` and the loop
         # is woken once per batch rather than once per task.
         self._work: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
@@ -150,29 +152,69 @@ class Agent:
                 self._loop.add_signal_handler(sig, self._set_busy, busy)
 
     async def run(self) -> int:
+        try:
+            urls = manager_urls(self.opts.manager, "manager")
+        except TiercelError as exc:
+            log.error("%s", exc)
+            return 2
         self._start()
         delay = 0.1
-        url = self.opts.manager.rstrip("/").replace("http://", "ws://").replace("https://", "wss://") + "/v1/worker"
+        url = urls[0]
+        tried: list[str] = []  # this round's URLs, each tried at most once
+        hint: str | None = None  # the active manager a standby named this round
         while not self.stopping:
+            tried.append(url)
+            active, standby, connected, silent = None, False, False, False
             try:
-                async with connect(url, additional_headers={"Authorization": f"Bearer {self.opts.token}"},
-                                   max_size=None, ping_interval=None, open_timeout=10,
-                                   compression=None) as ws:
+                async with connect(_ws_url(url), additional_headers={"Authorization": f"Bearer {self.opts.token}"},
+                                   max_size=None, open_timeout=10, compression=None,
+                                   ping_interval=self.opts.ping_interval, ping_timeout=self.opts.ping_timeout,
+                                   close_timeout=self.opts.close_timeout) as ws:
+                    connected = True
                     delay = 0.1
+                    self.connected_to = url
                     code = await self._session(ws)
                     if code is not None:
                         return code
+                    # No close frame from the manager: it fell silent (keepalive) or the network broke.
+                    silent = ws.protocol.close_rcvd is None
             except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
-                if isinstance(exc, websockets.exceptions.InvalidStatus) and exc.response.status_code in (401, 403):
-                    log.error("the manager refused the token")
-                    return 2
-                log.info("manager unreachable (%s); retrying in %.1fs", exc.__class__.__name__, delay)
+                if isinstance(exc, websockets.exceptions.InvalidStatus):
+                    status = exc.response.status_code
+                    if status in (401, 403):
+                        log.error("the manager at %s refused the token", url)
+                        return 2
+                    if status == 503:
+                        standby, active = standby_active(exc.response.headers, bytes(exc.response.body or b""))
+                        if standby:
+                            log.info("the manager at %s is a standby; the active one is %s", url,
+                                     f"at {active}" if active else "not known yet")
+                            hint = active or hint
+                silent = connected
+                if connected:
+                    log.info("lost the manager at %s (%s)", url, exc.__class__.__name__)
+                elif not standby:
+                    log.info("manager at %s unreachable (%s)", url, exc.__class__.__name__)
             finally:
                 self.ws = None
             if self.stopping:
                 break
             if self._idle_expired():
                 return 0
+            if connected:
+                # After a session, a new round: the same manager first when it closed the connection
+                # (restarted, or handed over: it then names the active one), else the next one.
+                tried, hint = [], None
+                if silent:
+                    url = next_url(urls, url, [url]) or url
+            else:
+                nxt = next_url(urls, url, tried, active) if len(tried) < len(urls) + 2 else None
+                if nxt is not None:  # on to the next manager at once: backoff is between rounds
+                    url = nxt
+                    continue
+                log.info("no manager to work for; trying again in %.1fs", delay)
+                url = hint or next_url(urls, url, ()) or url
+                tried, hint = [], None
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, self.opts.backoff_max)
         await self._drain_on_stop()
@@ -251,7 +293,7 @@ class Agent:
                           ends_at=self.ends_at, reservation=self.opts.reservation)
         hello = Hello(WorkerId(self.id), info, free, tuple(held), tuple(self.unacked.values()), tuple(self.cleanups))
         await ws.send(pack([encode(hello)]))
-        log.info("connected to %s as %s", self.opts.manager, self.name)
+        log.info("connected to the manager at %s as %s", self.connected_to, self.name)
         if self.retiring or (self.busy and self.busy_by_drain):
             await ws.send(_DRAIN)
         beat = asyncio.create_task(self._beat(ws))
@@ -482,6 +524,12 @@ class Agent:
         self.outbox = []
         self.credit_due = 0
         self._spawn(_send_quietly(ws, frame))
+
+
+def _ws_url(url: str) -> str:
+    """A manager's URL as its worker channel's WebSocket URL."""
+    scheme, sep, rest = url.partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}{sep}{rest.rstrip('/')}/v1/worker"
 
 
 async def _send_quietly(ws: Link, frame: bytes) -> None:

@@ -10,7 +10,7 @@ import click
 
 from tiercel.cli.common import CONTEXT_SETTINGS, UserError
 from tiercel.cli.xmpp_options import xmpp_settings, xmpp_worker_options
-from tiercel.client import default_state_dir, default_url, resolve_token
+from tiercel.client import TiercelError, default_state_dir, default_url, manager_urls, resolve_token
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -82,8 +82,10 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
-@click.option("--manager", "manager_url", envvar="TIERCEL_URL", metavar="URL",
-              help="Manager URL (default: $TIERCEL_URL, else the local manager).")
+@click.option("--manager", "manager_url", envvar="TIERCEL_URL", metavar="URL[,URL]",
+              help="Manager URL, or several separated by commas (an active manager and its standbys): the worker "
+                   "connects to the active one, and to the next when it goes away or falls silent (default: "
+                   "$TIERCEL_URL, else the local manager).")
 @click.option("--slots", type=click.IntRange(1, 100_000), default=1, show_default=True,
               help="Tasks to run at once.")
 @click.option("--tags", default="", metavar="TAG,TAG", help="Capabilities that jobs can require (--requires).")
@@ -112,11 +114,12 @@ def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str
            drain_before: float | None, reservation: str | None, executor: str, verbose: int) -> None:
     """Run a worker: connect out to the manager, pull tasks, run them, report back.
 
-    It reconnects with backoff when the manager or the network goes away, and
-    reports what it ran meanwhile. Signals: SIGTERM or Ctrl-C stops the tasks,
-    hands in their results and leaves; SIGUSR1 makes it busy (what it holds runs
-    to the end, it takes nothing new; an XMPP worker's presence says
-    do-not-disturb) and SIGUSR2 available again.
+    It reconnects with backoff when the manager or the network goes away, to the
+    active manager when several are given, and reports what it ran meanwhile.
+    Signals: SIGTERM or Ctrl-C stops the tasks, hands in their results and
+    leaves; SIGUSR1 makes it busy (what it holds runs to the end, it takes
+    nothing new; an XMPP worker's presence says do-not-disturb) and SIGUSR2
+    available again.
     """
     from tiercel.worker.agent import run_worker
     from tiercel.worker.options import WorkerOptions
@@ -132,9 +135,10 @@ def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str
         token = resolve_token(token, files=("worker.token", "admin.token"))
         if not token:
             raise UserError("token: none given; pass --token-file (the manager wrote worker.token in its state dir)")
-        url = manager_url or default_url()
-        if not url.startswith(("http://", "https://")):
-            raise UserError(f"manager: {url!r} must be the manager's URL, e.g. http://127.0.0.1:8750")
+        try:
+            url = ",".join(manager_urls(manager_url or default_url(), "manager"))
+        except TiercelError as exc:
+            raise UserError(str(exc)) from None
     else:
         token, url = "", f"xmpp:{xmpp.manager_jid}"
     tag_set = frozenset(t.strip() for t in tags.split(",") if t.strip())
