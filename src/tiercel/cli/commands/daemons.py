@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,12 +13,40 @@ from tiercel.cli.common import CONTEXT_SETTINGS, UserError
 from tiercel.cli.xmpp_options import xmpp_settings, xmpp_worker_options
 from tiercel.client import TiercelError, default_state_dir, default_url, manager_urls, resolve_token
 
+if TYPE_CHECKING:
+    from tiercel.store.config import StoreConfig
+
 
 def _listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise UserError(f"listen: {value!r} must be HOST:PORT, e.g. 127.0.0.1:8750 (port 0 picks a free one)")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _store_config(table: StoreConfig | None, url: str | None, name: str | None, advertise: str | None,
+                  lease: float | None) -> StoreConfig | None:
+    """[store] of the config file, with the command line's --store, --name, --advertise, --lease over it."""
+    import dataclasses
+
+    from tiercel.store.config import StoreConfig, check_url
+
+    if url is not None:
+        problem = check_url(url, "store")
+        if problem is not None:
+            raise UserError(problem.message())
+        table = StoreConfig(url) if table is None else dataclasses.replace(table, url=url)
+    if table is None:
+        given = [flag for flag, value in (("--name", name), ("--advertise", advertise), ("--lease", lease))
+                 if value is not None]
+        if given:
+            raise UserError(f"{given[0]}: only with --store (or [store] in the config): a manager on SQLite "
+                            "is the only one on its state")
+        return None
+    if advertise is not None and not advertise.startswith(("http://", "https://")):
+        raise UserError(f"advertise: {advertise!r} must be this manager's http:// or https:// URL")
+    return dataclasses.replace(table, name=name or table.name, advertise=advertise or table.advertise,
+                               lease=lease or table.lease)
 
 
 def _logging(verbose: int) -> None:
@@ -43,13 +72,30 @@ def _logging(verbose: int) -> None:
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="TOML configuration: [queues.NAME] (policies, limits), [sites.NAME] (batch systems), [xmpp] (chat, "
                    "XMPP workers).")
+@click.option("--store", "store_url", envvar="TIERCEL_STORE", metavar="URL",
+              help="Keep the state in PostgreSQL (postgresql://USER@HOST/DB; $TIERCEL_STORE) instead of SQLite in "
+                   "the state dir. Several managers may share one: the first is active, the others standby.")
+@click.option("--name", "store_name", metavar="NAME",
+              help="With --store: this manager's name in 'tiercel managers' (default HOST:PORT).")
+@click.option("--advertise", metavar="URL",
+              help="With --store: the URL clients and workers reach this manager at (default: from --listen).")
+@click.option("--lease", type=click.FloatRange(1, 600), metavar="SECONDS",
+              help="With --store: a standby takes over this long after the active manager stops renewing "
+                   "its lease (default 5).")
 @click.option("--quiet", is_flag=True, help="Print nothing on start.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbeat: float, reconnect_grace: float,
-            sync: str, pool_slots: int, config: Path | None, quiet: bool, verbose: int) -> None:
+            sync: str, pool_slots: int, config: Path | None, store_url: str | None, store_name: str | None,
+            advertise: str | None, lease: float | None, quiet: bool, verbose: int) -> None:
     """Run a manager: REST API, worker channel and event stream on one port.
 
     On first start it writes an admin token and a worker token into the state dir.
+
+    \b
+    With --store postgresql://... (or [store] in the config) the state lives in PostgreSQL and
+    several managers can share it: one holds the store's lease and is active, the others are
+    standby and take over within seconds when it dies. Give clients and workers every manager's
+    URL (TIERCEL_URL=http://m1:8750,http://m2:8750): they follow the active one.
     """
     from tiercel.config import ConfigError, ManagerConfig, load
     from tiercel.core.problems import SetupError
@@ -71,8 +117,14 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
                         reconnect_grace=reconnect_grace, queues=tables.queues, pool_slots=pool_slots,
                         sites=tables.site_tables(),
                         url=f"http://{host if host not in ('0.0.0.0', '::', '') else '127.0.0.1'}:{port}")
+    store = _store_config(tables.store, store_url, store_name, advertise, lease)
     try:
-        serve(host, port, settings, synchronous=sync.upper(), quiet=quiet, xmpp=tables.xmpp)
+        if store is not None:
+            from tiercel.replicated import serve_replicated
+
+            serve_replicated(host, port, settings, store, quiet=quiet, xmpp=tables.xmpp)
+        else:
+            serve(host, port, settings, synchronous=sync.upper(), quiet=quiet, xmpp=tables.xmpp)
     except KeyboardInterrupt:
         pass
     except (StateDirBusy, SetupError, ListenFailed) as exc:
