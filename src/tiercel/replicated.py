@@ -44,6 +44,14 @@ Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 
+class _DenialNoise(logging.Filter):
+    """uvicorn logs a refused WebSocket handshake that sent its own HTTP answer (the standby's 503
+    to a worker) as an error, though the answer went out whole: not an error here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned without completing handshake" not in record.getMessage()
+
+
 class Switch:
     """The ASGI app on the port: the standby's answers until the take-over, then the manager's API."""
 
@@ -85,6 +93,7 @@ def serve_replicated(host: str, port: int, settings: Settings, config: StoreConf
     uconfig = uvicorn.Config(switch, host=host, port=port, log_level="warning", ws_max_size=64 * 1024 * 1024,
                              ws_ping_interval=None, ws_per_message_deflate=False, lifespan="off", access_log=False)
     server = uvicorn.Server(uconfig)
+    logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
 
     async def main() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
