@@ -159,7 +159,7 @@ def serve_replicated(host: str, port: int, settings: Settings, config: StoreConf
         manager.on_store_failure = lose
         async with app.router.lifespan_context(app):
             switch.app = app
-            log.warning("active: holding the store's lease, epoch %s", store.lease.epoch)
+            log.info("active: holding the store's lease, epoch %s", store.lease.epoch)
             announce(settings.state_dir, url, manager, quiet=True)
             if not quiet:
                 print(f"tiercel manager {store.lease.name} is active (epoch {store.lease.epoch}); "
