@@ -171,3 +171,26 @@ def test_sessions_table() -> None:
     assert table.close(b) and table.current(WorkerId("a")) is None and table.get(WorkerId("a")) is b
     assert table.holder(WorkerId("a")) == "x"  # a closed place is still its credentials' until lost
     assert table.drop(WorkerId("a")) is b and table.holder(WorkerId("a")) is None and len(table) == 1
+
+
+def test_a_manager_whose_state_dir_lacks_the_worker_token_makes_one_for_its_pilots(tmp_path: Path) -> None:
+    """A standby taking over a shared store has a state dir of its own: the tokens are in the store,
+    the token files only where the first manager ran. Its pilots need a worker token file."""
+    from tiercel.sites import config as sites_config
+
+    async def nothing(manager: Manager, clock: Clock) -> None:
+        return None
+
+    run(tmp_path, nothing)  # the first start makes admin.token and worker.token
+    first = (tmp_path / "worker.token").read_text()
+    (tmp_path / "worker.token").unlink()
+    sites = sites_config.parse({"sites": {"pool": {}, "here": {"kind": "local", "slots": 1}}})
+    assert isinstance(sites, dict)
+
+    async def check(manager: Manager, clock: Clock) -> None:
+        token = (tmp_path / "worker.token").read_text().strip()
+        who = manager.identify(token)
+        assert who is not None and who.role == "worker" and token != first.strip()
+        assert (tmp_path / "worker.token").stat().st_mode & 0o077 == 0
+
+    run(tmp_path, check, sites=sites)

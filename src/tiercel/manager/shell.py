@@ -129,6 +129,9 @@ class Manager:
             site.attach()  # before any dispatch: tasks already in a batch system are not handed out again
         if not self.tokens.known:
             await self._first_tokens()
+        elif self.sites and not (self.settings.state_dir / "worker.token").exists():
+            # a manager that took over a shared store, in a state dir of its own: its pilots need a token
+            await self._token_file("worker", UserName("worker"), "worker.token", "for this manager's pilots")
         await self.apply(effects)  # jobs whose every task had settled before the crash end now
         self.bookings.window_edge()  # windows that ended while the manager was down, and the next one
         log.info("manager ready: %d unfinished jobs restored", len(loaded.unfinished))
@@ -137,12 +140,15 @@ class Manager:
         """On first start, make an admin token and a worker token and leave them in the state dir."""
         user = UserName(os.environ.get("TIERCEL_ADMIN_USER") or getpass.getuser())
         for role, who, fname in (("admin", user, "admin.token"), ("worker", UserName("worker"), "worker.token")):
-            token = await self.create_token(who, role, label="created on first start")
-            path = self.settings.state_dir / fname
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(token + "\n")
-            self.created_tokens[role] = str(path)
+            await self._token_file(role, who, fname, "created on first start")
+
+    async def _token_file(self, role: str, who: UserName, fname: str, label: str) -> None:
+        token = await self.create_token(who, role, label=label)
+        path = self.settings.state_dir / fname
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        self.created_tokens[role] = str(path)
 
     def close(self) -> None:
         self.store.close()

@@ -166,7 +166,7 @@ class PilotSite(Site):
         only = f"--reservation {r.name} " if r is not None else ""
         # the site's tags are what placed a job requiring them here: its pilots must have them to take it
         tags = f"--tags {shlex.quote(','.join(sorted(self.cfg.tags)))} " if self.cfg.tags else ""
-        return (f"exec {self.python} -m tiercel worker --manager {url} --token-file {token} "
+        return (f"exec {self.python} -m tiercel worker --manager {shlex.quote(url)} --token-file {token} "
                 f"--site {self.name} --slots {self.cfg.slots} {tags}--lifetime {self._lifetime(r):g} {only}"
                 f"--idle-exit {self.cfg.seconds('idle_timeout'):g} --name {self.name}.{key}.$TIERCEL_ELEMENT\n")
 
