@@ -18,6 +18,7 @@ def job_fields(
     walltime: str | None, env: tuple[str, ...], cwd: str | None, name: str | None, no_index: bool,
     cpus: int | None, memory: str | None, priority: int | None, file: Path | None, command: tuple[str, ...],
     queue_name: str | None = None, reservation: str | None = None, site: str | None = None,
+    max_running: int | None = None, max_failures: int | None = None, hold: bool = False,
 ) -> dict[str, Any]:
     """Merge a job file with the command line (the command line wins) and validate locally."""
     data: dict[str, Any] = {}
@@ -31,7 +32,8 @@ def job_fields(
     for key, value in (("queue", queue), ("array", array), ("cleanup", cleanup), ("retries", retries),
                        ("walltime", walltime), ("cwd", cwd), ("name", name), ("cpus", cpus),
                        ("memory", memory), ("priority", priority), ("queue_name", queue_name),
-                       ("reservation", reservation), ("site", site)):
+                       ("reservation", reservation), ("site", site), ("max_running", max_running),
+                       ("max_failures", max_failures)):
         if value is not None:
             data[key] = value
     if queue is not None:
@@ -52,6 +54,8 @@ def job_fields(
         data["env"] = pairs
     if no_index:
         data["append_index"] = False
+    if hold:
+        data["hold"] = True
     if "command" not in data:
         raise UserError("command: is required: put it after '--' (tiercel submit --queue 10 -- ./task.sh) "
                         "or in the job file")
@@ -81,6 +85,12 @@ def job_options(fn: Any) -> Any:
         click.option("--reservation", metavar="NAME", help="Run inside this advance reservation."),
         click.option("--site", metavar="NAME", help="Run on this site (default: the scheduler chooses; "
                                                     "see 'tiercel sites')."),
+        click.option("--max-running", type=int, metavar="N",
+                     help="Run at most N of the job's tasks at once (Slurm's --array=...%N); 'tiercel update' "
+                          "changes it."),
+        click.option("--max-failures", type=int, metavar="N",
+                     help="Fail fast: once N tasks failed (after their retries), cancel the rest."),
+        click.option("--hold", is_flag=True, help="Submit held: nothing starts until 'tiercel release JOB'."),
         click.option("--file", "-f", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
                      help="Job file: TOML [job] table, or a Kestrel .job file."),
     ]

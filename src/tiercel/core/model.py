@@ -61,6 +61,9 @@ class JobSpec:
     queue: str = "default"
     reservation: str | None = None
     site: str | None = None  # pinned to this site; None: the scheduler chooses
+    max_running: int | None = None  # at most this many of its tasks at once (Slurm's %N); None: no cap
+    max_failures: int | None = None  # once this many tasks failed for good, the rest are cancelled
+    held: bool = False  # no new task starts until it is released (running ones go on)
 
     @property
     def size(self) -> int:

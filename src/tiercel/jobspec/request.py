@@ -96,6 +96,11 @@ class JobRequest(BaseModel):
     queue_name: Line | None = Field(None, max_length=64, description="the queue (default: the manager's default)")
     reservation: Line | None = Field(None, max_length=64, description="run inside this advance reservation")
     site: Line | None = Field(None, max_length=64, description="run on this site (default: the scheduler chooses)")
+    max_running: int | None = Field(None, ge=1, le=MAX_TASKS,
+                                    description="at most this many of the job's tasks at once (default: no cap)")
+    max_failures: int | None = Field(None, ge=1, le=MAX_TASKS,
+                                     description="once this many tasks failed (after their retries), cancel the rest")
+    hold: bool = Field(False, description="submit held: no task starts until 'tiercel release'")
 
     @field_validator("command", mode="before")
     @classmethod
@@ -196,6 +201,9 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
         queue=req.queue_name or "",
         reservation=req.reservation,
         site=req.site or None,
+        max_running=req.max_running,
+        max_failures=req.max_failures,
+        held=req.hold,
     )
 
 

@@ -20,6 +20,7 @@ def spec_to_row(spec: JobSpec) -> dict[str, Any]:
         "walltime": spec.walltime, "env": [list(kv) for kv in spec.env], "cwd": spec.cwd,
         "append_index": spec.append_index, "cpus": spec.cpus, "memory_mb": spec.memory_mb,
         "priority": spec.priority, "queue": spec.queue, "reservation": spec.reservation, "site": spec.site,
+        "max_running": spec.max_running, "max_failures": spec.max_failures, "held": spec.held,
     }
 
 
@@ -32,4 +33,5 @@ def spec_from_row(d: dict[str, Any]) -> JobSpec:
         append_index=bool(d.get("append_index", True)), cpus=int(d.get("cpus", 1)),
         memory_mb=int(d.get("memory_mb", 0)), priority=int(d.get("priority", 0)),
         queue=str(d.get("queue", "default")), reservation=d.get("reservation"), site=d.get("site"),
+        max_running=d.get("max_running"), max_failures=d.get("max_failures"), held=bool(d.get("held", False)),
     )
