@@ -288,6 +288,34 @@ class Job:
         self.data = self.client.json("POST", f"/v1/jobs/{self.id}/cancel")
         return self
 
+    def hold(self) -> Job:
+        """No new task of the job starts until ``release``; running ones go on."""
+        self.data = self.client.json("POST", f"/v1/jobs/{self.id}/hold")
+        return self
+
+    def release(self) -> Job:
+        self.data = self.client.json("POST", f"/v1/jobs/{self.id}/release")
+        return self
+
+    def update(self, *, priority: int | None = None, walltime: str | float | None = None,
+               max_running: int | None = None, no_max_running: bool = False) -> Job:
+        """Change the job's priority or cap on running tasks (or its walltime before any task started)."""
+        changes = {k: v for k, v in (("priority", priority), ("walltime", walltime), ("max_running", max_running))
+                   if v is not None}
+        if no_max_running:
+            changes["no_max_running"] = True
+        self.data = self.client.json("PATCH", f"/v1/jobs/{self.id}", json=changes)
+        return self
+
+    def retry(self, *, failed: bool = False, cancelled: bool = False, tasks: str | None = None) -> dict[str, Any]:
+        """Run ended tasks again as new attempts (default: the failed ones); says how many, which."""
+        body: dict[str, Any] = {"failed": failed, "cancelled": cancelled}
+        if tasks is not None:
+            body = {"tasks": tasks}
+        answer = self.client.json("POST", f"/v1/jobs/{self.id}/retry", json=body)
+        self.data = answer["job"]
+        return {"tasks": int(answer["tasks"]), "indexes": str(answer["indexes"])}
+
     def wait(self, timeout: float | None = None, poll: float = 0.2,
              progress: Callable[[dict[str, Any]], None] | None = None) -> Job:
         deadline = None if timeout is None else time.monotonic() + timeout

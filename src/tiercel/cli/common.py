@@ -99,9 +99,10 @@ def jobs_table(jobs: list[dict[str, Any]], show_owner: bool) -> Table:
     now = time.time()
     for j in jobs:
         name = j["name"] or " ".join(j["command"])[:30]
-        style = STATE_STYLE.get(j["state"], "")
+        state = "held" if j.get("held") and j["state"] in ("queued", "running") else j["state"]
+        style = STATE_STYLE.get(state, "yellow" if state == "held" else "")
         table.add_row(
-            str(j["id"]), name, *([j["owner"]] if show_owner else []), f"[{style}]{j['state']}[/]",
+            str(j["id"]), name, *([j["owner"]] if show_owner else []), f"[{style}]{state}[/]",
             str(j["total"]), str(j["queued"]), str(j["running"]), str(j["done"]), str(j["failed"]),
             str(j["cancelled"]), age(now - j["submitted"]),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from tiercel import __version__
-from tiercel.cli.commands import daemons, jobflow, jobs, managers, run, sim, sites, tokens, users, workers
+from tiercel.cli.commands import controls, daemons, jobflow, jobs, managers, run, sim, sites, tokens, users, workers
 from tiercel.cli.common import CONTEXT_SETTINGS
 
 
@@ -36,6 +36,8 @@ def cli() -> None:
 COMMANDS: tuple[click.Command, ...] = (
     # a job, from submission to its output
     jobs.submit, jobs.status, jobs.wait, jobs.cancel, jobs.logs, jobs.explain,
+    # changing a job after submitting it
+    controls.hold, controls.release, controls.update, controls.retry,
     # one job on this machine, manager and workers included
     run.run,
     # CSF4's two-step flow over RSL and XML job descriptions

@@ -31,7 +31,8 @@ class JobSummary:
             "total": c.total, "queued": c.queued, "running": c.running, "done": c.done,
             "failed": c.failed, "cancelled": c.cancelled, "submitted": self.submitted,
             "ended": self.ended, "command": list(self.spec.command), "waiting": self.waiting,
-            "reason": self.reason,
+            "reason": self.reason, "held": self.spec.held, "max_running": self.spec.max_running,
+            "max_failures": self.spec.max_failures, "priority": self.spec.priority,
         }
 
 

@@ -31,6 +31,7 @@ from tiercel.core.seal import Seal
 from tiercel.manager import admission
 from tiercel.manager.auth import Identity
 from tiercel.manager.bookings import Bookings
+from tiercel.manager.controls import Controls
 from tiercel.manager.events import Events, JobSummary
 from tiercel.manager.queries import Queries
 from tiercel.manager.sessions import PlaceKind, Session, Sessions
@@ -82,6 +83,7 @@ class Manager:
         self.tokens = Tokens(store, clock)
         self.events = Events()
         self.bookings = Bookings(self)
+        self.controls = Controls(self, clock)
         self.queries = Queries(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.start_error: BaseException | None = None
@@ -280,6 +282,10 @@ class Manager:
 
     def recently_ended(self, job_id: JobId) -> JobSummary | None:
         return self._ended_cache.get(job_id) or self._ending.get(job_id)
+
+    def forget_ended(self, job_id: JobId) -> None:
+        """An ended job is live again (tasks of it run again): its ended summary no longer holds."""
+        self._ended_cache.pop(job_id, None)
 
     def pump(self) -> None:
         """Hand waiting tasks to workers with free slots."""

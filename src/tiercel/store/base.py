@@ -104,6 +104,23 @@ class DeleteSiteJob:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateJob:
+    """A job's changeable fields changed (held, priority, cap, walltime): its stored spec replaced."""
+
+    job: JobId
+    spec: JobSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ReopenTasks:
+    """Settled tasks run again (`tiercel retry`): their final attempts stop being final, and an
+    ended job is unfinished again, so a restart finds them waiting."""
+
+    job: JobId
+    indexes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SetSealKey:
     """The key of the seals (made with the store): set only by `tiercel store copy`, which moves it along."""
 
@@ -111,7 +128,7 @@ class SetSealKey:
 
 
 WriteOp = (AddJob | Record | EndJob | SaveToken | DeleteToken | TouchToken | SeenWorker | ForgetWorker
-           | SaveReservation | DeleteReservation | SaveSiteJob | DeleteSiteJob | SetSealKey)
+           | SaveReservation | DeleteReservation | SaveSiteJob | DeleteSiteJob | SetSealKey | UpdateJob | ReopenTasks)
 
 # ---- read rows ---------------------------------------------------------------
 
@@ -179,3 +196,5 @@ class Store(Protocol):
     def meta(self, key: str) -> str | None: ...
     def tokens(self) -> list[TokenRow]: ...
     def export(self, chunk: int) -> Iterator[list[WriteOp]]: ...
+    def task_outcomes(self, job_id: JobId) -> dict[int, tuple[str | None, int]]: ...
+    def restored(self, job_id: JobId) -> Restored: ...

@@ -40,6 +40,7 @@ from tiercel.store.base import (
     JobRow,
     Loaded,
     Record,
+    ReopenTasks,
     SaveReservation,
     SaveSiteJob,
     SaveToken,
@@ -47,6 +48,7 @@ from tiercel.store.base import (
     SetSealKey,
     TokenRow,
     TouchToken,
+    UpdateJob,
     WriteOp,
 )
 from tiercel.store.lease import FENCED, Lease, LeaseLost, StoreUnreachable, hide_password
@@ -341,6 +343,17 @@ class PostgresStore:
             yield from exported(rows, bytes.fromhex(key[0]), chunk)
             conn.rollback()
 
+    def task_outcomes(self, job_id: JobId) -> dict[int, tuple[str | None, int]]:
+        """Each task that has attempts: how it settled (None: not settled) and its latest attempt."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT idx, MAX(outcome) FILTER (WHERE final), MAX(attempt) FROM attempts "
+                                "WHERE job = %s GROUP BY idx", (job_id,)).fetchall()
+        return {int(i): (o, int(a)) for i, o, a in rows}
+
+    def restored(self, job_id: JobId) -> Restored:
+        with self._read() as conn:
+            return _restore(conn, job_id)
+
     def meta(self, key: str) -> str | None:
         with self._read() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
@@ -471,5 +484,14 @@ def _apply(conn: psycopg.Connection[Any], op: WriteOp) -> None:
                      (op.site, op.native_id, op.payload, op.submitted))
     elif isinstance(op, DeleteSiteJob):
         conn.execute("DELETE FROM site_jobs WHERE site = %s AND native_id = %s", (op.site, op.native_id))
+    elif isinstance(op, UpdateJob):
+        conn.execute("UPDATE jobs SET spec = %s WHERE id = %s", (Jsonb(spec_to_row(op.spec)), op.job))
+    elif isinstance(op, ReopenTasks):
+        conn.execute("UPDATE jobs SET state = NULL, ended = NULL, done = NULL, failed = NULL, cancelled = NULL, "
+                     "reason = NULL WHERE id = %s", (op.job,))
+        for start in range(0, len(op.indexes), 1000):
+            chunk = list(op.indexes[start:start + 1000])
+            conn.execute("UPDATE attempts SET final = FALSE WHERE job = %s AND final = TRUE AND idx IN ("
+                         + ",".join(["%s"] * len(chunk)) + ")", [op.job, *chunk])
     elif isinstance(op, SetSealKey):
         conn.execute("UPDATE meta SET value = %s WHERE key = 'seal_key'", (op.key.hex(),))

@@ -36,6 +36,7 @@ from tiercel.store.base import (
     JobRow,
     Loaded,
     Record,
+    ReopenTasks,
     SaveReservation,
     SaveSiteJob,
     SaveToken,
@@ -43,6 +44,7 @@ from tiercel.store.base import (
     SetSealKey,
     TokenRow,
     TouchToken,
+    UpdateJob,
     WriteOp,
 )
 from tiercel.store.rows import exported, pack_output, restore, unpack_output
@@ -289,6 +291,23 @@ class SqliteStore:
         finally:
             conn.close()
 
+    def task_outcomes(self, job_id: JobId) -> dict[int, tuple[str | None, int]]:
+        """Each task that has attempts: how it settled (None: not settled) and its latest attempt."""
+        conn = self._connect()
+        try:
+            rows = conn.execute("SELECT idx, MAX(CASE WHEN final = 1 THEN outcome END), MAX(attempt) FROM attempts "
+                                "WHERE job = ? GROUP BY idx", (job_id,)).fetchall()
+        finally:
+            conn.close()
+        return {int(i): (o, int(a)) for i, o, a in rows}
+
+    def restored(self, job_id: JobId) -> Restored:
+        conn = self._connect()
+        try:
+            return self._restore(conn, job_id)
+        finally:
+            conn.close()
+
     def meta(self, key: str) -> str | None:
         with self._read_lock:
             row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -353,5 +372,14 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
                      (op.site, op.native_id, op.payload, op.submitted))
     elif isinstance(op, DeleteSiteJob):
         conn.execute("DELETE FROM site_jobs WHERE site = ? AND native_id = ?", (op.site, op.native_id))
+    elif isinstance(op, UpdateJob):
+        conn.execute("UPDATE jobs SET spec = ? WHERE id = ?", (json.dumps(spec_to_row(op.spec)), op.job))
+    elif isinstance(op, ReopenTasks):
+        conn.execute("UPDATE jobs SET state = NULL, ended = NULL, done = NULL, failed = NULL, cancelled = NULL, "
+                     "reason = NULL WHERE id = ?", (op.job,))
+        for start in range(0, len(op.indexes), 1000):
+            chunk = list(op.indexes[start:start + 1000])
+            conn.execute("UPDATE attempts SET final = 0 WHERE job = ? AND final = 1 AND idx IN ("
+                         + ",".join(["?"] * len(chunk)) + ")", [op.job, *chunk])
     elif isinstance(op, SetSealKey):
         conn.execute("UPDATE meta SET value = ? WHERE key = 'seal_key'", (op.key.hex(),))

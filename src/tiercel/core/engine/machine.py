@@ -99,10 +99,13 @@ class Engine(Views):
         self._order.sort(key=job_order)
         return self._maybe_end(job)
 
-    def cancel(self, job_id: JobId, now: float | None = None) -> list[Effect]:
+    def cancel(self, job_id: JobId, now: float | None = None, reason: str | None = None) -> list[Effect]:
+        """Cancel every task of the job that has not settled: waiting ones, and running ones killed."""
         job = self.jobs.get(job_id)
         if job is None:
             return []
+        if reason is not None:
+            job.reason = reason
         effects: list[Effect] = []
         job.cancelled += job.pending + len(job.running)
         job.fresh.clear()
@@ -129,6 +132,55 @@ class Engine(Views):
         job.retry.clear()
         job.reason = reason
         return self._maybe_end(job)
+
+    def set_spec(self, job_id: JobId, spec: JobSpec) -> bool:
+        """The job's changeable fields changed (held, priority, cap, walltime): checked by the shell.
+
+        Its tasks, counts and attempts stay as they are; what may start follows the new spec
+        from the next dispatch on. False when the job is not live."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return False
+        job.spec = spec
+        self._order.sort(key=job_order)
+        return True
+
+    def reopen(self, job_id: JobId, tasks: dict[int, tuple[int, str | None]]) -> list[Effect]:
+        """Run settled tasks of a live job again: index -> (the next attempt, how it settled:
+        "done", "failed", or None for a task cancelled before it ran). They wait as retries, with
+        their retries counted afresh; the shell has checked that each has settled."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return []
+        for index, (attempt, outcome) in tasks.items():
+            if index in job.running or index in job.retry or index in job.fresh:
+                continue  # not settled after all: left as it is
+            if outcome == Outcome.DONE.value:
+                job.done -= 1
+            elif outcome is None:
+                job.cancelled -= 1
+            else:
+                job.failed -= 1
+            job.retry[index] = (attempt, 0)
+        if job.reason is not None and not job.cancelled:
+            job.reason = None  # what it said about cancelled tasks is no longer so
+        return []
+
+    def resume(self, job_id: JobId, *, rerun: Iterable[int], cancelled: Iterable[int], reason: str | None) -> None:
+        """An ended job taken up again to run some tasks again: those get their retries afresh (a
+        restored job counts their past failures), and its tasks that were cancelled before they ran,
+        which left no rows to restore them from, stay cancelled."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return
+        for index in rerun:
+            if index in job.retry:
+                job.retry[index] = (job.retry[index][0], 0)
+        for index in cancelled:
+            if job.fresh.discard(index) or job.retry.pop(index, None) is not None:
+                job.cancelled += 1
+        if job.cancelled:
+            job.reason = reason
 
     def end_reservation(self, name: str, reason: str) -> list[Effect]:
         """A reservation ended or was deleted: its work that has not started never will."""
@@ -308,7 +360,7 @@ class Engine(Views):
         self.bind()
         by_queue: dict[str, list[JobRun]] = {}
         for job in self._order:
-            if job.pending and job.site is not None:
+            if job.startable and job.site is not None:
                 by_queue.setdefault(self.queue_of(job), []).append(job)
         if not by_queue:
             return []
@@ -421,7 +473,13 @@ class Engine(Views):
                 worker.refused += len(refused)
             effects.append(Refused(worker_id, refused))
         for job in touched.values():
-            effects.extend(self._maybe_end(job))
+            limit = job.spec.max_failures
+            if limit is not None and job.failed >= limit and (job.pending or job.running):
+                # fail fast: a broken script should not burn the whole array
+                effects.extend(self.cancel(job.id, now, f"max_failures: {job.failed} tasks failed (the job's "
+                                                        f"limit is {limit}); its other tasks were cancelled"))
+            elif job.id in self.jobs:
+                effects.extend(self._maybe_end(job))
         return effects
 
     def _settle(

@@ -45,6 +45,16 @@ class JobRun:
         return len(self.fresh) + len(self.retry)
 
     @property
+    def startable(self) -> int:
+        """Waiting tasks that may start now: none while held, and no more than its cap allows."""
+        spec = self.spec
+        if spec.held:
+            return 0
+        if spec.max_running is None:
+            return len(self.fresh) + len(self.retry)
+        return max(0, min(len(self.fresh) + len(self.retry), spec.max_running - len(self.running)))
+
+    @property
     def settled(self) -> int:
         return self.done + self.failed + self.cancelled
 

@@ -89,7 +89,8 @@ class Views:
                         reservations=self._reservation_views(now))
 
     def _group(self, j: JobRun, site: str | None = None) -> Group:
-        return Group(j.id, j.owner, j.pending, j.spec.cpus, j.submitted, self.queue_of(j), j.spec.priority,
+        # what may start now: a held job, or one at its cap, offers the policies nothing (or less)
+        return Group(j.id, j.owner, j.startable, j.spec.cpus, j.submitted, self.queue_of(j), j.spec.priority,
                      j.spec.walltime, j.spec.requires, j.spec.memory_mb, j.spec.reservation,
                      site or (j.site if j.site is not None else j.spec.site))
 
@@ -149,8 +150,8 @@ class Views:
 
         With ``reservation``, only that reservation's tasks; ``besides`` leaves out the tasks of these.
         """
-        return sum(j.pending * j.spec.cpus for j in self._order
-                   if j.pending and j.site == site and (reservation is None or j.spec.reservation == reservation)
+        return sum(j.startable * j.spec.cpus for j in self._order
+                   if j.startable and j.site == site and (reservation is None or j.spec.reservation == reservation)
                    and j.spec.reservation not in besides)
 
     def explain(self, job_id: JobId, now: float) -> Explanation | None:
@@ -168,6 +169,13 @@ class Views:
         places = self._places(connected, None, now)
         if not job.pending:
             return Explanation(name, None, [])
+        if job.spec.held:
+            return Explanation(name, Status(Code.WAIT, "hold", "the job is held: 'tiercel release "
+                                                               f"{job_id}' lets its tasks start"), [])
+        if not job.startable:
+            return Explanation(name, Status(Code.WAIT, "max_running", f"{len(job.running)} of its tasks run, "
+                                                                      f"its cap (max_running {job.spec.max_running})"),
+                               [])
         choices = self._choices()
         bound = {j: c.site for j, c in choices.items() if c.site is not None}
         choice = job.choice or choices.get(job.id)
@@ -175,7 +183,7 @@ class Views:
         if site is None:
             return Explanation(name, never("sites", site_reason), [], None, site_reason)
         waiting = [j for j in self._order
-                   if j.pending and (j.site is not None or j.id in bound) and self.queue_of(j) == name]
+                   if j.startable and (j.site is not None or j.id in bound) and self.queue_of(j) == name]
         snap = self._snapshot(now, waiting, places, bound)
         plan_ = _plan(snap, chain)
         if isinstance(plan_, str):

@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from tiercel.core.model import JobId
 from tiercel.gateways.rest.errors import ApiError, error
 from tiercel.manager.auth import Identity, bearer
+from tiercel.manager.events import JobSummary
 from tiercel.manager.shell import Manager
 
 _bearer = HTTPBearer(auto_error=False, description="a token from 'tiercel token create', or the manager's "
@@ -48,3 +50,12 @@ async def refuse(ws: WebSocket, status: int, message: str) -> None:
         await ws.send_denial_response(error(status, message, "token"))
     else:
         await ws.close(code=4000 + status, reason=message[:120])
+
+
+async def own_job(manager: Manager, job_id: int, who: Identity) -> JobSummary:
+    """A job its owner (or an admin) may read and act on; anyone else's is reported as unknown,
+    so ids reveal nothing."""
+    summary = await manager.queries.summary(JobId(job_id))
+    if summary is None or (summary.owner != who.user and not who.admin):
+        raise ApiError(404, f"job: {job_id} is not a job of yours (see 'tiercel status')", "job")
+    return summary

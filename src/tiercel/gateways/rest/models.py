@@ -26,6 +26,38 @@ class JobInfo(BaseModel):
     command: list[str]
     waiting: str | None = Field(None, description="why queued tasks are not running, when none are")
     reason: str | None = Field(None, description="why it ended before all its tasks ran")
+    held: bool = Field(False, description="no new task starts until it is released")
+    max_running: int | None = Field(None, description="at most this many of its tasks at once")
+    max_failures: int | None = Field(None, description="once this many tasks failed, the rest are cancelled")
+    priority: int = 0
+
+
+class JobChanges(BaseModel):
+    """PATCH /v1/jobs/ID: the fields of a job that may change after submission (absent: unchanged)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    priority: int | None = Field(None, ge=-1000, le=1000)
+    walltime: str | float | None = Field(None, description="per task, only before any task started: 90s, 10m, 1h")
+    max_running: int | None = Field(None, ge=1, le=100_000_000, description="the job's cap on running tasks")
+    no_max_running: bool = Field(False, description="remove the job's cap")
+
+
+class RetryRequest(BaseModel):
+    """POST /v1/jobs/ID/retry: which ended tasks to run again (default: the failed ones)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    failed: bool = False
+    cancelled: bool = False
+    tasks: str | None = Field(None, max_length=10_000, pattern="^[0-9,:\\- ]*$",
+                              description="task indexes, e.g. 3,7-9 (instead of failed/cancelled)")
+
+
+class RetryAnswer(BaseModel):
+    job: JobInfo
+    tasks: int = Field(description="how many tasks run again")
+    indexes: str = Field(description="their indexes as ranges")
 
 
 class WorkerRow(BaseModel):
