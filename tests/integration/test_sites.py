@@ -219,3 +219,17 @@ def test_a_bad_site_config_stops_the_manager_with_one_line(config: str, words: s
     assert out.returncode == 2
     assert words in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_jobs_cap_on_running_tasks_holds_on_real_slurm_in_native_mode(slurm: None, bare_cluster: Cluster,  # noqa: F811
+                                                                      tmp_path: Path) -> None:
+    start(bare_cluster, f'[sites.slurm]\nkind = "slurm"\nmode = "native"\npoll_interval = "0.3s"\n'
+                        f'spool = "{tmp_path / "spool"}"\n')
+    job = submit(bare_cluster, "--site", "slurm", "--queue", "6", "--max-running", "2", "--no-index", "--",
+                 "sh", "-c", 'echo "$(date +%s.%N)"; sleep 1; echo "$(date +%s.%N)"')
+    end = wait_end(bare_cluster, job, timeout=180)
+    assert end["done"] == 6
+    spans = [tuple(float(x) for x in str(r["stdout"]).split()) for r in results(bare_cluster, job)]
+    most = max(sum(1 for a, b in spans if a <= t < b) for t, _ in spans)
+    assert most <= 2, spans  # never more than its cap at once, though Slurm had slots for all six
+    assert sites(bare_cluster)["slurm"]["commands"]["sbatch"] >= 3  # type: ignore[index]
