@@ -74,3 +74,18 @@ def test_replies_read_as_the_manual_writes_them() -> None:
     assert job_finished(78) == "{'type':'job_finished', 'job_id': 78}"
     assert job_rejected("queue: -5 must be between 1 and 100") == \
         "{'type':'job_rejected', 'reason': 'queue: -5 must be between 1 and 100'}"
+
+
+def test_hold_release_retry_and_the_job_controls_in_a_job_message() -> None:
+    from tiercel.gateways.xmpp.kestrel import Control
+
+    assert parse("{'type':'hold', 'job_id': 428}") == Control("hold", 428)
+    assert parse("{'type':'release', 'job_id': 428}") == Control("release", 428)
+    assert parse("{'type':'retry', 'job_id': 7}") == Control("retry", 7)
+    missing = parse("{'type':'hold'}")
+    assert isinstance(missing, Help) and "needs the 'job_id'" in missing.reason
+    msg = parse("{'type':'job', 'command':'run.sh', 'queue':100, 'max_running':5, 'max_failures':3, 'hold':True}")
+    assert isinstance(msg, SubmitJob)
+    assert (msg.spec.max_running, msg.spec.max_failures, msg.spec.held) == (5, 3, True)
+    zero = parse("{'type':'job', 'command':'run.sh', 'max_running':0}")
+    assert isinstance(zero, Help) and "max_running: 0" in zero.reason

@@ -389,3 +389,34 @@ def test_an_xmpp_worker_settles_only_what_it_was_handed(tmp_path: Path, monkeypa
         manager.close()
 
     asyncio.run(scenario())
+
+
+def test_chat_holds_releases_and_retries_only_its_users_jobs(tmp_path: Path) -> None:
+    from tiercel.core.model import UserName
+    from tiercel.gateways.xmpp.chat import Chat
+    from tiercel.manager.settings import Settings
+    from tiercel.manager.shell import Manager
+    from tiercel.store import SqliteStore
+
+    async def scenario() -> None:
+        manager = Manager(SqliteStore(tmp_path / "t.db"), Settings(state_dir=tmp_path))
+        await manager.start()
+        try:
+            chat = Chat(manager)
+            alice, bob = UserName("alice"), UserName("bob")
+            started = await chat.answer(alice, "{'type':'job', 'command':'true', 'queue':3, 'hold':True}")
+            job = started.submitted
+            assert job is not None and manager.engine.jobs[job].spec.held
+            assert (await chat.answer(bob, f"{{'type':'release', 'job_id': {job}}}")).text.startswith(
+                "{'type':'error'")
+            assert (await chat.answer(alice, f"{{'type':'release', 'job_id': {job}}}")).text == \
+                f"{{'type':'released', 'job_id': {job}}}"
+            assert not manager.engine.jobs[job].spec.held
+            assert (await chat.answer(alice, f"{{'type':'hold', 'job_id': {job}}}")).text == \
+                f"{{'type':'held', 'job_id': {job}}}"
+            nothing = await chat.answer(alice, f"{{'type':'retry', 'job_id': {job}}}")
+            assert "has no failed tasks to run again" in nothing.text
+        finally:
+            manager.close()
+
+    asyncio.run(scenario())

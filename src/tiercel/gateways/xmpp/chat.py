@@ -50,6 +50,8 @@ class Chat:
             return Answer(await self.status(user, msg.job_id))
         if isinstance(msg, kestrel.Cancel):
             return Answer(await self.cancel(user, msg.job_id))
+        if isinstance(msg, kestrel.Control):
+            return Answer(await self.control(user, msg))
         if msg.about == "job":  # a job message that cannot be run: the manual's job_rejected
             return Answer(kestrel.job_rejected(msg.reason))
         return Answer(help_text(msg.reason))
@@ -116,6 +118,27 @@ class Chat:
             return kestrel.reply("cancelled", job_id=job_id)
         ids = await self.manager.cancel_all(user)
         return kestrel.reply("cancelled", job_ids=[int(j) for j in ids])
+
+
+    # ---- hold, release, retry --------------------------------------------
+
+    async def control(self, user: UserName, msg: kestrel.Control) -> str:
+        summary = await self.own(user, msg.job_id)
+        if summary is None:
+            return not_yours(msg.job_id)
+        controls = self.manager.controls
+        try:
+            if msg.action == "retry":
+                done = await controls.retry(summary, failed=True, cancelled=False, tasks=None)
+                if isinstance(done, Problem):
+                    return kestrel.reply("error", reason=done.message())
+                return kestrel.reply("retried", job_id=msg.job_id, tasks=len(done))
+            problem = await controls.hold(summary, msg.action == "hold")
+        except Unavailable as exc:
+            return kestrel.reply("error", reason=str(exc))
+        if problem is not None:
+            return kestrel.reply("error", reason=problem.message())
+        return kestrel.reply("held" if msg.action == "hold" else "released", job_id=msg.job_id)
 
 
 def not_yours(job_id: int) -> str:

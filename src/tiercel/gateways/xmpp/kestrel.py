@@ -26,7 +26,7 @@ MAX_MESSAGE = 4096  # characters: a job message is a line, not a document
 
 # What a job message may carry besides its type: Kestrel's keys and the job options Tiercel adds.
 JOB_KEYS = ("command", "queue", "requires", "cleanup", "name", "array", "retries", "walltime", "env", "cwd",
-            "cpus", "memory", "priority", "queue_name", "reservation")
+            "cpus", "memory", "priority", "queue_name", "reservation", "max_running", "max_failures", "hold")
 
 HELP = (
     "I understand these messages:\n"
@@ -36,6 +36,9 @@ HELP = (
     "  {'type':'status', 'job_id': 317}   one job\n"
     "  {'type':'cancel'}                  cancel all of your jobs\n"
     "  {'type':'cancel', 'job_id': 428}   cancel one job\n"
+    "  {'type':'hold', 'job_id': 428}     start none of its tasks until {'type':'release', 'job_id': 428}\n"
+    "  {'type':'retry', 'job_id': 428}    run its failed tasks again\n"
+    "      optional in a job: 'max_running':50, 'max_failures':10, 'hold':True\n"
     "When a job ends I send {'type':'job_finished', 'job_id': N}."
 )
 
@@ -56,12 +59,20 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class Control:
+    """hold, release or retry one job."""
+
+    action: str
+    job_id: int
+
+
+@dataclass(frozen=True)
 class Help:
     reason: str  # empty when help was asked for; else what was wrong with the message
     about: str | None = None  # "job" when a job message cannot be run: answered with job_rejected
 
 
-Message = SubmitJob | Status | Cancel | Help
+Message = SubmitJob | Status | Cancel | Control | Help
 
 
 def parse(text: str, *, max_tasks: int = 100_000_000) -> Message:
@@ -77,7 +88,7 @@ def parse(text: str, *, max_tasks: int = 100_000_000) -> Message:
     kind = data.get("type")
     if kind == "help":
         return Help("")
-    if kind in ("status", "cancel"):
+    if kind in ("status", "cancel", "hold", "release", "retry"):
         extra = sorted(str(k) for k in data if k not in ("type", "job_id"))
         if extra:
             return Help(f"a {kind} message takes only 'job_id', not {', '.join(repr(k) for k in extra)}")
@@ -85,6 +96,10 @@ def parse(text: str, *, max_tasks: int = 100_000_000) -> Message:
         if job_id is not None and (isinstance(job_id, bool) or not isinstance(job_id, int)
                                    or not 1 <= job_id <= MAX_JOB_ID):
             return Help(f"'job_id' must be a job number such as 317, not {job_id!r}")
+        if kind in ("hold", "release", "retry"):
+            if job_id is None:
+                return Help(f"a {kind} message needs the 'job_id' of one of your jobs")
+            return Control(kind, job_id)
         return Status(job_id) if kind == "status" else Cancel(job_id)
     if kind == "job":
         fields = {k: v for k, v in data.items() if k != "type"}
@@ -98,7 +113,7 @@ def parse(text: str, *, max_tasks: int = 100_000_000) -> Message:
             return Help(spec.message(), "job")
         return SubmitJob(spec)
     if kind is None:
-        return Help("a message needs a 'type': 'job', 'status' or 'cancel'")
+        return Help("a message needs a 'type': 'job', 'status', 'cancel', 'hold', 'release' or 'retry'")
     return Help(f"I do not know the message type {kind!r}")
 
 
