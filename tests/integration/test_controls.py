@@ -126,3 +126,16 @@ def test_retry_of_cancelled_tasks_and_the_refusals_of_controls(cluster: Cluster)
     assert answer.status_code == 200 and answer.json()["tasks"] == 5
     assert cluster.cli("wait", jid).returncode == 0
     assert cluster.cli("cancel", str(running["id"])).returncode == 0
+
+
+def test_the_state_of_many_jobs_in_one_request_leaves_out_others_jobs(cluster: Cluster) -> None:
+    ids = [int(submit(cluster, "--queue", "1", "--hold", "--", "true")["id"]) for _ in range(3)]  # type: ignore[call-overload]
+    bob = cluster.cli("token", "create", "--user", "bob", "--role", "user").stdout.strip().split()[-1]
+    with cluster.client() as c:
+        rows = c.jobs_by_id([ids[2], ids[0], 999])
+        assert [r["id"] for r in rows] == [ids[2], ids[0]] and all(r["held"] for r in rows)
+    with cluster.client(bob) as c:
+        assert c.jobs_by_id(ids) == []
+    bad = httpx.get(f"{cluster.url}/v1/jobs", params={"ids": "1,x"},
+                    headers={"Authorization": f"Bearer {cluster.admin_token}"})
+    assert bad.status_code == 422

@@ -43,9 +43,19 @@ def router(manager: Manager) -> APIRouter:
         spec = admitted
         return (await manager.submit(who.user, spec)).to_json()
 
-    @api.get("/v1/jobs", response_model=list[JobInfo], responses=answers(403))
-    async def jobs(who: Person, all: bool = False, limit: Annotated[int, Query(ge=1, le=10_000)] = 200
+    @api.get("/v1/jobs", response_model=list[JobInfo], responses=answers(403, 422))
+    async def jobs(who: Person, all: bool = False, limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+                   ids: Annotated[str | None, Query(max_length=100_000, pattern="^[0-9,]*$",
+                                                    description="only these jobs, e.g. 3,17,42 (one request "
+                                                                "for the state of many)")] = None
                    ) -> list[dict[str, Any]]:
+        """Your jobs, newest first (an admin's with all=true: everyone's); with ids, just those."""
+        if ids is not None:
+            wanted = [int(x) for x in ids.split(",") if x]
+            if len(wanted) > 10_000 or any(not 1 <= j <= MAX_JOB_ID for j in wanted):
+                raise ApiError(422, "ids: must be at most 10,000 job ids, each from 1", "ids")
+            found = [await manager.queries.summary(JobId(j)) for j in dict.fromkeys(wanted)]
+            return [s.to_json() for s in found if s is not None and (s.owner == who.user or who.admin)]
         return [s.to_json() for s in await manager.queries.jobs(who, all, limit)]
 
     @api.get("/v1/jobs/{job_id}", response_model=JobInfo, responses=answers(403, 404))
