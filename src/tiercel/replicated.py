@@ -31,7 +31,7 @@ from tiercel.core.problems import SetupError
 from tiercel.gateways.rest.standby import create_standby_app
 from tiercel.gateways.xmpp.config import XmppConfig
 from tiercel.manager.settings import Settings
-from tiercel.server import ListenFailed, announce, bind, build, lock_state_dir
+from tiercel.server import announce, bind_or_fail, build, lock_state_dir
 from tiercel.store.config import StoreConfig
 from tiercel.store.lease import LeaseLost, StoreUnreachable, knows_token, roster
 from tiercel.store.postgres import PostgresStore, SchemaTooNew
@@ -66,12 +66,7 @@ class Switch:
 def serve_replicated(host: str, port: int, settings: Settings, config: StoreConfig, *, quiet: bool = False,
                      xmpp: XmppConfig | None = None) -> None:
     lock = lock_state_dir(settings.state_dir)
-    try:
-        sock = bind(host, port)
-    except OSError as exc:
-        lock.close()
-        raise ListenFailed(f"listen: cannot serve on {host}:{port}: {exc.strerror or exc} "
-                           "(another manager there? pick another port with --listen)") from None
+    sock = bind_or_fail(host, port, lock)
     shown_host = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
     advertise = config.advertise or url

@@ -118,6 +118,16 @@ def state_dir_in_use(state_dir: Path) -> bool:
     return False
 
 
+def bind_or_fail(host: str, port: int, lock: IO[str]) -> socket.socket:
+    """The listening socket, or ListenFailed in one line (and the state dir's lock let go)."""
+    try:
+        return bind(host, port)
+    except OSError as exc:
+        lock.close()
+        raise ListenFailed(f"listen: cannot serve on {host}:{port}: {exc.strerror or exc} "
+                           "(another manager there? pick another port with --listen)") from None
+
+
 def bind(host: str, port: int) -> socket.socket:
     """Bind the listening socket up front, so a busy port is a clear error before anything starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -145,12 +155,7 @@ def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL"
     if full is not None:
         lock.close()
         raise SetupError(full)
-    try:
-        sock = bind(host, port)
-    except OSError as exc:
-        lock.close()
-        raise ListenFailed(f"listen: cannot serve on {host}:{port}: {exc.strerror or exc} "
-                           "(another manager there? pick another port with --listen)") from None
+    sock = bind_or_fail(host, port, lock)
     if not settings.url or settings.url.endswith(":0"):  # what pilots connect to: the port actually bound
         shown = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         settings.url = f"http://{shown}:{sock.getsockname()[1]}"

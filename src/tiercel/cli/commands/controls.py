@@ -21,6 +21,20 @@ def _state(data: dict[str, object]) -> str:
     return "held" if data.get("held") and data.get("state") in ("queued", "running") else str(data["state"])
 
 
+def _hold_or_release(job_ids: tuple[int, ...], url: str | None, token: str | None, as_json: bool,
+                     held: bool) -> None:
+    with client(url, token) as c:
+        jobs = [(c.job(j).hold() if held else c.job(j).release()).data for j in job_ids]
+    if as_json:
+        print_json(jobs)
+        return
+    for j in jobs:
+        if held:
+            console.print(f"job {j['id']}: held ({j['running']} running go on, {j['queued']} wait)")
+        else:
+            console.print(f"job {j['id']}: released ({j['queued']} waiting may start)")
+
+
 @click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("job_ids", nargs=-1, type=int, required=True, metavar="JOB...")
 @url_option
@@ -29,13 +43,7 @@ def _state(data: dict[str, object]) -> str:
 @friendly
 def hold(job_ids: tuple[int, ...], url: str | None, token: str | None, as_json: bool) -> None:
     """Hold jobs: no new task of theirs starts (running ones go on) until 'tiercel release'."""
-    with client(url, token) as c:
-        jobs = [c.job(j).hold().data for j in job_ids]
-    if as_json:
-        print_json(jobs)
-        return
-    for j in jobs:
-        console.print(f"job {j['id']}: held ({j['running']} running go on, {j['queued']} wait)")
+    _hold_or_release(job_ids, url, token, as_json, True)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -46,13 +54,7 @@ def hold(job_ids: tuple[int, ...], url: str | None, token: str | None, as_json: 
 @friendly
 def release(job_ids: tuple[int, ...], url: str | None, token: str | None, as_json: bool) -> None:
     """Release held jobs: their waiting tasks may start again."""
-    with client(url, token) as c:
-        jobs = [c.job(j).release().data for j in job_ids]
-    if as_json:
-        print_json(jobs)
-        return
-    for j in jobs:
-        console.print(f"job {j['id']}: released ({j['queued']} waiting may start)")
+    _hold_or_release(job_ids, url, token, as_json, False)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)

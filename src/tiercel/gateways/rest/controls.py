@@ -24,21 +24,20 @@ def router(manager: Manager) -> APIRouter:
         assert summary is not None
         return summary.to_json()
 
-    @api.post("/v1/jobs/{job_id}/hold", response_model=JobInfo, responses=answers(403, 404, 409, 507))
-    async def hold(job_id: JobPath, who: Person) -> dict[str, Any]:
-        """Stop new tasks of the job from starting; those running go on."""
-        problem = await manager.controls.hold(await own_job(manager, job_id, who), True)
-        if problem is not None:
-            raise ApiError.of(problem, 409)
-        return await after(job_id)
+    def holding(held: bool, doc: str) -> None:
+        path = f"/v1/jobs/{{job_id}}/{'hold' if held else 'release'}"
 
-    @api.post("/v1/jobs/{job_id}/release", response_model=JobInfo, responses=answers(403, 404, 409, 507))
-    async def release(job_id: JobPath, who: Person) -> dict[str, Any]:
-        """Let a held job's tasks start again."""
-        problem = await manager.controls.hold(await own_job(manager, job_id, who), False)
-        if problem is not None:
-            raise ApiError.of(problem, 409)
-        return await after(job_id)
+        async def route(job_id: JobPath, who: Person) -> dict[str, Any]:
+            problem = await manager.controls.hold(await own_job(manager, job_id, who), held)
+            if problem is not None:
+                raise ApiError.of(problem, 409)
+            return await after(job_id)
+
+        api.post(path, response_model=JobInfo, responses=answers(403, 404, 409, 507), description=doc,
+                 name="hold" if held else "release")(route)
+
+    holding(True, "Stop new tasks of the job from starting; those running go on.")
+    holding(False, "Let a held job's tasks start again.")
 
     @api.patch("/v1/jobs/{job_id}", response_model=JobInfo, responses=answers(403, 404, 409, 507))
     async def update(job_id: JobPath, changes: JobChanges, who: Person) -> dict[str, Any]:
