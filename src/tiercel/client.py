@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -181,7 +182,9 @@ class Client:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    def request(self, method: str, path: str, *, stream: bool = False, **kw: Any) -> httpx.Response:
+        """Send a request to the active manager. With ``stream`` a successful answer's body is left
+        unread: read it with ``iter_bytes`` or ``iter_lines``, then ``close`` it."""
         # What each URL tried said: "standby", "unreachable" or "did not answer in time".
         said: dict[str, str] = {}
         url: str | None = self.url
@@ -189,7 +192,9 @@ class Client:
         while url is not None and len(said) < len(self.urls) + 2:
             active = None
             try:
-                resp = self._client_for(url).request(method, path, **kw)
+                http = self._client_for(url)
+                resp = (http.send(http.build_request(method, path, **kw), stream=True) if stream
+                        else http.request(method, path, **kw))
             except (httpx.ConnectError, httpx.ConnectTimeout):  # nothing was sent: safe to send elsewhere
                 said[url] = "unreachable"
             except httpx.TimeoutException:
@@ -202,6 +207,7 @@ class Client:
             else:
                 standby = False
                 if resp.status_code == 503:
+                    resp.read()  # a streamed answer's body too: a standby says who is active in it
                     standby, active = standby_active(resp.headers, resp.content)
                 if not standby:
                     self.url = url
@@ -216,6 +222,8 @@ class Client:
     # ---- jobs ----------------------------------------------------------
 
     def submit(self, command: list[str] | str, **fields: Any) -> Job:
+        """Submit a job: ``fields`` are the request's (jobspec/request.py), e.g. ``queue=10``, or
+        ``entries=["a.txt", "b.txt"]`` for a task per entry, ``stdout="out/{index}.txt"`` for files."""
         data = self.json("POST", "/v1/jobs", json=request_json({"command": command, **fields}))
         return Job(self, data)
 
@@ -242,12 +250,24 @@ class Client:
     def whoami(self) -> dict[str, str]:
         return dict(self.json("GET", "/v1/whoami"))
 
+    def history(self, *, user: str | None = None, everyone: bool = False, since: str | None = None,
+                state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Ended jobs, the last ended first: yours, ``user``'s or (``everyone``) all of them (admins).
+
+        ``since``: a duration back from now (``2d``, ``12h``) or a date (and time); ``state``: done,
+        failed or cancelled (several separated by commas). Each has its counts, ``wall`` (ended -
+        submitted, seconds) and ``places`` (where its attempts ran); ``cpu`` is not measured yet."""
+        params: dict[str, Any] = {"all": everyone, "limit": limit}
+        params.update({k: v for k, v in (("user", user), ("since", since), ("state", state)) if v is not None})
+        return list(self.json("GET", "/v1/history", params=params))
+
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _checked(resp: httpx.Response) -> httpx.Response:
     if resp.status_code >= 400:
+        resp.read()  # an error's body, even when the answer was to be streamed
         try:
             message = resp.json().get("error") or resp.text
         except ValueError:
@@ -271,10 +291,38 @@ def _no_manager(said: dict[str, str]) -> TiercelError:
     return TiercelError(f"cannot reach any manager (tried {tried}): is 'tiercel manager' running? (set TIERCEL_URL)")
 
 
+@dataclass
+class TaskOutput:
+    """A task's outputs as ``Job.outputs`` reads them: of its settling attempt, else its latest one."""
+
+    index: int
+    attempt: int
+    outcome: str
+    final: bool
+    exit_code: int | None
+    worker: str
+    started: float
+    ended: float
+    stdout: bytes
+    stderr: bytes
+
+    @staticmethod
+    def of(line: str) -> TaskOutput:
+        d = json.loads(line)
+        out, err = (base64.b64decode(d["stdout"]), base64.b64decode(d["stderr"])) if d["base64"] else (
+            d["stdout"].encode(), d["stderr"].encode())
+        return TaskOutput(d["index"], d["attempt"], d["outcome"], d["final"], d["exit_code"], d["worker"],
+                          d["started"], d["ended"], out, err)
+
+
+FOLLOW_POLL = 0.5  # seconds between two steps of following that brought something; doubles up to ``poll``
+
+
 class Job:
     def __init__(self, client: Client, data: dict[str, Any]) -> None:
         self.client = client
         self.data = data
+        self.forgotten: float | None = None  # when its outputs were dropped, as the last read of them said
 
     @property
     def id(self) -> int:
@@ -345,3 +393,79 @@ class Job:
     def output(self, index: int, stream: str = "stdout") -> bytes:
         return self.client.request("GET", f"/v1/jobs/{self.id}/logs",
                                    params={"task": index, "stream": stream}).content
+
+    def logs(self, stream: str = "stdout", *, task: int | None = None, failed: bool = False, headers: bool = False,
+             follow: bool = False, poll: float = 2.0, format: str = "text") -> Iterator[bytes]:
+        """The tasks' ``stream`` in task order, as the manager reads them, a page at a time: the settling
+        attempt of each task, else its latest one (``failed``: tasks that failed only; ``headers``: a
+        ``==> task N ... <==`` line before each). With ``follow``, settled tasks only: those settled
+        already, then each as it settles, until the job ends (checked at most ``poll`` seconds apart).
+        ``format="jsonl"``: a line of JSON per task instead, with both outputs (see ``outputs``)."""
+        params: dict[str, Any] = {"stream": stream, "headers": headers, "failed": failed, "format": format}
+        if task is not None:
+            params["task"] = task
+        return self._read(params, follow, poll)
+
+    def outputs(self, *, task: int | None = None, failed: bool = False, follow: bool = False,
+                poll: float = 2.0) -> Iterator[TaskOutput]:
+        """Each task's stdout and stderr, as ``logs`` reads them."""
+        pending = b""
+        for chunk in self.logs(task=task, failed=failed, follow=follow, poll=poll, format="jsonl"):
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                if line.strip():
+                    yield TaskOutput.of(line.decode())
+
+    def save_outputs(self, directory: str | Path, *, task: int | None = None, failed: bool = False,
+                     follow: bool = False, poll: float = 2.0) -> tuple[int, int]:
+        """Write each task's stdout and stderr into ``directory``/INDEX.out and INDEX.err, the non-empty
+        ones only (the directory is made if need be). Answers (files written, tasks read)."""
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = tasks = 0
+        for t in self.outputs(task=task, failed=failed, follow=follow, poll=poll):
+            tasks += 1
+            for suffix, data in ((".out", t.stdout), (".err", t.stderr)):
+                if data:
+                    (folder / f"{t.index}{suffix}").write_bytes(data)
+                    files += 1
+        return files, tasks
+
+    def forget(self) -> dict[str, int]:
+        """Drop the outputs of this ended job from the manager's store; its attempts and counts stay.
+        Answers how many attempt rows held an output (``rows``) and what they took (``bytes``)."""
+        return {k: int(v) for k, v in self.client.json("POST", f"/v1/jobs/{self.id}/forget").items()}
+
+    def _read(self, params: dict[str, Any], follow: bool, poll: float) -> Iterator[bytes]:
+        path = f"/v1/jobs/{self.id}/logs"
+        if not follow:
+            resp = self.client.request("GET", path, params=params, stream=True)
+            self.forgotten = _forgotten(resp)
+            try:
+                yield from resp.iter_bytes()
+            except httpx.HTTPError as exc:
+                raise TiercelError(f"the manager at {self.client.url} stopped sending job {self.id}'s outputs "
+                                   f"mid-way ({exc}); try again") from None
+            finally:
+                resp.close()
+            return
+        cursor, wait = "-1", FOLLOW_POLL
+        while True:
+            resp = self.client.request("GET", path, params={**params, "cursor": cursor})
+            self.forgotten = _forgotten(resp)
+            if resp.content:
+                yield resp.content
+            cursor = resp.headers["X-Tiercel-Cursor"]
+            if resp.headers.get("X-Tiercel-More") == "true":
+                continue
+            if resp.headers.get("X-Tiercel-Ended") == "true":
+                self.refresh()
+                return
+            wait = FOLLOW_POLL if resp.content else min(max(poll, FOLLOW_POLL), wait * 2)
+            time.sleep(wait)
+
+
+def _forgotten(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("X-Tiercel-Forgotten")
+    return float(value) if value else None

@@ -2,6 +2,7 @@
 
 from tiercel.core.engine import Engine, JobEnded, KillTasks, Persist, Refused, RunCleanup, SendTasks
 from tiercel.core.model import (
+    Entries,
     JobId,
     JobSpec,
     JobState,
@@ -329,3 +330,15 @@ def test_after_a_restart_only_sealed_reports_reclaim_or_settle() -> None:
     wrong_key = Engine(seal=Seal(b"other"))
     wrong_key.add_job(JobId(1), spec(3), ALICE, 0)
     assert refused(wrong_key.connect(W1, worker(3), 1, credit=0, results=[report])) == [(1, 0, 1)]
+
+
+def test_each_task_handed_out_carries_its_entry_retries_too() -> None:
+    e = Engine()
+    e.add_job(JobId(1), spec(3, retries=1, entries=Entries.of(["a.txt", "", "c d"])), ALICE, 0)
+    e.add_job(JobId(2), spec(1), ALICE, 0)
+    e.connect(W1, worker(), 0, credit=5)
+    tasks = [t for eff in e.dispatch(0) if isinstance(eff, SendTasks) for t in eff.tasks]
+    assert [(t.job, t.index, t.entry) for t in tasks] == [(1, 0, "a.txt"), (1, 1, ""), (1, 2, "c d"), (2, 0, None)]
+    e.report(W1, [rep(1, 2, 1, Outcome.FAILED, by=W1)], 1)
+    [again] = [t for eff in e.dispatch(1) if isinstance(eff, SendTasks) for t in eff.tasks]
+    assert (again.index, again.attempt, again.entry) == (2, 2, "c d")

@@ -139,3 +139,19 @@ def test_the_state_of_many_jobs_in_one_request_leaves_out_others_jobs(cluster: C
     bad = httpx.get(f"{cluster.url}/v1/jobs", params={"ids": "1,x"},
                     headers={"Authorization": f"Bearer {cluster.admin_token}"})
     assert bad.status_code == 422
+
+
+def test_retry_of_an_ended_sweep_gives_each_task_its_own_entry_again(cluster: Cluster, tmp_path: Path) -> None:
+    lines = tmp_path / "inputs.txt"
+    lines.write_text("alpha\nbeta\ngamma\n")
+    mark = tmp_path / "fixed"
+    job = submit(cluster, "--each-line", str(lines), "--no-index", "--", "sh", "-c",
+                 f'echo "$TIERCEL_ENTRY"; test -e {mark} -o "$TIERCEL_ENTRY" != beta')
+    jid = str(job["id"])
+    cluster.start_worker("--slots", "2")
+    assert cluster.cli("wait", jid).returncode == 1
+    mark.touch()
+    assert cluster.cli("retry", jid).returncode == 0
+    assert cluster.cli("wait", jid).returncode == 0
+    with cluster.client() as c:
+        assert c.job(int(jid)).output(1) == b"beta\n"

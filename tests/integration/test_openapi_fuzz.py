@@ -72,7 +72,7 @@ def test_the_document_names_every_error_and_refuses_what_the_server_refuses(clus
     for status in ("400", "401", "403", "413", "422"):
         assert submit[status]["content"]["application/json"]["schema"] == error, status
     logs = doc["paths"]["/v1/jobs/{job_id}/logs"]["get"]["responses"]
-    assert list(logs["200"]["content"]) == ["text/plain"]
+    assert list(logs["200"]["content"]) == ["text/plain", "application/x-ndjson"]  # format=text or jsonl
     assert logs["404"]["content"]["application/json"]["schema"] == error
     assert "HTTPValidationError" not in doc["components"]["schemas"]  # FastAPI's shape, which is never answered
 

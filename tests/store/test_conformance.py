@@ -21,6 +21,7 @@ import pytest
 from tiercel.core.model import (
     AttemptRecord,
     Counts,
+    Entries,
     JobId,
     JobSpec,
     JobState,
@@ -33,10 +34,12 @@ from tiercel.core.ranges import IndexRanges
 from tiercel.core.reservations import Reservation
 from tiercel.store import (
     AddJob,
+    AddPlaces,
     DeleteReservation,
     DeleteSiteJob,
     DeleteToken,
     EndJob,
+    ForgetOutputs,
     ForgetWorker,
     Loaded,
     Record,
@@ -254,6 +257,39 @@ def test_jobs_lists_newest_first_filtered_by_owner_and_limited(backend: Backend)
         listed = {r.id: r for r in store.jobs(None, 100)}
         assert listed[3].state is JobState.FAILED and listed[3].counts == Counts(10, done=9, failed=1)
         assert listed[4].state is None and listed[4].owner == ALICE and listed[4].spec == SPEC
+
+
+def test_a_sweeps_entries_are_kept_with_its_job_restored_and_exported(backend: Backend) -> None:
+    items = ["plain", "", "ünïcode \t tab", '{"a":[1,2]}', "x" * 65_536] + [f"/data/{i}.fq" for i in range(100_000)]
+    entries = Entries.of(items)
+    sweep = JobSpec(command=("./run.sh",), indexes=IndexRanges.of_size(len(items)), entries=entries,
+                    stdout="out/{index}.txt", stderr="err.log")
+    ended = JobSpec(command=("./run.sh",), indexes=IndexRanges.of_size(2), entries=Entries.of(["a", "b"]))
+    with backend.opened() as (store, _):
+        store.write([AddJob(JobId(1), ALICE, sweep, 1.0), AddJob(JobId(2), ALICE, SPEC, 2.0),
+                     AddJob(JobId(3), BOB, ended, 3.0)]).result(T)
+        store.write([EndJob(JobId(3), JobState.DONE, Counts(2, done=2), 4.0)]).result(T)
+        row = store.job(JobId(1))
+        assert row is not None and row.spec.entries is None  # reads of jobs leave the entries out
+        assert (row.spec.stdout, row.spec.stderr, row.spec.size) == ("out/{index}.txt", "err.log", len(items))
+        assert store.entries(JobId(1)) == entries and store.entries(JobId(3)) == ended.entries
+        assert store.entries(JobId(2)) is None and store.entries(JobId(9)) is None
+        # a job whose row cannot be written keeps no entries either
+        with pytest.raises(Exception):  # noqa: B017  (each store raises its own integrity error)
+            store.write([AddJob(JobId(2), ALICE, sweep, 5.0)]).result(T)
+        assert store.entries(JobId(2)) is None
+    with backend.opened() as (store, loaded):
+        restored = {row.id: row.spec for row, _ in loaded.unfinished}
+        assert restored[JobId(1)] == sweep and restored[JobId(2)] == SPEC and JobId(3) not in restored
+        again = restored[JobId(1)].entries
+        assert again is not None and len(again) == len(items)
+        assert [again[i] for i in (0, 1, 2, 3, 4, len(items) - 1)] == [*items[:5], items[-1]]
+        copied = {op.job: op.spec for ops in store.export(50) for op in ops if isinstance(op, AddJob)}
+        assert copied == {1: sweep, 2: SPEC, 3: ended}
+        assert copied[JobId(1)].entries == entries and copied[JobId(2)].entries is None
+    with backend.opened(backend.elsewhere()) as (other, _):  # the copy writes them again
+        other.write([AddJob(j, ALICE, spec, 1.0) for j, spec in copied.items()]).result(T)
+        assert other.entries(JobId(1)) == entries and other.entries(JobId(3)) == ended.entries
 
 
 # ---- attempts -----------------------------------------------------------------
@@ -582,3 +618,185 @@ def test_site_jobs_are_kept_until_deleted(backend: Backend) -> None:
         store.write([DeleteSiteJob("hpc", "1001")]).result(T)
     with backend.opened() as (_, loaded):
         assert [(j.site, j.native_id) for j in loaded.site_jobs] == [("hpc", "1002"), ("sge", "1001")]
+
+
+# ---- the day-to-day reads: outputs by pages, history, dropping outputs ------------------------
+
+
+def test_attempts_page_reads_whole_tasks_by_index_and_the_pages_make_up_every_attempt(store: Store) -> None:
+    w2 = WorkerId("w2")
+    store.write([AddJob(JobId(2), BOB, SPEC, 1.0)]).result(T)
+    store.write([
+        record(9, 1, Outcome.DONE, True, out=b"nine"), record(9, 1, Outcome.DONE, True, worker=w2, out=b"again"),
+        record(0, 1, Outcome.FAILED, False, 1, out=b"o0", err=b"e0"), record(0, 2, Outcome.DONE, True, out=b"ok0"),
+        record(1, 1, Outcome.LOST, False, None), record(3, 1, Outcome.DONE, True, out=b"three", err=b"warn"),
+        record(7, 1, Outcome.FAILED, True, 2, err=b"boom"),
+        record(4, 1, Outcome.DONE, True, job=2, out=b"not job 1"),
+    ]).result(T)
+    key = sorted((r.index, r.attempt, r.worker, r.final, r.stdout, r.stderr)
+                 for r in store.attempts(JobId(1), None, False))
+    pages, after = [], -1
+    while True:
+        page = store.attempts_page(JobId(1), after, 2)
+        if not page:
+            break
+        pages.append(sorted({r.index for r in page}))
+        after = page[-1].index
+        key_rows = [(r.index, r.attempt, r.worker, r.final, r.stdout, r.stderr) for r in page]
+        assert key_rows == key[:len(key_rows)]  # whole tasks, every attempt of each, in order
+        key = key[len(key_rows):]
+    assert pages == [[0, 1], [3, 7], [9]]
+    assert key == []
+    finals_only = store.attempts_page(JobId(1), -1, 3, final_only=True)
+    assert [(r.index, r.attempt) for r in finals_only] == [(0, 2), (3, 1), (7, 1)]  # task 1 has no final one
+    assert [(r.index, r.worker) for r in store.attempts_page(JobId(1), 7, 5, final_only=True)] == [(9, "w"), (9, "w2")]
+    assert store.attempts_page(JobId(1), 9, 5) == []
+    assert store.attempts_page(JobId(3), -1, 5) == []
+    errs = store.attempts_page(JobId(1), 2, 1, streams=("stderr",))
+    assert [(r.index, r.stdout, r.stderr) for r in errs] == [(3, b"", b"warn")]
+    outs = store.attempts_page(JobId(1), 2, 2, streams=("stdout",))
+    assert [(r.index, r.stdout, r.stderr) for r in outs] == [(3, b"three", b""), (7, b"", b"")]
+    [other] = store.attempts_page(JobId(2), 0, 10)
+    assert (other.job, other.index, other.stdout) == (2, 4, b"not job 1")
+
+
+def test_attempts_page_walks_a_large_sparse_job_in_bounded_pages(backend: Backend) -> None:
+    spec = JobSpec(command=("true",), indexes=IndexRanges(((0, 30_000),)))
+    with backend.opened() as (store, _):
+        store.write([AddJob(JobId(1), ALICE, spec, 0.0)]).result(T)
+        store.write([Record([attempt(i, 1, Outcome.DONE, True, out=str(i).encode()) for i in range(0, 30_000, 3)])]
+                    ).result(90)
+        seen: list[int] = []
+        after = -1
+        while page := store.attempts_page(JobId(1), after, 777, final_only=True):
+            assert len(page) <= 777
+            seen += [r.index for r in page]
+            assert all(r.stdout == str(r.index).encode() for r in page)
+            after = page[-1].index
+        assert seen == list(range(0, 30_000, 3))
+
+
+def test_history_lists_ended_jobs_last_ended_first_by_owner_state_and_time(backend: Backend) -> None:
+    ends = {1: (ALICE, JobState.DONE, 100.0), 2: (BOB, JobState.FAILED, 200.0), 3: (ALICE, JobState.FAILED, 300.0),
+            4: (ALICE, JobState.CANCELLED, 250.0), 6: (BOB, JobState.DONE, 50.0)}
+    with backend.opened() as (store, _):
+        store.write([AddJob(JobId(j), ends[j][0] if j in ends else ALICE, SPEC, float(j)) for j in range(1, 8)]
+                    ).result(T)
+        store.write([EndJob(JobId(j), state, Counts(10, done=8, failed=2 if state is JobState.FAILED else 0,
+                                                    cancelled=0 if state is not JobState.CANCELLED else 2), when)
+                     for j, (_, state, when) in ends.items()]).result(T)
+
+        def ids(owner: UserName | None = None, since: float | None = None, states: tuple[JobState, ...] = (),
+                limit: int = 100) -> list[int]:
+            return [r.id for r in store.history(owner, since, states, limit)]
+
+        assert ids() == [3, 4, 2, 1, 6]  # jobs 5 and 7 have not ended
+        assert ids(limit=2) == [3, 4]
+        assert ids(ALICE) == [3, 4, 1]
+        assert ids(BOB, limit=1) == [2]
+        assert ids(UserName("carol")) == []
+        assert ids(states=(JobState.FAILED,)) == [3, 2]
+        assert ids(states=(JobState.DONE, JobState.CANCELLED)) == [4, 1, 6]
+        assert ids(ALICE, states=(JobState.DONE,)) == [1]
+        assert ids(since=200.0) == [3, 4, 2]
+        assert ids(BOB, since=100.0, states=(JobState.DONE,)) == []
+        [three] = store.history(ALICE, 300.0, (), 10)
+        assert (three.owner, three.state, three.submitted, three.ended, three.spec) == (
+            ALICE, JobState.FAILED, 3.0, 300.0, SPEC)
+        assert three.counts == Counts(10, done=8, failed=2)
+        assert (three.places, three.forgotten) == ((), None)
+
+
+def test_history_reads_one_index_over_many_jobs(backend: Backend) -> None:
+    """20,000 ended jobs: the newest few of one user, one state or one window come back at once."""
+    with backend.opened() as (store, _):
+        for start in range(1, 20_001, 5_000):
+            chunk = range(start, start + 5_000)
+            store.write([AddJob(JobId(j), BOB if j % 10 else ALICE, SPEC, float(j)) for j in chunk]
+                        + [EndJob(JobId(j), JobState.FAILED if j % 7 == 0 else JobState.DONE, Counts(10, done=10),
+                                  1_000.0 + j) for j in chunk]).result(90)
+        assert [r.id for r in store.history(ALICE, None, (), 3)] == [20_000, 19_990, 19_980]
+        assert [r.id for r in store.history(None, None, (JobState.FAILED,), 2)] == [19_999, 19_992]
+        assert [r.id for r in store.history(ALICE, 1_000.0 + 19_950, (JobState.FAILED,), 50)] == [19_950]
+        assert len(store.history(None, None, (), 10_000)) == 10_000
+
+
+def test_places_gather_without_repeats_and_are_kept(backend: Backend) -> None:
+    with backend.opened() as (store, _):
+        store.write([AddJob(JobId(1), ALICE, SPEC, 0.0), AddJob(JobId(2), ALICE, SPEC, 0.0)]).result(T)
+        store.write([AddPlaces(JobId(1), ("node-b", "hpc"))]).result(T)
+        store.write([AddPlaces(JobId(1), ("node-a", "node-b")), AddPlaces(JobId(2), ("wörker",))]).result(T)
+        store.write([EndJob(JobId(1), JobState.DONE, Counts(10, done=10), 5.0)]).result(T)
+        store.write([AddPlaces(JobId(1), ("hpc",)), AddPlaces(JobId(99), ("nowhere",))]).result(T)
+    with backend.opened() as (store, _):
+        one, two = store.job(JobId(1)), store.job(JobId(2))
+        assert one is not None and two is not None
+        assert one.places == ("hpc", "node-a", "node-b")  # sorted, each once
+        assert two.places == ("wörker",) and two.state is None
+        [ended] = store.history(ALICE, None, (), 10)
+        assert ended.places == ("hpc", "node-a", "node-b")
+
+
+def test_forgetting_outputs_keeps_the_rows_and_counts_and_says_the_size_first(backend: Backend) -> None:
+    big = os.urandom(10_000)  # incompressible: stored as it is, give or take a few bytes
+    with backend.opened() as (store, _):
+        store.write([AddJob(JobId(1), ALICE, SPEC, 0.0), AddJob(JobId(2), BOB, SPEC, 0.0)]).result(T)
+        store.write([record(0, 1, Outcome.FAILED, False, 1, err=b"e"), record(0, 2, Outcome.DONE, True, out=big),
+                     record(1, 1, Outcome.DONE, True), record(5, 1, Outcome.DONE, True, out=b"five"),
+                     record(3, 1, Outcome.DONE, True, job=2, out=b"bob's")]).result(T)
+        store.write([EndJob(JobId(1), JobState.DONE, Counts(10, done=10), 9.0)]).result(T)
+        rows, size = store.outputs_size(JobId(1))
+        assert rows == 3  # attempt rows holding an output; task 1's has none
+        assert len(big) + len(b"e") + len(b"five") <= size <= len(big) + 64  # as stored
+        store.write([ForgetOutputs(JobId(1), 0, 3, 20.0)]).result(T)  # tasks 0..2 first
+        assert [r.stdout for r in store.attempts(JobId(1), 5, False)] == [b"five"]
+        assert store.outputs_size(JobId(1))[0] == 1
+        store.write([ForgetOutputs(JobId(1), 3, 10, 21.0)]).result(T)
+        assert store.outputs_size(JobId(1)) == (0, 0)
+    with backend.opened() as (store, _):
+        kept = store.attempts(JobId(1), None, False)
+        assert [(r.index, r.attempt, r.outcome, r.final, r.exit_code) for r in kept] == [
+            (0, 1, "failed", False, 1), (0, 2, "done", True, 0), (1, 1, "done", True, 0), (5, 1, "done", True, 0)]
+        assert all((r.stdout, r.stderr) == (b"", b"") for r in kept)
+        job = store.job(JobId(1))
+        assert job is not None and job.counts == Counts(10, done=10) and job.state is JobState.DONE
+        assert job.forgotten == 21.0
+        assert [r.stdout for r in store.attempts(JobId(2), None, False)] == [b"bob's"]  # another job's stay
+        other = store.job(JobId(2))
+        assert other is not None and other.forgotten is None
+        assert store.outputs_size(JobId(2))[0] == 1
+        assert store.outputs_size(JobId(42)) == (0, 0)
+
+
+def test_attempts_page_keeps_to_the_spans_it_is_given(store: Store) -> None:
+    store.write([Record([attempt(i, 1, Outcome.DONE, i % 4 != 1, out=b"%d" % i) for i in range(40)])]).result(T)
+    within = ((3, 4), (10, 14), (30, 32), (38, 100))
+    rows = store.attempts_page(JobId(1), -1, 100, within=within)
+    assert [r.index for r in rows] == [3, 10, 11, 12, 13, 30, 31, 38, 39]
+    assert [r.index for r in store.attempts_page(JobId(1), -1, 100, final_only=True, within=within)] == [
+        3, 10, 11, 12, 30, 31, 38, 39]  # 13's attempt is not final
+    assert [r.index for r in store.attempts_page(JobId(1), 10, 3, final_only=True, within=within)] == [11, 12, 30]
+    assert [r.stdout for r in store.attempts_page(JobId(1), 29, 1, within=within)] == [b"30"]
+    assert store.attempts_page(JobId(1), 39, 5, within=within) == []
+    assert store.attempts_page(JobId(1), -1, 5, within=((50, 60),)) == []
+    overlapping = store.attempts_page(JobId(1), 10, 100, within=((12, 15), (3, 4), (10, 13)))
+    assert [r.index for r in overlapping] == [11, 12, 13, 14]  # each task once, in order
+
+
+def test_attempts_page_begins_no_task_past_max_bytes_and_reads_the_last_one_whole(store: Store) -> None:
+    store.write([Record([attempt(i, 1, Outcome.FAILED, False, 1, out=b"a" * 300) for i in range(0, 10, 2)]
+                        + [attempt(i, n, Outcome.DONE, True, out=os.urandom(1_000)) for i in range(10)
+                           for n in ((2,) if i % 2 == 0 else (1,))])]).result(T)
+    page = store.attempts_page(JobId(1), -1, 100, max_bytes=2_500)
+    assert [(r.index, r.attempt) for r in page] == [(0, 1), (0, 2), (1, 1), (2, 1), (2, 2)]  # 2,600 bytes
+    rest, after = [], page[-1].index
+    while more := store.attempts_page(JobId(1), after, 100, max_bytes=2_500):
+        assert sum(len(r.stdout) for r in more) < 2_500 + 1_300
+        rest += more
+        after = more[-1].index
+    assert [(r.index, r.attempt) for r in page + rest] == [
+        (i, n) for i in range(10) for n in ((1, 2) if i % 2 == 0 else (1,))]
+    one = store.attempts_page(JobId(1), -1, 100, max_bytes=1)  # always a whole task, however large
+    assert [(r.index, r.attempt) for r in one] == [(0, 1), (0, 2)]
+    spans = store.attempts_page(JobId(1), -1, 100, within=((3, 4), (5, 6), (7, 8)), max_bytes=1_500)
+    assert [r.index for r in spans] == [3, 5]

@@ -14,7 +14,9 @@ from tiercel.core.ranges import IndexRanges
 from tiercel.core.reservations import Reservation
 from tiercel.store import (
     AddJob,
+    AddPlaces,
     EndJob,
+    ForgetOutputs,
     Loaded,
     Record,
     SaveReservation,
@@ -126,3 +128,26 @@ def test_the_command_copies_a_state_directory_into_postgresql_and_says_what_it_c
     assert again.exit_code == 2 and "is not empty" in again.output and "Traceback" not in again.output
     missing = runner.invoke(cli, ["store", "copy", str(tmp_path / "nowhere"), str(tmp_path / "new")])
     assert missing.exit_code == 2 and "no store there" in missing.output
+
+
+def test_a_copy_keeps_where_jobs_ran_and_when_their_outputs_were_dropped(tmp_path: Path, pg_url: str) -> None:
+    first = SqliteStore(tmp_path / "a" / "tiercel.db", synchronous="NORMAL")
+    first.open()
+    fill(first)
+    first.write([AddPlaces(JobId(1), ("node1", "hpc")), AddPlaces(JobId(2), ("hpc/pilot-3",)),
+                 ForgetOutputs(JobId(1), 0, 4, 9.5)]).result(30)
+    first.close()
+    copy(SqliteStore(tmp_path / "a" / "tiercel.db"), PostgresStore(pg_url), "pg")
+    copy(PostgresStore(pg_url), SqliteStore(tmp_path / "b" / "tiercel.db"), "b")
+    for store in (PostgresStore(pg_url), SqliteStore(tmp_path / "b" / "tiercel.db")):
+        store.open()
+        try:
+            one, two = store.job(JobId(1)), store.job(JobId(2))
+            assert one is not None and two is not None
+            assert (one.places, one.forgotten) == (("hpc", "node1"), 9.5)
+            assert (two.places, two.forgotten) == (("hpc/pilot-3",), None)
+            assert [r.stdout for r in store.attempts(JobId(1), None, False)] == [b""] * 4
+            assert store.outputs_size(JobId(1)) == (0, 0)
+            assert [r.id for r in store.history(None, None, (), 10)] == [1]
+        finally:
+            store.close()

@@ -9,7 +9,7 @@ import click
 
 from tiercel.cli.common import UserError
 from tiercel.core.problems import Problem
-from tiercel.jobspec.files import load_job_file
+from tiercel.jobspec.files import SWEEPS, load_job_file, read_json_entries, read_lines
 from tiercel.jobspec.request import spec_from_mapping
 
 
@@ -19,6 +19,8 @@ def job_fields(
     cpus: int | None, memory: str | None, priority: int | None, file: Path | None, command: tuple[str, ...],
     queue_name: str | None = None, reservation: str | None = None, site: str | None = None,
     max_running: int | None = None, max_failures: int | None = None, hold: bool = False,
+    each_line: Path | None = None, each_json: Path | None = None, stdout: str | None = None,
+    stderr: str | None = None,
 ) -> dict[str, Any]:
     """Merge a job file with the command line (the command line wins) and validate locally."""
     data: dict[str, Any] = {}
@@ -27,13 +29,34 @@ def job_fields(
         if isinstance(loaded, Problem):
             raise UserError(loaded.message())
         data.update(loaded)
+    sweep = [(key, path) for key, path in (("each_line", each_line), ("each_json", each_json)) if path is not None]
+    if len(sweep) > 1:
+        raise UserError("--each-line: cannot be given together with --each-json (choose one)")
+    if sweep:
+        key, path = sweep[0]
+        for other, given in (("--queue", queue), ("--array", array)):
+            if given is not None:
+                raise UserError(f"--{key.replace('_', '-')}: cannot be given together with {other}: "
+                                f"the job has one task per {SWEEPS[key]} of the file")
+        entries = read_lines(path) if key == "each_line" else read_json_entries(path)
+        if isinstance(entries, Problem):
+            raise UserError(entries.message())
+        data["entries"] = entries
+        data.pop("queue", None)
+        data.pop("array", None)
+    elif queue is not None or array is not None:
+        data.pop("entries", None)  # the command line's count wins over a job file's sweep
     if command:
-        data["command"] = list(command)
+        # One word holding spaces or shell syntax ('cd ~/x && ./run.sh') is a command line for
+        # /bin/sh -c, as the README says; a plain program and its arguments run without a shell.
+        one = command[0]
+        shell_line = len(command) == 1 and any(c in one for c in " \t\n;&|<>()$`*?[]{}~'\"\\")
+        data["command"] = one if shell_line else list(command)
     for key, value in (("queue", queue), ("array", array), ("cleanup", cleanup), ("retries", retries),
                        ("walltime", walltime), ("cwd", cwd), ("name", name), ("cpus", cpus),
                        ("memory", memory), ("priority", priority), ("queue_name", queue_name),
                        ("reservation", reservation), ("site", site), ("max_running", max_running),
-                       ("max_failures", max_failures)):
+                       ("max_failures", max_failures), ("stdout", stdout), ("stderr", stderr)):
         if value is not None:
             data[key] = value
     if queue is not None:
@@ -91,6 +114,19 @@ def job_options(fn: Any) -> Any:
         click.option("--max-failures", type=int, metavar="N",
                      help="Fail fast: once N tasks failed (after their retries), cancel the rest."),
         click.option("--hold", is_flag=True, help="Submit held: nothing starts until 'tiercel release JOB'."),
+        click.option("--each-line", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+                     help="A task per line of FILE (UTF-8; not with --queue or --array): task i gets line i "
+                          "(from 0) in TIERCEL_ENTRY, and as its argument in place of the index."),
+        click.option("--each-json", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+                     help="A task per element of the JSON array in FILE: task i gets element i as compact JSON, "
+                          "as with --each-line."),
+        click.option("--stdout", metavar="PATTERN",
+                     help="Also write each task's stdout to a file where it runs (relative to its directory): "
+                          "'out/{index}.txt' one per task; without {index} one for the job, each task's output "
+                          "appended as it ends after a '==> task I ...' line. Placeholders {index}, {job}, "
+                          "{index:05}. The manager keeps its copy too ('tiercel logs')."),
+        click.option("--stderr", metavar="PATTERN",
+                     help="The same for stderr; the same pattern as --stdout puts both in one file."),
         click.option("--file", "-f", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
                      help="Job file: TOML [job] table, or a Kestrel .job file."),
     ]

@@ -10,7 +10,20 @@ from __future__ import annotations
 import click
 
 from tiercel import __version__
-from tiercel.cli.commands import controls, daemons, jobflow, jobs, managers, run, sim, sites, tokens, users, workers
+from tiercel.cli.commands import (
+    controls,
+    daemons,
+    history,
+    jobflow,
+    jobs,
+    managers,
+    run,
+    sim,
+    sites,
+    tokens,
+    users,
+    workers,
+)
 from tiercel.cli.common import CONTEXT_SETTINGS
 
 
@@ -38,6 +51,8 @@ COMMANDS: tuple[click.Command, ...] = (
     jobs.submit, jobs.status, jobs.wait, jobs.cancel, jobs.logs, jobs.explain,
     # changing a job after submitting it
     controls.hold, controls.release, controls.update, controls.retry,
+    # jobs that ended: what they did, and dropping their outputs
+    history.history, history.forget,
     # one job on this machine, manager and workers included
     run.run,
     # CSF4's two-step flow over RSL and XML job descriptions
@@ -50,6 +65,8 @@ COMMANDS: tuple[click.Command, ...] = (
     daemons.manager, daemons.worker, managers.managers, managers.store,
     # administration
     tokens.token, users.user,
+    # the shell's completion of tiercel's commands and options
+    history.completion,
 )
 
 for command in COMMANDS:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import NewType
 
 from tiercel.core.ranges import IndexRanges
@@ -40,6 +43,52 @@ class Outcome(enum.Enum):
         return self in (Outcome.FAILED, Outcome.TIMEOUT)
 
 
+class Entries:
+    """What each task of a sweep over data gets (``--each-line``, ``--each-json``): task i the i-th entry.
+
+    Compact for millions of them: the entries as one UTF-8 blob, joined by newlines (an entry holds
+    none), and where each starts (one array, made at the first lookup), never a str per entry.
+    There is at least one entry: an empty blob is one empty entry.
+    """
+
+    __slots__ = ("_starts", "blob")
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        self._starts: array[int] | None = None
+
+    @classmethod
+    def of(cls, items: Iterable[str]) -> Entries:
+        return cls("\n".join(items).encode())
+
+    def _where(self) -> array[int]:
+        if self._starts is None:  # the start of each entry, and one past the end of the last
+            self._starts = array("Q", accumulate(map(len, self.blob.split(b"\n")), lambda at, n: at + n + 1,
+                                                 initial=0))
+        return self._starts
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1 if self._starts is not None else self.blob.count(b"\n") + 1
+
+    def __getitem__(self, i: int) -> str:
+        starts = self._where()
+        if not 0 <= i < len(starts) - 1:
+            raise IndexError(f"no entry {i} (there are {len(starts) - 1})")
+        return self.blob[starts[i]:starts[i + 1] - 1].decode()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.blob.decode().split("\n"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Entries) and other.blob == self.blob
+
+    def __hash__(self) -> int:
+        return hash(self.blob)
+
+    def __repr__(self) -> str:
+        return f"Entries({len(self)} entries, {len(self.blob)} bytes)"
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """What a user submitted. Validated before it reaches the core."""
@@ -64,6 +113,10 @@ class JobSpec:
     max_running: int | None = None  # at most this many of its tasks at once (Slurm's %N); None: no cap
     max_failures: int | None = None  # once this many tasks failed for good, the rest are cancelled
     held: bool = False  # no new task starts until it is released (running ones go on)
+    # task i's entry (TaskRef.entry): kept by the store apart from the spec, never sent with it to workers
+    entries: Entries | None = None
+    stdout: str | None = None  # a file pattern ({index}, {job}) the worker writes each task's stdout to
+    stderr: str | None = None  # the same for stderr; None: the store's copy only
 
     @property
     def size(self) -> int:
@@ -99,6 +152,7 @@ class TaskRef:
     index: int
     attempt: int
     seal: bytes = field(default=b"", compare=False)  # the manager's proof it handed out this attempt (core.seal)
+    entry: str | None = field(default=None, compare=False)  # the task's entry, when its job has entries
 
 
 @dataclass(slots=True)

@@ -14,15 +14,17 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from tiercel.core.model import JobSpec
+from tiercel.core.model import Entries, JobSpec
 from tiercel.core.problems import Problem
 from tiercel.core.ranges import IndexRanges, parse_ranges
-from tiercel.jobspec.errors import problem_from_errors
-from tiercel.jobspec.values import parse_duration, parse_memory
+from tiercel.jobspec.errors import Shown, problem_from_errors
+from tiercel.jobspec.values import check_output, parse_duration, parse_memory
 
 MAX_TASKS = 100_000_000
 MAX_INDEX = 2**31 - 1
 MAX_COMMAND_BYTES = 64 * 1024
+MAX_ENTRY_BYTES = 64 * 1024  # one entry (a line of --each-line), in UTF-8
+MAX_PATH = 4096
 
 _TAG = re.compile(r"^[A-Za-z0-9_.:+-]{1,64}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -64,6 +66,9 @@ def _encodable(value: str) -> None:
 
 Text = Annotated[str, BeforeValidator(_text), Field(json_schema_extra={"pattern": NO_NUL})]
 Line = Annotated[str, BeforeValidator(_line), Field(json_schema_extra={"pattern": NO_CONTROL})]
+# One entry of a sweep: any text but a newline (entries are kept newline-joined) or NUL. Checked in
+# build_spec for all entries at once, as a million of them must be read in well under a second.
+Entry = Annotated[str, Field(json_schema_extra={"pattern": "^[^\\u0000\\n]*$"})]
 
 
 class JobRequest(BaseModel):
@@ -101,6 +106,19 @@ class JobRequest(BaseModel):
     max_failures: int | None = Field(None, ge=1, le=MAX_TASKS,
                                      description="once this many tasks failed (after their retries), cancel the rest")
     hold: bool = Field(False, description="submit held: no task starts until 'tiercel release'")
+    entries: list[Entry] | None = Field(
+        None, description="a sweep over data: one task per entry, task i gets entries[i] (in TIERCEL_ENTRY, and as "
+                          "its argument in place of the index); not with queue or array. Each entry is text of at "
+                          f"most {MAX_ENTRY_BYTES:,} bytes without newline or NUL (a line of a file, or a JSON "
+                          "value serialized compactly)")
+    stdout: Line | None = Field(
+        None, max_length=MAX_PATH,
+        description="also write each task's stdout to this file where it runs, relative to its directory: "
+                    "'out/{index}.txt' a file per task; without {index} one file for the job, each task's output "
+                    "appended when it ends, after a line '==> task I (attempt A, OUTCOME, exit N) <=='. "
+                    "Placeholders: {index}, {job}, zero-padded {index:05}")
+    stderr: Line | None = Field(None, max_length=MAX_PATH,
+                                description="the same for stderr (the same pattern as stdout: both in one file)")
 
     @field_validator("command", mode="before")
     @classmethod
@@ -149,10 +167,21 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
 
     if req.queue is not None and req.array is not None:
         return Problem("queue", req.queue, "cannot be given together with array (choose one)")
+    entries: Entries | None = None
+    if req.entries is not None:
+        for name, given in (("queue", req.queue), ("array", req.array)):
+            if given is not None:
+                return Problem(name, given, "cannot be given together with entries: the job has one task per entry")
+        checked = check_entries(req.entries, max_tasks)
+        if isinstance(checked, Problem):
+            return checked
+        entries = checked
     indexes: IndexRanges | Problem
     if req.array is not None and not req.array.isascii():  # "²" passes str.isdigit() but not int()
         return Problem("array", req.array, "must be index ranges such as 0-99,200-299 or 0-999:10")
-    if req.array is not None:
+    if entries is not None:
+        indexes = IndexRanges.of_size(len(entries))
+    elif req.array is not None:
         indexes = parse_ranges(req.array, max_size=max_tasks, max_index=MAX_INDEX)
     elif req.queue is not None:
         if not 1 <= req.queue <= max_tasks:
@@ -182,6 +211,10 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
         return Problem("cwd", req.cwd, "must be a directory path without NUL characters")
     if req.cleanup is not None and not req.cleanup.strip():
         return Problem("cleanup", req.cleanup, "must not be empty when given")
+    for name, pattern in (("stdout", req.stdout), ("stderr", req.stderr)):
+        bad = None if pattern is None else check_output(name, pattern)
+        if bad is not None:
+            return bad
 
     return JobSpec(
         command=command,
@@ -204,7 +237,47 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
         max_running=req.max_running,
         max_failures=req.max_failures,
         held=req.hold,
+        entries=entries,
+        stdout=req.stdout,
+        stderr=req.stderr,
     )
+
+
+def check_entries(items: list[str], max_tasks: int = MAX_TASKS) -> Entries | Problem:
+    """A sweep's entries, kept compact, or the first thing wrong with them (naming the entry).
+
+    Checked on the whole at once (one join, one encode), entry by entry only to name a bad one:
+    a million entries take a fraction of a second."""
+    n = len(items)
+    if n == 0:
+        return Problem("entries", Shown("[]"), "must hold one entry per task (at least one)")
+    if n > max_tasks:
+        return Problem("entries", Shown(f"{n:,} entries"), f"are too many: a job has at most {max_tasks:,} tasks")
+    joined = "\n".join(items)
+    if joined.count("\n") != n - 1:
+        i = next(i for i, e in enumerate(items) if "\n" in e)
+        return Problem(f"entries.{i}", items[i], "must be one line: an entry cannot hold a newline")
+    if "\0" in joined:
+        i = next(i for i, e in enumerate(items) if "\0" in e)
+        return Problem(f"entries.{i}", items[i], "must not contain NUL characters")
+    try:
+        blob = joined.encode()
+    except UnicodeEncodeError:
+        i = next(i for i, e in enumerate(items) if not _utf8(e))
+        return Problem(f"entries.{i}", items[i], "must be Unicode text (it holds a lone surrogate)")
+    if max(map(len, items)) > MAX_ENTRY_BYTES // 4:  # else none can be over the limit, whatever its characters
+        for i, e in enumerate(items):
+            if len(e) > MAX_ENTRY_BYTES // 4 and (size := len(e.encode())) > MAX_ENTRY_BYTES:
+                return Problem(f"entries.{i}", e, f"must be at most {MAX_ENTRY_BYTES:,} bytes (it has {size:,})")
+    return Entries(blob)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def request_json(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
-"""The values a job request holds as text: durations, memory sizes and points in time.
+"""The values a job request holds as text: durations, memory sizes, points in time, output file patterns.
 
 Plain functions from text (or a number) to a number or a Problem, with no pydantic in them, so
 the sites' configuration can read a walltime or a memory size the way a job request does without
-loading the request model.
+loading the request model, and workers and native sites fill in output file patterns the same way.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
+import string
 
 from tiercel.core.problems import Problem
 
@@ -79,3 +80,62 @@ def parse_memory(value: str | int) -> int | Problem:
     if not 0 <= mb <= 64 * 1024 * 1024:
         return Problem("memory", value, "must be between 0 and 64T")
     return mb
+
+
+# ---- output file patterns (--stdout, --stderr) ---------------------------------
+
+PLACEHOLDERS = ("index", "job")
+_PAD = re.compile(r"0[1-9][0-9]?d?")  # {index:05} or {index:05d}: zero-padded to 5 digits
+OutputParts = list[tuple[str, str | None, int]]  # (literal text, then a placeholder or None, its padded width)
+
+
+def output_parts(pattern: str) -> OutputParts | str:
+    """A file pattern's parts, or what is wrong with it."""
+    parts: OutputParts = []
+    try:
+        parsed = list(string.Formatter().parse(pattern))
+    except ValueError:
+        return "must be a file path with placeholders {index} and {job} (write {{ and }} for a brace)"
+    for text, name, spec, conversion in parsed:
+        if name is None:
+            parts.append((text, None, 0))
+            continue
+        if name not in PLACEHOLDERS:
+            return f"has an unknown placeholder {{{name}}}: the placeholders are {{index}} and {{job}}"
+        if conversion is not None or (spec and not _PAD.fullmatch(spec)):
+            return f"has {{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}: " \
+                   f"a placeholder is {{{name}}}, or zero-padded {{{name}:05}}"
+        parts.append((text, name, int(spec.rstrip("d")) if spec else 0))
+    return parts
+
+
+def fill_output(parts: OutputParts, job: int, index: int) -> str:
+    """The path of one task's file: the placeholders of a checked pattern filled in."""
+    out = []
+    for text, name, width in parts:
+        out.append(text)
+        if name is not None:
+            value = index if name == "index" else job
+            out.append(f"{value:0{width}d}" if width else str(value))
+    return "".join(out)
+
+
+def per_task(parts: OutputParts) -> bool:
+    """A file per task (the pattern has {index}); else one per job, each task's output appended to it."""
+    return any(name == "index" for _, name, _ in parts)
+
+
+def check_output(field: str, pattern: str) -> Problem | None:
+    """A stdout or stderr file pattern: a file path, relative to the task's directory unless absolute
+    (or under ~), that does not leave that directory with '..'."""
+    parts = output_parts(pattern)
+    if isinstance(parts, str):
+        return Problem(field, pattern, parts)
+    path = fill_output(parts, 1, 0)
+    names = path.split("/")
+    if not path.strip() or names[-1] in ("", ".", ".."):
+        return Problem(field, pattern, "must name a file, such as out/{index}.txt or job.log")
+    if not path.startswith(("/", "~")) and ".." in names:
+        return Problem(field, pattern, "must stay under the task's directory (no '..'): "
+                                       "write an absolute path to put it elsewhere")
+    return None

@@ -155,11 +155,14 @@ class Controls:
             effects = shell.engine.reopen(job_id, plan)
         else:
             restored = await asyncio.to_thread(shell.store.restored, job_id)
+            spec = summary.spec
+            if spec.entries is None:  # a job read back from its row has no entries: they are a blob of their own
+                spec = dataclasses.replace(spec, entries=await asyncio.to_thread(shell.store.entries, job_id))
             # tasks cancelled before they ran left no rows: those not chosen stay cancelled
             rerun = set(chosen)
             still = [i for i in summary.spec.indexes if i not in rerun and settled(i) is None]
             shell.forget_ended(job_id)
-            effects = shell.engine.add_job(job_id, summary.spec, summary.owner, summary.submitted, restored)
+            effects = shell.engine.add_job(job_id, spec, summary.owner, summary.submitted, restored)
             shell.engine.resume(job_id, rerun=chosen, cancelled=still, reason=summary.reason)
         await shell.apply(effects)
         shell.pump()

@@ -23,6 +23,7 @@ from tiercel.manager.sessions import PlaceKind, Sessions
 from tiercel.manager.settings import Settings
 from tiercel.sites.site import Site
 from tiercel.store import AttemptRow, JobRow, Store
+from tiercel.store.base import STREAMS
 from tiercel.store.lease import ManagerEntry
 
 RESTART_HOLD = "held while workers reconnect after a restart"
@@ -76,6 +77,22 @@ class Queries:
 
     async def attempts(self, job_id: JobId, index: int | None, final: bool) -> list[AttemptRow]:
         return await asyncio.to_thread(self._shell.store.attempts, job_id, index, final)
+
+    async def attempts_page(self, job_id: JobId, after: int, limit: int, final: bool = False,
+                            streams: tuple[str, ...] = STREAMS, within: tuple[tuple[int, int], ...] = (),
+                            max_bytes: int | None = None) -> list[AttemptRow]:
+        """Every attempt of the next ``limit`` tasks above index ``after`` (see Store.attempts_page)."""
+        return await asyncio.to_thread(self._shell.store.attempts_page, job_id, after, limit, final, streams, within,
+                                       max_bytes)
+
+    async def stored(self, job_id: JobId) -> JobRow | None:
+        """The job's row as stored (where it ran, when its outputs were dropped), whatever the engine holds."""
+        return await asyncio.to_thread(self._shell.store.job, job_id)
+
+    async def history(self, owner: UserName | None, since: float | None, states: tuple[JobState, ...],
+                      limit: int) -> list[JobRow]:
+        """Ended jobs of ``owner`` (everyone's when None), the last ended first."""
+        return await asyncio.to_thread(self._shell.store.history, owner, since, states, limit)
 
     def unfinished(self, owner: UserName) -> list[JobId]:
         """The owner's jobs that have not ended, newest last."""

@@ -33,6 +33,7 @@ from tiercel.manager.auth import Identity
 from tiercel.manager.bookings import Bookings
 from tiercel.manager.controls import Controls
 from tiercel.manager.events import Events, JobSummary
+from tiercel.manager.places import Places
 from tiercel.manager.queries import Queries
 from tiercel.manager.sessions import PlaceKind, Session, Sessions
 from tiercel.manager.settings import Settings
@@ -85,6 +86,7 @@ class Manager:
         self.bookings = Bookings(self)
         self.controls = Controls(self, clock)
         self.queries = Queries(self)
+        self.places = Places(lambda: self.engine)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.start_error: BaseException | None = None
         self.started = 0.0
@@ -179,8 +181,10 @@ class Manager:
         for e in effects:
             if isinstance(e, Persist):
                 writes.append(Record(e.records))
+                writes.extend(self.places.new(e.records))  # where the job ran, for its history
             elif isinstance(e, JobEnded):
                 writes.append(EndJob(e.job, e.state, e.counts, now, e.reason))
+                self.places.ended(e.job)
                 after.append(e)
                 # Until its end is durable the job shows as running with every task settled.
                 self._ending[e.job] = JobSummary(e.job, e.owner, e.spec, e.submitted, JobState.RUNNING, e.counts)

@@ -1,7 +1,8 @@
 """Native mode: a job's tasks become elements of the batch system's own arrays.
 
 To the engine the site is one worker (``site:NAME``) with as many slots as
-tasks it may have in the batch system at once. Tasks sent to it are grouped
+tasks it may have in the batch system at once. A sweep's tasks get their entries
+from a file the site writes beside the array's script. Tasks sent to it are grouped
 by job and cut into arrays no larger than the site allows; each array is one
 submit command, its elements run the sh script of ``sites.shim``, and one status query
 per interval covers every array in flight. An element's result file is the
@@ -27,7 +28,7 @@ from tiercel.sites.adapters import ADAPTERS
 from tiercel.sites.adapters.base import Adapter, ArrayRequest, ElementState, NativeState, ParseError
 from tiercel.sites.config import SiteConfig
 from tiercel.sites.runner import CommandFailed, Runner
-from tiercel.sites.shim import element_script, read_result, result_files
+from tiercel.sites.shim import element_entries, element_script, read_result, result_files
 from tiercel.sites.site import Host, Site, log
 from tiercel.store import DeleteSiteJob, SaveSiteJob
 from tiercel.store.specs import spec_from_row, spec_to_row
@@ -143,6 +144,9 @@ class NativeSite(Site):
         folder.mkdir(parents=True, exist_ok=True)
         elements = {n: ref for n, ref in enumerate(refs, start=1)}
         (folder / "run.sh").write_text(element_script(spec, job, elements, folder))
+        entries = element_entries(elements)  # a sweep's: line E for element E, beside the script
+        if entries is not None:
+            (folder / "entries").write_text(entries, encoding="utf-8")
         walltime = None if spec.walltime is None else spec.walltime + 60  # the shim enforces the walltime itself
         req = ArrayRequest(
             name=f"tiercel-{job}", count=len(refs), workdir=str(folder),

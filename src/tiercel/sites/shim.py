@@ -11,12 +11,19 @@ Each element runs it with ``$TIERCEL_ELEMENT`` set to its number and:
    /dev/null, stdout and stderr into ``E.out`` and ``E.err``;
 3. enforces the walltime with coreutils' ``timeout`` when the node has it (the
    batch system's own limit, set 60 s later, catches the rest);
-4. writes ``E.end``, one line ``EXIT STARTED ENDED WALLTIME_USED``, last.
+4. copies its output to the job's ``stdout``/``stderr`` files if it has any (a
+   task's own file, or a block appended to the job's one, as pool workers write
+   them; both streams in one file are stdout then stderr);
+5. writes ``E.end``, one line ``EXIT STARTED ENDED WALLTIME_USED``, last.
 
-Nothing but ``/bin/sh`` and ``date`` is needed on the compute nodes — no Python,
-no Tiercel. An element costs a shell and two ``date`` calls on top of its task,
-where starting a Python interpreter per element cost more than the batch
-system's own dispatch of it (see bench/README.md).
+A sweep over data (tasks with entries) has an ``entries`` file beside ``run.sh``:
+line E is element E's entry, read into ``TIERCEL_ENTRY`` by the shell itself.
+
+Nothing but ``/bin/sh`` and ``date`` is needed on the compute nodes (and ``cat``,
+``mkdir`` and ``tail`` for output files) — no Python, no Tiercel. An element
+costs a shell and two ``date`` calls on top of its task, where starting a Python
+interpreter per element cost more than the batch system's own dispatch of it
+(see bench/README.md).
 
 A result line is written by one ``printf`` and ends with a newline; a line
 without one is still being written and is read as "not finished yet".
@@ -32,6 +39,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from tiercel.core.model import JobSpec, Outcome, Report, TaskRef
+from tiercel.jobspec.values import output_parts, per_task
 from tiercel.worker.runner import TRUNCATED, task_argv
 
 # what coreutils' timeout exits with when it stopped the command: 124 after its SIGTERM, 128 + 9
@@ -65,6 +73,13 @@ def _home(path: str) -> str:
     return shlex.quote(path)
 
 
+def element_entries(elements: Mapping[int, TaskRef]) -> str | None:
+    """The ``entries`` file of an array whose tasks have entries (line E for element E), else None."""
+    if all(ref.entry is None for ref in elements.values()):
+        return None
+    return "".join(f"{elements[n].entry or ''}\n" for n in range(1, max(elements) + 1) if n in elements)
+
+
 def element_script(spec: JobSpec, job: int, elements: Mapping[int, TaskRef], folder: Path) -> str:
     """The ``run.sh`` of one array: ``elements`` maps element numbers (from 1) to tasks."""
     # elements are 1..count: each run is picked by its last element, in order
@@ -74,8 +89,9 @@ def element_script(spec: JobSpec, job: int, elements: Mapping[int, TaskRef], fol
         pick.append(f'{"if" if k == 0 else "elif"} [ "$E" -le {last} ]; then I={index}; A={att}')
     argv = task_argv(spec, 0)
     words = [shlex.quote(argv[0]) if spec.shell else _home(spec.command[0]), *map(shlex.quote, argv[1:])]
+    entries = any(ref.entry is not None for ref in elements.values())
     if spec.append_index:
-        words[-1] = '"$I"'  # task_argv puts the index last
+        words[-1] = '"$TIERCEL_ENTRY"' if entries else '"$I"'  # task_argv puts the index (or entry) last
     plain = [(k, v) for k, v in spec.env if _NAME.fullmatch(k)]
     other = [(k, v) for k, v in spec.env if not _NAME.fullmatch(k)]
     if other:  # names sh cannot assign (a '-' or '.' in them) go through env(1)
@@ -83,11 +99,15 @@ def element_script(spec: JobSpec, job: int, elements: Mapping[int, TaskRef], fol
     f = shlex.quote(str(folder))
     lines = [
         "# written by tiercel: one element of a native array",
-        f"F={f}; E=$TIERCEL_ELEMENT; I=; A=",
+        f"F={f}; E=$TIERCEL_ELEMENT; I=; A=; W=1",
         *pick, "fi",
         'if [ -z "$I" ] || [ "$E" -lt 1 ]; then echo "tiercel: element $E is not in this array" >&2; exit 2; fi',
         f"TIERCEL_JOB_ID={int(job)}; TIERCEL_TASK_INDEX=$I; TIERCEL_ATTEMPT=$A",
         "export TIERCEL_JOB_ID TIERCEL_TASK_INDEX TIERCEL_ATTEMPT",
+        *([  # line E of the entries file (a sh loop: no tool but the shell)
+            'TIERCEL_ENTRY=; N=0; while IFS= read -r L; do N=$((N+1)); '
+            'if [ "$N" -eq "$E" ]; then TIERCEL_ENTRY=$L; break; fi; done <"$F/entries"; export TIERCEL_ENTRY',
+        ] if entries else []),
         *(f"{k}={shlex.quote(v)}; export {k}" for k, v in plain),
         "S=$(date +%s.%N)",
     ]
@@ -104,11 +124,61 @@ def element_script(spec: JobSpec, job: int, elements: Mapping[int, TaskRef], fol
     if spec.cwd:
         cwd = _home(spec.cwd)
         lines.append(f'if cd -- {cwd} 2>/dev/null; then {body}; else '
-                     f'echo "tiercel: cannot start: no directory "{cwd} >"$F/$E.err"; : >"$F/$E.out"; C=127; fi')
+                     f'echo "tiercel: cannot start: no directory "{cwd} >"$F/$E.err"; : >"$F/$E.out"; C=127; W=0; fi')
     else:
         lines.append(body)
+    lines += _output_copies(spec, job)
     lines.append('printf \'%s %s %s %s\\n\' "$C" "$S" "$(date +%s.%N)" "$T" >"$F/$E.end"')
     return "\n".join(lines) + "\n"
+
+
+def _output_copies(spec: JobSpec, job: int) -> list[str]:
+    """The lines that copy an element's output to the job's stdout and stderr files, if it has any.
+
+    Relative to the task's directory (the element is still in it); a task's own file is written
+    whole, the job's one gets a block appended (the header line of pool workers, the output, a
+    newline if it lacks one). When a file cannot be written, the task fails (exit 1 if it was 0)."""
+    if spec.stdout is None and spec.stderr is None:
+        return []
+    out = ['if [ "$W" = 1 ]; then',
+           'if [ "$C" -eq 0 ]; then O=done; elif [ "$T" = 1 ] && { [ "$C" -eq 124 ] || [ "$C" -eq 137 ]; }; '
+           "then O=timeout; else O=failed; fi"]
+    for stream, pattern in (("stdout", spec.stdout), ("stderr", spec.stderr)):
+        if pattern is None or (stream == "stderr" and pattern == spec.stdout):
+            continue
+        both = stream == "stdout" and spec.stderr == pattern
+        sources = '"$F/$E.out" "$F/$E.err"' if both else f'"$F/$E.{stream[3:]}"'
+        parts = output_parts(pattern)
+        if isinstance(parts, str):  # refused at submission: not from a job that passed it
+            out.append(f'echo "tiercel: {stream} pattern {parts}" >>"$F/$E.err"; C=1')
+            continue
+        if per_task(parts):
+            write = f'cat -- {sources} >"$P"'
+        else:
+            write = (f"{{ printf '==> task %s (attempt %s, %s, exit %s) <==\\n' \"$I\" \"$A\" \"$O\" \"$C\"; "
+                     f'cat -- {sources}; X=; for Y in {sources}; do if [ -s "$Y" ]; then X=$Y; fi; done; '
+                     'if [ -n "$X" ] && [ -n "$(tail -c 1 -- "$X")" ]; then echo; fi; } >>"$P"')
+        out.append(f"P={_sh_path(parts, job)}; "
+                   f'{{ {{ case $P in ?*/*) mkdir -p -- "${{P%/*}}";; esac && {write}; }} 2>>"$F/$E.err"; }} || '
+                   f'{{ echo "tiercel: could not write the {stream} to $P" >>"$F/$E.err"; '
+                   'if [ "$C" -eq 0 ]; then C=1; fi; }')
+    return [*out, "fi"]
+
+
+def _sh_path(parts: list[tuple[str, str | None, int]], job: int) -> str:
+    """A file pattern as one sh word: the job filled in here, the index ($I) on the node, ~ as $HOME there."""
+    words = []
+    for n, (text, name, width) in enumerate(parts):
+        if n == 0 and text.startswith("~/"):
+            words.append('"$HOME"')
+            text = text[1:]
+        if text:
+            words.append(shlex.quote(text))
+        if name == "job":
+            words.append(f"{job:0{width}d}" if width else str(job))
+        elif name == "index":
+            words.append(f'"$(printf %0{width}d "$I")"' if width else '"$I"')
+    return "".join(words) or "''"
 
 
 def _stamp(text: str, fallback: float) -> float:

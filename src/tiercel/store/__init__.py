@@ -2,11 +2,13 @@
 
 from tiercel.store.base import (
     AddJob,
+    AddPlaces,
     AttemptRow,
     DeleteReservation,
     DeleteSiteJob,
     DeleteToken,
     EndJob,
+    ForgetOutputs,
     ForgetWorker,
     JobRow,
     Loaded,
@@ -27,11 +29,13 @@ from tiercel.store.sqlite import SqliteStore
 
 __all__ = [
     "AddJob",
+    "AddPlaces",
     "AttemptRow",
     "DeleteReservation",
     "DeleteSiteJob",
     "DeleteToken",
     "EndJob",
+    "ForgetOutputs",
     "ForgetWorker",
     "JobRow",
     "Loaded",

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tiercel.core.model import AttemptRecord, Counts, JobId, JobSpec, JobState, Restored, UserName, WorkerId
+from tiercel.core.model import AttemptRecord, Counts, Entries, JobId, JobSpec, JobState, Restored, UserName, WorkerId
 from tiercel.core.reservations import Reservation
 
 # ---- write ops ---------------------------------------------------------------
@@ -21,6 +21,8 @@ from tiercel.core.reservations import Reservation
 
 @dataclass(frozen=True, slots=True)
 class AddJob:
+    """A job, and its entries when it has some (kept as one blob of their own, beside its row)."""
+
     job: JobId
     owner: UserName
     spec: JobSpec
@@ -121,6 +123,25 @@ class ReopenTasks:
 
 
 @dataclass(frozen=True, slots=True)
+class AddPlaces:
+    """Places (worker names, sites) where attempts of a job ran, kept with the job beside those it has."""
+
+    job: JobId
+    places: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetOutputs:
+    """Drop the outputs of a job's attempts with an index in [start, stop); the rows and counts stay.
+    ``at`` is kept with the job: when its outputs were last dropped."""
+
+    job: JobId
+    start: int
+    stop: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class SetSealKey:
     """The key of the seals (made with the store): set only by `tiercel store copy`, which moves it along."""
 
@@ -128,9 +149,12 @@ class SetSealKey:
 
 
 WriteOp = (AddJob | Record | EndJob | SaveToken | DeleteToken | TouchToken | SeenWorker | ForgetWorker
-           | SaveReservation | DeleteReservation | SaveSiteJob | DeleteSiteJob | SetSealKey | UpdateJob | ReopenTasks)
+           | SaveReservation | DeleteReservation | SaveSiteJob | DeleteSiteJob | SetSealKey | UpdateJob | ReopenTasks
+           | AddPlaces | ForgetOutputs)
 
 # ---- read rows ---------------------------------------------------------------
+
+STREAMS = ("stdout", "stderr")  # the outputs an attempt keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +167,8 @@ class JobRow:
     ended: float | None
     counts: Counts | None
     reason: str | None = None
+    places: tuple[str, ...] = ()  # where its attempts ran (worker names, sites), sorted
+    forgotten: float | None = None  # when its outputs were last dropped (`tiercel forget`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +211,10 @@ class Loaded:
 
 class Store(Protocol):
     """What the manager needs of a store. ``export`` is for `tiercel store copy`: every row, as the
-    writes that make it again, in batches of about ``chunk`` rows, read from one snapshot."""
+    writes that make it again, in batches of about ``chunk`` rows, read from one snapshot.
+
+    The specs that ``job`` and ``jobs`` read have no entries (a sweep's can be millions); those of
+    ``Loaded.unfinished`` and ``export`` have theirs, and ``entries`` reads one job's."""
 
     def open(self) -> Loaded: ...
     def close(self) -> None: ...
@@ -196,5 +225,25 @@ class Store(Protocol):
     def meta(self, key: str) -> str | None: ...
     def tokens(self) -> list[TokenRow]: ...
     def export(self, chunk: int) -> Iterator[list[WriteOp]]: ...
+    def entries(self, job_id: JobId) -> Entries | None: ...
     def task_outcomes(self, job_id: JobId) -> dict[int, tuple[str | None, int]]: ...
     def restored(self, job_id: JobId) -> Restored: ...
+    # Reads for the day-to-day views (store/conformance tests hold their meaning):
+    def attempts_page(self, job_id: JobId, after: int, limit: int, final_only: bool = False,
+                      streams: tuple[str, ...] = STREAMS, within: tuple[tuple[int, int], ...] = (),
+                      max_bytes: int | None = None) -> list[AttemptRow]:
+        """Every attempt (only final ones with ``final_only``) of the first ``limit`` tasks with an index
+        above ``after`` (and in one of the half-open spans ``within``, when given) that have such an
+        attempt, by index then attempt; outputs not in ``streams`` read as empty. With ``max_bytes``, no
+        task is begun once the outputs read reach it: a page holds whole tasks, and never much more."""
+        ...
+
+    def history(self, owner: UserName | None, since: float | None, states: tuple[JobState, ...],
+                limit: int) -> list[JobRow]:
+        """Ended jobs (of ``owner``, or everyone's), that ended at ``since`` or later, in ``states`` (any
+        when empty), the last ended first, at most ``limit``."""
+        ...
+
+    def outputs_size(self, job_id: JobId) -> tuple[int, int]:
+        """How many of the job's attempt rows hold an output, and the bytes those take as stored."""
+        ...

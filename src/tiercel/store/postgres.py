@@ -1,7 +1,8 @@
 """PostgreSQL store: the same interface and properties as SQLite, for several managers on one database.
 
 The rows mean what they mean in SQLite (a job array is one row of ranges, a task gets a row only
-when an attempt of it ends, outputs are compressed when large), and writes are group-committed
+when an attempt of it ends, outputs are compressed when large, a sweep's entries are one blob per
+job), and writes are group-committed
 the same way: one writer thread takes every op queued since its last commit and applies them in
 one transaction, a result's future resolving only once that transaction is durable.
 
@@ -15,6 +16,7 @@ flight, and every later write of the old epoch is refused by the database itself
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import queue
 import secrets
@@ -27,15 +29,18 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from tiercel.core.model import Counts, JobId, JobState, Restored, UserName, WorkerId
+from tiercel.core.model import Counts, Entries, JobId, JobState, Restored, UserName, WorkerId
 from tiercel.core.reservations import Reservation
 from tiercel.store.base import (
+    STREAMS,
     AddJob,
+    AddPlaces,
     AttemptRow,
     DeleteReservation,
     DeleteSiteJob,
     DeleteToken,
     EndJob,
+    ForgetOutputs,
     ForgetWorker,
     JobRow,
     Loaded,
@@ -51,13 +56,14 @@ from tiercel.store.base import (
     UpdateJob,
     WriteOp,
 )
+from tiercel.store.history import Page, history_where, page_bounds, page_where
 from tiercel.store.lease import FENCED, Lease, LeaseLost, StoreUnreachable, hide_password
-from tiercel.store.rows import exported, pack_output, restore, unpack_output
+from tiercel.store.rows import exported, pack_entries, pack_output, restore, unpack_entries, unpack_output
 from tiercel.store.specs import spec_from_row, spec_to_row
 
 log = logging.getLogger("tiercel.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 
 # Each step takes the schema from the version before it to its own; never edited once released.
 MIGRATIONS: dict[int, str] = {
@@ -102,6 +108,15 @@ BEGIN
             USING ERRCODE = 'TC001';
     END IF;
 END $$;
+""",
+    2: """
+CREATE TABLE job_entries (job BIGINT PRIMARY KEY, blob BYTEA NOT NULL);
+""",
+    3: """
+ALTER TABLE jobs ADD COLUMN places JSONB, ADD COLUMN forgotten DOUBLE PRECISION;
+CREATE INDEX jobs_ended ON jobs (ended, id);
+CREATE INDEX jobs_owner_ended ON jobs (owner, ended, id);
+CREATE INDEX jobs_state_ended ON jobs (state, ended, id);
 """,
 }
 
@@ -189,6 +204,9 @@ class PostgresStore:
                 "SELECT site, native_id, payload, submitted FROM site_jobs ORDER BY submitted"):
             loaded.site_jobs.append(SaveSiteJob(site, native, payload, submitted))
         for job_row in _job_rows(conn, "WHERE state IS NULL ORDER BY id", ()):
+            entries = _entries(conn, job_row.id)
+            if entries is not None:
+                job_row = dataclasses.replace(job_row, spec=dataclasses.replace(job_row.spec, entries=entries))
             loaded.unfinished.append((job_row, _restore(conn, job_row.id)))
         return loaded
 
@@ -322,6 +340,45 @@ class PostgresStore:
             for j, i, a, o, f, w, x, s, e, out, err in rows
         ]
 
+    def attempts_page(self, job_id: JobId, after: int, limit: int, final_only: bool = False,
+                      streams: tuple[str, ...] = STREAMS, within: tuple[tuple[int, int], ...] = (),
+                      max_bytes: int | None = None) -> list[AttemptRow]:
+        page = Page(limit, max_bytes)
+        with self._read() as conn, conn.transaction():
+            for above, below in page_bounds(after, within):
+                if page.full:
+                    break
+                where, args = page_where(job_id, above, below, final_only, "%s")
+                # The read's last task: the n-th index in its bounds (read from the primary key); its rows
+                # come from a server-side cursor, a few at a time, as the page takes them.
+                with conn.cursor(name="tiercel_page") as cur:
+                    cur.itersize = 16
+                    cur.execute(
+                        f"SELECT job, idx, attempt, outcome, final, worker, exit_code, started, ended, "
+                        f"{_outputs(streams)} FROM attempts WHERE {where} AND idx <= (SELECT MAX(idx) FROM (SELECT "
+                        f"DISTINCT idx FROM attempts WHERE {where} ORDER BY idx LIMIT %s) AS page) "
+                        "ORDER BY idx, attempt, ended, worker", (*args, *args, limit - page.tasks))
+                    page.take(cur)
+        return page.rows
+
+    def history(self, owner: UserName | None, since: float | None, states: tuple[JobState, ...],
+                limit: int) -> list[JobRow]:
+        where, args = history_where(owner, since, states, "%s")
+        with self._read() as conn:
+            return _job_rows(conn, f"WHERE {where} ORDER BY ended DESC, id DESC LIMIT %s", (*args, limit))
+
+    def outputs_size(self, job_id: JobId) -> tuple[int, int]:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(COALESCE(octet_length(stdout), 0) + COALESCE(octet_length(stderr), 0)), "
+                "0) FROM attempts WHERE job = %s AND (stdout IS NOT NULL OR stderr IS NOT NULL)", (job_id,)).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    def entries(self, job_id: JobId) -> Entries | None:
+        with self._read() as conn:
+            return _entries(conn, job_id)
+
     def tokens(self) -> list[TokenRow]:
         with self._read() as conn:
             rows = conn.execute(
@@ -381,18 +438,24 @@ def migrate(conn: psycopg.Connection[Any], shown: str) -> None:
 
 def _job_rows(conn: psycopg.Connection[Any], where: str, args: tuple[object, ...]) -> list[JobRow]:
     rows = conn.execute(
-        "SELECT id, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason FROM jobs "
-        + where,
+        "SELECT id, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason, places, forgotten "
+        "FROM jobs " + where,
         args,
     ).fetchall()
     out = []
-    for jid, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason in rows:
+    for jid, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason, places, forgotten in rows:
         counts = None
         if state is not None:
             counts = Counts(total=total, done=done, failed=failed, cancelled=cancelled)
         out.append(JobRow(JobId(jid), UserName(owner), spec_from_row(spec), submitted,
-                          None if state is None else JobState(state), ended, counts, reason))
+                          None if state is None else JobState(state), ended, counts, reason,
+                          tuple(places or ()), forgotten))
     return out
+
+
+def _entries(conn: psycopg.Connection[Any], job_id: JobId) -> Entries | None:
+    row = conn.execute("SELECT blob FROM job_entries WHERE job = %s", (job_id,)).fetchone()
+    return None if row is None else unpack_entries(row[0])
 
 
 def _restore(conn: psycopg.Connection[Any], job_id: JobId) -> Restored:
@@ -437,7 +500,8 @@ def _attempts(conn: psycopg.Connection[Any], rows: list[tuple[object, ...]]) -> 
 
 
 _EXPORT = {
-    "jobs": "SELECT id, owner, spec, submitted, state, ended, done, failed, cancelled, reason FROM jobs ORDER BY id",
+    "jobs": "SELECT j.id, j.owner, j.spec, j.submitted, j.state, j.ended, j.done, j.failed, j.cancelled, j.reason, "
+            "e.blob, j.places, j.forgotten FROM jobs j LEFT JOIN job_entries e ON e.job = j.id ORDER BY j.id",
     "attempts": "SELECT job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr "
                 "FROM attempts ORDER BY job, idx, attempt, ended",
     "tokens": "SELECT digest, username, role, label, created, last_used FROM tokens ORDER BY created",
@@ -448,10 +512,17 @@ _EXPORT = {
 }
 
 
+def _outputs(streams: tuple[str, ...]) -> str:
+    """The output columns to read: those named, the others as NULL."""
+    return ", ".join(name if name in streams else "NULL::bytea" for name in STREAMS)
+
+
 def _apply(conn: psycopg.Connection[Any], op: WriteOp) -> None:
     if isinstance(op, AddJob):
         conn.execute("INSERT INTO jobs (id, owner, spec, submitted, total) VALUES (%s,%s,%s,%s,%s)",
                      (op.job, op.owner, Jsonb(spec_to_row(op.spec)), op.submitted, op.spec.size))
+        if op.spec.entries is not None:
+            conn.execute("INSERT INTO job_entries VALUES (%s,%s)", (op.job, pack_entries(op.spec.entries)))
     elif isinstance(op, EndJob):
         c = op.counts
         conn.execute(
@@ -493,5 +564,13 @@ def _apply(conn: psycopg.Connection[Any], op: WriteOp) -> None:
             chunk = list(op.indexes[start:start + 1000])
             conn.execute("UPDATE attempts SET final = FALSE WHERE job = %s AND final = TRUE AND idx IN ("
                          + ",".join(["%s"] * len(chunk)) + ")", [op.job, *chunk])
+    elif isinstance(op, AddPlaces):
+        conn.execute("UPDATE jobs SET places = (SELECT jsonb_agg(p ORDER BY p) FROM (SELECT jsonb_array_elements_text("
+                     "COALESCE(jobs.places, '[]')) AS p UNION SELECT unnest(%s::text[])) AS u) WHERE id = %s",
+                     (list(op.places), op.job))
+    elif isinstance(op, ForgetOutputs):
+        conn.execute("UPDATE attempts SET stdout = NULL, stderr = NULL WHERE job = %s AND idx >= %s AND idx < %s "
+                     "AND (stdout IS NOT NULL OR stderr IS NOT NULL)", (op.job, op.start, op.stop))
+        conn.execute("UPDATE jobs SET forgotten = %s WHERE id = %s", (op.at, op.job))
     elif isinstance(op, SetSealKey):
         conn.execute("UPDATE meta SET value = %s WHERE key = 'seal_key'", (op.key.hex(),))

@@ -7,6 +7,8 @@ here once.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 from tiercel.core.model import (
     AttemptRecord,
     Counts,
+    Entries,
     JobId,
     JobState,
     Outcome,
@@ -26,7 +29,9 @@ from tiercel.core.model import (
 from tiercel.core.reservations import Reservation
 from tiercel.store.base import (
     AddJob,
+    AddPlaces,
     EndJob,
+    ForgetOutputs,
     Record,
     SaveReservation,
     SaveSiteJob,
@@ -60,6 +65,15 @@ def unpack_output(blob: bytes | memoryview | None) -> bytes:
     return zlib.decompress(blob[1:]) if blob[:1] == _ZLIB else blob[1:]
 
 
+def pack_entries(entries: Entries) -> bytes:
+    """A job's entries as stored: one blob for the whole job, their newline-joined UTF-8 compressed."""
+    return zlib.compress(entries.blob, 1)
+
+
+def unpack_entries(blob: bytes | memoryview) -> Entries:
+    return Entries(zlib.decompress(blob))
+
+
 def restore(finals: Iterable[tuple[int, str]], unsettled: Iterable[tuple[int, int, int]]) -> Restored:
     """A job's state from its rows: ``finals`` (index, outcome) of final attempts, in index order,
     and ``unsettled`` (index, attempts so far, failures so far) of tasks with no final attempt."""
@@ -84,7 +98,7 @@ def restore(finals: Iterable[tuple[int, str]], unsettled: Iterable[tuple[int, in
 # What `export` reads from each table, in this order and these columns: both stores' SQL names
 # them the same way (store/sqlite.py and store/postgres.py alias their own column names).
 EXPORT_COLUMNS = {
-    "jobs": "id, owner, spec, submitted, state, ended, done, failed, cancelled, reason",
+    "jobs": "id, owner, spec, submitted, state, ended, done, failed, cancelled, reason, entries, places, forgotten",
     "attempts": "job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr",
     "tokens": "digest, user, role, label, created, last_used",
     "workers": "id, name, host, seen",
@@ -97,19 +111,27 @@ def exported(rows: Callable[[str], Iterable[tuple[Any, ...]]], seal_key: bytes, 
     """Every row of a store as the writes that make it again, in batches of at most ``chunk`` rows.
 
     ``rows(table)`` yields the table's rows with the columns of EXPORT_COLUMNS, jobs by id and
-    attempts by job; the specs (and reservation users) already decoded from their JSON."""
+    attempts by job; the specs (and reservation users) already decoded from their JSON, and a job's
+    entries as stored (their blob, or None)."""
     batch: list[WriteOp] = [SetSealKey(seal_key)]
 
     def full() -> bool:
         return len(batch) >= chunk
 
     ended: list[WriteOp] = []
-    for jid, owner, spec, submitted, state, end, done, failed, cancelled, reason in rows("jobs"):
+    for (jid, owner, spec, submitted, state, end, done, failed, cancelled, reason, entries, places,
+         forgotten) in rows("jobs"):
         job_spec = spec_from_row(spec)
+        if entries is not None:
+            job_spec = dataclasses.replace(job_spec, entries=unpack_entries(entries))
         batch.append(AddJob(JobId(jid), UserName(owner), job_spec, submitted))
         if state is not None:
             counts = Counts(total=job_spec.size, done=done, failed=failed, cancelled=cancelled)
             ended.append(EndJob(JobId(jid), JobState(state), counts, end, reason))
+        if places:  # a JSON list (SQLite's text, PostgreSQL's decoded)
+            ended.append(AddPlaces(JobId(jid), tuple(json.loads(places) if isinstance(places, str) else places)))
+        if forgotten is not None:  # no index is in [0, 0): only when the outputs were dropped
+            ended.append(ForgetOutputs(JobId(jid), 0, 0, forgotten))
         if full():
             yield batch
             batch = []

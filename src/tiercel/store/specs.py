@@ -1,5 +1,8 @@
 """A job as the store keeps it: the schema of the ``jobs.spec`` column (and of batch sites' records).
 
+A job's entries (a sweep over data) are not in it: they are one compressed blob of a table of
+their own (``job_entries``), read back only to restore the job and to copy the store.
+
 Its own form, not the wire's: a store migration never changes the worker protocol, nor a
 protocol change the stored jobs. Keys are read with defaults, so a job stored before a field
 existed reads as the field's default.
@@ -21,6 +24,7 @@ def spec_to_row(spec: JobSpec) -> dict[str, Any]:
         "append_index": spec.append_index, "cpus": spec.cpus, "memory_mb": spec.memory_mb,
         "priority": spec.priority, "queue": spec.queue, "reservation": spec.reservation, "site": spec.site,
         "max_running": spec.max_running, "max_failures": spec.max_failures, "held": spec.held,
+        "stdout": spec.stdout, "stderr": spec.stderr,
     }
 
 
@@ -34,4 +38,5 @@ def spec_from_row(d: dict[str, Any]) -> JobSpec:
         memory_mb=int(d.get("memory_mb", 0)), priority=int(d.get("priority", 0)),
         queue=str(d.get("queue", "default")), reservation=d.get("reservation"), site=d.get("site"),
         max_running=d.get("max_running"), max_failures=d.get("max_failures"), held=bool(d.get("held", False)),
+        stdout=d.get("stdout"), stderr=d.get("stderr"),
     )

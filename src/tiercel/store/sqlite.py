@@ -8,12 +8,14 @@ throughput; when idle, a lone write commits at once.
 
 Job arrays are stored as one row holding their index ranges; a task gets a row
 only when an attempt of it ends. Outputs live in the same rows (compressed
-when large), never one file per task.
+when large), never one file per task. A sweep's entries are one compressed
+blob per job (``job_entries``), never a row per task.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import queue
 import secrets
@@ -23,15 +25,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tiercel.core.model import Counts, JobId, JobState, Restored, UserName, WorkerId
+from tiercel.core.model import Counts, Entries, JobId, JobState, Restored, UserName, WorkerId
 from tiercel.core.reservations import Reservation
 from tiercel.store.base import (
+    STREAMS,
     AddJob,
+    AddPlaces,
     AttemptRow,
     DeleteReservation,
     DeleteSiteJob,
     DeleteToken,
     EndJob,
+    ForgetOutputs,
     ForgetWorker,
     JobRow,
     Loaded,
@@ -47,7 +52,8 @@ from tiercel.store.base import (
     UpdateJob,
     WriteOp,
 )
-from tiercel.store.rows import exported, pack_output, restore, unpack_output
+from tiercel.store.history import Page, history_where, page_bounds, page_where
+from tiercel.store.rows import exported, pack_entries, pack_output, restore, unpack_entries, unpack_output
 from tiercel.store.specs import spec_from_row, spec_to_row
 
 SCHEMA_VERSION = "1"
@@ -60,9 +66,12 @@ CREATE TABLE IF NOT EXISTS tokens (
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY, owner TEXT NOT NULL, spec TEXT NOT NULL, submitted REAL NOT NULL,
     state TEXT, ended REAL, total INTEGER NOT NULL,
-    done INTEGER, failed INTEGER, cancelled INTEGER, reason TEXT);
+    done INTEGER, failed INTEGER, cancelled INTEGER, reason TEXT, places TEXT, forgotten REAL);
 CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (state) WHERE state IS NULL;
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, id);
+CREATE INDEX IF NOT EXISTS jobs_ended ON jobs (ended, id);
+CREATE INDEX IF NOT EXISTS jobs_owner_ended ON jobs (owner, ended, id);
+CREATE INDEX IF NOT EXISTS jobs_state_ended ON jobs (state, ended, id);
 CREATE TABLE IF NOT EXISTS attempts (
     job INTEGER NOT NULL, idx INTEGER NOT NULL, attempt INTEGER NOT NULL,
     outcome TEXT NOT NULL, final INTEGER NOT NULL, worker TEXT NOT NULL,
@@ -76,6 +85,7 @@ CREATE TABLE IF NOT EXISTS reservations (
 CREATE TABLE IF NOT EXISTS site_jobs (
     site TEXT NOT NULL, native_id TEXT NOT NULL, payload TEXT NOT NULL, submitted REAL NOT NULL,
     PRIMARY KEY (site, native_id));
+CREATE TABLE IF NOT EXISTS job_entries (job INTEGER PRIMARY KEY, blob BLOB NOT NULL);
 """
 
 _Item = tuple[list[WriteOp], concurrent.futures.Future[None]]
@@ -107,6 +117,9 @@ class SqliteStore:
             conn.execute("ALTER TABLE reservations ADD COLUMN mirror TEXT")  # stores made before mirrors
         if "reason" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
             conn.execute("ALTER TABLE jobs ADD COLUMN reason TEXT")  # stores made before jobs said why they ended
+        if "places" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
+            conn.execute("ALTER TABLE jobs ADD COLUMN places TEXT")  # stores made before history
+            conn.execute("ALTER TABLE jobs ADD COLUMN forgotten REAL")
         if "last_used" not in {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}:
             conn.execute("ALTER TABLE tokens ADD COLUMN last_used REAL")  # stores made before token listing
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
@@ -142,8 +155,16 @@ class SqliteStore:
                 "SELECT site, native_id, payload, submitted FROM site_jobs ORDER BY submitted"):
             loaded.site_jobs.append(SaveSiteJob(site, native, payload, submitted))
         for job_row in self._job_rows(conn, "WHERE state IS NULL ORDER BY id", ()):
+            entries = self._entries(conn, job_row.id)
+            if entries is not None:
+                job_row = dataclasses.replace(job_row, spec=dataclasses.replace(job_row.spec, entries=entries))
             loaded.unfinished.append((job_row, self._restore(conn, job_row.id)))
         return loaded
+
+    @staticmethod
+    def _entries(conn: sqlite3.Connection, job_id: JobId) -> Entries | None:
+        row = conn.execute("SELECT blob FROM job_entries WHERE job = ?", (job_id,)).fetchone()
+        return None if row is None else unpack_entries(row[0])
 
     @staticmethod
     def _restore(conn: sqlite3.Connection, job_id: JobId) -> Restored:
@@ -218,18 +239,20 @@ class SqliteStore:
     @staticmethod
     def _job_rows(conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> list[JobRow]:
         rows = conn.execute(
-            "SELECT id, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason FROM jobs "
-            + where,
+            "SELECT id, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason, places, "
+            "forgotten FROM jobs " + where,
             args,
         ).fetchall()
         out = []
-        for jid, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason in rows:
+        for (jid, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason, places,
+             forgotten) in rows:
             counts = None
             if state is not None:
                 counts = Counts(total=total, done=done, failed=failed, cancelled=cancelled)
             out.append(
                 JobRow(JobId(jid), UserName(owner), spec_from_row(json.loads(spec)), submitted,
-                       None if state is None else JobState(state), ended, counts, reason)
+                       None if state is None else JobState(state), ended, counts, reason,
+                       tuple(json.loads(places)) if places else (), forgotten)
             )
         return out
 
@@ -265,6 +288,45 @@ class SqliteStore:
             AttemptRow(JobId(j), i, a, o, bool(f), w, x, s, e, unpack_output(out), unpack_output(err))
             for j, i, a, o, f, w, x, s, e, out, err in rows
         ]
+
+    def attempts_page(self, job_id: JobId, after: int, limit: int, final_only: bool = False,
+                      streams: tuple[str, ...] = STREAMS, within: tuple[tuple[int, int], ...] = (),
+                      max_bytes: int | None = None) -> list[AttemptRow]:
+        page = Page(limit, max_bytes)
+        conn = self._connect()  # outputs can be large: not on the shared connection, as in attempts()
+        try:
+            for above, below in page_bounds(after, within):
+                if page.full:
+                    break
+                where, args = page_where(job_id, above, below, final_only, "?")
+                # The read's last task: the n-th index in its bounds (read from the primary key alone);
+                # its rows are read one by one, as the page takes them.
+                page.take(conn.execute(
+                    f"SELECT job, idx, attempt, outcome, final, worker, exit_code, started, ended, {_outputs(streams)} "
+                    f"FROM attempts WHERE {where} AND idx <= (SELECT MAX(idx) FROM (SELECT DISTINCT idx FROM attempts "
+                    f"WHERE {where} ORDER BY idx LIMIT ?)) ORDER BY idx, attempt, ended, worker",
+                    (*args, *args, limit - page.tasks)))
+        finally:
+            conn.close()
+        return page.rows
+
+    def history(self, owner: UserName | None, since: float | None, states: tuple[JobState, ...],
+                limit: int) -> list[JobRow]:
+        where, args = history_where(owner, since, states, "?")
+        with self._read_lock:
+            return self._job_rows(self._reader(), f"WHERE {where} ORDER BY ended DESC, id DESC LIMIT ?",
+                                  (*args, limit))
+
+    def outputs_size(self, job_id: JobId) -> tuple[int, int]:
+        with self._read_lock:
+            rows, size = self._reader().execute(
+                "SELECT COUNT(*), COALESCE(SUM(COALESCE(LENGTH(stdout), 0) + COALESCE(LENGTH(stderr), 0)), 0) "
+                "FROM attempts WHERE job = ? AND (stdout IS NOT NULL OR stderr IS NOT NULL)", (job_id,)).fetchone()
+        return int(rows), int(size)
+
+    def entries(self, job_id: JobId) -> Entries | None:
+        with self._read_lock:
+            return self._entries(self._reader(), job_id)
 
     def tokens(self) -> list[TokenRow]:
         with self._read_lock:
@@ -315,7 +377,8 @@ class SqliteStore:
 
 
 _EXPORT = {
-    "jobs": "SELECT id, owner, spec, submitted, state, ended, done, failed, cancelled, reason FROM jobs ORDER BY id",
+    "jobs": "SELECT j.id, j.owner, j.spec, j.submitted, j.state, j.ended, j.done, j.failed, j.cancelled, j.reason, "
+            "e.blob, j.places, j.forgotten FROM jobs j LEFT JOIN job_entries e ON e.job = j.id ORDER BY j.id",
     "attempts": "SELECT job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr "
                 "FROM attempts ORDER BY job, idx, attempt, ended",
     "tokens": "SELECT digest, user, role, label, created, last_used FROM tokens ORDER BY created",
@@ -324,6 +387,11 @@ _EXPORT = {
                     "ORDER BY start",
     "site_jobs": "SELECT site, native_id, payload, submitted FROM site_jobs ORDER BY submitted",
 }
+
+
+def _outputs(streams: tuple[str, ...]) -> str:
+    """The output columns to read: those named, the others as NULL."""
+    return ", ".join(name if name in streams else "NULL" for name in STREAMS)
 
 
 def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
@@ -342,6 +410,8 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
             "INSERT INTO jobs (id, owner, spec, submitted, total) VALUES (?,?,?,?,?)",
             (op.job, op.owner, json.dumps(spec_to_row(op.spec)), op.submitted, op.spec.size),
         )
+        if op.spec.entries is not None:
+            conn.execute("INSERT INTO job_entries VALUES (?,?)", (op.job, pack_entries(op.spec.entries)))
     elif isinstance(op, EndJob):
         c = op.counts
         conn.execute(
@@ -381,5 +451,13 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
             chunk = list(op.indexes[start:start + 1000])
             conn.execute("UPDATE attempts SET final = 0 WHERE job = ? AND final = 1 AND idx IN ("
                          + ",".join(["?"] * len(chunk)) + ")", [op.job, *chunk])
+    elif isinstance(op, AddPlaces):
+        conn.execute("UPDATE jobs SET places = (SELECT json_group_array(p) FROM (SELECT value AS p FROM "
+                     "json_each(COALESCE(jobs.places, '[]')) UNION SELECT value FROM json_each(?) ORDER BY 1)) "
+                     "WHERE id = ?", (json.dumps(list(op.places)), op.job))
+    elif isinstance(op, ForgetOutputs):
+        conn.execute("UPDATE attempts SET stdout = NULL, stderr = NULL WHERE job = ? AND idx >= ? AND idx < ? "
+                     "AND (stdout IS NOT NULL OR stderr IS NOT NULL)", (op.job, op.start, op.stop))
+        conn.execute("UPDATE jobs SET forgotten = ? WHERE id = ?", (op.at, op.job))
     elif isinstance(op, SetSealKey):
         conn.execute("UPDATE meta SET value = ? WHERE key = 'seal_key'", (op.key.hex(),))

@@ -72,12 +72,33 @@ def ref_to_wire(ref: TaskRef) -> list[Any]:
     return [ref.job, ref.index, ref.attempt, ref.seal]
 
 
-def ref_from_wire(item: list[Any]) -> TaskRef:
-    """A task as the manager handed it out: job, index, attempt and the attempt's seal."""
+def ref_from_wire(item: list[Any], entry: Any = None) -> TaskRef:
+    """A task as the manager handed it out: job, index, attempt and the attempt's seal (and its entry)."""
     job, index, attempt, seal = item
     if not isinstance(seal, bytes):
         raise TypeError("a task's seal must be bytes")
-    return TaskRef(JobId(int(job)), int(index), int(attempt), seal)
+    if entry is not None and not isinstance(entry, str):
+        raise TypeError("a task's entry must be a string")
+    return TaskRef(JobId(int(job)), int(index), int(attempt), seal, entry)
+
+
+def tasks_to_wire(tasks: list[TaskRef]) -> dict[str, Any]:
+    """Tasks as the ``tasks`` message holds them; their entries (a sweep over data) in a list beside them,
+    present only when some task has one, so the tasks' own form is the same as without entries."""
+    out: dict[str, Any] = {"tasks": [ref_to_wire(r) for r in tasks]}
+    entries = [r.entry for r in tasks]
+    if any(e is not None for e in entries):
+        out["entries"] = entries
+    return out
+
+
+def tasks_from_wire(raw: dict[str, Any]) -> list[TaskRef]:
+    items, entries = raw["tasks"], raw.get("entries")
+    if entries is None:
+        return [ref_from_wire(x) for x in items]
+    if not isinstance(entries, list) or len(entries) != len(items):
+        raise ValueError("entries must be a list with one entry (or nil) per task")
+    return [ref_from_wire(x, e) for x, e in zip(items, entries, strict=True)]
 
 
 def key_to_wire(ref: TaskRef) -> list[int]:
@@ -107,13 +128,16 @@ def report_from_wire(item: list[Any]) -> Report:
 
 
 def spec_to_wire(spec: JobSpec) -> dict[str, Any]:
-    """A job as a worker needs it (its own form: the store keeps jobs in a schema of its own)."""
+    """A job as a worker needs it (its own form: the store keeps jobs in a schema of its own).
+
+    Without its entries: each task carries its own (``tasks_to_wire``)."""
     return {
         "command": list(spec.command), "shell": spec.shell, "indexes": [list(s) for s in spec.indexes.spans],
         "name": spec.name, "requires": sorted(spec.requires), "cleanup": spec.cleanup, "retries": spec.retries,
         "walltime": spec.walltime, "env": [list(kv) for kv in spec.env], "cwd": spec.cwd,
         "append_index": spec.append_index, "cpus": spec.cpus, "memory_mb": spec.memory_mb,
         "priority": spec.priority, "queue": spec.queue, "reservation": spec.reservation, "site": spec.site,
+        "stdout": spec.stdout, "stderr": spec.stderr,
     }
 
 
@@ -126,7 +150,14 @@ def spec_from_wire(d: dict[str, Any]) -> JobSpec:
         append_index=bool(d.get("append_index", True)), cpus=int(d.get("cpus", 1)),
         memory_mb=int(d.get("memory_mb", 0)), priority=int(d.get("priority", 0)),
         queue=str(d.get("queue", "default")), reservation=d.get("reservation"), site=d.get("site"),
+        stdout=_optional_text(d.get("stdout")), stderr=_optional_text(d.get("stderr")),
     )
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError("an output file pattern must be a string")
+    return value
 
 
 # ---- messages ----------------------------------------------------------------
@@ -136,8 +167,7 @@ def encode(msg: WorkerMessage | ManagerMessage) -> dict[str, Any]:
     """A message as the map that goes on the wire."""
     match msg:
         case Tasks(tasks, specs):
-            return {"t": "tasks", "specs": {str(j): spec_to_wire(s) for j, s in specs.items()},
-                    "tasks": [ref_to_wire(r) for r in tasks]}
+            return {"t": "tasks", "specs": {str(j): spec_to_wire(s) for j, s in specs.items()}, **tasks_to_wire(tasks)}
         case Results(reports, credit):
             return {"t": "res", "r": [report_to_wire(r) for r in reports], "c": credit}
         case Ack(done):
@@ -192,7 +222,7 @@ def decode_from_manager(raw: Any) -> ManagerMessage:
     kind = raw.get("t") if isinstance(raw, dict) else None
     try:
         if kind == "tasks":
-            return Tasks([ref_from_wire(x) for x in raw["tasks"]],
+            return Tasks(tasks_from_wire(raw),
                          {JobId(int(j)): spec_from_wire(s) for j, s in raw.get("specs", {}).items()})
         if kind == "ack":
             return Ack([key_from_wire(x) for x in raw["r"]])

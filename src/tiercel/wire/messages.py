@@ -1,7 +1,9 @@
 """Every message of the worker protocol, both ways, as a type.
 
 Version 2: every task handed out carries its seal (core.seal), and comes back with it. A worker
-of another version is refused at its hello, with a message saying so.
+of another version is refused at its hello, with a message saying so. Within a version, keys are
+only ever added, optional: a ``tasks`` message's ``entries`` (each task's entry, for a sweep over
+data) and a job's ``stdout`` and ``stderr`` file patterns.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class Welcome:
 
 @dataclass(frozen=True, slots=True)
 class Tasks:
-    tasks: list[TaskRef]
+    tasks: list[TaskRef]  # each with its entry when its job has entries (TaskRef.entry)
     specs: dict[JobId, JobSpec] = field(default_factory=dict)  # of jobs this worker has not been sent yet
 
 

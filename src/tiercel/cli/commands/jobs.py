@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -20,6 +23,7 @@ from tiercel.cli.common import (
     print_summary,
     token_option,
     url_option,
+    when,
 )
 from tiercel.cli.jobopts import job_fields, job_options
 from tiercel.cli.progress import wait_with_progress
@@ -41,7 +45,9 @@ def submit(url: str | None, token: str | None, as_json: bool, **kw: Any) -> None
       tiercel submit --queue 10000 -- ~/runtask.sh
       tiercel submit --array 0-99,200-299 --retries 2 --walltime 10m -- python sim.py
       tiercel submit --file sweep.job
-    The index is also appended as the last argument unless --no-index is given.
+      tiercel submit --each-line inputs.txt --stdout 'out/{index}.txt' -- ./run.sh
+    The index (with --each-line, the task's line) is also appended as the last argument unless
+    --no-index is given.
     """
     data = job_fields(**kw)
     with client(url, token) as c:
@@ -133,25 +139,52 @@ def cancel(job_id: int | None, url: str | None, token: str | None, as_json: bool
 @click.option("--task", "-i", type=int, metavar="INDEX", help="Only this task.")
 @click.option("--stderr", is_flag=True, help="Show standard error instead of standard output.")
 @click.option("--failed", is_flag=True, help="Only tasks that failed.")
+@click.option("--follow", "-f", is_flag=True, help="Go on as tasks settle, until the job ends (settled tasks only).")
+@click.option("--to", "directory", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Write each task's stdout and stderr into DIR/INDEX.out and DIR/INDEX.err (non-empty ones).")
 @url_option
 @token_option
+@json_option
 @friendly
-def logs(job_id: int, task: int | None, stderr: bool, failed: bool, url: str | None, token: str | None) -> None:
-    """Print the output of a job's tasks (the attempt that settled each task)."""
+def logs(job_id: int, task: int | None, stderr: bool, failed: bool, follow: bool, directory: Path | None,
+         url: str | None, token: str | None, as_json: bool) -> None:
+    """Print the output of a job's tasks in task order: the attempt that settled each task, else its latest.
+
+    \b
+    Examples:
+      tiercel logs 7                    # every task's stdout, read a page at a time
+      tiercel logs 7 --task 12 --stderr
+      tiercel logs 7 --failed --stderr  # what went wrong, task by task
+      tiercel logs 7 --follow           # tasks as they settle, until the job ends
+      tiercel logs 7 --to out/          # out/0.out, out/0.err, ... (--json: a line of JSON per task)
+    """
     with client(url, token) as c:
         job = c.job(job_id)
-        stream = "stderr" if stderr else "stdout"
-        if failed:
-            rows = [r for r in job.results() if r.outcome in ("failed", "timeout")]
-            for r in rows:
-                sys.stdout.write(f"==> task {r.index} (attempt {r.attempt}, {r.outcome}, exit {r.exit_code}) <==\n")
-                sys.stdout.flush()
-                sys.stdout.buffer.write(job.output(r.index, stream))
-            return
-        headers = task is None and int(job.data["total"]) > 1
-        resp = c.request("GET", f"/v1/jobs/{job_id}/logs",
-                         params={"stream": stream, "headers": headers, **({"task": task} if task is not None else {})})
-        sys.stdout.buffer.write(resp.content)
+        if directory is not None:
+            files, tasks = job.save_outputs(directory, task=task, failed=failed, follow=follow)
+            if as_json:
+                print_json({"job": job.id, "directory": str(directory), "files": files, "tasks": tasks})
+            else:
+                console.print(f"wrote {files} file(s) into {directory} from {tasks} task(s)", soft_wrap=True)
+        else:
+            headers = failed or (task is None and int(job.data["total"]) > 1)
+            chunks = job.logs("stderr" if stderr else "stdout", task=task, failed=failed, headers=headers,
+                              follow=follow, format="jsonl" if as_json else "text")
+            write_out(chunks)
+    if job.forgotten is not None:
+        errors.print(f"note: the outputs of job {job.id} were dropped at {when(job.forgotten)} ('tiercel forget')")
+
+
+def write_out(chunks: Iterator[bytes]) -> None:
+    """Bytes to standard output as they come; a reader that went away (``| head``) ends it quietly."""
+    out = sys.stdout.buffer
+    try:
+        for chunk in chunks:
+            out.write(chunk)
+            out.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more for the closed pipe
+        raise SystemExit(0) from None
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)

@@ -407,17 +407,19 @@ class Engine(Views):
         job.workers.add(worker.id)
         worker.credit -= n * job.spec.cpus
         running, tasks, wid, jid, seal = job.running, worker.tasks, worker.id, job.id, self.seal.make
+        entries = job.spec.entries  # a sweep over data: each task carries its own entry
         while n and job.retry:
             index = next(iter(job.retry))
             attempt, failures = job.retry.pop(index)
             running[index] = Running(wid, attempt, failures, now)
             tasks[(jid, index)] = attempt
-            out.append(TaskRef(jid, index, attempt, seal(wid, jid, index, attempt)))
+            out.append(TaskRef(jid, index, attempt, seal(wid, jid, index, attempt),
+                               None if entries is None else entries[index]))
             n -= 1
         for index in job.fresh.take(n):
             running[index] = Running(wid, 1, 0, now)
             tasks[(jid, index)] = 1
-            out.append(TaskRef(jid, index, 1, seal(wid, jid, index, 1)))
+            out.append(TaskRef(jid, index, 1, seal(wid, jid, index, 1), None if entries is None else entries[index]))
 
     # ---- reports -------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 
 from tiercel import __version__
-from tiercel.gateways.rest import controls, errors, events, jobs, managers, pool, reservations, tokens
+from tiercel.gateways.rest import controls, errors, events, history, jobs, logs, managers, pool, reservations, tokens
 from tiercel.gateways.rest.auth import Who
 from tiercel.manager.channel import worker_channel
 from tiercel.manager.shell import Manager
@@ -33,7 +33,7 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
     async def whoami(who: Who) -> dict[str, str]:
         return {"user": who.user, "role": who.role}
 
-    for resource in (jobs, controls, pool, reservations, tokens, events):
+    for resource in (jobs, logs, history, controls, pool, reservations, tokens, events):
         app.include_router(resource.router(manager))
     app.include_router(managers.router(roster or manager.queries.managers))
 

@@ -23,6 +23,7 @@ from tiercel.jobspec.errors import problem_from_errors
 from tiercel.manager.shell import Unavailable
 
 MAX_BODY = 1024 * 1024
+MAX_JOB_BODY = 256 * 1024 * 1024  # a job submission: a sweep's entries can be a million lines and more
 
 
 class ApiError(Exception):
@@ -35,8 +36,13 @@ class ApiError(Exception):
         return ApiError(status, problem.message(), problem.field)
 
 
+def body_limit(scope: Scope) -> int:
+    """The largest body of a request: MAX_BODY, and MAX_JOB_BODY for a job's submission."""
+    return MAX_JOB_BODY if scope.get("method") == "POST" and scope.get("path") == "/v1/jobs" else MAX_BODY
+
+
 class BodyLimit:
-    """Refuse request bodies over MAX_BODY bytes, counted as they arrive.
+    """Refuse request bodies over their limit (MAX_BODY, larger for a job), counted as they arrive.
 
     The body is read here, whole, before the app sees it: a limit hit while the app reads would
     surface inside FastAPI's body parsing, which turns any error there into a 400. Reading at most
@@ -50,9 +56,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = body_limit(scope)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-            await _too_large(f"{int(declared)} bytes", send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(f"{int(declared)} bytes", limit, send)
             return
         chunks: list[bytes] = []
         seen = 0
@@ -62,8 +69,8 @@ class BodyLimit:
                 return  # the client left before it finished sending: nobody to answer
             chunks.append(msg.get("body", b""))
             seen += len(chunks[-1])
-            if seen > MAX_BODY:
-                await _too_large(f"more than {MAX_BODY} bytes", send)
+            if seen > limit:
+                await _too_large(f"more than {limit} bytes", limit, send)
                 return
             if not msg.get("more_body", False):
                 break
@@ -79,8 +86,8 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _too_large(size: str, send: Send) -> None:
-    body = json.dumps({"error": f"request: body of {size} is too large; at most {MAX_BODY} bytes are allowed",
+async def _too_large(size: str, limit: int, send: Send) -> None:
+    body = json.dumps({"error": f"request: body of {size} is too large; at most {limit} bytes are allowed",
                        "field": "request"}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
@@ -101,7 +108,7 @@ _WHY = {
     403: "the token's role may not do this",
     404: "no such job, task or reservation (or not yours)",
     409: "it conflicts with what exists (slots already reserved, a name in use)",
-    413: f"the body is larger than {MAX_BODY} bytes",
+    413: f"the body is larger than {MAX_BODY} bytes ({MAX_JOB_BODY} for a job's submission)",
     422: "a field's value is not allowed",
     502: "the site's batch system refused",
     507: "the manager's disk is full: new work is refused (reads still work)",

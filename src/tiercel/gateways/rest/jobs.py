@@ -1,12 +1,10 @@
-"""Jobs: submit, list, read, cancel, their tasks' attempts and outputs, and why they wait."""
+"""Jobs: submit, list, read, cancel, their tasks' attempts, and why they wait (their outputs: logs.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from tiercel.core.model import MAX_JOB_ID, JobId
 from tiercel.core.problems import Problem
@@ -83,31 +81,6 @@ def router(manager: Manager) -> APIRouter:
         return [{"index": r.index, "attempt": r.attempt, "outcome": r.outcome, "final": r.final,
                  "worker": r.worker, "exit_code": r.exit_code, "started": r.started, "ended": r.ended}
                 for r in rows]
-
-    @api.get("/v1/jobs/{job_id}/logs", response_class=PlainTextResponse, responses=answers(403, 404))
-    async def logs(job_id: JobPath, who: Person, task: TaskQuery = None,
-                   stream: Annotated[str, Query(pattern="^(stdout|stderr)$")] = "stdout",
-                   headers: bool = False) -> StreamingResponse:
-        """The tasks' output, in task order: the settling attempt of each, else its latest one."""
-        summary = await own_job(job_id, who)
-        if task is not None and task not in summary.spec.indexes:
-            raise ApiError(404, f"task: {task} is not an index of job {job_id} "
-                                f"(indexes: {summary.spec.indexes.text()})", "task")
-        rows = await manager.queries.attempts(JobId(job_id), task, False)
-        latest: dict[int, Any] = {}
-        for r in rows:  # the settling attempt, else the latest one
-            if r.final or not (r.index in latest and latest[r.index].final):
-                latest[r.index] = r
-
-        async def body() -> AsyncIterator[bytes]:
-            for index in sorted(latest):
-                r = latest[index]
-                if headers:
-                    yield f"==> task {index} (attempt {r.attempt}, {r.outcome}, exit {r.exit_code}) <==\n".encode()
-                yield r.stdout if stream == "stdout" else r.stderr
-
-        # Served as the text it almost always is; the bytes are the task's own, whatever their encoding.
-        return StreamingResponse(body(), media_type="text/plain")
 
     @api.get("/v1/jobs/{job_id}/explain", responses=answers(403, 404))
     async def explain(job_id: JobPath, who: Person) -> dict[str, Any]:
