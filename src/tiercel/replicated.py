@@ -19,9 +19,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import psycopg
@@ -50,6 +51,16 @@ class _DenialNoise(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "returned without completing handshake" not in record.getMessage()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, leaving the process's signals to serve_replicated: uvicorn raises a signal it caught
+    again once it has stopped serving, which would end the process before the active manager,
+    stopped after the server, has shut down in order and given its lease up."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class Switch:
@@ -87,10 +98,13 @@ def serve_replicated(host: str, port: int, settings: Settings, config: StoreConf
                                        lambda d: knows_token(store.lease, d)))
     uconfig = uvicorn.Config(switch, host=host, port=port, log_level="warning", ws_max_size=64 * 1024 * 1024,
                              ws_ping_interval=None, ws_per_message_deflate=False, lifespan="off", access_log=False)
-    server = uvicorn.Server(uconfig)
+    server = _Server(uconfig)
     logging.getLogger("uvicorn.error").addFilter(_DenialNoise())
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # stop serving, then shut the manager down in order
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
@@ -115,7 +129,7 @@ def serve_replicated(host: str, port: int, settings: Settings, config: StoreConf
 
     async def _rule(store: PostgresStore, settings: Settings, switch: Switch, server: uvicorn.Server,
                     xmpp: XmppConfig | None, quiet: bool, url: str) -> None:
-        poll = max(0.2, store.lease.ttl / 5)
+        poll = min(1.0, max(0.2, store.lease.ttl / 5))  # a lease given up is taken within a second
         while not stopping.is_set():
             try:
                 if stepped_down is not None:

@@ -46,11 +46,11 @@ class Managers:
     def urls(self) -> str:
         return ",".join(self.url(n) for n in self.ports)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, lease: str = LEASE) -> None:
         self.ports.setdefault(name, free_port())
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115  (the child keeps it)
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "tiercel", "manager", "--store", self.store, "--name", name, "--lease", LEASE,
+            [sys.executable, "-m", "tiercel", "manager", "--store", self.store, "--name", name, "--lease", lease,
              "--listen", f"127.0.0.1:{self.ports[name]}", "--state-dir", str(self.root / name),
              "--worker-timeout", "3", "--heartbeat", "0.5", "--reconnect-grace", "5", "-v"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -228,6 +228,27 @@ def test_a_lost_database_makes_the_manager_refuse_writes_step_down_and_recover_w
     finally:
         admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
         admin.close()
+        m.stop()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(m.logs())
+
+
+def test_a_clean_stop_gives_the_lease_up_so_the_standby_takes_over_at_once(
+        tmp_path: Path, pg_url: str, request: pytest.FixtureRequest) -> None:
+    m = Managers(tmp_path, pg_url)
+    try:
+        m.start("m1", lease="120")
+        wait_until(lambda: m.active("m1"), 30, "m1 to take the lease")
+        m.take_tokens("m1")
+        m.start("m2", lease="120")
+        assert m.health("m2") == "standby"
+        m.procs["m1"].send_signal(signal.SIGTERM)
+        assert m.procs["m1"].wait(30) == 0  # shut down in order, not killed by its own signal
+        # far sooner than the 120 s lease: m1 gave it up as it stopped
+        wait_until(lambda: m.active("m2"), 30, "m2 to take the lease m1 gave up")
+        assert "m1" not in {r["name"] for r in m.roster("m2")}
+    finally:
         m.stop()
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:

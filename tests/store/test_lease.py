@@ -144,3 +144,20 @@ def test_an_unreachable_database_is_one_line_with_the_password_hidden() -> None:
     message = str(caught.value)
     assert "hunter2" not in message and "tiercel:***@127.0.0.1:1/tiercel" in message
     assert "check that PostgreSQL runs there" in message and "\n" not in message
+
+
+def test_writes_in_flight_never_hold_up_the_renewal_of_the_lease(pg_url: str) -> None:
+    """Under full load a write transaction is always open; the lease must be renewed all the same."""
+    lost: list[BaseException] = []
+    store = PostgresStore(pg_url, name="busy", ttl=1, on_lost=lost.append)
+    store.open()
+    try:
+        with psycopg.connect(pg_url) as tx:  # a write of this epoch that stays open past the lease
+            tx.execute("SELECT tiercel_fence(%s)", (store.lease.epoch,))
+            time.sleep(2.5)
+            with psycopg.connect(pg_url, autocommit=True) as look:
+                live = look.execute("SELECT expires > clock_timestamp() FROM lease").fetchone()
+            tx.rollback()
+        assert live == (True,) and not lost
+    finally:
+        store.close()

@@ -1,7 +1,8 @@
 """The lease: which of several managers on one PostgreSQL database is the active one.
 
 One row holds the lease: the epoch, who holds it and until when, by the database's clock (so
-managers on hosts whose clocks differ agree). The active manager renews it every ttl/5; a
+managers on hosts whose clocks differ agree); another, the fence, holds the epoch that writes
+must carry, set in the same statement that takes the lease. The active manager renews it every ttl/5; a
 standby takes it only once it has run out, and taking it increments the epoch. Every write
 transaction of the store is fenced by that epoch (postgres.py), so an old leader that was
 paused or cut off past its lease writes nothing once another has taken over.
@@ -117,10 +118,13 @@ class Lease:
     def acquire(self) -> bool:
         """Take the lease if it has run out (or was given up); True if this manager now holds it."""
         self.register()
+        # One statement, so one transaction: the lease and the fence's epoch move together. Setting
+        # the fence waits for every write of the old epoch in flight (each holds it shared).
         rows = self.execute(
-            "UPDATE lease SET epoch = epoch + 1, holder = %s, name = %s, url = %s, since = clock_timestamp(), "
-            "expires = clock_timestamp() + make_interval(secs => %s) "
-            "WHERE id = 1 AND expires < clock_timestamp() RETURNING epoch, since",
+            "WITH taken AS (UPDATE lease SET epoch = epoch + 1, holder = %s, name = %s, url = %s, "
+            "since = clock_timestamp(), expires = clock_timestamp() + make_interval(secs => %s) "
+            "WHERE id = 1 AND expires < clock_timestamp() RETURNING epoch, since) "
+            "UPDATE fence SET epoch = taken.epoch FROM taken WHERE fence.id = 1 RETURNING taken.epoch, taken.since",
             (self.instance, self.name, self.advertise, self.ttl))
         if not rows:
             return False

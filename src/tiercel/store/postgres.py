@@ -8,9 +8,10 @@ one transaction, a result's future resolving only once that transaction is durab
 
 What PostgreSQL adds is the lease (store/lease.py): only the manager holding it writes. Every
 write transaction begins by calling ``tiercel_fence(epoch)``, a function in the database that
-raises unless the lease still carries the writer's epoch, with a share lock on the lease row held
-to the commit; a take-over increments the epoch under that row's lock, so it waits for a write in
-flight, and every later write of the old epoch is refused by the database itself.
+raises unless the fence row still carries the writer's epoch, with a share lock on that row held
+to the commit; a take-over sets the fence's epoch under that row's lock, so it waits for a write
+in flight, and every later write of the old epoch is refused by the database itself. The lease's
+renewal touches only the lease row, so writes never hold it up.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from tiercel.store.specs import spec_from_row, spec_to_row
 
 log = logging.getLogger("tiercel.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each step takes the schema from the version before it to its own; never edited once released.
 MIGRATIONS: dict[int, str] = {
@@ -117,6 +118,21 @@ ALTER TABLE jobs ADD COLUMN places JSONB, ADD COLUMN forgotten DOUBLE PRECISION;
 CREATE INDEX jobs_ended ON jobs (ended, id);
 CREATE INDEX jobs_owner_ended ON jobs (owner, ended, id);
 CREATE INDEX jobs_state_ended ON jobs (state, ended, id);
+""",
+    # The fence gets a row of its own: a write's share lock on the lease row made its renewal wait
+    # behind a steady stream of writes, so an active manager under full load let its lease run out.
+    4: """
+CREATE TABLE fence (id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL);
+INSERT INTO fence SELECT 1, epoch FROM lease;
+CREATE OR REPLACE FUNCTION tiercel_fence(mine BIGINT) RETURNS VOID LANGUAGE plpgsql AS $$
+DECLARE current_epoch BIGINT;
+BEGIN
+    SELECT epoch INTO current_epoch FROM fence WHERE id = 1 FOR SHARE;
+    IF current_epoch IS DISTINCT FROM mine THEN
+        RAISE EXCEPTION 'epoch % is over: epoch % holds the lease', mine, current_epoch
+            USING ERRCODE = 'TC001';
+    END IF;
+END $$;
 """,
 }
 
