@@ -6,12 +6,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit integration bench clean
 
-$(STAMP): pyproject.toml examples/shortest-first/pyproject.toml tests/fixtures/broken-policy/pyproject.toml
+$(STAMP): pyproject.toml examples/shortest-first/pyproject.toml tests/fixtures/broken-policy/pyproject.toml \
+		integrations/snakemake-executor-plugin-tiercel/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# the example policy plug-in, and a broken one the tests must see reported, not crash on
 	$(BIN)/pip install --quiet -e examples/shortest-first -e tests/fixtures/broken-policy
+	$(BIN)/pip install --quiet -e integrations/snakemake-executor-plugin-tiercel
 	touch $(STAMP)
 
 demo: $(STAMP)
