@@ -115,6 +115,9 @@ _WHY = {
 }
 
 
+_LINE_REFUSED = "the request is not one the HTTP server can read (a URL too long for it, say)"
+
+
 def answers(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses for the error statuses a route answers besides those every route may."""
     return {status: {"model": ErrorBody, "description": _WHY[status]} for status in statuses}
@@ -210,6 +213,11 @@ def _describe_errors(app: FastAPI) -> None:
                 for status, response in responses.items():
                     if status.isdigit() and int(status) in _WHY:  # JSON even where the route answers text
                         response["content"] = error
+                if operation.get("parameters") and "400" not in responses:
+                    # a request line the HTTP server itself cannot take (a URL of many kilobytes) is
+                    # answered by the server, in plain text, before any route sees it
+                    responses["400"] = {"description": _LINE_REFUSED,
+                                        "content": {"text/plain": {"schema": {"type": "string"}}}}
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.setdefault("ErrorBody", ErrorBody.model_json_schema())
         for unused in ("HTTPValidationError", "ValidationError"):
