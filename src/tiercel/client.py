@@ -256,7 +256,8 @@ class Client:
 
         ``since``: a duration back from now (``2d``, ``12h``) or a date (and time); ``state``: done,
         failed or cancelled (several separated by commas). Each has its counts, ``wall`` (ended -
-        submitted, seconds) and ``places`` (where its attempts ran); ``cpu`` is not measured yet."""
+        submitted, seconds) and ``places`` (where its attempts ran); ``cpu`` (CPU seconds of its
+        tasks' processes, None where not measured)."""
         params: dict[str, Any] = {"all": everyone, "limit": limit}
         params.update({k: v for k, v in (("user", user), ("since", since), ("state", state)) if v is not None})
         return list(self.json("GET", "/v1/history", params=params))

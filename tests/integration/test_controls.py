@@ -155,3 +155,15 @@ def test_retry_of_an_ended_sweep_gives_each_task_its_own_entry_again(cluster: Cl
     assert cluster.cli("wait", jid).returncode == 0
     with cluster.client() as c:
         assert c.job(int(jid)).output(1) == b"beta\n"
+
+
+def test_history_shows_the_cpu_time_of_a_jobs_tasks(cluster: Cluster) -> None:
+    cluster.start_worker("--slots", "2")
+    busy = int(submit(cluster, "--queue", "2", "--no-index", "--", "sh", "-c",  # type: ignore[call-overload]
+                      "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")["id"])
+    idle = int(submit(cluster, "--queue", "2", "--no-index", "--", "sleep", "0.2")["id"])  # type: ignore[call-overload]
+    assert cluster.cli("wait", str(busy)).returncode == 0 and cluster.cli("wait", str(idle)).returncode == 0
+    rows = {r["id"]: r for r in json.loads(cluster.cli("history", "--json").stdout)}
+    assert rows[busy]["cpu"] > 0.1 and rows[idle]["cpu"] < rows[busy]["cpu"]
+    table = cluster.cli("history").stdout
+    assert "CPU" in table and f"{rows[busy]['cpu']:.1f}s" in table

@@ -800,3 +800,21 @@ def test_attempts_page_begins_no_task_past_max_bytes_and_reads_the_last_one_whol
     assert [(r.index, r.attempt) for r in one] == [(0, 1), (0, 2)]
     spans = store.attempts_page(JobId(1), -1, 100, within=((3, 4), (5, 6), (7, 8)), max_bytes=1_500)
     assert [r.index for r in spans] == [3, 5]
+
+
+def test_cpu_time_is_kept_per_attempt_summed_at_restore_and_kept_with_the_ended_job(backend: Backend) -> None:
+    with backend.opened() as (store, _):
+        store.write([AddJob(JobId(1), ALICE, SPEC, 0.0), AddJob(JobId(2), ALICE, SPEC, 0.0)]).result(T)
+        timed = [AttemptRecord(Report(JobId(1), i, 1, Outcome.DONE, 0, 1.0, 2.0, cpu=0.25 * (i + 1)), True, W)
+                 for i in range(3)]
+        store.write([Record(timed), Record([attempt(3, 1, Outcome.DONE, True)])]).result(T)  # one not measured
+        store.write([EndJob(JobId(2), JobState.DONE, Counts(10, done=10), 5.0, None, 12.5)]).result(T)
+    with backend.opened() as (store, loaded):
+        [(row, restored)] = loaded.unfinished
+        assert row.id == 1 and restored.cpu == pytest.approx(1.5)
+        ended = store.job(JobId(2))
+        assert ended is not None and ended.cpu == 12.5
+        copied = [op for batch in store.export(100) for op in batch]
+        [attempts] = [op for op in copied if isinstance(op, Record)]
+        assert sorted(r.report.cpu or 0 for r in attempts.records) == [0, 0.25, 0.5, 0.75]
+        assert [op.cpu for op in copied if isinstance(op, EndJob)] == [12.5]

@@ -169,6 +169,7 @@ class Report:
     stdout: bytes = b""
     stderr: bytes = b""
     seal: bytes = b""  # the seal of the attempt, as the manager handed it out (core.seal)
+    cpu: float | None = None  # CPU seconds the task's processes used (user + system); None: not measured
 
 
 @dataclass(slots=True)
@@ -214,3 +215,4 @@ class Restored:
     done: int = 0
     failed: int = 0
     unsettled: dict[int, RestoredTask] = field(default_factory=dict)
+    cpu: float | None = None  # CPU seconds of its attempts so far, when any was measured

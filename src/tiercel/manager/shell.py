@@ -183,7 +183,7 @@ class Manager:
                 writes.append(Record(e.records))
                 writes.extend(self.places.new(e.records))  # where the job ran, for its history
             elif isinstance(e, JobEnded):
-                writes.append(EndJob(e.job, e.state, e.counts, now, e.reason))
+                writes.append(EndJob(e.job, e.state, e.counts, now, e.reason, e.cpu))
                 self.places.ended(e.job)
                 after.append(e)
                 # Until its end is durable the job shows as running with every task settled.

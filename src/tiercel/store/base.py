@@ -41,6 +41,7 @@ class EndJob:
     counts: Counts
     ended: float
     reason: str | None = None  # why it ended before all its tasks ran
+    cpu: float | None = None  # CPU seconds of all its attempts, when any was measured
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,7 @@ class JobRow:
     reason: str | None = None
     places: tuple[str, ...] = ()  # where its attempts ran (worker names, sites), sorted
     forgotten: float | None = None  # when its outputs were last dropped (`tiercel forget`)
+    cpu: float | None = None  # CPU seconds of its attempts (once it ended), when measured
 
 
 @dataclass(frozen=True, slots=True)

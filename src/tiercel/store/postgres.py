@@ -64,7 +64,7 @@ from tiercel.store.specs import spec_from_row, spec_to_row
 
 log = logging.getLogger("tiercel.store")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each step takes the schema from the version before it to its own; never edited once released.
 MIGRATIONS: dict[int, str] = {
@@ -133,6 +133,10 @@ BEGIN
             USING ERRCODE = 'TC001';
     END IF;
 END $$;
+""",
+    5: """
+ALTER TABLE attempts ADD COLUMN cpu DOUBLE PRECISION;
+ALTER TABLE jobs ADD COLUMN cpu DOUBLE PRECISION;
 """,
 }
 
@@ -454,18 +458,19 @@ def migrate(conn: psycopg.Connection[Any], shown: str) -> None:
 
 def _job_rows(conn: psycopg.Connection[Any], where: str, args: tuple[object, ...]) -> list[JobRow]:
     rows = conn.execute(
-        "SELECT id, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason, places, forgotten "
-        "FROM jobs " + where,
+        "SELECT id, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason, places, forgotten, "
+        "cpu FROM jobs " + where,
         args,
     ).fetchall()
     out = []
-    for jid, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason, places, forgotten in rows:
+    for (jid, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason, places, forgotten,
+         cpu) in rows:
         counts = None
         if state is not None:
             counts = Counts(total=total, done=done, failed=failed, cancelled=cancelled)
         out.append(JobRow(JobId(jid), UserName(owner), spec_from_row(spec), submitted,
                           None if state is None else JobState(state), ended, counts, reason,
-                          tuple(places or ()), forgotten))
+                          tuple(places or ()), forgotten, cpu))
     return out
 
 
@@ -482,13 +487,16 @@ def _restore(conn: psycopg.Connection[Any], job_id: JobId) -> Restored:
            WHERE job = %s GROUP BY idx HAVING NOT bool_or(final)""",
         (job_id,),
     ).fetchall()
-    return restore(finals, unsettled)
+    cpu = conn.execute("SELECT SUM(cpu) FROM attempts WHERE job = %s", (job_id,)).fetchone()
+    return restore(finals, unsettled, None if cpu is None else cpu[0])
 
 
 _UPSERT_ATTEMPT = (
-    "INSERT INTO attempts VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (job, idx, attempt, worker) "
+    "INSERT INTO attempts (job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr, cpu) "
+    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (job, idx, attempt, worker) "
     "DO UPDATE SET outcome = EXCLUDED.outcome, final = EXCLUDED.final, exit_code = EXCLUDED.exit_code, "
-    "started = EXCLUDED.started, ended = EXCLUDED.ended, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr"
+    "started = EXCLUDED.started, ended = EXCLUDED.ended, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr, "
+    "cpu = EXCLUDED.cpu"
 )
 
 
@@ -499,7 +507,7 @@ def _apply_all(conn: psycopg.Connection[Any], ops: list[WriteOp]) -> None:
         if isinstance(op, Record):
             rows.extend(
                 (r.job, r.index, r.attempt, r.outcome.value, a.final, a.worker, r.exit_code,
-                 r.started, r.ended, pack_output(r.stdout), pack_output(r.stderr))
+                 r.started, r.ended, pack_output(r.stdout), pack_output(r.stderr), r.cpu)
                 for a in op.records for r in (a.report,))
             continue
         if rows:
@@ -517,9 +525,9 @@ def _attempts(conn: psycopg.Connection[Any], rows: list[tuple[object, ...]]) -> 
 
 _EXPORT = {
     "jobs": "SELECT j.id, j.owner, j.spec, j.submitted, j.state, j.ended, j.done, j.failed, j.cancelled, j.reason, "
-            "e.blob, j.places, j.forgotten FROM jobs j LEFT JOIN job_entries e ON e.job = j.id ORDER BY j.id",
-    "attempts": "SELECT job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr "
-                "FROM attempts ORDER BY job, idx, attempt, ended",
+            "e.blob, j.places, j.forgotten, j.cpu FROM jobs j LEFT JOIN job_entries e ON e.job = j.id ORDER BY j.id",
+    "attempts": "SELECT job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr, "
+                "cpu FROM attempts ORDER BY job, idx, attempt, ended",
     "tokens": "SELECT digest, username, role, label, created, last_used FROM tokens ORDER BY created",
     "workers": "SELECT id, name, host, seen FROM workers ORDER BY id",
     "reservations": "SELECT name, site, slots, start_, end_, users, owner, created, mirror FROM reservations "
@@ -542,9 +550,9 @@ def _apply(conn: psycopg.Connection[Any], op: WriteOp) -> None:
     elif isinstance(op, EndJob):
         c = op.counts
         conn.execute(
-            "UPDATE jobs SET state = %s, ended = %s, done = %s, failed = %s, cancelled = %s, reason = %s "
+            "UPDATE jobs SET state = %s, ended = %s, done = %s, failed = %s, cancelled = %s, reason = %s, cpu = %s "
             "WHERE id = %s",
-            (op.state.value, op.ended, c.done, c.failed, c.cancelled, op.reason, op.job))
+            (op.state.value, op.ended, c.done, c.failed, c.cancelled, op.reason, op.cpu, op.job))
     elif isinstance(op, SaveToken):
         conn.execute("INSERT INTO tokens (digest, username, role, label, created) VALUES (%s,%s,%s,%s,%s)",
                      (op.digest, op.user, op.role, op.label, op.created))

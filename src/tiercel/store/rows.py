@@ -74,10 +74,11 @@ def unpack_entries(blob: bytes | memoryview) -> Entries:
     return Entries(zlib.decompress(blob))
 
 
-def restore(finals: Iterable[tuple[int, str]], unsettled: Iterable[tuple[int, int, int]]) -> Restored:
+def restore(finals: Iterable[tuple[int, str]], unsettled: Iterable[tuple[int, int, int]],
+            cpu: float | None = None) -> Restored:
     """A job's state from its rows: ``finals`` (index, outcome) of final attempts, in index order,
     and ``unsettled`` (index, attempts so far, failures so far) of tasks with no final attempt."""
-    restored = Restored()
+    restored = Restored(cpu=cpu)
     spans = restored.settled
     for index, outcome in finals:
         if spans and spans[-1][1] == index:
@@ -98,8 +99,9 @@ def restore(finals: Iterable[tuple[int, str]], unsettled: Iterable[tuple[int, in
 # What `export` reads from each table, in this order and these columns: both stores' SQL names
 # them the same way (store/sqlite.py and store/postgres.py alias their own column names).
 EXPORT_COLUMNS = {
-    "jobs": "id, owner, spec, submitted, state, ended, done, failed, cancelled, reason, entries, places, forgotten",
-    "attempts": "job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr",
+    "jobs": "id, owner, spec, submitted, state, ended, done, failed, cancelled, reason, entries, places, forgotten, "
+            "cpu",
+    "attempts": "job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr, cpu",
     "tokens": "digest, user, role, label, created, last_used",
     "workers": "id, name, host, seen",
     "reservations": "name, site, slots, start, end, users, owner, created, mirror",
@@ -120,14 +122,14 @@ def exported(rows: Callable[[str], Iterable[tuple[Any, ...]]], seal_key: bytes, 
 
     ended: list[WriteOp] = []
     for (jid, owner, spec, submitted, state, end, done, failed, cancelled, reason, entries, places,
-         forgotten) in rows("jobs"):
+         forgotten, cpu) in rows("jobs"):
         job_spec = spec_from_row(spec)
         if entries is not None:
             job_spec = dataclasses.replace(job_spec, entries=unpack_entries(entries))
         batch.append(AddJob(JobId(jid), UserName(owner), job_spec, submitted))
         if state is not None:
             counts = Counts(total=job_spec.size, done=done, failed=failed, cancelled=cancelled)
-            ended.append(EndJob(JobId(jid), JobState(state), counts, end, reason))
+            ended.append(EndJob(JobId(jid), JobState(state), counts, end, reason, cpu))
         if places:  # a JSON list (SQLite's text, PostgreSQL's decoded)
             ended.append(AddPlaces(JobId(jid), tuple(json.loads(places) if isinstance(places, str) else places)))
         if forgotten is not None:  # no index is in [0, 0): only when the outputs were dropped
@@ -136,8 +138,9 @@ def exported(rows: Callable[[str], Iterable[tuple[Any, ...]]], seal_key: bytes, 
             yield batch
             batch = []
     records: list[AttemptRecord] = []
-    for j, i, a, o, final, w, x, started, end, out, err in rows("attempts"):
-        report = Report(JobId(j), i, a, Outcome(o), x, started, end, unpack_output(out), unpack_output(err))
+    for j, i, a, o, final, w, x, started, end, out, err, used in rows("attempts"):
+        report = Report(JobId(j), i, a, Outcome(o), x, started, end, unpack_output(out), unpack_output(err),
+                        cpu=used)
         records.append(AttemptRecord(report, bool(final), WorkerId(w)))
         if len(records) >= chunk:
             yield [*batch, Record(records)]

@@ -120,6 +120,9 @@ class SqliteStore:
         if "places" not in {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}:
             conn.execute("ALTER TABLE jobs ADD COLUMN places TEXT")  # stores made before history
             conn.execute("ALTER TABLE jobs ADD COLUMN forgotten REAL")
+        if "cpu" not in {row[1] for row in conn.execute("PRAGMA table_info(attempts)")}:
+            conn.execute("ALTER TABLE attempts ADD COLUMN cpu REAL")  # stores made before CPU time was kept
+            conn.execute("ALTER TABLE jobs ADD COLUMN cpu REAL")
         if "last_used" not in {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}:
             conn.execute("ALTER TABLE tokens ADD COLUMN last_used REAL")  # stores made before token listing
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
@@ -174,7 +177,8 @@ class SqliteStore:
                WHERE job = ? GROUP BY idx HAVING MAX(final) = 0""",
             (job_id,),
         )
-        return restore(finals, unsettled.fetchall())
+        cpu = conn.execute("SELECT SUM(cpu) FROM attempts WHERE job = ?", (job_id,)).fetchone()
+        return restore(finals, unsettled.fetchall(), None if cpu is None else cpu[0])
 
     # ---- writes ----------------------------------------------------------
 
@@ -240,19 +244,19 @@ class SqliteStore:
     def _job_rows(conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> list[JobRow]:
         rows = conn.execute(
             "SELECT id, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason, places, "
-            "forgotten FROM jobs " + where,
+            "forgotten, cpu FROM jobs " + where,
             args,
         ).fetchall()
         out = []
         for (jid, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason, places,
-             forgotten) in rows:
+             forgotten, cpu) in rows:
             counts = None
             if state is not None:
                 counts = Counts(total=total, done=done, failed=failed, cancelled=cancelled)
             out.append(
                 JobRow(JobId(jid), UserName(owner), spec_from_row(json.loads(spec)), submitted,
                        None if state is None else JobState(state), ended, counts, reason,
-                       tuple(json.loads(places)) if places else (), forgotten)
+                       tuple(json.loads(places)) if places else (), forgotten, cpu)
             )
         return out
 
@@ -378,9 +382,9 @@ class SqliteStore:
 
 _EXPORT = {
     "jobs": "SELECT j.id, j.owner, j.spec, j.submitted, j.state, j.ended, j.done, j.failed, j.cancelled, j.reason, "
-            "e.blob, j.places, j.forgotten FROM jobs j LEFT JOIN job_entries e ON e.job = j.id ORDER BY j.id",
-    "attempts": "SELECT job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr "
-                "FROM attempts ORDER BY job, idx, attempt, ended",
+            "e.blob, j.places, j.forgotten, j.cpu FROM jobs j LEFT JOIN job_entries e ON e.job = j.id ORDER BY j.id",
+    "attempts": "SELECT job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr, "
+                "cpu FROM attempts ORDER BY job, idx, attempt, ended",
     "tokens": "SELECT digest, user, role, label, created, last_used FROM tokens ORDER BY created",
     "workers": "SELECT id, name, host, seen FROM workers ORDER BY id",
     "reservations": "SELECT name, site, slots, start, end_, users, owner, created, mirror FROM reservations "
@@ -397,10 +401,11 @@ def _outputs(streams: tuple[str, ...]) -> str:
 def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
     if isinstance(op, Record):
         conn.executemany(
-            "INSERT OR REPLACE INTO attempts VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR REPLACE INTO attempts (job, idx, attempt, outcome, final, worker, exit_code, started, ended, "
+            "stdout, stderr, cpu) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (r.job, r.index, r.attempt, r.outcome.value, int(a.final), a.worker, r.exit_code,
-                 r.started, r.ended, pack_output(r.stdout), pack_output(r.stderr))
+                 r.started, r.ended, pack_output(r.stdout), pack_output(r.stderr), r.cpu)
                 for a in op.records
                 for r in (a.report,)
             ],
@@ -415,8 +420,9 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
     elif isinstance(op, EndJob):
         c = op.counts
         conn.execute(
-            "UPDATE jobs SET state = ?, ended = ?, done = ?, failed = ?, cancelled = ?, reason = ? WHERE id = ?",
-            (op.state.value, op.ended, c.done, c.failed, c.cancelled, op.reason, op.job),
+            "UPDATE jobs SET state = ?, ended = ?, done = ?, failed = ?, cancelled = ?, reason = ?, cpu = ? "
+            "WHERE id = ?",
+            (op.state.value, op.ended, c.done, c.failed, c.cancelled, op.reason, op.cpu, op.job),
         )
     elif isinstance(op, SaveToken):
         conn.execute("INSERT INTO tokens (digest, user, role, label, created) VALUES (?,?,?,?,?)",

@@ -7,6 +7,8 @@ the part at fault; a malformed frame is dropped by the transport, never half-app
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 import msgpack
@@ -114,6 +116,24 @@ def report_to_wire(r: Report) -> list[Any]:
     return [r.job, r.index, r.attempt, r.outcome.value, r.exit_code, r.started, r.ended, r.stdout, r.stderr, r.seal]
 
 
+def cpu_to_wire(reports: Iterable[Report]) -> list[float | None] | None:
+    """The CPU seconds of each report, beside the reports (an optional key: a manager that does not
+    know it reads the reports as before); None when none was measured."""
+    cpu = [r.cpu for r in reports]
+    return cpu if any(c is not None for c in cpu) else None
+
+
+def with_cpu(reports: list[Report], cpu: Any) -> list[Report]:
+    """Reports with the CPU seconds sent beside them, when the list is one number (or nil) each."""
+    if not isinstance(cpu, list) or len(cpu) != len(reports):
+        return reports
+    out = []
+    for r, c in zip(reports, cpu, strict=True):
+        ok = c is not None and not isinstance(c, bool) and isinstance(c, int | float) and 0 <= c < 1e12
+        out.append(dataclasses.replace(r, cpu=float(c)) if ok else r)
+    return out
+
+
 def report_from_wire(item: list[Any]) -> Report:
     """A worker's report; TypeError or ValueError (OverflowError among them) if it is malformed."""
     job, index, attempt, outcome, code, started, ended, out, err, seal = item
@@ -169,7 +189,8 @@ def encode(msg: WorkerMessage | ManagerMessage) -> dict[str, Any]:
         case Tasks(tasks, specs):
             return {"t": "tasks", "specs": {str(j): spec_to_wire(s) for j, s in specs.items()}, **tasks_to_wire(tasks)}
         case Results(reports, credit):
-            return {"t": "res", "r": [report_to_wire(r) for r in reports], "c": credit}
+            cpu = cpu_to_wire(reports)
+            return {"t": "res", "r": [report_to_wire(r) for r in reports], "c": credit, **({"u": cpu} if cpu else {})}
         case Ack(done):
             return {"t": "ack", "r": [key_to_wire(r) for r in done]}
         case Kill(tasks):
@@ -195,7 +216,8 @@ def _hello_to_wire(h: Hello) -> dict[str, Any]:
     return {"t": "hello", "v": PROTOCOL_VERSION, "id": h.worker, "name": i.name, "host": i.host,
             "slots": i.slots, "cpus": i.cpus, "mem": i.memory_mb, "tags": sorted(i.tags), "credit": h.credit,
             "held": [ref_to_wire(r) for r in h.held], "results": [report_to_wire(r) for r in h.results],
-            "ran": list(h.ran), "site": i.site, "ends_at": i.ends_at, "reservation": i.reservation}
+            "ran": list(h.ran), "site": i.site, "ends_at": i.ends_at, "reservation": i.reservation,
+            **({"results_u": cpu} if (cpu := cpu_to_wire(h.results)) else {})}
 
 
 def decode_from_worker(raw: Any) -> WorkerMessage:
@@ -203,7 +225,8 @@ def decode_from_worker(raw: Any) -> WorkerMessage:
     kind = raw.get("t") if isinstance(raw, dict) else None
     try:
         if kind == "res":
-            return Results([report_from_wire(x) for x in raw.get("r", [])], int(raw.get("c", 0)))
+            return Results(with_cpu([report_from_wire(x) for x in raw.get("r", [])], raw.get("u")),
+                           int(raw.get("c", 0)))
         if kind == "cr":
             return Credit(int(raw.get("c", 0)))
     except MALFORMED as exc:  # all of it or nothing: a frame with one malformed report changes nothing
@@ -257,7 +280,7 @@ def decode_hello(msg: Any) -> Hello:
     try:
         credit = int(msg.get("credit", info.slots))
         held = tuple(ref_from_wire(x) for x in msg.get("held", ()))
-        results = tuple(report_from_wire(x) for x in msg.get("results", ()))
+        results = tuple(with_cpu([report_from_wire(x) for x in msg.get("results", ())], msg.get("results_u")))
         ran = tuple(JobId(int(j)) for j in msg.get("ran", ()))
     except MALFORMED as exc:
         raise HelloError(f"malformed held tasks or results ({exc})") from None

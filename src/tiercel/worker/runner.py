@@ -302,7 +302,7 @@ def run_task(spec: JobSpec, ref: TaskRef, handle: Handle, *, base_env: dict[str,
             timed_out = True
             _signal_group(pid, signal.SIGKILL)
             capture.pump(time.monotonic() + 5)  # what it wrote before it was killed
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)  # the task's CPU time, its children's it waited for included
     finally:
         with handle.lock:
             handle.exited = True
@@ -319,7 +319,8 @@ def run_task(spec: JobSpec, ref: TaskRef, handle: Handle, *, base_env: dict[str,
         outcome = Outcome.DONE if code == 0 else Outcome.FAILED
     if files:
         outcome, err = _finish_outputs(files, ref, outcome, code, err)
-    return Report(ref.job, ref.index, ref.attempt, outcome, code, started, ended, capture.result(out_r), err)
+    return Report(ref.job, ref.index, ref.attempt, outcome, code, started, ended, capture.result(out_r), err,
+                  cpu=round(usage.ru_utime + usage.ru_stime, 6))
 
 
 def _finish_outputs(files: dict[str, OutputFile], ref: TaskRef, outcome: Outcome, code: int | None,

@@ -57,7 +57,8 @@ def history(user: str | None, everyone: bool, since: str | None, state: str | No
       tiercel history
       tiercel history --since 2d --state failed
       tiercel history --all --limit 200          # admins: everyone's
-    WALL is from submission to the end; CPU is not measured yet.
+    WALL is from submission to the end; CPU is the user and system time of its tasks' processes,
+    summed over every attempt ('-' where no worker measured it: native batch arrays).
     """
     with client(url, token) as c:
         jobs = c.history(user=user, everyone=everyone, since=since, state=state, limit=limit)
@@ -76,7 +77,7 @@ def history(user: str | None, everyone: bool, since: str | None, state: str | No
         style = STATE_STYLE.get(j["state"], "")
         table.add_row(str(j["id"]), name, *([j["owner"]] if show_owner else []), f"[{style}]{j['state']}[/]",
                       str(j["total"]), str(j["done"]), str(j["failed"]), str(j["cancelled"]), when(j["ended"]),
-                      age(j["wall"]), "-" if j["cpu"] is None else age(j["cpu"]), ", ".join(j["places"]) or "-")
+                      age(j["wall"]), _cpu(j["cpu"]), ", ".join(j["places"]) or "-")
     console.print(table)
 
 
@@ -129,3 +130,10 @@ def completion(shell: str) -> None:
     script = get_completion_class(shell)
     assert script is not None
     click.echo(script(root.command, {}, prog, variable).source().encode(), nl=False)  # as click prints it
+
+
+def _cpu(seconds: float | None) -> str:
+    """CPU time as the table shows it: tenths under a minute (tasks are often short), else as ages are."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 60 else age(seconds)

@@ -34,6 +34,7 @@ class JobEnded:
     spec: JobSpec
     submitted: float
     reason: str | None = None
+    cpu: float | None = None  # CPU seconds of all its attempts, when any was measured
 
 
 @dataclass(frozen=True, slots=True)

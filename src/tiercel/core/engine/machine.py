@@ -89,7 +89,7 @@ class Engine(Views):
             for start, stop in restored.settled:
                 for index in range(start, stop):
                     job.fresh.discard(index)
-            job.done, job.failed = restored.done, restored.failed
+            job.done, job.failed, job.cpu = restored.done, restored.failed, restored.cpu
             for index, task in restored.unsettled.items():
                 if job.fresh.discard(index):
                     job.retry[index] = (task.attempts + 1, task.failures)
@@ -500,6 +500,8 @@ class Engine(Views):
         else:  # the worker gave the task back (shutting down) or lost it: run it again
             job.retry[r.index] = (r.attempt + 1, failures)
             final = False
+        if r.cpu is not None:
+            job.cpu = (job.cpu or 0.0) + r.cpu
         records.append(AttemptRecord(r, final, worker_id))
 
     def _maybe_end(self, job: JobRun) -> list[Effect]:
@@ -508,7 +510,7 @@ class Engine(Views):
         del self.jobs[job.id]
         self._order.remove(job)
         effects: list[Effect] = [JobEnded(job.id, job.owner, job.final_state(), job.counts(), job.spec, job.submitted,
-                                          job.reason)]
+                                          job.reason, job.cpu)]
         if job.spec.cleanup:
             for wid in sorted(job.workers):
                 worker = self.workers.get(wid)

@@ -35,6 +35,7 @@ class JobRun:
     workers: set[WorkerId] = field(default_factory=set)
     choice: Choice | None = None  # the site its waiting tasks go to, once chosen
     reason: str | None = None  # why it ended before all its tasks ran (its waiting ones cancelled)
+    cpu: float | None = None  # CPU seconds of its attempts reported so far (None: none measured)
 
     @property
     def site(self) -> str | None:

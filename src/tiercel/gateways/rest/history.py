@@ -37,7 +37,7 @@ class HistoryEntry(BaseModel):
     submitted: float
     ended: float
     wall: float  # ended - submitted, in seconds
-    cpu: float | None  # CPU time of its tasks: not measured yet
+    cpu: float | None  # CPU seconds of its tasks' processes (user + system), when measured
     places: list[str]  # where its attempts ran: worker names, SITE/PILOT, native sites
     reason: str | None
     command: list[str]
@@ -83,7 +83,7 @@ def entry(row: JobRow) -> dict[str, Any]:
     c = row.counts
     return {"id": row.id, "name": row.spec.name, "owner": row.owner, "state": row.state.value, "total": c.total,
             "done": c.done, "failed": c.failed, "cancelled": c.cancelled, "submitted": row.submitted,
-            "ended": row.ended, "wall": max(0.0, row.ended - row.submitted), "cpu": None, "places": list(row.places),
+            "ended": row.ended, "wall": max(0.0, row.ended - row.submitted), "cpu": row.cpu, "places": list(row.places),
             "reason": row.reason, "command": list(row.spec.command), "forgotten": row.forgotten}
 
 
