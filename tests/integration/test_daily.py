@@ -138,8 +138,10 @@ def test_history_shows_ended_jobs_with_counts_wall_time_and_places(cluster: Clus
         assert (by_id[done.id]["state"], by_id[done.id]["done"], by_id[done.id]["total"]) == ("done", 3, 3)
         assert (by_id[failed.id]["failed"], by_id[cancelled.id]["cancelled"]) == (2, 4)
         assert by_id[done.id]["places"] == ["node-a"] == by_id[failed.id]["places"]
+        assert by_id[done.id]["cpu"] >= 0 and by_id[failed.id]["cpu"] >= 0  # measured as each task exited
+        assert by_id[cancelled.id]["cpu"] is None  # none of its tasks ran
         for r in rows:
-            assert r["owner"] == "alice" and r["cpu"] is None
+            assert r["owner"] == "alice"
             assert r["wall"] == pytest.approx(r["ended"] - r["submitted"]) and r["wall"] >= 0
         assert [r["id"] for r in c.history(state="failed")] == [failed.id]
         assert [r["id"] for r in c.history(state="done,cancelled", since="1h")] == [cancelled.id, done.id]
@@ -157,7 +159,8 @@ def test_history_shows_ended_jobs_with_counts_wall_time_and_places(cluster: Clus
     for line in lines:  # aligned: every column starts under its header
         assert line[header.index("STATE"):].split()[0] in ("cancelled", "failed", "done")
         assert line[header.index("ENDED"):header.index("ENDED") + 4].isdigit()
-    assert lines[2].split()[-2:] == ["-", "node-a"]  # CPU is not measured; where it ran
+    assert lines[2].split()[-2:] == [f"{rows[2]['cpu']:.1f}s", "node-a"]  # CPU time; where it ran
+    assert lines[0].split()[-2] == "-"  # the cancelled job's one task was killed: no CPU time kept
     as_json = json.loads(cluster.cli("history", "--state", "failed", "--json", token=alice).stdout)
     assert [r["id"] for r in as_json] == [failed.id]
 
