@@ -223,7 +223,10 @@ class Client:
 
     def submit(self, command: list[str] | str, **fields: Any) -> Job:
         """Submit a job: ``fields`` are the request's (jobspec/request.py), e.g. ``queue=10``, or
-        ``entries=["a.txt", "b.txt"]`` for a task per entry, ``stdout="out/{index}.txt"`` for files."""
+        ``entries=["a.txt", "b.txt"]`` for a task per entry, ``stdout="out/{index}.txt"`` for files;
+        ``after=[prep, 12, "13:corr"]`` waits for other jobs (Job objects, ids, or ``ID:KIND``)."""
+        if "after" in fields:
+            fields["after"] = [str(a.id) if isinstance(a, Job) else str(a) for a in fields["after"]]
         data = self.json("POST", "/v1/jobs", json=request_json({"command": command, **fields}))
         return Job(self, data)
 

@@ -19,6 +19,7 @@ def job_fields(
     cpus: int | None, memory: str | None, priority: int | None, file: Path | None, command: tuple[str, ...],
     queue_name: str | None = None, reservation: str | None = None, site: str | None = None,
     max_running: int | None = None, max_failures: int | None = None, hold: bool = False,
+    after: tuple[str, ...] = (), on_dependency_failure: str | None = None,
     each_line: Path | None = None, each_json: Path | None = None, stdout: str | None = None,
     stderr: str | None = None,
 ) -> dict[str, Any]:
@@ -79,6 +80,10 @@ def job_fields(
         data["append_index"] = False
     if hold:
         data["hold"] = True
+    if after:
+        data["after"] = [a for item in after for a in item.split(",") if a]
+    if on_dependency_failure is not None:
+        data["on_dependency_failure"] = on_dependency_failure
     if "command" not in data:
         raise UserError("command: is required: put it after '--' (tiercel submit --queue 10 -- ./task.sh) "
                         "or in the job file")
@@ -114,6 +119,12 @@ def job_options(fn: Any) -> Any:
         click.option("--max-failures", type=int, metavar="N",
                      help="Fail fast: once N tasks failed (after their retries), cancel the rest."),
         click.option("--hold", is_flag=True, help="Submit held: nothing starts until 'tiercel release JOB'."),
+        click.option("--after", multiple=True, metavar="JOB[:KIND]",
+                     help="Start once job JOB ended: KIND ok (all its tasks done; the default), any, notok (it "
+                          "failed or was cancelled), or corr (task i once JOB's task i is done). Repeat for more."),
+        click.option("--on-dependency-failure", type=click.Choice(["cancel", "wait"]), metavar="cancel|wait",
+                     help="When a dependency can never be met: cancel the tasks waiting for it (the default), or "
+                          "wait (its job may be retried)."),
         click.option("--each-line", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
                      help="A task per line of FILE (UTF-8; not with --queue or --array): task i gets line i "
                           "(from 0) in TIERCEL_ENTRY, and as its argument in place of the index."),

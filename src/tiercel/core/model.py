@@ -43,6 +43,32 @@ class Outcome(enum.Enum):
         return self in (Outcome.FAILED, Outcome.TIMEOUT)
 
 
+AFTER_KINDS = ("ok", "any", "notok", "corr")
+FAILED_OUTCOMES = frozenset({"failed", "timeout"})  # the outcomes of a task that failed (Outcome.counts_as_failure)
+
+
+@dataclass(frozen=True, slots=True)
+class After:
+    """A dependency on an earlier job: start once it ended well (ok), ended at all (any), ended
+    badly (notok), or, for corr, task i once that job's task i is done."""
+
+    job: JobId
+    kind: str = "ok"
+
+    def text(self) -> str:
+        return str(self.job) if self.kind == "ok" else f"{self.job}:{self.kind}"
+
+
+@dataclass(frozen=True, slots=True)
+class Parent:
+    """What the shell knows of a job another depends on, when the engine does not hold it live:
+    how it ended, and for corr which of its tasks are done and which failed for good."""
+
+    state: JobState | None = None  # None: unfinished (the engine holds it)
+    done: frozenset[int] = frozenset()
+    failed: frozenset[int] = frozenset()
+
+
 class Entries:
     """What each task of a sweep over data gets (``--each-line``, ``--each-json``): task i the i-th entry.
 
@@ -117,6 +143,8 @@ class JobSpec:
     entries: Entries | None = None
     stdout: str | None = None  # a file pattern ({index}, {job}) the worker writes each task's stdout to
     stderr: str | None = None  # the same for stderr; None: the store's copy only
+    after: tuple[After, ...] = ()  # jobs it waits for
+    on_dependency_failure: str = "cancel"  # or "wait": a dependency that failed may still be retried
 
     @property
     def size(self) -> int:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from tiercel.core.model import Entries, JobSpec
+from tiercel.core.model import AFTER_KINDS, MAX_JOB_ID, After, Entries, JobId, JobSpec
 from tiercel.core.problems import Problem
 from tiercel.core.ranges import IndexRanges, parse_ranges
 from tiercel.jobspec.errors import Shown, problem_from_errors
@@ -106,6 +106,14 @@ class JobRequest(BaseModel):
     max_failures: int | None = Field(None, ge=1, le=MAX_TASKS,
                                      description="once this many tasks failed (after their retries), cancel the rest")
     hold: bool = Field(False, description="submit held: no task starts until 'tiercel release'")
+    after: list[Line | int] = Field(
+        default_factory=list, max_length=1000,
+        description="jobs to wait for: JOB or JOB:KIND, KIND ok (it ended with every task done; the default), "
+                    "any (it ended), notok (it ended with a task failed or cancelled) or corr (task i waits for "
+                    "task i of that job, whose indexes must be this job's)")
+    on_dependency_failure: Line = Field(
+        "cancel", description="cancel (the default: tasks whose dependency can never be met are cancelled, with "
+                              "the reason) or wait (a failed dependency may still be retried)")
     entries: list[Entry] | None = Field(
         None, description="a sweep over data: one task per entry, task i gets entries[i] (in TIERCEL_ENTRY, and as "
                           "its argument in place of the index); not with queue or array. Each entry is text of at "
@@ -216,6 +224,12 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
         if bad is not None:
             return bad
 
+    after = parse_after(req.after)
+    if isinstance(after, Problem):
+        return after
+    if req.on_dependency_failure not in ("cancel", "wait"):
+        return Problem("on_dependency_failure", req.on_dependency_failure, "must be cancel or wait")
+
     return JobSpec(
         command=command,
         indexes=indexes,
@@ -237,6 +251,8 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
         max_running=req.max_running,
         max_failures=req.max_failures,
         held=req.hold,
+        after=after,
+        on_dependency_failure=req.on_dependency_failure,
         entries=entries,
         stdout=req.stdout,
         stderr=req.stderr,
@@ -298,3 +314,23 @@ def spec_from_mapping(data: dict[str, Any], *, max_tasks: int = MAX_TASKS) -> Jo
     except ValidationError as exc:
         return problem_from_validation(exc)
     return build_spec(req, max_tasks=max_tasks)
+
+
+def parse_after(items: list[str | int]) -> tuple[After, ...] | Problem:
+    """``["12", "13:corr", 14]`` as dependencies; a kind that does not exist, a job named twice, or
+    more than one corr: a Problem naming the item."""
+    out: list[After] = []
+    for item in items:
+        text = str(item).strip()
+        job, _, kind = text.partition(":")
+        kind = kind or "ok"
+        if isinstance(item, bool) or not job.isdigit() or not job.isascii() or not 1 <= int(job) <= MAX_JOB_ID:
+            return Problem("after", item, "must name a job: JOB or JOB:KIND, e.g. 12 or 12:corr")
+        if kind not in AFTER_KINDS:
+            return Problem("after", item, f"has the kind {kind!r}; a dependency is one of {', '.join(AFTER_KINDS)}")
+        if any(d.job == int(job) for d in out):
+            return Problem("after", item, f"names job {job} twice")
+        out.append(After(JobId(int(job)), kind))
+    if sum(d.kind == "corr" for d in out) > 1:
+        return Problem("after", ",".join(str(i) for i in items), "may link task by task (corr) to one job only")
+    return tuple(out)

@@ -57,8 +57,13 @@ class Queries:
             counts = run.counts()
             waiting = None
             if counts.queued and not counts.running:
-                waiting = RESTART_HOLD if self.held() else \
-                    why_waiting(run.spec, [s.info for s in shell.sessions if s.open])
+                explained = shell.engine.explain(job_id, shell.clock()) if (run.waits or run.gated or run.spec.held) \
+                    else None
+                if explained is not None and explained.status is not None:
+                    waiting = f"{explained.status.policy}: {explained.status.reason}"
+                else:
+                    waiting = RESTART_HOLD if self.held() else \
+                        why_waiting(run.spec, [s.info for s in shell.sessions if s.open])
             return JobSummary(job_id, run.owner, run.spec, run.submitted, run.state(), counts, None, waiting,
                               run.reason)
         return shell.recently_ended(job_id)

@@ -28,7 +28,7 @@ from tiercel.core.model import JobId, JobSpec, JobState, Report, TaskRef, UserNa
 from tiercel.core.problems import Problem
 from tiercel.core.reservations import Reservation
 from tiercel.core.seal import Seal
-from tiercel.manager import admission
+from tiercel.manager import admission, dependencies
 from tiercel.manager.auth import Identity
 from tiercel.manager.bookings import Bookings
 from tiercel.manager.controls import Controls
@@ -62,6 +62,14 @@ from tiercel.wire.messages import (
 log = logging.getLogger("tiercel.manager")
 
 ENDED_CACHE = 1000  # summaries of recently ended jobs kept in memory; older ones are read from the store
+
+
+class SubmitRefused(Exception):
+    """A submission refused for what it says (its dependencies): the problem names the field."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message())
+        self.problem = problem
 
 
 class Unavailable(Exception):
@@ -126,7 +134,9 @@ class Manager:
             self.engine.restore_reservation(r)
         effects: list[Effect] = []
         for row, restored in loaded.unfinished:
-            effects += self.engine.add_job(row.id, row.spec, row.owner, row.submitted, restored)
+            parents = await asyncio.to_thread(dependencies.restored_parents, self.store, row.spec,
+                                              self.engine.jobs.__contains__) if row.spec.after else None
+            effects += self.engine.add_job(row.id, row.spec, row.owner, row.submitted, restored, parents)
         self.sites_changed(pump=False)
         for name, site in self.sites.items():
             site.restore([r for r in loaded.site_jobs if r.site == name])
@@ -320,6 +330,9 @@ class Manager:
     async def submit(self, owner: UserName, spec: JobSpec) -> JobSummary:
         """Store and start a job; Unavailable (nothing kept, no job id used) if it cannot be stored."""
         self.refuse_new_work()
+        parents = await dependencies.resolve(self, owner, spec) if spec.after else {}
+        if isinstance(parents, Problem):
+            raise SubmitRefused(parents)
         job_id = JobId(self._next_job)
         self._next_job += 1
         now = self.clock()
@@ -331,8 +344,9 @@ class Manager:
             log.error("job submitted by %s not stored: %s", owner, exc)
             raise Unavailable(disk_full(self.settings.state_dir) or
                               f"the manager could not store the job ({exc}); nothing was kept, try again") from exc
-        self.apply(self.engine.add_job(job_id, spec, owner, now))
-        summary = self.queries.live(job_id)
+        dependencies.catch_up(self, parents)
+        self.apply(self.engine.add_job(job_id, spec, owner, now, parents=parents))
+        summary = self.queries.live(job_id) or self.recently_ended(job_id)  # (a dependency may end it at once)
         assert summary is not None
         self.events.publish({"event": "job_submitted", "job": summary.to_json()})
         self.pump()

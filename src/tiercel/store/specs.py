@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tiercel.core.model import JobSpec
+from tiercel.core.model import After, JobId, JobSpec
 from tiercel.core.ranges import IndexRanges
 
 
@@ -24,6 +24,7 @@ def spec_to_row(spec: JobSpec) -> dict[str, Any]:
         "append_index": spec.append_index, "cpus": spec.cpus, "memory_mb": spec.memory_mb,
         "priority": spec.priority, "queue": spec.queue, "reservation": spec.reservation, "site": spec.site,
         "max_running": spec.max_running, "max_failures": spec.max_failures, "held": spec.held,
+        "after": [[d.job, d.kind] for d in spec.after], "on_dependency_failure": spec.on_dependency_failure,
         "stdout": spec.stdout, "stderr": spec.stderr,
     }
 
@@ -38,5 +39,7 @@ def spec_from_row(d: dict[str, Any]) -> JobSpec:
         memory_mb=int(d.get("memory_mb", 0)), priority=int(d.get("priority", 0)),
         queue=str(d.get("queue", "default")), reservation=d.get("reservation"), site=d.get("site"),
         max_running=d.get("max_running"), max_failures=d.get("max_failures"), held=bool(d.get("held", False)),
+        after=tuple(After(JobId(int(j)), str(k)) for j, k in d.get("after", ())),
+        on_dependency_failure=str(d.get("on_dependency_failure", "cancel")),
         stdout=d.get("stdout"), stderr=d.get("stderr"),
     )

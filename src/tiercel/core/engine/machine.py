@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tiercel.core import policies
+from tiercel.core.engine.deps import Dependencies
 from tiercel.core.engine.effects import Effect, JobEnded, KillTasks, Persist, Refused, RunCleanup, SendTasks
 from tiercel.core.engine.state import JobRun, Running, TaskKey, WorkerRun
 from tiercel.core.engine.views import Views, _plan
@@ -32,6 +33,7 @@ from tiercel.core.model import (
     JobId,
     JobSpec,
     Outcome,
+    Parent,
     Report,
     Restored,
     TaskRef,
@@ -52,7 +54,7 @@ from tiercel.core.sites import POOL, Mode, SiteInfo
 DEFAULT_QUEUE = "default"
 
 
-class Engine(Views):
+class Engine(Views, Dependencies):
     """Live state of unfinished jobs and connected workers."""
 
     def __init__(self, *, hold_until: float = 0.0, expected_workers: Iterable[WorkerId] = (),
@@ -67,6 +69,8 @@ class Engine(Views):
         self.sites: list[SiteInfo] = [SiteInfo(POOL, POOL, Mode.POOL)]
         self.queue_errors: dict[str, str] = {}  # queues whose policies raised in their last cycle
         self.jobs: dict[JobId, JobRun] = {}
+        self.children: dict[JobId, set[JobId]] = {}
+        self._settled_now: list[tuple[JobRun, int, bool]] = []  # tasks of jobs others depend on, by corr
         self.workers: dict[WorkerId, WorkerRun] = {}
         self._order: list[JobRun] = []
         # After a restart, dispatch waits until the workers that were connected
@@ -83,7 +87,10 @@ class Engine(Views):
         owner: UserName,
         now: float,
         restored: Restored | None = None,
+        parents: dict[JobId, Parent] | None = None,
     ) -> list[Effect]:
+        """A job joins (submitted, or restored after a restart). ``parents``: what the shell knows of
+        the jobs it depends on that the engine does not hold (how they ended, their done tasks)."""
         job = JobRun(job_id, spec, owner, now, RangeQueue(spec.indexes.spans))
         if restored is not None:
             for start, stop in restored.settled:
@@ -97,7 +104,8 @@ class Engine(Views):
         self.jobs[job_id] = job
         self._order.append(job)
         self._order.sort(key=job_order)
-        return self._maybe_end(job)
+        effects = self._link(job, parents or {}) if spec.after else []
+        return effects + self._maybe_end(job) if job_id in self.jobs else effects
 
     def cancel(self, job_id: JobId, now: float | None = None, reason: str | None = None) -> list[Effect]:
         """Cancel every task of the job that has not settled: waiting ones, and running ones killed."""
@@ -107,9 +115,10 @@ class Engine(Views):
         if reason is not None:
             job.reason = reason
         effects: list[Effect] = []
-        job.cancelled += job.pending + len(job.running)
+        job.cancelled += job.pending + len(job.running) + len(job.gated)
         job.fresh.clear()
         job.retry.clear()
+        job.gated.clear()
         kills: dict[WorkerId, list[TaskRef]] = {}
         for index, run in job.running.items():
             worker = self.workers.get(run.worker)
@@ -125,11 +134,12 @@ class Engine(Views):
     def cancel_waiting(self, job_id: JobId, reason: str) -> list[Effect]:
         """Cancel the job's tasks that have not started, saying why; running ones go on."""
         job = self.jobs.get(job_id)
-        if job is None or not job.pending:
+        if job is None or not (job.pending or job.gated):
             return []
-        job.cancelled += job.pending
+        job.cancelled += job.pending + len(job.gated)
         job.fresh.clear()
         job.retry.clear()
+        job.gated.clear()
         job.reason = reason
         return self._maybe_end(job)
 
@@ -474,7 +484,13 @@ class Engine(Views):
             if worker is not None:
                 worker.refused += len(refused)
             effects.append(Refused(worker_id, refused))
+        while self._settled_now:  # their corr jobs' same tasks go on, or are cancelled
+            parent, index, ok = self._settled_now.pop()
+            for child in self._task_settled(parent, index, ok):
+                touched[child.id] = child
         for job in touched.values():
+            if job.id not in self.jobs:
+                continue  # ended meanwhile, as a dependency of a job that ended
             limit = job.spec.max_failures
             if limit is not None and job.failed >= limit and (job.pending or job.running):
                 # fail fast: a broken script should not burn the whole array
@@ -490,6 +506,8 @@ class Engine(Views):
         final = True
         if r.outcome is Outcome.DONE:
             job.done += 1
+            if job.id in self.children:
+                self._settled_now.append((job, r.index, True))
         elif r.outcome.counts_as_failure:
             failures += 1
             if failures <= job.spec.retries:
@@ -497,6 +515,9 @@ class Engine(Views):
                 final = False
             else:
                 job.failed += 1
+                job.failed_idx.add(r.index)
+                if job.id in self.children:
+                    self._settled_now.append((job, r.index, False))
         else:  # the worker gave the task back (shutting down) or lost it: run it again
             job.retry[r.index] = (r.attempt + 1, failures)
             final = False
@@ -511,6 +532,10 @@ class Engine(Views):
         self._order.remove(job)
         effects: list[Effect] = [JobEnded(job.id, job.owner, job.final_state(), job.counts(), job.spec, job.submitted,
                                           job.reason, job.cpu)]
+        if job.spec.after:
+            self._forget(job)
+        if job.id in self.children:
+            effects += self._parent_ended(job, job.final_state())
         if job.spec.cleanup:
             for wid in sorted(job.workers):
                 worker = self.workers.get(wid)

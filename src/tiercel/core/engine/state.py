@@ -36,6 +36,10 @@ class JobRun:
     choice: Choice | None = None  # the site its waiting tasks go to, once chosen
     reason: str | None = None  # why it ended before all its tasks ran (its waiting ones cancelled)
     cpu: float | None = None  # CPU seconds of its attempts reported so far (None: none measured)
+    failed_idx: set[int] = field(default_factory=set)  # its tasks that failed for good (few, as a rule)
+    waits: dict[JobId, str] = field(default_factory=dict)  # unfinished jobs it waits for -> kind (not corr)
+    # corr: its tasks waiting for the same task of a parent, -> (attempt, failures) once released
+    gated: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def site(self) -> str | None:
@@ -49,7 +53,7 @@ class JobRun:
     def startable(self) -> int:
         """Waiting tasks that may start now: none while held, and no more than its cap allows."""
         spec = self.spec
-        if spec.held:
+        if spec.held or self.waits:
             return 0
         if spec.max_running is None:
             return len(self.fresh) + len(self.retry)
@@ -62,7 +66,7 @@ class JobRun:
     def counts(self) -> Counts:
         return Counts(
             total=self.spec.size,
-            queued=self.pending,
+            queued=self.pending + len(self.gated),
             running=len(self.running),
             done=self.done,
             failed=self.failed,

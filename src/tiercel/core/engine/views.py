@@ -167,6 +167,15 @@ class Views:
         chain = self.queues[name]
         connected = [w for w in self.workers.values() if w.connected]
         places = self._places(connected, None, now)
+        if job.waits:
+            parent, kind = next(iter(job.waits.items()))
+            more = f" and {len(job.waits) - 1} other job(s)" if len(job.waits) > 1 else ""
+            return Explanation(name, Status(Code.WAIT, "after", f"waits for job {parent} to end{more} "
+                                                                f"(after {kind})"), [])
+        if job.gated and not job.pending:
+            parent = next(d.job for d in job.spec.after if d.kind == "corr")
+            return Explanation(name, Status(Code.WAIT, "after", f"{len(job.gated)} task(s) wait for the same "
+                                                                f"tasks of job {parent} to be done (after corr)"), [])
         if not job.pending:
             return Explanation(name, None, [])
         if job.spec.held:

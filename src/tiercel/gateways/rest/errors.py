@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tiercel.core.problems import Problem
 from tiercel.jobspec.errors import problem_from_errors
-from tiercel.manager.shell import Unavailable
+from tiercel.manager.shell import SubmitRefused, Unavailable
 
 MAX_BODY = 1024 * 1024
 MAX_JOB_BODY = 256 * 1024 * 1024  # a job submission: a sweep's entries can be a million lines and more
@@ -149,6 +149,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Unavailable)
     async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
         return error(507, str(exc), "request")
+
+    @app.exception_handler(SubmitRefused)
+    async def _refused(_: Request, exc: SubmitRefused) -> JSONResponse:
+        return error(422, str(exc), exc.problem.field)
 
     @app.exception_handler(HTTPException)
     async def _httperror(request: Request, exc: HTTPException) -> JSONResponse:
