@@ -244,6 +244,31 @@ class Client:
             out += list(self.json("GET", "/v1/jobs", params={"ids": chunk}))
         return out
 
+    def submit_workflow(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Submit a workflow (``{"name": ..., "jobs": [job requests with names]}``, as
+        ``tiercel.jobspec.workflow.load_workflow`` reads a file): accepted whole or not at all."""
+        return dict(self.json("POST", "/v1/workflows", json=request))
+
+    def workflow(self, workflow_id: int) -> dict[str, Any]:
+        return dict(self.json("GET", f"/v1/workflows/{workflow_id}"))
+
+    def workflows(self, everyone: bool = False) -> list[dict[str, Any]]:
+        return list(self.json("GET", "/v1/workflows", params={"all": everyone}))
+
+    def wait_workflow(self, workflow_id: int, timeout: float | None = None, poll: float = 0.5,
+                      progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Wait until every job of the workflow has ended; its last state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            data = self.workflow(workflow_id)
+            if progress is not None:
+                progress(data)
+            if data["state"] in ("done", "failed", "cancelled"):
+                return data
+            if deadline is not None and time.monotonic() > deadline:
+                raise WaitTimeout(f"workflow {workflow_id} did not end within {timeout:g}s (it is {data['state']})")
+            time.sleep(poll)
+
     def cancel_all(self) -> list[int]:
         return list(self.json("POST", "/v1/jobs/cancel")["cancelled"])
 
@@ -342,6 +367,21 @@ class Job:
 
     def refresh(self) -> Job:
         self.data = self.client.json("GET", f"/v1/jobs/{self.id}")
+        return self
+
+    # As a concurrent.futures.Future: a script chains stages with after=[job] and waits at the end.
+
+    def done(self) -> bool:
+        """Whether the job has ended (asks the manager)."""
+        return self.refresh().finished
+
+    def result(self, timeout: float | None = None) -> Job:
+        """Wait for the job; the job when every task is done, else a TiercelError saying how it ended."""
+        self.wait(timeout=timeout)
+        if self.state != "done":
+            why = f": {self.data['reason']}" if self.data.get("reason") else ""
+            raise TiercelError(f"job {self.id} {self.state} ({self.data['done']} done, {self.data['failed']} "
+                               f"failed, {self.data['cancelled']} cancelled of {self.data['total']}){why}")
         return self
 
     def cancel(self) -> Job:

@@ -96,3 +96,18 @@ def test_bad_dependencies_are_refused_by_name_and_nothing_is_submitted(cluster: 
         assert out.returncode == 2 and message in out.stderr, (message, out.stderr)
     with cluster.client() as c:
         assert [j["id"] for j in c.jobs()] == [mine]
+
+
+def test_stages_chained_from_python_as_futures(cluster: Cluster) -> None:
+    cluster.start_worker("--slots", "2")
+    from tiercel.client import TiercelError
+
+    with cluster.client() as c:
+        prep = c.submit(["true"])
+        sweep = c.submit(["true"], queue=4, after=[prep])
+        broken = c.submit(["false"], after=[sweep])
+        after_broken = c.submit(["true"], after=[broken])
+        assert sweep.result(timeout=60).state == "done" and prep.done()
+        words = f"job {after_broken.id} cancelled .*: dependency: job {broken.id} failed"
+        with pytest.raises(TiercelError, match=words):
+            after_broken.result(timeout=60)

@@ -23,6 +23,7 @@ from tiercel.cli.commands import (
     tokens,
     users,
     workers,
+    workflow,
 )
 from tiercel.cli.common import CONTEXT_SETTINGS
 
@@ -51,6 +52,8 @@ COMMANDS: tuple[click.Command, ...] = (
     jobs.submit, jobs.status, jobs.wait, jobs.cancel, jobs.logs, jobs.explain,
     # changing a job after submitting it
     controls.hold, controls.release, controls.update, controls.retry,
+    # jobs that wait for one another, submitted from one file
+    workflow.workflow,
     # jobs that ended: what they did, and dropping their outputs
     history.history, history.forget,
     # one job on this machine, manager and workers included

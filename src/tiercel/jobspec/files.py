@@ -37,10 +37,10 @@ def load_job_file(path: Path) -> dict[str, Any] | Problem:
     extra = set(data) - {"job"} if "job" in data else set()
     if extra:
         return Problem("file", str(path), f"has unknown tables or keys beside [job]: {', '.join(sorted(extra))}")
-    return _sweep(path, dict(job))
+    return sweep_entries(path, dict(job))
 
 
-def _sweep(path: Path, job: dict[str, Any]) -> dict[str, Any] | Problem:
+def sweep_entries(path: Path, job: dict[str, Any]) -> dict[str, Any] | Problem:
     """A job file's ``each_line`` or ``each_json`` (a file name, relative to the job file's directory)
     read into the request's ``entries``."""
     given = [key for key in SWEEPS if key in job]
@@ -159,4 +159,4 @@ def _kestrel(path: Path, text: str) -> dict[str, Any] | Problem:
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
         out[key] = value
-    return _sweep(path, out)
+    return sweep_entries(path, out)

@@ -20,6 +20,7 @@ from tiercel.core.problems import MISSING, Problem
 from tiercel.core.ranges import parse_ranges
 from tiercel.jobspec.request import MAX_INDEX, MAX_TASKS
 from tiercel.jobspec.values import parse_duration
+from tiercel.manager import dependencies
 from tiercel.manager.events import JobSummary
 from tiercel.store import ReopenTasks, Store, UpdateJob
 
@@ -162,7 +163,10 @@ class Controls:
             rerun = set(chosen)
             still = [i for i in summary.spec.indexes if i not in rerun and settled(i) is None]
             shell.forget_ended(job_id)
-            effects = shell.engine.add_job(job_id, spec, summary.owner, summary.submitted, restored)
+            found = await dependencies.resolve(shell, summary.owner, spec) if spec.after else {}
+            parents = {} if isinstance(found, Problem) else found  # its parents are the owner's: they resolve
+            dependencies.catch_up(shell, parents)
+            effects = shell.engine.add_job(job_id, spec, summary.owner, summary.submitted, restored, parents)
             shell.engine.resume(job_id, rerun=chosen, cancelled=still, reason=summary.reason)
         await shell.apply(effects)
         shell.pump()

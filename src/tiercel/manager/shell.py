@@ -104,6 +104,7 @@ class Manager:
         self.on_store_failure: Callable[[BaseException], None] = _stop_process
         self.created_tokens: dict[str, str] = {}
         self._next_job = 1
+        self._next_workflow = 1
         self._ended_cache: dict[JobId, JobSummary] = {}
         self._ending: dict[JobId, JobSummary] = {}
         self._background: set[asyncio.Future[Any]] = set()
@@ -125,6 +126,7 @@ class Manager:
         loaded = await asyncio.to_thread(self.store.open)
         now = self.started = self.clock()
         self._next_job = loaded.next_job_id
+        self._next_workflow = loaded.next_workflow_id
         self._seal = self.engine.seal = Seal(loaded.seal_key)
         self.tokens.known = dict(loaded.tokens)
         if loaded.unfinished and loaded.workers:
@@ -353,6 +355,21 @@ class Manager:
         for site in self.sites.values():
             site.wake()  # a pilot site may have to start pilots for it
         return summary
+
+    def take_job_ids(self, n: int) -> list[JobId]:
+        """Job ids for jobs about to be stored together (a workflow's)."""
+        first = self._next_job
+        self._next_job += n
+        return [JobId(first + i) for i in range(n)]
+
+    def give_back_job_ids(self, ids: list[JobId]) -> None:
+        """Ids taken for jobs that were not stored: free again unless later ones were taken meanwhile."""
+        if ids and self._next_job == ids[-1] + 1:
+            self._next_job = ids[0]
+
+    def take_workflow_id(self) -> int:
+        self._next_workflow += 1
+        return self._next_workflow - 1
 
     async def cancel(self, job_id: JobId) -> None:
         """Cancel a job; returns once its end is durable."""

@@ -17,12 +17,14 @@ from tiercel.store.base import (
     SaveReservation,
     SaveSiteJob,
     SaveToken,
+    SaveWorkflow,
     SeenWorker,
     SetSealKey,
     Store,
     TokenRow,
     TouchToken,
     UpdateJob,
+    WorkflowRow,
     WriteOp,
 )
 from tiercel.store.sqlite import SqliteStore
@@ -44,6 +46,7 @@ __all__ = [
     "SaveReservation",
     "SaveSiteJob",
     "SaveToken",
+    "SaveWorkflow",
     "SeenWorker",
     "SetSealKey",
     "SqliteStore",
@@ -51,5 +54,6 @@ __all__ = [
     "TokenRow",
     "TouchToken",
     "UpdateJob",
+    "WorkflowRow",
     "WriteOp",
 ]

@@ -91,6 +91,17 @@ class DeleteReservation:
 
 
 @dataclass(frozen=True, slots=True)
+class SaveWorkflow:
+    """A workflow: its named jobs, written with them in one transaction (accepted whole or not at all)."""
+
+    id: int
+    owner: UserName
+    name: str
+    submitted: float
+    jobs: tuple[tuple[str, JobId], ...]  # (its name in the workflow file, the job's id), in submission order
+
+
+@dataclass(frozen=True, slots=True)
 class SaveSiteJob:
     """A batch job a site submitted (a native array or pilots): found again after a restart."""
 
@@ -151,7 +162,7 @@ class SetSealKey:
 
 WriteOp = (AddJob | Record | EndJob | SaveToken | DeleteToken | TouchToken | SeenWorker | ForgetWorker
            | SaveReservation | DeleteReservation | SaveSiteJob | DeleteSiteJob | SetSealKey | UpdateJob | ReopenTasks
-           | AddPlaces | ForgetOutputs)
+           | SaveWorkflow | AddPlaces | ForgetOutputs)
 
 # ---- read rows ---------------------------------------------------------------
 
@@ -198,11 +209,21 @@ class TokenRow:
     last_used: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class WorkflowRow:
+    id: int
+    owner: UserName
+    name: str
+    submitted: float
+    jobs: tuple[tuple[str, JobId], ...]
+
+
 @dataclass(slots=True)
 class Loaded:
     """Everything the manager needs to resume after a restart."""
 
     next_job_id: int
+    next_workflow_id: int = 1
     seal_key: bytes = b""  # the key of the seals on handed-out attempts (core.seal), made with the store
     unfinished: list[tuple[JobRow, Restored]] = field(default_factory=list)
     tokens: dict[str, tuple[UserName, str]] = field(default_factory=dict)
@@ -226,6 +247,8 @@ class Store(Protocol):
     def attempts(self, job_id: JobId, index: int | None, final_only: bool) -> list[AttemptRow]: ...
     def meta(self, key: str) -> str | None: ...
     def tokens(self) -> list[TokenRow]: ...
+    def workflow(self, workflow_id: int) -> WorkflowRow | None: ...
+    def workflows(self, owner: UserName | None, limit: int) -> list[WorkflowRow]: ...
     def export(self, chunk: int) -> Iterator[list[WriteOp]]: ...
     def entries(self, job_id: JobId) -> Entries | None: ...
     def task_outcomes(self, job_id: JobId) -> dict[int, tuple[str | None, int]]: ...

@@ -50,11 +50,13 @@ from tiercel.store.base import (
     SaveReservation,
     SaveSiteJob,
     SaveToken,
+    SaveWorkflow,
     SeenWorker,
     SetSealKey,
     TokenRow,
     TouchToken,
     UpdateJob,
+    WorkflowRow,
     WriteOp,
 )
 from tiercel.store.history import Page, history_where, page_bounds, page_where
@@ -64,7 +66,7 @@ from tiercel.store.specs import spec_from_row, spec_to_row
 
 log = logging.getLogger("tiercel.store")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Each step takes the schema from the version before it to its own; never edited once released.
 MIGRATIONS: dict[int, str] = {
@@ -137,6 +139,12 @@ END $$;
     5: """
 ALTER TABLE attempts ADD COLUMN cpu DOUBLE PRECISION;
 ALTER TABLE jobs ADD COLUMN cpu DOUBLE PRECISION;
+""",
+    6: """
+CREATE TABLE workflows (
+    id BIGINT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, submitted DOUBLE PRECISION NOT NULL,
+    jobs JSONB NOT NULL);
+CREATE INDEX workflows_owner ON workflows (owner, id);
 """,
 }
 
@@ -214,6 +222,8 @@ class PostgresStore:
         key = conn.execute("SELECT value FROM meta WHERE key = 'seal_key'").fetchone()
         assert top is not None and key is not None
         loaded = Loaded(next_job_id=int(top[0]) + 1, seal_key=bytes.fromhex(key[0]))
+        flows = conn.execute("SELECT COALESCE(MAX(id), 0) FROM workflows").fetchone()
+        loaded.next_workflow_id = int(flows[0]) + 1 if flows else 1
         for digest, user, role in conn.execute("SELECT digest, username, role FROM tokens"):
             loaded.tokens[digest] = (UserName(user), role)
         loaded.workers = [WorkerId(w) for (w,) in conn.execute("SELECT id FROM workers")]
@@ -399,6 +409,21 @@ class PostgresStore:
         with self._read() as conn:
             return _entries(conn, job_id)
 
+    def workflow(self, workflow_id: int) -> WorkflowRow | None:
+        rows = self.workflows_where("WHERE id = %s", (workflow_id,))
+        return rows[0] if rows else None
+
+    def workflows(self, owner: UserName | None, limit: int) -> list[WorkflowRow]:
+        if owner is None:
+            return self.workflows_where("ORDER BY id DESC LIMIT %s", (limit,))
+        return self.workflows_where("WHERE owner = %s ORDER BY id DESC LIMIT %s", (owner, limit))
+
+    def workflows_where(self, where: str, args: tuple[object, ...]) -> list[WorkflowRow]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT id, owner, name, submitted, jobs FROM workflows " + where, args).fetchall()
+        return [WorkflowRow(int(i), UserName(o), n, s, tuple((str(a), JobId(int(b))) for a, b in j))
+                for i, o, n, s, j in rows]
+
     def tokens(self) -> list[TokenRow]:
         with self._read() as conn:
             rows = conn.execute(
@@ -533,6 +558,7 @@ _EXPORT = {
     "reservations": "SELECT name, site, slots, start_, end_, users, owner, created, mirror FROM reservations "
                     "ORDER BY start_",
     "site_jobs": "SELECT site, native_id, payload, submitted FROM site_jobs ORDER BY submitted",
+    "workflows": "SELECT id, owner, name, submitted, jobs FROM workflows ORDER BY id",
 }
 
 
@@ -596,5 +622,8 @@ def _apply(conn: psycopg.Connection[Any], op: WriteOp) -> None:
         conn.execute("UPDATE attempts SET stdout = NULL, stderr = NULL WHERE job = %s AND idx >= %s AND idx < %s "
                      "AND (stdout IS NOT NULL OR stderr IS NOT NULL)", (op.job, op.start, op.stop))
         conn.execute("UPDATE jobs SET forgotten = %s WHERE id = %s", (op.at, op.job))
+    elif isinstance(op, SaveWorkflow):
+        conn.execute("INSERT INTO workflows VALUES (%s,%s,%s,%s,%s)",
+                     (op.id, op.owner, op.name, op.submitted, Jsonb([list(j) for j in op.jobs])))
     elif isinstance(op, SetSealKey):
         conn.execute("UPDATE meta SET value = %s WHERE key = 'seal_key'", (op.key.hex(),))

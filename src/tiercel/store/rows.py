@@ -36,6 +36,7 @@ from tiercel.store.base import (
     SaveReservation,
     SaveSiteJob,
     SaveToken,
+    SaveWorkflow,
     SeenWorker,
     SetSealKey,
     TouchToken,
@@ -106,6 +107,7 @@ EXPORT_COLUMNS = {
     "workers": "id, name, host, seen",
     "reservations": "name, site, slots, start, end, users, owner, created, mirror",
     "site_jobs": "site, native_id, payload, submitted",
+    "workflows": "id, owner, name, submitted, jobs",
 }
 
 
@@ -157,6 +159,10 @@ def exported(rows: Callable[[str], Iterable[tuple[Any, ...]]], seal_key: bytes, 
     for name, site, slots, start, end, users, owner, created, mirror in rows("reservations"):
         batch.append(SaveReservation(Reservation(name, site, slots, start, end, frozenset(users), owner, mirror),
                                      created))
+    for wid, owner, name, submitted, jobs in rows("workflows"):  # a JSON list (SQLite's text)
+        listed = json.loads(jobs) if isinstance(jobs, str) else jobs
+        batch.append(SaveWorkflow(int(wid), UserName(owner), name, submitted,
+                                  tuple((str(a), JobId(int(b))) for a, b in listed)))
     for site, native, payload, submitted in rows("site_jobs"):
         batch.append(SaveSiteJob(site, native, payload, submitted))
     if batch:

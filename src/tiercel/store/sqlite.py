@@ -45,11 +45,13 @@ from tiercel.store.base import (
     SaveReservation,
     SaveSiteJob,
     SaveToken,
+    SaveWorkflow,
     SeenWorker,
     SetSealKey,
     TokenRow,
     TouchToken,
     UpdateJob,
+    WorkflowRow,
     WriteOp,
 )
 from tiercel.store.history import Page, history_where, page_bounds, page_where
@@ -86,6 +88,9 @@ CREATE TABLE IF NOT EXISTS site_jobs (
     site TEXT NOT NULL, native_id TEXT NOT NULL, payload TEXT NOT NULL, submitted REAL NOT NULL,
     PRIMARY KEY (site, native_id));
 CREATE TABLE IF NOT EXISTS job_entries (job INTEGER PRIMARY KEY, blob BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS workflows (
+    id INTEGER PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, submitted REAL NOT NULL, jobs TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS workflows_owner ON workflows (owner, id);
 """
 
 _Item = tuple[list[WriteOp], concurrent.futures.Future[None]]
@@ -147,6 +152,7 @@ class SqliteStore:
         row = conn.execute("SELECT COALESCE(MAX(id), 0) FROM jobs").fetchone()
         key = conn.execute("SELECT value FROM meta WHERE key = 'seal_key'").fetchone()
         loaded = Loaded(next_job_id=int(row[0]) + 1, seal_key=bytes.fromhex(key[0]))
+        loaded.next_workflow_id = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM workflows").fetchone()[0]) + 1
         for digest, user, role in conn.execute("SELECT digest, user, role FROM tokens"):
             loaded.tokens[digest] = (UserName(user), role)
         loaded.workers = [WorkerId(w) for (w,) in conn.execute("SELECT id FROM workers")]
@@ -332,6 +338,22 @@ class SqliteStore:
         with self._read_lock:
             return self._entries(self._reader(), job_id)
 
+    def workflow(self, workflow_id: int) -> WorkflowRow | None:
+        rows = self.workflows_where("WHERE id = ?", (workflow_id,))
+        return rows[0] if rows else None
+
+    def workflows(self, owner: UserName | None, limit: int) -> list[WorkflowRow]:
+        if owner is None:
+            return self.workflows_where("ORDER BY id DESC LIMIT ?", (limit,))
+        return self.workflows_where("WHERE owner = ? ORDER BY id DESC LIMIT ?", (owner, limit))
+
+    def workflows_where(self, where: str, args: tuple[object, ...]) -> list[WorkflowRow]:
+        with self._read_lock:
+            rows = self._reader().execute("SELECT id, owner, name, submitted, jobs FROM workflows " + where,
+                                          args).fetchall()
+        return [WorkflowRow(int(i), UserName(o), n, s, tuple((str(a), JobId(int(b))) for a, b in json.loads(j)))
+                for i, o, n, s, j in rows]
+
     def tokens(self) -> list[TokenRow]:
         with self._read_lock:
             rows = self._reader().execute(
@@ -390,6 +412,7 @@ _EXPORT = {
     "reservations": "SELECT name, site, slots, start, end_, users, owner, created, mirror FROM reservations "
                     "ORDER BY start",
     "site_jobs": "SELECT site, native_id, payload, submitted FROM site_jobs ORDER BY submitted",
+    "workflows": "SELECT id, owner, name, submitted, jobs FROM workflows ORDER BY id",
 }
 
 
@@ -465,5 +488,8 @@ def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
         conn.execute("UPDATE attempts SET stdout = NULL, stderr = NULL WHERE job = ? AND idx >= ? AND idx < ? "
                      "AND (stdout IS NOT NULL OR stderr IS NOT NULL)", (op.job, op.start, op.stop))
         conn.execute("UPDATE jobs SET forgotten = ? WHERE id = ?", (op.at, op.job))
+    elif isinstance(op, SaveWorkflow):
+        conn.execute("INSERT INTO workflows VALUES (?,?,?,?,?)",
+                     (op.id, op.owner, op.name, op.submitted, json.dumps([list(j) for j in op.jobs])))
     elif isinstance(op, SetSealKey):
         conn.execute("UPDATE meta SET value = ? WHERE key = 'seal_key'", (op.key.hex(),))

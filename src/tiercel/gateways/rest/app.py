@@ -13,6 +13,7 @@ from fastapi import FastAPI, WebSocket
 
 from tiercel import __version__
 from tiercel.gateways.rest import controls, errors, events, history, jobs, logs, managers, pool, reservations, tokens
+from tiercel.gateways.rest import workflows as workflow_routes
 from tiercel.gateways.rest.auth import Who
 from tiercel.manager.channel import worker_channel
 from tiercel.manager.shell import Manager
@@ -35,6 +36,7 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
 
     for resource in (jobs, logs, history, controls, pool, reservations, tokens, events):
         app.include_router(resource.router(manager))
+    app.include_router(workflow_routes.router(manager))
     app.include_router(managers.router(roster or manager.queries.managers))
 
     @app.websocket("/v1/worker")
