@@ -818,3 +818,23 @@ def test_cpu_time_is_kept_per_attempt_summed_at_restore_and_kept_with_the_ended_
         [attempts] = [op for op in copied if isinstance(op, Record)]
         assert sorted(r.report.cpu or 0 for r in attempts.records) == [0, 0.25, 0.5, 0.75]
         assert [op.cpu for op in copied if isinstance(op, EndJob)] == [12.5]
+
+
+def test_a_workflow_is_kept_with_its_jobs_listed_by_owner_and_exported(backend: Backend) -> None:
+    from tiercel.store import SaveWorkflow
+
+    with backend.opened() as (store, loaded):
+        assert loaded.next_workflow_id == 1
+        store.write([AddJob(JobId(1), ALICE, SPEC, 0.0), AddJob(JobId(2), ALICE, SPEC, 0.0),
+                     SaveWorkflow(1, ALICE, "align", 5.0, (("prep", JobId(1)), ("sweep", JobId(2)))),
+                     SaveWorkflow(2, BOB, "other", 6.0, ())]).result(T)
+    with backend.opened() as (store, loaded):
+        assert loaded.next_workflow_id == 3
+        row = store.workflow(1)
+        assert row is not None and (row.owner, row.name, row.submitted) == (ALICE, "align", 5.0)
+        assert row.jobs == (("prep", 1), ("sweep", 2))
+        assert [w.id for w in store.workflows(ALICE, 10)] == [1]
+        assert [w.id for w in store.workflows(None, 10)] == [2, 1] and store.workflow(3) is None
+        exported = [op for batch in store.export(100) for op in batch if isinstance(op, SaveWorkflow)]
+        assert [(w.id, w.name, w.jobs) for w in exported] == [(1, "align", (("prep", 1), ("sweep", 2))),
+                                                              (2, "other", ())]
