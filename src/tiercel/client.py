@@ -246,7 +246,7 @@ class Client:
 
     def submit_workflow(self, request: dict[str, Any]) -> dict[str, Any]:
         """Submit a workflow (``{"name": ..., "jobs": [job requests with names]}``, as
-        ``tiercel.jobspec.workflow.load_workflow`` reads a file): accepted whole or not at all."""
+        ``tiercel.cli.workflowfile.load_workflow`` reads a file): accepted whole or not at all."""
         return dict(self.json("POST", "/v1/workflows", json=request))
 
     def workflow(self, workflow_id: int) -> dict[str, Any]:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tiercel.cli.workflowfile import WorkflowFileError, load_workflow
 from tiercel.core.model import JobSpec
 from tiercel.core.problems import Problem
 from tiercel.core.ranges import IndexRanges
-from tiercel.jobspec.workflow import WorkflowFileError, load_workflow
 from tiercel.manager.workflows import Planned, in_order
 
 FLOW = '''

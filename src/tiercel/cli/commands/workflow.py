@@ -47,7 +47,7 @@ def workflow() -> None:
 @friendly
 def submit(file: Path, variables: tuple[str, ...], url: str | None, token: str | None, as_json: bool) -> None:
     """Submit a workflow file: every job is checked first, and all are accepted or none."""
-    from tiercel.jobspec.workflow import WorkflowFileError, load_workflow
+    from tiercel.cli.workflowfile import WorkflowFileError, load_workflow
 
     overrides = {}
     for item in variables:
