@@ -165,7 +165,7 @@ class Controls:
             shell.forget_ended(job_id)
             found = await dependencies.resolve(shell, summary.owner, spec) if spec.after else {}
             parents = {} if isinstance(found, Problem) else found  # its parents are the owner's: they resolve
-            dependencies.catch_up(shell, parents)
+            parents = await dependencies.current(shell, summary.owner, spec, parents)
             effects = shell.engine.add_job(job_id, spec, summary.owner, summary.submitted, restored, parents)
             shell.engine.resume(job_id, rerun=chosen, cancelled=still, reason=summary.reason)
         await shell.apply(effects)

@@ -57,6 +57,9 @@ async def resolve(shell: Shell, owner: UserName, spec: JobSpec) -> dict[JobId, P
 async def parent(shell: Shell, job_id: JobId, state: JobState | None, *, corr: bool) -> Parent:
     if not corr:
         return Parent(state)
+    # A parent that has just ended may still have results on their way to the store: read its
+    # tasks once everything written before now is durable (an empty write resolves then).
+    await asyncio.wrap_future(shell.store.write([]))
     outcomes = await asyncio.to_thread(shell.store.task_outcomes, job_id)
     done = frozenset(i for i, (o, _) in outcomes.items() if o == "done")
     failed = frozenset(i for i, (o, _) in outcomes.items() if o in FAILED_OUTCOMES)
@@ -80,10 +83,16 @@ def restored_parents(store: Store, spec: JobSpec, live: Callable[[JobId], bool])
     return out
 
 
-def catch_up(shell: Shell, parents: dict[JobId, Parent]) -> None:
-    """Just before the engine takes the job: a parent that was live when checked may have ended since."""
-    for job_id, known in list(parents.items()):
-        if known.state is None and job_id not in shell.engine.jobs:
-            ended = shell.recently_ended(job_id)
-            if ended is not None and ended.state.terminal:
-                parents[job_id] = Parent(ended.state, known.done, known.failed)
+async def current(shell: Shell, owner: UserName, spec: JobSpec, found: dict[JobId, Parent]) -> dict[JobId, Parent]:
+    """What the engine needs of the parents right now, for a job about to join it: a parent that was
+    unfinished when checked may have ended during the awaits since, and the engine, which no longer
+    holds it, must learn how (and, for corr, which of its tasks were done: read again once durable).
+    The caller hands the answer to the engine with no await in between."""
+    for _ in range(10):  # a parent ends once: this settles at the second look
+        if all(p.state is not None or j in shell.engine.jobs for j, p in found.items()):
+            return found
+        again = await resolve(shell, owner, spec)
+        if isinstance(again, Problem):  # it was checked before: only the way it ended can have changed
+            return found
+        found = again
+    return found

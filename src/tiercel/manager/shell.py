@@ -346,7 +346,7 @@ class Manager:
             log.error("job submitted by %s not stored: %s", owner, exc)
             raise Unavailable(disk_full(self.settings.state_dir) or
                               f"the manager could not store the job ({exc}); nothing was kept, try again") from exc
-        dependencies.catch_up(self, parents)
+        parents = await dependencies.current(self, owner, spec, parents) if spec.after else {}
         self.apply(self.engine.add_job(job_id, spec, owner, now, parents=parents))
         summary = self.queries.live(job_id) or self.recently_ended(job_id)  # (a dependency may end it at once)
         assert summary is not None

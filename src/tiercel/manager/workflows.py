@@ -128,9 +128,10 @@ async def submit(shell: Shell, owner: UserName, name: str, jobs: list[Planned]) 
     except Exception:
         shell.give_back_job_ids(ids)
         raise
+    outside = [await dependencies.current(shell, owner, job.spec, found) if found else found
+               for job, found in zip(ordered, parents, strict=True)]
     effects: list[Effect] = []
-    for job_id, spec, found in zip(ids, specs, parents, strict=True):
-        dependencies.catch_up(shell, found)
+    for job_id, spec, found in zip(ids, specs, outside, strict=True):  # no await from here on
         effects += shell.engine.add_job(job_id, spec, owner, now, parents=found)
     shell.apply(effects)
     shell.pump()
