@@ -113,3 +113,19 @@ def test_corr_on_a_live_parent_counts_the_tasks_it_settled_before_the_child_came
     e.add_job(JobId(2), spec(3, after=(After(JobId(1), "corr"),)), ALICE, 1)
     child = e.jobs[JobId(2)]
     assert (child.pending, sorted(child.gated), child.cancelled) == (1, [2], 1)
+
+
+def test_a_cap_shared_by_several_jobs_holds_across_them() -> None:
+    e = Engine()
+    e.connect(W1, worker(slots=20), 0, credit=20)
+    e.add_job(JobId(1), spec(10, limits=(("workflow 1", 3),)), ALICE, 0)
+    e.add_job(JobId(2), spec(10, limits=(("workflow 1", 3), ("workflow 1 category io", 1))), ALICE, 0)
+    e.add_job(JobId(3), spec(2), ALICE, 0)  # not in it: not held back
+    out = sent(e.dispatch(0))[W1]
+    assert sum(1 for j, _, _ in out if j in (1, 2)) == 3 and sum(1 for j, _, _ in out if j == 3) == 2
+    assert e.dispatch(0) == []
+    first = next((j, i, a) for j, i, a in out if j in (1, 2))
+    e.report(W1, [rep(*first, by=W1)], 1)
+    assert sum(1 for j, _, _ in sent(e.dispatch(1)).get(W1, []) if j in (1, 2)) == 1
+    explained = e.explain(JobId(1), 1)
+    assert explained is not None and explained.status is not None and explained.status.policy == "throttle"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,30 @@ def test_a_workflow_with_anything_wrong_submits_nothing(cluster: Cluster, tmp_pa
     assert out.returncode == 2 and "'a -> b -> a' is a cycle" in out.stderr, out.stderr
     with cluster.client() as c:
         assert c.jobs() == [] and c.workflows() == []
+
+
+def test_a_workflows_throttle_caps_its_running_tasks_across_jobs_and_per_category(
+        cluster: Cluster, tmp_path: Path) -> None:
+    flow = tmp_path / "wide.toml"
+    flow.write_text('[workflow]\nmax_running = 3\n[workflow.categories]\nio = 1\n'
+                    '[jobs.a]\ncommand = "sleep 0.4"\nqueue = 6\nappend_index = false\n'
+                    '[jobs.b]\ncommand = "sleep 0.4"\nqueue = 6\nappend_index = false\n'
+                    '[jobs.c]\ncommand = "sleep 0.4"\nqueue = 4\nappend_index = false\ncategory = "io"\n')
+    cluster.start_worker("--slots", "8")
+    out = cluster.cli("workflow", "submit", str(flow), "--json")
+    assert out.returncode == 0, out.stderr
+    wid = json.loads(out.stdout)["id"]
+    peak, peak_io = 0, 0
+    deadline = time.monotonic() + 60
+    with cluster.client() as c:
+        while time.monotonic() < deadline:
+            data = c.workflow(wid)
+            running = {j["name"]: j["running"] for j in data["jobs"]}
+            peak, peak_io = max(peak, sum(running.values())), max(peak_io, running["c"])
+            if data["state"] in ("done", "failed", "cancelled"):
+                break
+    assert data["state"] == "done" and peak == 3 and peak_io == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[jobs.a]\ncommand = "true"\ncategory = "gpu"\n')
+    refused = cluster.cli("workflow", "submit", str(bad))
+    assert refused.returncode == 2 and "line 3: jobs.a.category: 'gpu' must be a category" in refused.stderr

@@ -65,9 +65,12 @@ def _read(path: Path, data: dict[str, Any], overrides: dict[str, str]) -> dict[s
             return Problem(key, value if not isinstance(value, dict) else "[...]",
                            f"is not a table of a workflow file (known: {', '.join(f'[{t}]' for t in TABLES)})")
     head = data.get("workflow", {})
-    if not isinstance(head, dict) or set(head) - {"name"}:
+    if not isinstance(head, dict) or set(head) - {"name", "max_running", "categories"}:
         return Problem("workflow", sorted(head) if isinstance(head, dict) else head,
-                       "may hold only name = \"...\"")
+                       'may hold only name = "...", max_running = N and a [workflow.categories] table')
+    categories = head.get("categories", {})
+    if not isinstance(categories, dict):
+        return Problem("workflow.categories", categories, "must be a table of category = N (its tasks at once)")
     variables = data.get("vars", {})
     if not isinstance(variables, dict) or not all(isinstance(v, str | int | float) for v in variables.values()):
         return Problem("vars", "[...]", 'must be a table of name = "value"')
@@ -76,6 +79,7 @@ def _read(path: Path, data: dict[str, Any], overrides: dict[str, str]) -> dict[s
     if not isinstance(jobs, dict) or not jobs:
         return Problem("jobs", "(none)", "must hold at least one [jobs.NAME] table")
     out = []
+    category_of: dict[str, str] = {}
     for name, table in jobs.items():
         if not isinstance(table, dict):
             return Problem(f"jobs.{name}", table, "must be a table of the job's fields")
@@ -83,6 +87,12 @@ def _read(path: Path, data: dict[str, Any], overrides: dict[str, str]) -> dict[s
         if "name" in job:
             return Problem(f"jobs.{name}.name", job["name"], "is the table's own name: leave it out")
         job["name"] = name
+        category = job.pop("category", None)
+        if category is not None:
+            if not isinstance(category, str) or category not in categories:
+                return Problem(f"jobs.{name}.category", category, "must be a category of [workflow.categories] "
+                                                                  f"({', '.join(categories) or 'none there'})")
+            category_of[name] = category
         job = _substitute(job, values)
         entries = sweep_entries(path, job)
         if isinstance(entries, Problem):
@@ -91,7 +101,12 @@ def _read(path: Path, data: dict[str, Any], overrides: dict[str, str]) -> dict[s
         if not isinstance(after, list):
             return Problem(f"jobs.{name}.after", after, 'must be a list, e.g. ["prepare", "sweep:corr", 12]')
         out.append(request_json(entries))
-    return {"name": str(head.get("name") or path.stem), "jobs": out}
+    request: dict[str, Any] = {"name": str(head.get("name") or path.stem), "jobs": out}
+    if "max_running" in head:
+        request["max_running"] = head["max_running"]
+    if categories:
+        request["categories"], request["category_of"] = categories, category_of
+    return request
 
 
 def _substitute(job: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:

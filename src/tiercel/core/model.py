@@ -145,6 +145,8 @@ class JobSpec:
     stderr: str | None = None  # the same for stderr; None: the store's copy only
     after: tuple[After, ...] = ()  # jobs it waits for
     on_dependency_failure: str = "cancel"  # or "wait": a dependency that failed may still be retried
+    # caps it shares with other jobs: (key, at most this many of their tasks at once), e.g. a workflow's
+    limits: tuple[tuple[str, int], ...] = ()
 
     @property
     def size(self) -> int:

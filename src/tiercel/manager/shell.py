@@ -362,10 +362,12 @@ class Manager:
         self._next_job += n
         return [JobId(first + i) for i in range(n)]
 
-    def give_back_job_ids(self, ids: list[JobId]) -> None:
-        """Ids taken for jobs that were not stored: free again unless later ones were taken meanwhile."""
+    def give_back_ids(self, ids: list[JobId], workflow_id: int) -> None:
+        """Ids taken for a workflow that was not stored: free again unless later ones were taken meanwhile."""
         if ids and self._next_job == ids[-1] + 1:
             self._next_job = ids[0]
+        if self._next_workflow == workflow_id + 1:
+            self._next_workflow = workflow_id
 
     def take_workflow_id(self) -> int:
         self._next_workflow += 1

@@ -33,6 +33,7 @@ class Planned:
     name: str
     spec: JobSpec
     inside: tuple[tuple[str, str], ...] = ()  # (a job's name in the workflow, the kind)
+    category: str | None = None  # its share of the workflow's throttle (DAGMan's CATEGORY)
 
 
 class Shell(Protocol):
@@ -42,7 +43,7 @@ class Shell(Protocol):
 
     def refuse_new_work(self) -> None: ...
     def take_job_ids(self, n: int) -> list[JobId]: ...
-    def give_back_job_ids(self, ids: list[JobId]) -> None: ...
+    def give_back_ids(self, ids: list[JobId], workflow_id: int) -> None: ...
     def take_workflow_id(self) -> int: ...
     def apply(self, effects: Iterable[Effect]) -> asyncio.Future[None]: ...
     def pump(self) -> None: ...
@@ -92,33 +93,51 @@ def in_order(jobs: list[Planned]) -> list[Planned] | Problem:
     return done
 
 
-async def submit(shell: Shell, owner: UserName, name: str, jobs: list[Planned]) -> tuple[int, list[JobId]] | Problem:
+@dataclass(frozen=True)
+class Throttle:
+    """At most ``max_running`` tasks of the workflow's jobs at once, and per category (DAGMan's MAXJOBS)."""
+
+    max_running: int | None = None
+    categories: tuple[tuple[str, int], ...] = ()
+
+
+async def submit(shell: Shell, owner: UserName, name: str, jobs: list[Planned], throttle: Throttle = Throttle()
+                 ) -> tuple[int, list[JobId]] | Problem:
     """Check and store a whole workflow, then start it; nothing is kept when anything is refused."""
     shell.refuse_new_work()
     ordered = in_order(jobs)
     if isinstance(ordered, Problem):
         return ordered
+    caps = dict(throttle.categories)
+    for job in ordered:
+        if job.category is not None and job.category not in caps:
+            return Problem(f"jobs.{job.name}.category", job.category, f"is not a category of the workflow "
+                                                                      f"(its categories: {', '.join(caps) or 'none'})")
+    workflow_id = shell.take_workflow_id()
     ids = shell.take_job_ids(len(ordered))
     by_name = {job.name: job_id for job, job_id in zip(ordered, ids, strict=True)}
     specs: list[JobSpec] = []
     parents: list[dict[JobId, Parent]] = []
     for job in ordered:
         inside = tuple(After(by_name[n], kind) for n, kind in job.inside)
-        spec = dataclasses.replace(job.spec, after=job.spec.after + inside)
+        limits: tuple[tuple[str, int], ...] = ((f"workflow {workflow_id}", throttle.max_running),) \
+            if throttle.max_running else ()
+        if job.category is not None:
+            limits += ((f"workflow {workflow_id} category {job.category}", caps[job.category]),)
+        spec = dataclasses.replace(job.spec, after=job.spec.after + inside, limits=job.spec.limits + limits)
         for n, kind in job.inside:
             other = next(j for j in ordered if j.name == n)
             if kind == "corr" and other.spec.indexes != spec.indexes:
-                shell.give_back_job_ids(ids)
+                shell.give_back_ids(ids, workflow_id)
                 return Problem(f"jobs.{job.name}.after", f"{n}:corr", f"links task i to task i of {n}, whose "
                                                                      f"indexes ({other.spec.indexes.text()}) are not "
                                                                      f"this job's ({spec.indexes.text()})")
         found = await dependencies.resolve(shell, owner, job.spec) if job.spec.after else {}
         if isinstance(found, Problem):
-            shell.give_back_job_ids(ids)
+            shell.give_back_ids(ids, workflow_id)
             return dataclasses.replace(found, field=f"jobs.{job.name}.after")
         specs.append(spec)
         parents.append(found)
-    workflow_id = shell.take_workflow_id()
     now = shell.clock()
     ops: list[WriteOp] = [AddJob(job_id, owner, spec, now) for job_id, spec in zip(ids, specs, strict=True)]
     ops.append(SaveWorkflow(workflow_id, owner, name, now, tuple((j.name, i) for j, i in zip(ordered, ids,
@@ -126,7 +145,7 @@ async def submit(shell: Shell, owner: UserName, name: str, jobs: list[Planned]) 
     try:
         await asyncio.wrap_future(shell.store.write(ops))  # one transaction: the workflow whole, or nothing
     except Exception:
-        shell.give_back_job_ids(ids)
+        shell.give_back_ids(ids, workflow_id)
         raise
     outside = [await dependencies.current(shell, owner, job.spec, found) if found else found
                for job, found in zip(ordered, parents, strict=True)]

@@ -25,6 +25,7 @@ def spec_to_row(spec: JobSpec) -> dict[str, Any]:
         "priority": spec.priority, "queue": spec.queue, "reservation": spec.reservation, "site": spec.site,
         "max_running": spec.max_running, "max_failures": spec.max_failures, "held": spec.held,
         "after": [[d.job, d.kind] for d in spec.after], "on_dependency_failure": spec.on_dependency_failure,
+        "limits": [list(kv) for kv in spec.limits],
         "stdout": spec.stdout, "stderr": spec.stderr,
     }
 
@@ -41,5 +42,6 @@ def spec_from_row(d: dict[str, Any]) -> JobSpec:
         max_running=d.get("max_running"), max_failures=d.get("max_failures"), held=bool(d.get("held", False)),
         after=tuple(After(JobId(int(j)), str(k)) for j, k in d.get("after", ())),
         on_dependency_failure=str(d.get("on_dependency_failure", "cancel")),
+        limits=tuple((str(k), int(v)) for k, v in d.get("limits", ())),
         stdout=d.get("stdout"), stderr=d.get("stderr"),
     )

@@ -368,14 +368,24 @@ class Engine(Views, Dependencies):
         if not hungry:
             return []
         self.bind()
-        by_queue: dict[str, list[JobRun]] = {}
-        for job in self._order:
-            if job.startable and job.site is not None:
-                by_queue.setdefault(self.queue_of(job), []).append(job)
-        if not by_queue:
-            return []
+        room = self.room() if any(j.spec.limits for j in self._order) else {}
         credit = {w.id: w.credit for w in hungry}
         sends: dict[WorkerId, SendTasks] = {}
+        # Caps shared by several jobs (a workflow's) are kept after the policies weighed each job alone:
+        # what they left unplaced is offered again, a round or two, to the others.
+        for _ in range(3 if room else 1):
+            by_queue: dict[str, list[JobRun]] = {}
+            for job in self._order:
+                if job.startable and job.site is not None and all(room[k] > 0 for k, _ in job.spec.limits):
+                    by_queue.setdefault(self.queue_of(job), []).append(job)
+            if not by_queue or not self._dispatch_round(by_queue, hungry, credit, sends, room, now):
+                break
+        return list(sends.values())
+
+    def _dispatch_round(self, by_queue: dict[str, list[JobRun]], hungry: list[WorkerRun], credit: dict[WorkerId, int],
+                        sends: dict[WorkerId, SendTasks], room: dict[str, int], now: float) -> bool:
+        """Place waiting tasks queue by queue; whether a shared cap held some back (worth another round)."""
+        clamped = False
         for name, chain in self.queues.items():
             jobs = by_queue.get(name)
             if not jobs:
@@ -386,6 +396,14 @@ class Engine(Views, Dependencies):
             planned = self._schedule(name, self._snapshot(now, jobs, places), chain)
             for placement in planned.placements if planned else ():
                 job = self.jobs[placement.job]
+                count = placement.count
+                if job.spec.limits:
+                    count = min(count, *(room[k] for k, _ in job.spec.limits))
+                    clamped = clamped or count < placement.count
+                    if count <= 0:
+                        continue
+                    for key, _ in job.spec.limits:
+                        room[key] -= count
                 worker = self.workers[WorkerId(placement.place)]
                 send = sends.get(worker.id)
                 if send is None:
@@ -393,9 +411,9 @@ class Engine(Views, Dependencies):
                 if job.id not in worker.known_jobs:
                     worker.known_jobs.add(job.id)
                     send.specs[job.id] = job.spec
-                credit[worker.id] -= placement.count * job.spec.cpus
-                self._assign(job, worker, placement.count, send.tasks, now)
-        return list(sends.values())
+                credit[worker.id] -= count * job.spec.cpus
+                self._assign(job, worker, count, send.tasks, now)
+        return clamped
 
     def _schedule(self, name: str, snap: Snapshot, chain: Chain) -> Plan | None:
         """One queue's cycle. A policy that raises (a third party's bug) stops its queue, not the manager."""

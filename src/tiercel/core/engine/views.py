@@ -71,6 +71,14 @@ class Views:
         jobs = self.jobs
         return sum(jobs[j].spec.cpus if j in jobs else 1 for j, _ in worker.tasks)
 
+    def room(self) -> dict[str, int]:
+        """Caps shared by several jobs (a workflow's): how many more of their tasks may start now."""
+        room: dict[str, int] = {}
+        for j in self._order:
+            for key, cap in j.spec.limits:
+                room[key] = room.get(key, cap) - len(j.running)
+        return room
+
     def queue_of(self, job: JobRun) -> str:
         return job.spec.queue if job.spec.queue in self.queues else self.default_queue
 
@@ -181,6 +189,12 @@ class Views:
         if job.spec.held:
             return Explanation(name, Status(Code.WAIT, "hold", "the job is held: 'tiercel release "
                                                                f"{job_id}' lets its tasks start"), [])
+        if job.spec.limits:
+            room = self.room()
+            full = next(((key, cap) for key, cap in job.spec.limits if room.get(key, cap) <= 0), None)
+            if full is not None:
+                return Explanation(name, Status(Code.WAIT, "throttle", f"{full[0]} runs the most tasks it may at "
+                                                                       f"once ({full[1]})"), [])
         if not job.startable:
             return Explanation(name, Status(Code.WAIT, "max_running", f"{len(job.running)} of its tasks run, "
                                                                       f"its cap (max_running {job.spec.max_running})"),

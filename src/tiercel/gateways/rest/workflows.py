@@ -32,6 +32,11 @@ class WorkflowRequest(BaseModel):
 
     name: Line = Field("", max_length=200)
     jobs: list[JobRequest] = Field(min_length=1, max_length=workflows.MAX_JOBS)
+    max_running: int | None = Field(None, ge=1, le=100_000_000,
+                                    description="at most this many tasks of the workflow's jobs at once")
+    categories: dict[Line, Annotated[int, Field(ge=1, le=100_000_000)]] = Field(
+        default_factory=dict, description="category -> at most this many tasks of its jobs at once")
+    category_of: dict[Line, Line] = Field(default_factory=dict, description="job name -> its category")
 
 
 def router(manager: Manager) -> APIRouter:
@@ -73,8 +78,12 @@ def router(manager: Manager) -> APIRouter:
             admitted = manager.admit(who.user, spec)
             if isinstance(admitted, Problem):
                 raise ApiError(422, f"jobs.{job.name}.{admitted.message()}", f"jobs.{job.name}.{admitted.field}")
-            planned.append(workflows.Planned(job.name, admitted, tuple(inside)))
-        made = await workflows.submit(manager, who.user, req.name, planned)
+            planned.append(workflows.Planned(job.name, admitted, tuple(inside), req.category_of.get(job.name)))
+        unknown = sorted(set(req.category_of) - names)
+        if unknown:
+            raise ApiError(422, f"category_of: {unknown[0]!r} is not a job of the workflow", "category_of")
+        throttle = workflows.Throttle(req.max_running, tuple(req.categories.items()))
+        made = await workflows.submit(manager, who.user, req.name, planned, throttle)
         if isinstance(made, Problem):
             raise ApiError.of(made, 422)
         row = await own(made[0], who)
