@@ -116,6 +116,7 @@ async def submit(shell: Shell, owner: UserName, name: str, jobs: list[Planned], 
     workflow_id = shell.take_workflow_id()
     ids = shell.take_job_ids(len(ordered))
     by_name = {job.name: job_id for job, job_id in zip(ordered, ids, strict=True)}
+    planned_by_name = {job.name: job for job in ordered}
     specs: list[JobSpec] = []
     parents: list[dict[JobId, Parent]] = []
     for job in ordered:
@@ -126,7 +127,7 @@ async def submit(shell: Shell, owner: UserName, name: str, jobs: list[Planned], 
             limits += ((f"workflow {workflow_id} category {job.category}", caps[job.category]),)
         spec = dataclasses.replace(job.spec, after=job.spec.after + inside, limits=job.spec.limits + limits)
         for n, kind in job.inside:
-            other = next(j for j in ordered if j.name == n)
+            other = planned_by_name[n]
             if kind == "corr" and other.spec.indexes != spec.indexes:
                 shell.give_back_ids(ids, workflow_id)
                 return Problem(f"jobs.{job.name}.after", f"{n}:corr", f"links task i to task i of {n}, whose "

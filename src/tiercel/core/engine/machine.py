@@ -21,6 +21,7 @@ has not acknowledged, and attempts can overlap after a restart):
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 
 from tiercel.core import policies
@@ -102,8 +103,7 @@ class Engine(Views, Dependencies):
                     job.retry[index] = (task.attempts + 1, task.failures)
             job.started = job.settled > 0 or bool(job.retry)
         self.jobs[job_id] = job
-        self._order.append(job)
-        self._order.sort(key=job_order)
+        bisect.insort(self._order, job, key=job_order)  # a workflow adds thousands at once: no sort each
         effects = self._link(job, parents or {}) if spec.after else []
         return effects + self._maybe_end(job) if job_id in self.jobs else effects
 
