@@ -437,8 +437,7 @@ class Engine(Views, Dependencies):
         running, tasks, wid, jid, seal = job.running, worker.tasks, worker.id, job.id, self.seal.make
         entries = job.spec.entries  # a sweep over data: each task carries its own entry
         while n and job.retry:
-            index = next(iter(job.retry))
-            attempt, failures = job.retry.pop(index)
+            index, (attempt, failures) = job.retry.popitem(last=False)
             running[index] = Running(wid, attempt, failures, now)
             tasks[(jid, index)] = attempt
             out.append(TaskRef(jid, index, attempt, seal(wid, jid, index, attempt),

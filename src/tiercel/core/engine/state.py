@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from tiercel.core.model import Counts, JobId, JobSpec, JobState, UserName, WorkerId, WorkerInfo
@@ -26,7 +27,9 @@ class JobRun:
     owner: UserName
     submitted: float
     fresh: RangeQueue
-    retry: dict[int, tuple[int, int]] = field(default_factory=dict)  # index -> (attempt, failures)
+    # index -> (attempt, failures), taken oldest first: an OrderedDict, as taking a plain dict's first
+    # key again and again walks past every key taken before it (a corr job releases thousands here)
+    retry: OrderedDict[int, tuple[int, int]] = field(default_factory=OrderedDict)
     running: dict[int, Running] = field(default_factory=dict)
     done: int = 0
     failed: int = 0

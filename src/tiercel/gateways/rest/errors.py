@@ -37,8 +37,9 @@ class ApiError(Exception):
 
 
 def body_limit(scope: Scope) -> int:
-    """The largest body of a request: MAX_BODY, and MAX_JOB_BODY for a job's submission."""
-    return MAX_JOB_BODY if scope.get("method") == "POST" and scope.get("path") == "/v1/jobs" else MAX_BODY
+    """The largest body of a request: MAX_BODY, and MAX_JOB_BODY for a job's or a workflow's submission."""
+    submits = scope.get("method") == "POST" and scope.get("path") in ("/v1/jobs", "/v1/workflows")
+    return MAX_JOB_BODY if submits else MAX_BODY
 
 
 class BodyLimit:
@@ -108,7 +109,7 @@ _WHY = {
     403: "the token's role may not do this",
     404: "no such job, task or reservation (or not yours)",
     409: "it conflicts with what exists (slots already reserved, a name in use)",
-    413: f"the body is larger than {MAX_BODY} bytes ({MAX_JOB_BODY} for a job's submission)",
+    413: f"the body is larger than {MAX_BODY} bytes ({MAX_JOB_BODY} for a job's or a workflow's submission)",
     422: "a field's value is not allowed",
     502: "the site's batch system refused",
     507: "the manager's disk is full: new work is refused (reads still work)",
