@@ -14,8 +14,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tiercel.jobspec.request import request_json
-
 DEFAULT_PORT = 8750
 ACTIVE_HEADER = "X-Tiercel-Active"  # a standby manager's 503 names the active one with it
 
@@ -227,6 +225,8 @@ class Client:
         ``after=[prep, 12, "13:corr"]`` waits for other jobs (Job objects, ids, or ``ID:KIND``)."""
         if "after" in fields:
             fields["after"] = [str(a.id) if isinstance(a, Job) else str(a) for a in fields["after"]]
+        from tiercel.jobspec.request import request_json  # pydantic: loaded only to submit
+
         data = self.json("POST", "/v1/jobs", json=request_json({"command": command, **fields}))
         return Job(self, data)
 

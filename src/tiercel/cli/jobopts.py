@@ -9,8 +9,6 @@ import click
 
 from tiercel.cli.common import UserError
 from tiercel.core.problems import Problem
-from tiercel.jobspec.files import SWEEPS, load_job_file, read_json_entries, read_lines
-from tiercel.jobspec.request import spec_from_mapping
 
 
 def job_fields(
@@ -24,6 +22,10 @@ def job_fields(
     stderr: str | None = None,
 ) -> dict[str, Any]:
     """Merge a job file with the command line (the command line wins) and validate locally."""
+    # the job's parsers (pydantic) are loaded by the commands that submit, not by every command
+    from tiercel.jobspec.files import SWEEPS, load_job_file, read_json_entries, read_lines
+    from tiercel.jobspec.request import spec_from_mapping
+
     data: dict[str, Any] = {}
     if file is not None:
         loaded = load_job_file(file)

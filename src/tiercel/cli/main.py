@@ -7,28 +7,57 @@ one way, from here down.
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from tiercel import __version__
-from tiercel.cli.commands import (
-    controls,
-    daemons,
-    history,
-    jobflow,
-    jobs,
-    managers,
-    run,
-    sim,
-    sites,
-    tokens,
-    users,
-    workers,
-    workflow,
-)
 from tiercel.cli.common import CONTEXT_SETTINGS
 
+# Grouped by topic for the reader; 'tiercel --help' lists them by name, as click does. Each is
+# imported only when it runs (or --help lists it): 'tiercel status' never loads the manager's server.
+COMMANDS: dict[str, str] = {
+    # a job, from submission to its output
+    "submit": "jobs", "status": "jobs", "wait": "jobs", "cancel": "jobs", "logs": "jobs", "explain": "jobs",
+    # changing a job after submitting it
+    "hold": "controls", "release": "controls", "update": "controls", "retry": "controls",
+    # jobs that wait for one another, submitted from one file
+    "workflow": "workflow",
+    # jobs that ended: what they did, and dropping their outputs
+    "history": "history", "forget": "history",
+    # one job on this machine, manager and workers included
+    "run": "run",
+    # CSF4's two-step flow over RSL and XML job descriptions
+    "job": "jobflow",
+    # where tasks run and what orders them
+    "workers": "workers", "sites": "sites", "queues": "sites", "reserve": "sites",
+    # scheduling policies, and replaying a trace through them
+    "policies": "sim", "simulate": "sim",
+    # the long-running processes, and the store they keep
+    "manager": "daemons", "worker": "daemons", "managers": "managers", "store": "managers",
+    # administration
+    "token": "tokens", "user": "users",
+    # the shell's completion of tiercel's commands and options
+    "completion": "history",
+}
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+
+class LazyGroup(click.Group):
+    """The tiercel group: a command's module is imported when that command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command = getattr(importlib.import_module(f"tiercel.cli.commands.{module}"), cmd_name)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="tiercel")
 def cli() -> None:
     """Tiercel: run thousands to millions of tasks on whatever you have.
@@ -44,36 +73,6 @@ def cli() -> None:
 
     Every command reads TIERCEL_URL and TIERCEL_TOKEN.
     """
-
-
-# Grouped by topic for the reader; 'tiercel --help' lists them by name, as click does.
-COMMANDS: tuple[click.Command, ...] = (
-    # a job, from submission to its output
-    jobs.submit, jobs.status, jobs.wait, jobs.cancel, jobs.logs, jobs.explain,
-    # changing a job after submitting it
-    controls.hold, controls.release, controls.update, controls.retry,
-    # jobs that wait for one another, submitted from one file
-    workflow.workflow,
-    # jobs that ended: what they did, and dropping their outputs
-    history.history, history.forget,
-    # one job on this machine, manager and workers included
-    run.run,
-    # CSF4's two-step flow over RSL and XML job descriptions
-    jobflow.job,
-    # where tasks run and what orders them
-    workers.workers, sites.sites, sites.queues, sites.reserve,
-    # scheduling policies, and replaying a trace through them
-    sim.policies, sim.simulate,
-    # the long-running processes, and the store they keep
-    daemons.manager, daemons.worker, managers.managers, managers.store,
-    # administration
-    tokens.token, users.user,
-    # the shell's completion of tiercel's commands and options
-    history.completion,
-)
-
-for command in COMMANDS:
-    cli.add_command(command)
 
 
 def main() -> None:
