@@ -21,6 +21,7 @@ def test_run_prints_a_summary_and_succeeds(tmp_path: Path) -> None:
     out = run("--workers", "2", "--queue", "200", "--", "sh", "-c", "echo $1 >> out.txt", "task", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "200 done, 0 failed, 0 cancelled of 200" in out.stdout and "tasks/s" in out.stdout
+    assert "to start a manager and 2 worker slot(s))" in out.stdout  # the start-up, said apart from the job's time
     assert sorted(int(x) for x in (tmp_path / "out.txt").read_text().split()) == list(range(200))
 
 
@@ -31,6 +32,7 @@ def test_run_exits_non_zero_when_a_task_fails_and_keeps_state(tmp_path: Path) ->
     assert out.returncode == 1
     data = json.loads(out.stdout)
     assert (data["done"], data["failed"]) == (9, 1)
+    assert data["startup_seconds"] > 0 and data["wall_seconds"] > 0
     assert (state / "tiercel.db").exists()
 
 

@@ -81,6 +81,7 @@ def run(slots: int | None, state_dir: Path | None, quiet: bool, as_json: bool, *
     """
     import os
 
+    begun = time.monotonic()
     data = job_fields(**kw)
     slots = slots or os.cpu_count() or 1
     temp = state_dir is None
@@ -105,10 +106,13 @@ def run(slots: int | None, state_dir: Path | None, quiet: bool, as_json: bool, *
             job = c.submit(**data)
             job = wait_with_progress(job, show=not (quiet or as_json))
             wall = time.monotonic() - started
+        startup = started - begun
         if as_json:
-            print_json({**job.data, "wall_seconds": wall, "tasks_per_second": job.data["total"] / wall})
+            print_json({**job.data, "wall_seconds": wall, "tasks_per_second": job.data["total"] / wall,
+                        "startup_seconds": startup})
         else:
-            print_summary(job.data, wall)
+            print_summary(job.data, wall)  # the job's own time: from its submission to its end
+            console.print(f"(before it: {startup:.2f}s to start a manager and {slots} worker slot(s))")
             if not temp:
                 console.print(f"state kept in {state}")
         code = exit_status(job.data)
