@@ -244,6 +244,11 @@ class Client:
             out += list(self.json("GET", "/v1/jobs", params={"ids": chunk}))
         return out
 
+    def submit_checked_by_manager(self, request: dict[str, Any]) -> Job:
+        """Submit a job request that already has the API's types (the command line's), unchecked here:
+        the manager checks it as it checks every request, and a problem comes back in the same words."""
+        return Job(self, self.json("POST", "/v1/jobs", json=request))
+
     def submit_workflow(self, request: dict[str, Any]) -> dict[str, Any]:
         """Submit a workflow (``{"name": ..., "jobs": [job requests with names]}``, as
         ``tiercel.cli.workflowfile.load_workflow`` reads a file): accepted whole or not at all."""

@@ -19,15 +19,17 @@ def job_fields(
     max_running: int | None = None, max_failures: int | None = None, hold: bool = False,
     after: tuple[str, ...] = (), on_dependency_failure: str | None = None,
     each_line: Path | None = None, each_json: Path | None = None, stdout: str | None = None,
-    stderr: str | None = None,
+    stderr: str | None = None, *, check: bool = True,
 ) -> dict[str, Any]:
-    """Merge a job file with the command line (the command line wins) and validate locally."""
-    # the job's parsers (pydantic) are loaded by the commands that submit, not by every command
-    from tiercel.jobspec.files import SWEEPS, load_job_file, read_json_entries, read_lines
-    from tiercel.jobspec.request import spec_from_mapping
+    """Merge a job file with the command line (the command line wins) and validate locally.
 
+    Without ``check`` a job from the command line alone is left for the manager to check (it says
+    the same, in the same words): submitting then loads no parser of jobs (pydantic) at all."""
+    # the job's parsers (pydantic) are loaded only when a job is checked here, or read from a file
     data: dict[str, Any] = {}
     if file is not None:
+        from tiercel.jobspec.files import load_job_file
+
         loaded = load_job_file(file)
         if isinstance(loaded, Problem):
             raise UserError(loaded.message())
@@ -36,6 +38,8 @@ def job_fields(
     if len(sweep) > 1:
         raise UserError("--each-line: cannot be given together with --each-json (choose one)")
     if sweep:
+        from tiercel.jobspec.files import SWEEPS, read_json_entries, read_lines
+
         key, path = sweep[0]
         for other, given in (("--queue", queue), ("--array", array)):
             if given is not None:
@@ -89,6 +93,10 @@ def job_fields(
     if "command" not in data:
         raise UserError("command: is required: put it after '--' (tiercel submit --queue 10 -- ./task.sh) "
                         "or in the job file")
+    if not check and file is None and each_line is None and each_json is None:
+        return data
+    from tiercel.jobspec.request import spec_from_mapping
+
     spec = spec_from_mapping(data)
     if isinstance(spec, Problem):
         raise UserError(spec.message())

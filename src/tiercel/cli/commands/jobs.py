@@ -49,9 +49,11 @@ def submit(url: str | None, token: str | None, as_json: bool, **kw: Any) -> None
     The index (with --each-line, the task's line) is also appended as the last argument unless
     --no-index is given.
     """
-    data = job_fields(**kw)
+    data = job_fields(**kw, check=False)
+    plain = kw.get("file") is None and kw.get("each_line") is None and kw.get("each_json") is None
     with client(url, token) as c:
-        job = c.submit(**data)
+        # from the command line alone the fields already have the API's types: sent as they are
+        job = c.submit_checked_by_manager(data) if plain else c.submit(**data)
     if as_json:
         print_json(job.data)
     else:
