@@ -75,6 +75,16 @@ class Queries:
         row = await asyncio.to_thread(self._shell.store.job, job_id)
         return None if row is None else self.live(job_id) or _from_row(row)
 
+    async def summaries(self, job_ids: list[JobId]) -> list[JobSummary]:
+        """Many jobs at once (a workflow's): the live ones from memory, the ended ones read from the
+        store in one trip to a thread, not one per job."""
+        live = {j: s for j in job_ids if (s := self.live(j)) is not None}
+        rest = [j for j in job_ids if j not in live]
+        store = self._shell.store
+        rows = await asyncio.to_thread(lambda: [store.job(j) for j in rest]) if rest else []
+        ended = {r.id: self.live(r.id) or _from_row(r) for r in rows if r is not None}
+        return [s for j in job_ids if (s := live.get(j) or ended.get(j)) is not None]
+
     async def jobs(self, who: Identity, everyone: bool, limit: int = 200) -> list[JobSummary]:
         owner = None if (who.admin and everyone) else who.user
         rows = await asyncio.to_thread(self._shell.store.jobs, owner, limit)

@@ -43,8 +43,7 @@ def router(manager: Manager) -> APIRouter:
     api = APIRouter()
 
     async def summaries(row: WorkflowRow) -> list[JobSummary]:
-        found = [await manager.queries.summary(job_id) for _, job_id in row.jobs]
-        return [s for s in found if s is not None]
+        return await manager.queries.summaries([job_id for _, job_id in row.jobs])
 
     async def own(workflow_id: int, who: Identity) -> WorkflowRow:
         row = await asyncio.to_thread(manager.store.workflow, workflow_id)
