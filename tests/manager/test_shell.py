@@ -194,3 +194,31 @@ def test_a_manager_whose_state_dir_lacks_the_worker_token_makes_one_for_its_pilo
         assert (tmp_path / "worker.token").stat().st_mode & 0o077 == 0
 
     run(tmp_path, check, sites=sites)
+
+
+def test_a_workflow_the_store_cannot_keep_is_refused_whole_and_uses_up_no_id(tmp_path: Path) -> None:
+    import concurrent.futures
+
+    import pytest
+
+    from tiercel.core.problems import Problem
+    from tiercel.manager.shell import Unavailable
+    from tiercel.manager.workflows import Planned, submit
+
+    async def scenario(manager: Manager, clock: Clock) -> None:
+        def failing(ops: list[object]) -> concurrent.futures.Future[None]:
+            fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+            fut.set_exception(OSError(28, "No space left on device"))
+            return fut
+
+        real = manager.store.write
+        manager.store.write = failing  # type: ignore[method-assign]
+        jobs = [Planned("a", JobSpec(("true",), IndexRanges.of_size(1))),
+                Planned("b", JobSpec(("true",), IndexRanges.of_size(1)), (("a", "ok"),))]
+        with pytest.raises(Unavailable, match=r"could not store the workflow .*nothing was kept"):
+            await submit(manager, ALICE, "w", jobs)
+        manager.store.write = real  # type: ignore[method-assign]
+        made = await submit(manager, ALICE, "w", jobs)
+        assert not isinstance(made, Problem) and made == (1, [1, 2]) and manager.engine.jobs.keys() == {1, 2}
+
+    run(tmp_path, scenario)

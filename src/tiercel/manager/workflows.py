@@ -20,6 +20,7 @@ from tiercel.core.model import After, JobId, JobSpec, JobState, Parent, UserName
 from tiercel.core.problems import Problem
 from tiercel.manager import dependencies
 from tiercel.manager.events import JobSummary
+from tiercel.manager.shell import Unavailable
 from tiercel.store import AddJob, SaveWorkflow, Store, WorkflowRow, WriteOp
 
 MAX_JOBS = 10_000  # jobs in one workflow
@@ -145,9 +146,10 @@ async def submit(shell: Shell, owner: UserName, name: str, jobs: list[Planned], 
                                                                                                strict=True))))
     try:
         await asyncio.wrap_future(shell.store.write(ops))  # one transaction: the workflow whole, or nothing
-    except Exception:
+    except Exception as exc:
         shell.give_back_ids(ids, workflow_id)
-        raise
+        raise Unavailable(f"the manager could not store the workflow ({exc}); nothing was kept, try again") \
+            from exc
     outside = [await dependencies.current(shell, owner, job.spec, found) if found else found
                for job, found in zip(ordered, parents, strict=True)]
     effects: list[Effect] = []
