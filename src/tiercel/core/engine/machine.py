@@ -55,6 +55,10 @@ from tiercel.core.sites import POOL, Mode, SiteInfo
 DEFAULT_QUEUE = "default"
 
 
+
+def _joined(w: WorkerRun) -> int:
+    return w.joined
+
 class Engine(Views, Dependencies):
     """Live state of unfinished jobs and connected workers."""
 
@@ -73,6 +77,10 @@ class Engine(Views, Dependencies):
         self.children: dict[JobId, set[JobId]] = {}
         self._settled_now: list[tuple[JobRun, int, bool]] = []  # tasks of jobs others depend on, by corr
         self.workers: dict[WorkerId, WorkerRun] = {}
+        # Connected workers with free slots, kept as credit changes (a dispatch looks at these only,
+        # not at every worker: with thousands connected, most are busy at any moment).
+        self._hungry: set[WorkerId] = set()
+        self._joined = 0  # each worker's place in joining order (dispatch offers places in that order)
         self._order: list[JobRun] = []
         # After a restart, dispatch waits until the workers that were connected
         # have come back (and reclaimed their running tasks) or until hold_until.
@@ -220,8 +228,10 @@ class Engine(Views, Dependencies):
         """
         worker = self.workers.get(worker_id)
         if worker is None:
-            worker = self.workers[worker_id] = WorkerRun(worker_id, info)
-        worker.info, worker.connected, worker.credit, worker.draining = info, True, max(0, credit), False
+            worker = self.workers[worker_id] = WorkerRun(worker_id, info, joined=self._joined)
+            self._joined += 1
+        worker.info, worker.connected, worker.draining = info, True, False
+        self._set_credit(worker, max(0, credit))
         worker.known_jobs.clear()
         self.expected_workers.discard(worker_id)
         effects = self.report(worker_id, results, now)
@@ -288,13 +298,14 @@ class Engine(Views, Dependencies):
         worker = self.workers.get(worker_id)
         if worker is not None:
             worker.connected = False
-            worker.credit = 0
+            self._set_credit(worker, 0)
 
     def lose(self, worker_id: WorkerId, now: float) -> list[Effect]:
         """The worker is gone for good: re-queue everything it held."""
         worker = self.workers.pop(worker_id, None)
         if worker is None:
             return []
+        self._hungry.discard(worker_id)
         records: list[AttemptRecord] = []
         for key in list(worker.tasks):
             self._requeue(key, worker, Outcome.LOST, records, now)
@@ -303,14 +314,21 @@ class Engine(Views, Dependencies):
     def add_credit(self, worker_id: WorkerId, slots: int) -> None:
         worker = self.workers.get(worker_id)
         if worker is not None and worker.connected and not worker.draining:
-            worker.credit = max(0, worker.credit + slots)
+            self._set_credit(worker, max(0, worker.credit + slots))
+
+    def _set_credit(self, worker: WorkerRun, credit: int) -> None:
+        worker.credit = credit
+        if credit > 0 and worker.connected:
+            self._hungry.add(worker.id)
+        else:
+            self._hungry.discard(worker.id)
 
     def drain(self, worker_id: WorkerId) -> None:
         """The worker is leaving: send it nothing more."""
         worker = self.workers.get(worker_id)
         if worker is not None:
             worker.draining = True
-            worker.credit = 0
+            self._set_credit(worker, 0)
 
     def _requeue(
         self, key: TaskKey, worker: WorkerRun, outcome: Outcome, records: list[AttemptRecord], now: float
@@ -364,9 +382,9 @@ class Engine(Views, Dependencies):
         """Hand waiting tasks to workers with free slots, queue by queue, by each queue's policies."""
         if self.held(now):
             return []
-        hungry = [w for w in self.workers.values() if w.connected and w.credit > 0]
-        if not hungry:
+        if not self._hungry:
             return []
+        hungry = sorted((self.workers[w] for w in self._hungry), key=_joined)
         self.bind()
         room = self.room() if any(j.spec.limits for j in self._order) else {}
         credit = {w.id: w.credit for w in hungry}
@@ -433,7 +451,7 @@ class Engine(Views, Dependencies):
         self._usage(job, n, now)
         job.started = True
         job.workers.add(worker.id)
-        worker.credit -= n * job.spec.cpus
+        self._set_credit(worker, worker.credit - n * job.spec.cpus)
         running, tasks, wid, jid, seal = job.running, worker.tasks, worker.id, job.id, self.seal.make
         entries = job.spec.entries  # a sweep over data: each task carries its own entry
         while n and job.retry:

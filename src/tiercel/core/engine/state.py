@@ -95,6 +95,7 @@ class WorkerRun:
     tasks: dict[TaskKey, int] = field(default_factory=dict)  # -> attempt
     known_jobs: set[JobId] = field(default_factory=set)
     refused: int = 0  # reports about attempts it was not given
+    joined: int = 0  # its place in the engine's joining order
 
 
 # ---- effects -------------------------------------------------------------
