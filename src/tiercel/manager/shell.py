@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import getpass
 import logging
 import os
@@ -62,6 +63,16 @@ from tiercel.wire.messages import (
 log = logging.getLogger("tiercel.manager")
 
 ENDED_CACHE = 1000  # summaries of recently ended jobs kept in memory; older ones are read from the store
+# Attempt records handed to the store and not yet durable, past which no new task is handed out:
+# results come in faster than a commit can keep them at full dispatch, and an unbounded backlog
+# grows the manager by hundreds of MB and makes every commit and every garbage collection longer
+# (the event loop stops for each). At ~100,000 results/s this is about half a second of work.
+WRITE_BACKLOG = 50_000
+
+
+# A write handed to the store: its future, the effects to perform once it is durable, what to call
+# then, the future to resolve, and how many attempt records it holds.
+_Writing = tuple[concurrent.futures.Future[None], list[Effect], Callable[[], None] | None, asyncio.Future[None], int]
 
 
 class SubmitRefused(Exception):
@@ -109,6 +120,9 @@ class Manager:
         self._ending: dict[JobId, JobSummary] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._queue_errors: dict[str, str] = {}
+        self.unwritten = 0  # attempt records written but not yet durable (see WRITE_BACKLOG)
+        self._writing: list[_Writing] = []  # this loop turn's writes, watched together
+        self._pump_due = False
         self.site_config = infos(settings.sites) if settings.sites else []
         self.sites = build_sites(settings.sites, self, settings.state_dir) if settings.sites else {}
 
@@ -226,12 +240,45 @@ class Manager:
         if not writes and not barrier:
             self._durable(None, after, then, done)
             return done
-        fut = self.store.write(writes)
-        fut.add_done_callback(lambda f: loop.call_soon_threadsafe(self._durable, f, after, then, done))
+        records = sum(len(w.records) for w in writes if isinstance(w, Record))
+        self.unwritten += records
+        self._writing.append((self.store.write(writes), after, then, done, records))
+        if len(self._writing) == 1:
+            loop.call_soon(self._watch_writes)
         return done
 
+    def _watch_writes(self) -> None:
+        """Wait for this loop turn's writes with one callback from the store's thread, not one each.
+
+        The store makes writes durable in the order they came, so the last one's future resolves
+        last; a loop turn that took many results (one frame each from many workers) wakes the loop
+        once when they are durable.
+        """
+        loop = self.loop
+        assert loop is not None
+        batch, self._writing = self._writing, []
+        batch[-1][0].add_done_callback(lambda _: loop.call_soon_threadsafe(self._durable_all, batch))
+
+    def _durable_all(self, batch: list[_Writing]) -> None:
+        loop = self.loop
+        assert loop is not None
+        for item in batch:
+            if item[0].done():
+                self._durable(*item)
+            else:  # a store that resolved them out of order: wait for this one by itself
+                item[0].add_done_callback(functools.partial(self._durable_later, item))
+
+    def _durable_later(self, item: _Writing, _: object) -> None:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self._durable, *item)
+
     def _durable(self, fut: concurrent.futures.Future[None] | None, after: list[Effect],
-                 then: Callable[[], None] | None, done: asyncio.Future[None]) -> None:
+                 then: Callable[[], None] | None, done: asyncio.Future[None], records: int = 0) -> None:
+        if records:
+            held_back = self.unwritten >= WRITE_BACKLOG
+            self.unwritten -= records
+            if held_back and self.unwritten < WRITE_BACKLOG and self.store_failed is None and self.loop:
+                self.loop.call_soon(self.pump)  # dispatch that was held back resumes
         exc = None if fut is None else fut.exception()
         if exc is not None:
             # The engine has moved on but the store has not: stop rather than serve a state
@@ -303,8 +350,22 @@ class Manager:
         """An ended job is live again (tasks of it run again): its ended summary no longer holds."""
         self._ended_cache.pop(job_id, None)
 
+    def pump_soon(self) -> None:
+        """Dispatch once at the end of this loop turn, however many messages freed slots in it."""
+        if self.loop is None:
+            self.pump()
+        elif not self._pump_due:
+            self._pump_due = True
+            self.loop.call_soon(self._pump_now)
+
+    def _pump_now(self) -> None:
+        self._pump_due = False
+        self.pump()
+
     def pump(self) -> None:
-        """Hand waiting tasks to workers with free slots."""
+        """Hand waiting tasks to workers with free slots (none while the store's backlog is long)."""
+        if self.unwritten >= WRITE_BACKLOG:
+            return  # resumed when enough of it is durable (_durable)
         effects = self.engine.dispatch(self.clock())
         if effects:
             self.apply(effects)
@@ -492,7 +553,7 @@ class Manager:
             effects = self.engine.report(session.worker, reports, now)
             acks = _acks(reports, effects)
             self.apply(effects, then=lambda: session.send(Ack(acks)) if acks else None, barrier=True)
-        self.pump()
+        self.pump_soon()
 
     def worker_message(self, session: Session, msg: WorkerMessage, *, take_credit: bool = True) -> None:
         """One message from a connected worker, whichever transport carried it (and decoded it).
