@@ -213,6 +213,24 @@ class SqliteStore:
         conn.close()
 
     def _commit(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
+        # Every write of the batch in one transaction; only if one of them fails is the batch made
+        # again with a savepoint around each write, so that the bad one fails alone (a savepoint per
+        # write costs two statements each, which at one write per worker frame is most of a commit).
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for ops, _ in batch:
+                for op in ops:
+                    _apply(conn, op)
+            conn.execute("COMMIT")
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._commit_each(conn, batch)
+            return
+        for _, fut in batch:
+            fut.set_result(None)
+
+    def _commit_each(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
         errors: dict[int, BaseException] = {}
         try:
             conn.execute("BEGIN IMMEDIATE")
