@@ -28,6 +28,7 @@ from typing import Any
 import psycopg
 import uvicorn
 
+from tiercel import eventloop
 from tiercel.core.problems import SetupError
 from tiercel.gateways.rest.standby import create_standby_app
 from tiercel.gateways.xmpp.config import XmppConfig
@@ -182,7 +183,7 @@ def serve_replicated(host: str, port: int, settings: Settings, config: StoreConf
                 _step_down(lost.result())
 
     try:
-        asyncio.run(main())
+        eventloop.run(main())
     finally:
         lock.close()
 

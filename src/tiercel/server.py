@@ -22,6 +22,7 @@ from typing import IO
 import uvicorn
 from fastapi import FastAPI
 
+from tiercel import eventloop
 from tiercel.core.problems import SetupError
 from tiercel.gateways.rest.app import create_app
 from tiercel.gateways.rest.managers import Roster
@@ -181,7 +182,7 @@ def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL"
         await task
 
     try:
-        asyncio.run(main())
+        eventloop.run(main())
     finally:
         lock.close()
 
