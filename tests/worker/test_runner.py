@@ -11,6 +11,7 @@ import pytest
 
 from tiercel.core.model import JobId, JobSpec, Outcome, TaskRef
 from tiercel.core.ranges import IndexRanges
+from tiercel.worker import runner, spawn
 from tiercel.worker.runner import Handle, run_task, task_argv
 
 REF = TaskRef(JobId(7), 3, 2)
@@ -112,6 +113,7 @@ def open_fds() -> int:
 
 
 def test_no_descriptor_leaks_on_any_path() -> None:
+    runner._spawner()  # this thread's spawner keeps three descriptors for its life
     before = open_fds()
     for _ in range(20):
         cancelled = Handle()
@@ -126,3 +128,44 @@ def test_no_descriptor_leaks_on_any_path() -> None:
 def test_nul_in_the_environment_is_a_failed_task_not_a_crash() -> None:
     outcome, code, _, err = run(spec("true", env=(("A", "x\0y"),)))
     assert (outcome, code) == (Outcome.FAILED, 127) and b"cannot start" in err
+
+
+@pytest.fixture(params=["libc", "os"])
+def spawner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> spawn.Spawner:
+    """A spawner calling the C library without the GIL, and one on os.posix_spawnp (where it cannot)."""
+    if request.param == "os":
+        monkeypatch.setattr(spawn, "_LIBC", None)
+    elif spawn._LIBC is None:
+        pytest.skip("this C library cannot be called through ctypes here")
+    s = spawn.Spawner()
+    request.addfinalizer(s.close)
+    return s
+
+
+def run_with(sp: spawn.Spawner, s: JobSpec) -> tuple[Outcome, int | None, bytes, bytes]:
+    r = run_task(s, REF, Handle(), base_env=ENV, max_output=1 << 20, spawner=sp)
+    return r.outcome, r.exit_code, r.stdout, r.stderr
+
+
+def test_a_task_starts_with_sigpipe_and_sigxfsz_at_their_defaults(spawner: spawn.Spawner) -> None:
+    # Python ignores both; a task that inherited that would see `yes | head -1` complain of a broken pipe
+    outcome, _, out, err = run_with(spawner, spec("grep -E '^Sig(Ign|Blk)' /proc/self/status; yes | head -1"))
+    fields = dict(line.split(":\t") for line in out.decode().splitlines() if ":\t" in line)
+    ignored, blocked = int(fields["SigIgn"], 16), int(fields["SigBlk"], 16)
+    assert outcome == Outcome.DONE and b"Broken pipe" not in err and err == b""
+    assert not ignored & (1 << (13 - 1)) and not ignored & (1 << (25 - 1)) and blocked == 0
+
+
+def test_each_spawner_runs_tasks_alike(spawner: spawn.Spawner) -> None:
+    assert run_with(spawner, spec("echo $TIERCEL_TASK_INDEX $A; echo err >&2; exit 3", env=(("A", "a b"),))) == (
+        Outcome.FAILED, 3, b"3 a b\n", b"err\n")
+    outcome, code, _, err = run_with(spawner, JobSpec(command=("/no/such",), indexes=IndexRanges.of_size(1)))
+    assert (outcome, code) == (Outcome.FAILED, 127) and b"/no/such" in err
+    for env in ((("A", "x\0y"),), (("A=B", "x"),)):
+        outcome, code, _, err = run_with(spawner, spec("true", env=env))
+        assert (outcome, code) == (Outcome.FAILED, 127) and b"cannot start" in err
+    # the job's environment is encoded once and reused: a task's own variables do not stay behind
+    two = [run_task(spec("echo $TIERCEL_TASK_INDEX-${TIERCEL_ENTRY:-none}"), ref, Handle(), base_env=ENV,
+                    max_output=1024, spawner=spawner).stdout
+           for ref in (TaskRef(JobId(7), 1, 1, entry="e1"), TaskRef(JobId(7), 2, 1))]
+    assert two == [b"1-e1\n", b"2-none\n"]

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from tiercel.core.model import JobSpec, Outcome, Report, TaskRef
 from tiercel.jobspec.values import fill_output, output_parts, per_task
+from tiercel.worker.spawn import Spawner
 
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when a task is cancelled
 TRUNCATED = b"\n[tiercel: output truncated]\n"
@@ -96,15 +97,28 @@ def task_argv(spec: JobSpec, index: int, entry: str | None = None) -> list[str]:
     return [*argv, arg] if spec.append_index else argv
 
 
-def task_env(base: dict[str, str], spec: JobSpec, ref: TaskRef) -> dict[str, str]:
+_TASK_VARS = ("TIERCEL_JOB_ID", "TIERCEL_TASK_INDEX", "TIERCEL_ATTEMPT", "TIERCEL_ENTRY")
+
+
+def job_env(base: dict[str, str], spec: JobSpec) -> dict[str, str]:
+    """What every task of the job sees: the worker's environment, the job's over it."""
     env = dict(base)
     env.update(spec.env)
-    env["TIERCEL_JOB_ID"] = str(ref.job)
-    env["TIERCEL_TASK_INDEX"] = str(ref.index)
-    env["TIERCEL_ATTEMPT"] = str(ref.attempt)
-    if ref.entry is not None:
-        env["TIERCEL_ENTRY"] = ref.entry
+    for name in _TASK_VARS:
+        env.pop(name, None)
     return env
+
+
+def task_vars(ref: TaskRef) -> dict[str, str]:
+    """What is the task's own: its job, index, attempt (and entry), over the job's environment."""
+    own = {"TIERCEL_JOB_ID": str(ref.job), "TIERCEL_TASK_INDEX": str(ref.index), "TIERCEL_ATTEMPT": str(ref.attempt)}
+    if ref.entry is not None:
+        own["TIERCEL_ENTRY"] = ref.entry
+    return own
+
+
+def task_env(base: dict[str, str], spec: JobSpec, ref: TaskRef) -> dict[str, str]:
+    return {**job_env(base, spec), **task_vars(ref)}
 
 
 _APPEND = threading.Lock()  # lockf locks are the process's: the slots of one worker take turns here
@@ -248,13 +262,24 @@ class _Capture:
                 pass
 
 
+_THREAD = threading.local()
+
+
+def _spawner() -> Spawner:
+    """This thread's spawner (a slot thread passes its own; others, e.g. tests, get one here)."""
+    sp: Spawner | None = getattr(_THREAD, "spawner", None)
+    if sp is None:
+        sp = _THREAD.spawner = Spawner()
+    return sp
+
+
 def _failed(ref: TaskRef, started: float, code: int, message: str) -> Report:
     return Report(ref.job, ref.index, ref.attempt, Outcome.FAILED, code, started, time.time(), b"",
                   f"tiercel: {message}\n".encode())
 
 
 def run_task(spec: JobSpec, ref: TaskRef, handle: Handle, *, base_env: dict[str, str],
-             max_output: int, default_cwd: str | None = None) -> Report:
+             max_output: int, default_cwd: str | None = None, spawner: Spawner | None = None) -> Report:
     started = time.time()
     argv = task_argv(spec, ref.index, ref.entry)
     cwd = os.path.expanduser(spec.cwd) if spec.cwd else default_cwd
@@ -272,15 +297,8 @@ def run_task(spec: JobSpec, ref: TaskRef, handle: Handle, *, base_env: dict[str,
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            handle.pid = os.posix_spawnp(
-                argv[0], argv, task_env(base_env, spec, ref),
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, out_w, 1),
-                    (os.POSIX_SPAWN_DUP2, err_w, 2),
-                ],
-                setsid=True,
-            )
+            sp = spawner or _spawner()
+            handle.pid = sp.spawn(argv, sp.job_env(base_env, spec, job_env), task_vars(ref), out_w, err_w)
         except BaseException as exc:
             for fd in (out_r, out_w, err_r, err_w):
                 os.close(fd)
