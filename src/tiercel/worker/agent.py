@@ -29,6 +29,7 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import connect
 
+from tiercel import eventloop
 from tiercel.client import TiercelError, manager_urls, next_url, standby_active
 from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef, WorkerId, WorkerInfo
 from tiercel.wire.codec import WireError, decode_from_manager, encode, pack, unpack
@@ -49,6 +50,7 @@ from tiercel.wire.messages import (
 )
 from tiercel.worker.options import Link, WorkerOptions
 from tiercel.worker.runner import Handle, run_cleanup, run_task
+from tiercel.worker.spawn import Spawner
 
 log = logging.getLogger("tiercel.worker")
 
@@ -437,21 +439,27 @@ class Agent:
 
     def _slot(self) -> None:
         """A slot thread: run a task, then take the next one itself while there is one."""
-        run = self._work.get()
-        while run is not None:
-            try:
-                report = run_task(run.spec, run.ref, run.handle, base_env=self.base_env,
-                                  max_output=self.opts.max_output)
-            except Exception as exc:  # a bug, not the task's failure: report it rather than lose the slot
-                now = time.time()
-                report = Report(run.ref.job, run.ref.index, run.ref.attempt, Outcome.FAILED, None, now, now,
-                                b"", f"tiercel worker: {exc}\n".encode())
-            nxt = self._settle(run, report)
-            if not self._wake_pending:
-                self._wake_pending = True
-                assert self._loop is not None
-                self._loop.call_soon_threadsafe(self._drain_done)
-            run = nxt if nxt is not None else self._work.get()
+        spawner = Spawner()
+        try:
+            run = self._work.get()
+            while run is not None:
+                try:
+                    report = run_task(run.spec, run.ref, run.handle, base_env=self.base_env,
+                                      max_output=self.opts.max_output, spawner=spawner)
+                except Exception as exc:  # a bug, not the task's failure: report it rather than lose the slot
+                    now = time.time()
+                    report = Report(run.ref.job, run.ref.index, run.ref.attempt, Outcome.FAILED, None, now, now,
+                                    b"", f"tiercel worker: {exc}\n".encode())
+                nxt = self._settle(run, report)
+                # The loop is woken for the first result of a frame (it starts the frame's timer; the
+                # timer takes what finishes meanwhile), and when this slot has nothing left to run.
+                if nxt is None or not self._wake_pending:
+                    self._wake_pending = True
+                    assert self._loop is not None
+                    self._loop.call_soon_threadsafe(self._drain_done)
+                run = nxt if nxt is not None else self._work.get()
+        finally:
+            spawner.close()
 
     def _settle(self, run: Running, report: Report) -> Running | None:
         with self._lock:
@@ -461,11 +469,16 @@ class Agent:
             return self._admit_locked()
 
     def _drain_done(self) -> None:
-        self._wake_pending = False
+        self._take_done()
+        self._start_more()
+        if self._flush_timer is not None:
+            self._wake_pending = True  # the frame's timer takes the next results: slots need not wake the loop
+
+    def _take_done(self) -> None:
+        self._wake_pending = False  # before taking: a result added after this wakes the loop again
         while self._done:
             run, report = self._done.popleft()
             self._finished(run, report)
-        self._start_more()
 
     def _finished(self, run: Running, report: Report) -> None:
         """On the loop: queue the result for the manager and return the slots as credit."""
@@ -515,6 +528,9 @@ class Agent:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
+        if self._done:
+            self._take_done()
+            self._start_more()
         ws = self.ws
         # Busy or retiring, freed slots are not offered: the next hello counts them afresh.
         credit = 0 if self.busy or self.retiring else self.credit_due
@@ -546,4 +562,4 @@ def _memory_mb() -> int:
 
 
 def run_worker(opts: WorkerOptions) -> int:
-    return asyncio.run(Agent(opts).run())
+    return eventloop.run(Agent(opts).run())
