@@ -370,8 +370,11 @@ class Job:
     def finished(self) -> bool:
         return self.state in ("done", "failed", "cancelled")
 
-    def refresh(self) -> Job:
-        self.data = self.client.json("GET", f"/v1/jobs/{self.id}")
+    def refresh(self, wait: float = 0) -> Job:
+        """Read the job's state again; with ``wait``, the manager answers as soon as the job ends, or
+        after ``wait`` seconds."""
+        params = {"wait": wait} if wait else None
+        self.data = self.client.json("GET", f"/v1/jobs/{self.id}", params=params)
         return self
 
     # As a concurrent.futures.Future: a script chains stages with after=[job] and waits at the end.
@@ -424,15 +427,20 @@ class Job:
     def wait(self, timeout: float | None = None, poll: float = 0.2,
              progress: Callable[[dict[str, Any]], None] | None = None) -> Job:
         deadline = None if timeout is None else time.monotonic() + timeout
+        self.refresh()
         while True:
-            self.refresh()
             if progress is not None:
                 progress(self.data)
             if self.finished:
                 return self
             if deadline is not None and time.monotonic() > deadline:
                 raise WaitTimeout(f"job {self.id} did not finish within {timeout:g}s")
-            time.sleep(poll)
+            # The manager holds each read until the job ends or ``poll`` passes: the end is seen at once.
+            asked = time.monotonic()
+            self.refresh(wait=poll)
+            early = poll - (time.monotonic() - asked)
+            if early > 0 and not self.finished:  # a manager that does not wait: poll as before
+                time.sleep(early)
 
     def results(self) -> Iterator[TaskResult]:
         for row in self.client.json("GET", f"/v1/jobs/{self.id}/tasks", params={"final": True}):

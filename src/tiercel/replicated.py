@@ -33,7 +33,7 @@ from tiercel.core.problems import SetupError
 from tiercel.gateways.rest.standby import create_standby_app
 from tiercel.gateways.xmpp.config import XmppConfig
 from tiercel.manager.settings import Settings
-from tiercel.server import announce, bind_or_fail, build, lock_state_dir
+from tiercel.server import Server, announce, bind_or_fail, build, lock_state_dir
 from tiercel.store.config import StoreConfig
 from tiercel.store.lease import LeaseLost, StoreUnreachable, knows_token, roster
 from tiercel.store.postgres import PostgresStore, SchemaTooNew
@@ -54,7 +54,7 @@ class _DenialNoise(logging.Filter):
         return "returned without completing handshake" not in record.getMessage()
 
 
-class _Server(uvicorn.Server):
+class _Server(Server):
     """uvicorn, leaving the process's signals to serve_replicated: uvicorn raises a signal it caught
     again once it has stopped serving, which would end the process before the active manager,
     stopped after the server, has shut down in order and given its lease up."""
@@ -166,6 +166,8 @@ def serve_replicated(host: str, port: int, settings: Settings, config: StoreConf
         except psycopg.Error:
             pass
         manager, app = build(settings, store, xmpp=xmpp, roster=lambda: roster(store.lease))
+        if isinstance(server, Server):
+            server.on_stop.append(manager.events.stop)
         manager.on_store_failure = lose
         async with app.router.lifespan_context(app):
             switch.app = app

@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import IO
 
@@ -105,44 +105,14 @@ def lock_state_dir(state_dir: Path) -> IO[str]:
     return f
 
 
-def state_dir_in_use(state_dir: Path) -> bool:
-    """Whether a manager holds this state dir now (without taking it)."""
-    try:
-        with open(state_dir / "manager.lock") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(f, fcntl.LOCK_UN)
-    except FileNotFoundError:
-        pass
-    return False
-
-
 def bind_or_fail(host: str, port: int, lock: IO[str]) -> socket.socket:
     """The listening socket, or ListenFailed in one line (and the state dir's lock let go)."""
     try:
-        return bind(host, port)
+        return statedir.bind(host, port)
     except OSError as exc:
         lock.close()
         raise ListenFailed(f"listen: cannot serve on {host}:{port}: {exc.strerror or exc} "
                            "(another manager there? pick another port with --listen)") from None
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """Bind the listening socket up front, so a busy port is a clear error before anything starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this: without it a response written in two pieces waits
-    # for the client's delayed ACK (40 ms a request).
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class ListenFailed(Exception):
@@ -150,13 +120,19 @@ class ListenFailed(Exception):
 
 
 def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL", quiet: bool = False,
-          xmpp: XmppConfig | None = None) -> None:
+          xmpp: XmppConfig | None = None, listen_fd: int | None = None) -> None:
+    """Serve until stopped; on ``listen_fd``, a socket bound and listened on already (by ``tiercel run``,
+    so its worker can start with the manager's URL at once), instead of binding ``host:port``."""
     lock = lock_state_dir(settings.state_dir)
     full = statedir.disk_full(settings.state_dir)
     if full is not None:
         lock.close()
         raise SetupError(full)
-    sock = bind_or_fail(host, port, lock)
+    if listen_fd is None:
+        sock = bind_or_fail(host, port, lock)
+    else:
+        sock = socket.socket(fileno=listen_fd)
+        host, port = sock.getsockname()[:2]
     if not settings.url or settings.url.endswith(":0"):  # what pilots connect to: the port actually bound
         shown = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         settings.url = f"http://{shown}:{sock.getsockname()[1]}"
@@ -165,7 +141,8 @@ def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL"
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", ws_max_size=64 * 1024 * 1024,
                             ws_ping_interval=None, ws_per_message_deflate=False, lifespan="on",
                             access_log=False)
-    server = uvicorn.Server(config)
+    server = Server(config)
+    server.on_stop.append(manager.events.stop)
 
     async def main() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -185,6 +162,20 @@ def serve(host: str, port: int, settings: Settings, *, synchronous: str = "FULL"
         eventloop.run(main())
     finally:
         lock.close()
+
+
+class Server(uvicorn.Server):
+    """uvicorn, which tells the manager as soon as it stops serving: it waits for every request under
+    way before it stops, and requests held open (a long poll for a job's end) are answered at once."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.on_stop: list[Callable[[], None]] = []
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for stop in self.on_stop:
+            stop()
+        await super().shutdown(sockets)
 
 
 def _start_failure(state_dir: Path, exc: BaseException) -> str:

@@ -42,6 +42,37 @@ class Events:
 
     queues: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
     on_job_ended: list[Callable[[JobSummary], Awaitable[None] | None]] = field(default_factory=list)
+    waiting: dict[int, set[asyncio.Future[None]]] = field(default_factory=dict)  # requests waiting for a job's end
+
+    stopped: bool = False  # the server stops serving: nobody is held any longer
+
+    async def until_ended(self, job: int, timeout: float) -> None:
+        """Return when the job ends, or after ``timeout`` seconds, or when the server stops, whichever
+        comes first."""
+        if self.stopped:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self.waiting.setdefault(job, set())
+        waiters.add(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            waiters.discard(fut)
+            if not waiters and self.waiting.get(job) is waiters:
+                del self.waiting[job]
+
+    def job_ended(self, job: int) -> None:
+        for fut in self.waiting.pop(job, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    def stop(self) -> None:
+        """Answer every request held for a job's end now (the server waits for them before it stops)."""
+        self.stopped = True
+        for job in list(self.waiting):
+            self.job_ended(job)
 
     def publish(self, event: dict[str, Any]) -> None:
         for q in list(self.queues):

@@ -57,8 +57,16 @@ def router(manager: Manager) -> APIRouter:
         return [s.to_json() for s in await manager.queries.jobs(who, all, limit)]
 
     @api.get("/v1/jobs/{job_id}", response_model=JobInfo, responses=answers(403, 404))
-    async def job(job_id: JobPath, who: Person) -> dict[str, Any]:
-        return (await own_job(job_id, who)).to_json()
+    async def job(job_id: JobPath, who: Person,
+                  wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait for the job to end "
+                                                                        "before answering (a long poll)")] = 0
+                  ) -> dict[str, Any]:
+        """A job's state; with ``wait``, answered as soon as the job ends, or after that many seconds."""
+        summary = await own_job(job_id, who)
+        if wait and not summary.state.terminal:
+            await manager.events.until_ended(summary.id, wait)
+            summary = await own_job(job_id, who)
+        return summary.to_json()
 
     @api.post("/v1/jobs/{job_id}/cancel", response_model=JobInfo, responses=answers(403, 404))
     async def cancel(job_id: JobPath, who: Person) -> dict[str, Any]:
