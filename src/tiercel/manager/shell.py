@@ -175,9 +175,11 @@ class Manager:
     async def _token_file(self, role: str, who: UserName, fname: str, label: str) -> None:
         token = await self.create_token(who, role, label=label)
         path = self.settings.state_dir / fname
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        part = path.with_name(f".{fname}.part")  # renamed when whole: nobody reads half a token
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(token + "\n")
+        os.replace(part, path)
         self.created_tokens[role] = str(path)
 
     def close(self) -> None:
@@ -332,6 +334,7 @@ class Manager:
         while len(self._ended_cache) > ENDED_CACHE:
             del self._ended_cache[next(iter(self._ended_cache))]
         self.events.publish({"event": "job_finished", "job": summary.to_json()})
+        self.events.job_ended(e.job)
         for listener in self.events.on_job_ended:
             try:
                 result = listener(summary)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,18 @@ def _listen(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise UserError(f"listen: {value!r} must be HOST:PORT, e.g. 127.0.0.1:8750 (port 0 picks a free one)")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _wait_for_file(path: Path, seconds: float) -> str:
+    """The file's text, waiting up to ``seconds`` for it to appear (written whole, by a rename)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _store_config(table: StoreConfig | None, url: str | None, name: str | None, advertise: str | None,
@@ -84,9 +97,11 @@ def _logging(verbose: int) -> None:
                    "its lease (default 5).")
 @click.option("--quiet", is_flag=True, help="Print nothing on start.")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
+@click.option("--listen-fd", type=click.IntRange(3), hidden=True,
+              help="Serve on this inherited socket, bound and listening already (tiercel run's).")
 def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbeat: float, reconnect_grace: float,
             sync: str, pool_slots: int, config: Path | None, store_url: str | None, store_name: str | None,
-            advertise: str | None, lease: float | None, quiet: bool, verbose: int) -> None:
+            advertise: str | None, lease: float | None, quiet: bool, verbose: int, listen_fd: int | None) -> None:
     """Run a manager: REST API, worker channel and event stream on one port.
 
     On first start it writes an admin token and a worker token into the state dir.
@@ -124,7 +139,7 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
 
             serve_replicated(host, port, settings, store, quiet=quiet, xmpp=tables.xmpp)
         else:
-            serve(host, port, settings, synchronous=sync.upper(), quiet=quiet, xmpp=tables.xmpp)
+            serve(host, port, settings, synchronous=sync.upper(), quiet=quiet, xmpp=tables.xmpp, listen_fd=listen_fd)
     except KeyboardInterrupt:
         pass
     except (StateDirBusy, SetupError, ListenFailed) as exc:
@@ -159,11 +174,14 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
 @click.option("--reservation", metavar="NAME",
               help="Run only the work of this reservation (pilots started inside a mirrored reservation).")
 @click.option("--executor", type=click.Choice(["process", "noop"]), default="process", hidden=True)
+@click.option("--token-wait", type=click.FloatRange(0, 600), default=0, hidden=True,
+              help="Wait this long for --token-file to appear (a manager starting beside it writes it).")
 @xmpp_worker_options
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str | None, token_file: Path | None,
            prefetch: int | None, idle_exit: float | None, max_output: int, site: str, lifetime: float | None,
-           drain_before: float | None, reservation: str | None, executor: str, verbose: int) -> None:
+           drain_before: float | None, reservation: str | None, executor: str, token_wait: float,
+           verbose: int) -> None:
     """Run a worker: connect out to the manager, pull tasks, run them, report back.
 
     It reconnects with backoff when the manager or the network goes away, to the
@@ -181,7 +199,7 @@ def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str
     if xmpp is None:
         if token_file is not None:
             try:
-                token = token_file.read_text().strip()
+                token = _wait_for_file(token_file, token_wait)
             except OSError as exc:
                 raise UserError(f"token-file: {str(token_file)!r} cannot be read: {exc.strerror}") from None
         token = resolve_token(token, files=("worker.token", "admin.token"))

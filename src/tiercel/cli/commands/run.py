@@ -27,13 +27,13 @@ from tiercel.cli.common import (
 from tiercel.cli.jobopts import job_fields, job_options
 from tiercel.cli.progress import wait_with_progress
 from tiercel.client import Client, TiercelError
-from tiercel.server import state_dir_in_use
+from tiercel.manager.statedir import bind, state_dir_in_use
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], log: Path, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "tiercel", *args], stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, pass_fds=pass_fds)
 
 
 def _wait_for_manager(state: Path, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30.0) -> str:
@@ -45,20 +45,24 @@ def _wait_for_manager(state: Path, proc: subprocess.Popen[bytes], log: Path, tim
         try:
             return str(json.loads(info.read_text())["url"])
         except (OSError, ValueError, KeyError):
-            time.sleep(0.05)
+            time.sleep(0.01)
     raise UserError(f"the manager did not start within {timeout:g}s (log: {log})")
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+def _stop(procs: list[subprocess.Popen[bytes]], manager: subprocess.Popen[bytes] | None, *, keep: bool) -> None:
+    """Stop the workers (they stop their tasks), then the manager. A manager whose state dir is about
+    to be removed is killed: everything it made durable is thrown away anyway, and a clean stop (its
+    last checkpoint, closing every connection) is most of the time between the job's end and the exit."""
+    for group in ([p for p in procs if p is not manager], [manager] if manager is not None else []):
+        for p in group:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM if keep or p is not manager else signal.SIGKILL)
+        for p in group:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 @click.command(context_settings={**CONTEXT_SETTINGS, "allow_interspersed_args": False})
@@ -82,7 +86,10 @@ def run(slots: int | None, state_dir: Path | None, quiet: bool, as_json: bool, *
     import os
 
     begun = time.monotonic()
-    data = job_fields(**kw)
+    # From the command line alone the request is left for the manager to check (as tiercel submit does):
+    # its answer names the field just as a check here would, and this process need not load the models.
+    data = job_fields(**kw, check=False)
+    plain = kw.get("file") is None and kw.get("each_line") is None and kw.get("each_json") is None
     slots = slots or os.cpu_count() or 1
     temp = state_dir is None
     state = Path(tempfile.mkdtemp(prefix="tiercel-run-")) if state_dir is None else state_dir.expanduser()
@@ -93,17 +100,25 @@ def run(slots: int | None, state_dir: Path | None, quiet: bool, as_json: bool, *
     (state / "manager.json").unlink(missing_ok=True)  # a stale one from an earlier run
     log = state / "run.log"
     procs: list[subprocess.Popen[bytes]] = []
+    mgr: subprocess.Popen[bytes] | None = None
     try:
-        mgr = _spawn(["manager", "--listen", "127.0.0.1:0", "--state-dir", str(state), "--quiet",
-                      "--sync", "NORMAL"], log)
+        # The manager and the worker start together (each spends most of its start importing): the
+        # listening socket is made here, so the worker knows the URL before the manager is up, and
+        # its connection waits in the socket's backlog; it waits for the worker token the manager writes.
+        sock = bind("127.0.0.1", 0)
+        with sock:
+            sock.listen(1024)
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            mgr = _spawn(["manager", "--listen", "127.0.0.1:0", "--listen-fd", str(sock.fileno()),
+                          "--state-dir", str(state), "--quiet", "--sync", "NORMAL"], log, (sock.fileno(),))
         procs.append(mgr)
-        url = _wait_for_manager(state, mgr, log)
         procs.append(_spawn(["worker", "--manager", url, "--slots", str(slots), "--name", "local",
-                             "--token-file", str(state / "worker.token")], log))
+                             "--token-file", str(state / "worker.token"), "--token-wait", "60"], log))
+        _wait_for_manager(state, mgr, log)
         token = (state / "admin.token").read_text().strip()
         with Client(url, token) as c:
             started = time.monotonic()
-            job = c.submit(**data)
+            job = c.submit_checked_by_manager(data) if plain else c.submit(**data)
             job = wait_with_progress(job, show=not (quiet or as_json))
             wall = time.monotonic() - started
         startup = started - begun
@@ -119,7 +134,7 @@ def run(slots: int | None, state_dir: Path | None, quiet: bool, as_json: bool, *
     except TiercelError as exc:
         raise UserError(str(exc)) from None
     finally:
-        _stop(list(reversed(procs)))
+        _stop(procs, mgr, keep=not temp)
         if temp:
             shutil.rmtree(state, ignore_errors=True)
     sys.exit(code)
