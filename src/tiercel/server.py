@@ -1,6 +1,6 @@
 """The manager process: the shell, its gateways and sites in one tree of tasks, on one uvicorn server.
 
-The composition root: it builds the shell (manager/), puts the REST API and the XMPP gateway
+The composition root: it builds the shell (manager/), puts the REST API, the dashboard and the XMPP gateway
 (gateways/) in front of it, runs the sites and the duties, and shuts all of it down in order.
 """
 
@@ -26,6 +26,7 @@ from tiercel import eventloop
 from tiercel.core.problems import SetupError
 from tiercel.gateways.rest.app import create_app
 from tiercel.gateways.rest.managers import Roster
+from tiercel.gateways.web import attach as attach_web
 from tiercel.gateways.xmpp.config import XmppConfig
 from tiercel.gateways.xmpp.gateway import attach as attach_xmpp
 from tiercel.manager import duties, statedir
@@ -73,6 +74,7 @@ def build(settings: Settings, store: Store, *, xmpp: XmppConfig | None = None, r
         manager.close()
 
     app = create_app(manager, lifespan, roster)
+    attach_web(manager, app)  # the dashboard, at / on the same port
     gateway = attach_xmpp(manager, app, xmpp)
     return manager, app
 

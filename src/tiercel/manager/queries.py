@@ -27,6 +27,8 @@ from tiercel.store.base import STREAMS
 from tiercel.store.lease import ManagerEntry
 
 RESTART_HOLD = "held while workers reconnect after a restart"
+QUEUE_SCAN = 10_000  # ended jobs a listing filtered by queue reads at most (the queue is inside each stored spec)
+TIMES_PAGE = 20_000  # tasks read at a time for a throughput plot
 
 
 class Readable(Protocol):
@@ -89,6 +91,61 @@ class Queries:
         owner = None if (who.admin and everyone) else who.user
         rows = await asyncio.to_thread(self._shell.store.jobs, owner, limit)
         return [self.live(row.id) or _from_row(row) for row in rows]
+
+    async def jobs_page(self, owner: UserName | None, states: tuple[JobState, ...] = (), queue: str | None = None,
+                        offset: int = 0, limit: int = 50) -> tuple[list[tuple[JobSummary, tuple[str, ...]]], bool]:
+        """A page of a listing of jobs (``owner``'s, or everyone's when None) with where each ran, and
+        whether more follow: unfinished jobs first, newest first, from memory; then ended ones, the last
+        ended first, from the store. One row per job, never per task."""
+        shell = self._shell
+        engine = shell.engine
+        open_states = {s for s in states if not s.terminal}
+        ended_states = tuple(s for s in states if s.terminal)
+        live: list[JobId] = []
+        if not states or open_states:
+            for job_id in sorted(engine.jobs, reverse=True):
+                run = engine.jobs[job_id]
+                if (owner is None or run.owner == owner) and (queue is None or run.spec.queue == queue) \
+                        and (not open_states or run.state() in open_states):
+                    live.append(job_id)
+        wanted = live[offset:offset + limit + 1]
+        found = [s for j in wanted if (s := self.live(j)) is not None]
+        need = limit + 1 - len(found)
+        store = shell.store
+        skip = max(0, offset - len(live))
+
+        def read() -> tuple[list[JobRow | None], list[JobRow]]:
+            stored = [store.job(s.id) for s in found[:limit]]  # where the live ones ran so far
+            if need <= 0 or (states and not ended_states):
+                return stored, []
+            if queue is None:
+                return stored, store.history(owner, None, ended_states, skip + need)[skip:]
+            # the queue is inside the stored spec: read a bounded stretch and keep that queue's jobs
+            rows = [r for r in store.history(owner, None, ended_states, QUEUE_SCAN) if r.spec.queue == queue]
+            return stored, rows[skip:skip + need]
+
+        stored, ended = await asyncio.to_thread(read)
+        page = [(s, r.places if r is not None else ()) for s, r in zip(found[:limit], stored, strict=False)]
+        page += [(self.live(r.id) or _from_row(r), r.places) for r in ended]
+        return page[:limit], len(page) > limit
+
+    async def finished_times(self, job_id: JobId, total: int) -> list[float]:
+        """When each settled task of a job settled (its final attempt's end), in task order: what a
+        throughput plot is drawn from. Read a page of tasks at a time, without their outputs."""
+        store = self._shell.store
+
+        def read() -> list[float]:
+            out: list[float] = []
+            after = -1
+            for _ in range(total // TIMES_PAGE + 2):  # bounded: each page moves past TIMES_PAGE tasks
+                rows = store.attempts_page(job_id, after, TIMES_PAGE, True, ())
+                if not rows:
+                    break
+                out += [r.ended for r in rows]
+                after = rows[-1].index
+            return out
+
+        return await asyncio.to_thread(read)
 
     async def attempts(self, job_id: JobId, index: int | None, final: bool) -> list[AttemptRow]:
         return await asyncio.to_thread(self._shell.store.attempts, job_id, index, final)

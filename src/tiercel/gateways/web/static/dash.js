@@ -1,0 +1,283 @@
+/* Tiercel dashboard: keeps server-rendered pages live from the manager's job events.
+ * One WebSocket per page (/ui/live), reconnecting by itself; every text goes in as textContent,
+ * never as markup; what the page keeps is bounded (MAX_POINTS of throughput, one row per job shown). */
+(function () {
+  "use strict";
+  var page = document.body.dataset.page;
+  var STATES = ["done", "failed", "cancelled", "running", "queued"];
+  var ENDED = { done: 1, failed: 1, cancelled: 1 };
+  var MAX_POINTS = 720;
+  var SVG = "http://www.w3.org/2000/svg";
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  function throttle(fn, ms) {
+    var timer = null, again = false;
+    return function run() {
+      if (timer) { again = true; return; }
+      fn();
+      timer = setTimeout(function () { timer = null; if (again) { again = false; run(); } }, ms);
+    };
+  }
+
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
+      if (r.status === 401) { location.href = "/ui/signin"; throw new Error("signed out"); }
+      if (!r.ok) throw new Error(url + ": " + r.status);
+      return r.json();
+    });
+  }
+
+  /* A state bar: the rects after the background, redrawn from a job's counts. */
+  function drawBar(svg, j) {
+    if (!svg) return;
+    var h = svg.getAttribute("height") || "12";
+    Array.prototype.slice.call(svg.querySelectorAll("rect:not(.bg)")).forEach(function (r) { r.remove(); });
+    var x = 0, total = Math.max(1, j.total), label = [];
+    STATES.forEach(function (s) {
+      var n = j[s] || 0;
+      if (!n) return;
+      var w = 100 * n / total, r = document.createElementNS(SVG, "rect"), t = document.createElementNS(SVG, "title");
+      r.setAttribute("class", "s-" + s); r.setAttribute("x", x.toFixed(3)); r.setAttribute("y", "0");
+      r.setAttribute("width", w.toFixed(3)); r.setAttribute("height", h);
+      t.textContent = n + " " + s; r.appendChild(t); svg.appendChild(r);
+      x += w; label.push(n + " " + s);
+    });
+    svg.setAttribute("aria-label", label.join(", "));
+  }
+
+  function rateText(j) {
+    var settled = j.done + j.failed, span = (j.ended || Date.now() / 1000) - j.submitted;
+    if (!settled || span <= 0) return "";
+    var r = settled / span;
+    return (r >= 10 ? Math.round(r).toLocaleString("en") : r.toPrecision(2)) + "/s";
+  }
+
+  /* ---- the jobs page ---------------------------------------------------------------- */
+
+  function jobsPage() {
+    var table = document.getElementById("jobs"), body = table.tBodies[0];
+    var query = table.dataset.query;
+
+    function cell(tr, text, cls) { var td = el("td", cls, text); tr.appendChild(td); return td; }
+
+    function row(j) {
+      var tr = el("tr", "st-" + j.state);
+      tr.dataset.id = j.id;
+      var a = el("a", null, j.id); a.href = "/ui/jobs/" + j.id; cell(tr).appendChild(a);
+      var b = el("a", null, j.title); b.href = "/ui/jobs/" + j.id; cell(tr, null, "name").appendChild(b);
+      cell(tr, j.state, "state");
+      var svg = document.createElementNS(SVG, "svg");
+      svg.setAttribute("class", "bar"); svg.setAttribute("viewBox", "0 0 100 12");
+      svg.setAttribute("preserveAspectRatio", "none"); svg.setAttribute("height", "12");
+      var bg = document.createElementNS(SVG, "rect");
+      bg.setAttribute("class", "bg"); bg.setAttribute("width", "100"); bg.setAttribute("height", "12");
+      svg.appendChild(bg); cell(tr, null, "barcol").appendChild(svg); drawBar(svg, j);
+      cell(tr, j.done, "num done"); cell(tr, j.total, "num");
+      cell(tr, j.owner); cell(tr, j.queue_name); cell(tr, (j.places || []).join(", "), "places");
+      cell(tr, j.age, "num"); cell(tr, j.rate, "num rate");
+      return tr;
+    }
+
+    var reload = throttle(function () {
+      getJSON("/ui/data/jobs" + (query ? "?" + query : "")).then(function (d) {
+        var rows = d.rows.map(row);
+        while (body.firstChild) body.removeChild(body.firstChild);
+        rows.forEach(function (tr) { body.appendChild(tr); });
+        if (!rows.length) { var tr = el("tr", "empty"); var td = el("td", null, "No jobs."); td.colSpan = 11; tr.appendChild(td); body.appendChild(tr); }
+      }).catch(function () {});
+    }, 1000);
+
+    function update(j) {
+      var tr = body.querySelector('tr[data-id="' + j.id + '"]');
+      if (!tr) { reload(); return; }   // a job this page does not show yet: read the page again
+      tr.className = "st-" + j.state;
+      tr.querySelector(".state").textContent = j.state;
+      tr.querySelector(".done").textContent = j.done;
+      tr.querySelector(".rate").textContent = rateText(j);
+      drawBar(tr.querySelector("svg.bar"), j);
+    }
+
+    return { event: function (ev) { if (ev.job) update(ev.job); }, resync: reload };
+  }
+
+  /* ---- a job's page ------------------------------------------------------------------- */
+
+  function jobPage() {
+    var box = document.getElementById("job"), id = box.dataset.job, state = box.dataset.state;
+    var series = [[], []], plot = null, last = null, failedNext = -1, failedSeen = -1;
+    var plotEl = document.getElementById("plot"), more = document.getElementById("more-failed");
+    var failedBox = document.getElementById("failed");
+
+    function drawPlot() {
+      if (!window.uPlot || !plotEl) return;
+      if (!plot) {
+        plot = new window.uPlot({
+          width: Math.max(240, plotEl.clientWidth), height: 180, legend: { show: false },
+          scales: { x: { time: true } },
+          series: [{}, { label: "tasks/s", stroke: "#2b7a4b", fill: "rgba(43,122,75,0.15)", width: 1.5 }],
+          axes: [{}, { size: 60 }]
+        }, series, plotEl);
+      } else {
+        plot.setData(series);
+      }
+    }
+
+    function loadPlot() {
+      getJSON("/ui/data/jobs/" + id + "/throughput").then(function (d) {
+        series = [d.t.slice(-MAX_POINTS), d.rate.slice(-MAX_POINTS)];
+        drawPlot();
+      }).catch(function () {});
+    }
+
+    function addPoint(j) {
+      var now = Date.now() / 1000, settled = j.done + j.failed;
+      if (last && now > last.t) {
+        series[0].push(now); series[1].push((settled - last.settled) / (now - last.t));
+        if (series[0].length > MAX_POINTS) { series[0].shift(); series[1].shift(); }
+        drawPlot();
+      }
+      last = { t: now, settled: settled };
+    }
+
+    function show(j) {
+      state = j.state; box.dataset.state = j.state;
+      var badge = document.getElementById("state");
+      badge.textContent = j.state; badge.className = "state badge st-" + j.state;
+      document.getElementById("rate").textContent = rateText(j);
+      drawBar(document.querySelector("#bar svg"), j);
+      var p = document.getElementById("progress");
+      p.querySelector(".n-settled").textContent = j.done + j.failed + j.cancelled;
+      STATES.forEach(function (s) { var n = p.querySelector(".n-" + s); if (n) n.textContent = j[s]; });
+      var top = Math.max(1, Math.max.apply(null, STATES.map(function (s) { return j[s]; })));
+      STATES.forEach(function (s) {
+        var tr = document.querySelector('#histogram tr[data-state="' + s + '"]');
+        if (!tr) return;
+        tr.querySelector("td.num").textContent = j[s];
+        tr.querySelector("rect").setAttribute("width", (100 * j[s] / top).toFixed(3));
+      });
+      if (ENDED[j.state]) {
+        var c = document.getElementById("cancel"); if (c) c.remove();
+        document.getElementById("waiting").hidden = true;
+        if (j.reason && !document.getElementById("reason")) {
+          var r = el("p", "reason", "ended early: " + j.reason); r.id = "reason";
+          box.insertBefore(r, box.querySelector(".progress"));
+        }
+      }
+      if (j.failed !== failedSeen) { failedSeen = j.failed; reloadFailed(); }
+      if (!ENDED[j.state] && j.queued && !j.running) refreshExplain(); else if (j.running) document.getElementById("waiting").hidden = true;
+    }
+
+    function renderExplain(d) {
+      var x = d.explain, box2 = document.getElementById("explain"), sec = document.getElementById("waiting");
+      while (box2.firstChild) box2.removeChild(box2.firstChild);
+      if (!x || ENDED[d.job.state] || !d.job.queued) { sec.hidden = true; return; }
+      if (d.job.waiting) box2.appendChild(el("p", "why", d.job.waiting));
+      if (x.verdict) box2.appendChild(el("p", null, "queue " + x.queue + " — " + x.verdict.policy + ": " + x.verdict.reason));
+      if (x.site_reason) box2.appendChild(el("p", null, "site " + (x.site || "") + ": " + x.site_reason));
+      if (x.workers && x.workers.length) {
+        var ul = el("ul", "workers");
+        x.workers.forEach(function (w) { ul.appendChild(el("li", null, w.worker + " — " + w.policy + ": " + w.reason)); });
+        box2.appendChild(ul);
+      }
+      sec.hidden = !box2.firstChild;
+    }
+
+    var refreshExplain = throttle(function () {
+      getJSON("/ui/data/jobs/" + id).then(renderExplain).catch(function () {});
+    }, 2000);
+
+    function loadFailed(after, replace) {
+      return getJSON("/ui/data/jobs/" + id + "/failed?after=" + after).then(function (d) {
+        if (replace) while (failedBox.firstChild) failedBox.removeChild(failedBox.firstChild);
+        d.tasks.forEach(function (t) {
+          var det = el("details", "task"), sum = el("summary");
+          sum.appendChild(el("b", null, "task " + t.index));
+          sum.appendChild(document.createTextNode(" · " + t.outcome + (t.exit_code === null ? "" : ", exit " + t.exit_code) +
+            " · attempt " + t.attempt + " on " + t.worker));
+          det.appendChild(sum);
+          det.dataset.index = t.index;
+          var pre = el("pre", "stderr", t.stderr || "(no stderr)");
+          det.appendChild(pre);
+          if (t.more_bytes) det.appendChild(el("p", "hint", "… " + t.more_bytes + " more bytes: tiercel logs " + id + " --task " + t.index + " --stderr"));
+          failedBox.appendChild(det);
+        });
+        if (!failedBox.firstChild) failedBox.appendChild(el("p", "hint", "none"));
+        failedNext = d.next;
+        more.hidden = d.next === null;
+      });
+    }
+
+    var reloadFailed = throttle(function () { loadFailed(-1, true).catch(function () {}); }, 2000);
+    more.addEventListener("click", function () { if (failedNext !== null) loadFailed(failedNext, false).catch(function () {}); });
+
+    function resync() {
+      getJSON("/ui/data/jobs/" + id).then(function (d) { show(d.job); renderExplain(d); }).catch(function () {});
+      loadPlot();
+    }
+
+    loadPlot();
+    failedSeen = +box.dataset.failed;
+    loadFailed(-1, true).catch(function () {});
+    return {
+      event: function (ev) {
+        if (!ev.job || String(ev.job.id) !== id) return;
+        show(ev.job);
+        addPoint(ev.job);
+      },
+      resync: resync
+    };
+  }
+
+  /* ---- pages of the pool: their table read again when the pool changed ------------------ */
+
+  function poolPage() {
+    var box = document.getElementById("pool");
+    var reload = throttle(function () {
+      fetch(location.pathname + "?part=1", { credentials: "same-origin" }).then(function (r) {
+        if (r.status !== 200) return null;
+        return r.text();
+      }).then(function (html) { if (html !== null) box.innerHTML = html; }).catch(function () {});
+    }, 1000);
+    return { event: function (ev) { if (ev.event === "pool") reload(); }, resync: reload, watch: true };
+  }
+
+  var view = page === "jobs" ? jobsPage() : page === "job" ? jobPage() : page === "pool" ? poolPage() : null;
+
+  /* ---- the live socket ------------------------------------------------------------------- */
+
+  var indicator = document.getElementById("live"), retry = 500, opened = 0;
+
+  function connect() {
+    var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ui/live");
+    ws.onopen = function () {
+      retry = 500;
+      if (indicator) { indicator.className = "live on"; indicator.title = "live"; }
+      if (view && view.watch) ws.send('{"watch": "pool"}');
+    };
+    ws.onmessage = function (m) {
+      var ev;
+      try { ev = JSON.parse(m.data); } catch (e) { return; }
+      if (ev.event === "hello") {
+        opened += 1;
+        if (opened > 1 && view) view.resync();   // events were missed while away: read the page's data again
+        return;
+      }
+      if (ev.event === "token_revoked") { location.href = "/ui/signin"; return; }
+      if (view) view.event(ev);
+    };
+    ws.onclose = function (e) {
+      if (indicator) { indicator.className = "live off"; indicator.title = "reconnecting"; }
+      if (e.code === 4401) { location.href = "/ui/signin"; return; }
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 5000);
+    };
+  }
+
+  if (indicator) connect();
+})();

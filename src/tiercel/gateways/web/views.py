@@ -1,0 +1,131 @@
+"""What the dashboard's pages show, computed from the read model's answers: no I/O, no clock of its own.
+
+Each function takes what a query returned (and ``now`` when time matters) and gives the plain
+values a template prints; the templates escape them all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from tiercel.core.model import JobSpec, JobState
+from tiercel.core.reservations import Reservation, when
+from tiercel.manager.events import JobSummary
+
+BAR_STATES = ("done", "failed", "cancelled", "running", "queued")  # left to right in a state bar
+PAGE_SIZES = (25, 50, 100, 200)
+STATE_NAMES = tuple(s.value for s in JobState)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    state: str
+    count: int
+    x: float  # percent of the bar's width
+    width: float
+
+
+def bar(counts: dict[str, int]) -> list[Segment]:
+    """A job's state bar: one segment per task state, in percent of its tasks."""
+    total = max(1, int(counts.get("total", 0)))
+    out, x = [], 0.0
+    for state in BAR_STATES:
+        n = int(counts.get(state, 0))
+        if n:
+            w = 100.0 * n / total
+            out.append(Segment(state, n, round(x, 3), round(w, 3)))
+            x += w
+    return out
+
+
+def age(seconds: float) -> str:
+    """A span as people read it at a glance: 42s, 7m, 3h, 12d."""
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172_800:
+        return f"{s // 3600}h"
+    return f"{s // 86_400}d"
+
+
+def rate(job: dict[str, Any], now: float) -> float | None:
+    """Tasks settled per second since the job was submitted (until it ended); None before any did."""
+    settled = job["done"] + job["failed"]
+    if not settled:
+        return None
+    span = (job["ended"] or now) - job["submitted"]
+    return settled / span if span > 0 else None
+
+
+def rate_text(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}/s" if value >= 10 else f"{value:.2g}/s"
+
+
+def job_row(summary: JobSummary, places: tuple[str, ...], now: float) -> dict[str, Any]:
+    """One row of the jobs page."""
+    j = summary.to_json()
+    shown = list(places[:3]) + ([f"+{len(places) - 3}"] if len(places) > 3 else [])
+    return {**j, "queue_name": summary.spec.queue, "bar": bar(j), "places": shown,
+            "age": age(now - summary.submitted), "rate": rate_text(rate(j, now)),
+            "title": summary.spec.name or " ".join(summary.spec.command)}
+
+
+def histogram(job: dict[str, Any]) -> list[tuple[str, int, float]]:
+    """The task-state histogram: each state, its count, and its share of the largest."""
+    top = max([job[s] for s in BAR_STATES] + [1])
+    return [(s, job[s], round(100.0 * job[s] / top, 3)) for s in ("queued", "running", "done", "failed", "cancelled")]
+
+
+def throughput(times: list[float], start: float, end: float, points: int = 120) -> dict[str, list[float]]:
+    """Tasks settled per second over time, in at most ``points`` equal steps from ``start`` to ``end``."""
+    if not times or end <= start:
+        return {"t": [], "rate": []}
+    step = max(1.0, math.ceil((end - start) / points))
+    n = max(1, math.ceil((end - start) / step))
+    counts = [0] * n
+    for t in times:
+        i = int((t - start) // step)
+        counts[min(max(i, 0), n - 1)] += 1
+    return {"t": [start + (i + 1) * step for i in range(n)], "rate": [c / step for c in counts]}
+
+
+def describe(spec: JobSpec) -> list[tuple[str, str]]:
+    """The job as submitted, field by field (the fields that say something)."""
+    rows = [("command", " ".join(spec.command) if not spec.shell else spec.command[0]),
+            ("run with", "/bin/sh -c" if spec.shell else "exec, without a shell"),
+            ("indexes", spec.indexes.text()), ("queue", spec.queue)]
+    optional: list[tuple[str, object]] = [
+        ("name", spec.name), ("requires", ", ".join(sorted(spec.requires))),
+        ("walltime", f"{spec.walltime:g}s" if spec.walltime else ""), ("retries", spec.retries or ""),
+        ("cpus", spec.cpus if spec.cpus != 1 else ""), ("memory", f"{spec.memory_mb} MB" if spec.memory_mb else ""),
+        ("priority", spec.priority or ""), ("max running", spec.max_running or ""),
+        ("max failures", spec.max_failures or ""), ("held", "yes" if spec.held else ""),
+        ("site", spec.site or ""), ("reservation", spec.reservation or ""), ("cwd", spec.cwd or ""),
+        ("environment", " ".join(f"{k}={v}" for k, v in spec.env)), ("cleanup", spec.cleanup or ""),
+        ("after", ", ".join(f"{d.job}:{d.kind}" for d in spec.after)), ("stdout", spec.stdout or ""),
+        ("stderr", spec.stderr or ""), ("index appended", "" if spec.append_index else "no"),
+    ]
+    return rows + [(k, str(v)) for k, v in optional if v not in ("", 0, None)]
+
+
+def timeline(reservations: list[Reservation], now: float, width: float = 1000.0) -> dict[str, Any]:
+    """Reservations as windows on a time line per site: x and width in the drawing's units."""
+    if not reservations:
+        return {"sites": [], "start": when(now), "end": when(now), "now_x": 0.0, "width": width}
+    start = min(now, *(r.start for r in reservations))
+    end = max(now + 60, *(r.end for r in reservations))
+    scale = width / (end - start)
+    sites: dict[str, list[dict[str, Any]]] = {}
+    for r in reservations:
+        sites.setdefault(r.site, []).append({
+            "name": r.name, "x": round((r.start - start) * scale, 2),
+            "w": round(max(2.0, (r.end - r.start) * scale), 2), "slots": r.slots, "users": ", ".join(sorted(r.users)),
+            "from": when(r.start), "to": when(r.end), "active": r.active(now)})
+    return {"sites": sorted(sites.items()), "start": when(start), "end": when(end),
+            "now_x": round((now - start) * scale, 2), "width": width}
