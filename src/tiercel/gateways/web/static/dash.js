@@ -216,9 +216,11 @@
     var reloadFailed = throttle(function () { loadFailed(-1, true).catch(function () {}); }, 2000);
     more.addEventListener("click", function () { if (failedNext !== null) loadFailed(failedNext, false).catch(function () {}); });
 
+    var synced = false;
     function resync() {
       getJSON("/ui/data/jobs/" + id).then(function (d) { show(d.job); renderExplain(d); }).catch(function () {});
-      loadPlot();
+      if (synced) loadPlot();  // the first time, the plot was just read with the page
+      synced = true;
     }
 
     loadPlot();
@@ -251,7 +253,7 @@
 
   /* ---- the live socket ------------------------------------------------------------------- */
 
-  var indicator = document.getElementById("live"), retry = 500, opened = 0;
+  var indicator = document.getElementById("live"), retry = 500;
 
   function connect() {
     var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ui/live");
@@ -264,8 +266,9 @@
       var ev;
       try { ev = JSON.parse(m.data); } catch (e) { return; }
       if (ev.event === "hello") {
-        opened += 1;
-        if (opened > 1 && view) view.resync();   // events were missed while away: read the page's data again
+        // What changed between the page's rendering (or the last socket) and this one came as no
+        // event: read the page's data once again, then follow events.
+        if (view) view.resync();
         return;
       }
       if (ev.event === "token_revoked") { location.href = "/ui/signin"; return; }
