@@ -213,3 +213,27 @@ def test_the_pool_pages_show_workers_sites_queues_and_reservations(visit: Visit)
         visit.shot(name)
     visit.page.goto(visit.dash.url + "/ui/workers")
     assert "w1" in visit.page.locator("#pool").inner_text()
+
+
+def test_the_jobs_listing_is_paged_and_filtered_on_the_server(visit: Visit) -> None:
+    visit.sign_in("bob")
+    client = visit.dash.cluster.client(visit.dash.tokens["bob"])
+    ids = [int(client.submit("true", queue=1, name=f"many-{n}").id) for n in range(27)]
+    held = int(client.submit("true", queue=1, hold=True, name="held").id)
+    for j in ids:
+        client.job(j).wait(timeout=60, poll=0.05)
+    api = visit.context.request
+    first = api.get(visit.dash.url + "/ui/data/jobs?size=25").json()
+    assert first["more"] and len(first["rows"]) == 25
+    assert first["rows"][0]["id"] == held  # unfinished jobs first, then the last ended
+    second = api.get(visit.dash.url + "/ui/data/jobs?size=25&page=2").json()
+    shown = [r["id"] for r in first["rows"] + second["rows"]]
+    assert len(shown) == len(set(shown)) and set(ids) | {held} <= set(shown)
+    queued = api.get(visit.dash.url + "/ui/data/jobs?state=queued").json()["rows"]
+    assert [r["id"] for r in queued] == [held]
+    assert api.get(visit.dash.url + "/ui/data/jobs?queue=nosuch").json()["rows"] == []
+    bad = api.get(visit.dash.url + "/ui/data/jobs?state=sleeping")
+    assert bad.status == 422 and bad.json()["error"].startswith("state: 'sleeping' is not a job state")
+    visit.page.goto(visit.dash.url + "/ui/?size=25&page=2")
+    assert visit.page.locator("a[rel=prev]").count() == 1
+    client.job(held).cancel()
