@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/rest_load.py
 	$(BIN)/python bench/policies.py
 	$(BIN)/python bench/cli_latency.py
+	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/workflows.py
 	$(BIN)/python bench/store_pg.py
 	SLURM_CPUS=16 bash scripts/services/slurm_up.sh >/dev/null

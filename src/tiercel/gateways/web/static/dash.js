@@ -93,9 +93,14 @@
       }).catch(function () {});
     }, 1000);
 
-    function update(j) {
+    function update(j, kind) {
       var tr = body.querySelector('tr[data-id="' + j.id + '"]');
-      if (!tr) { reload(); return; }   // a job this page does not show yet: read the page again
+      if (!tr) {
+        // a job this page does not show: a new one, or one that ended into its filter; the progress
+        // of a job on another page is none of its business
+        if (kind === "job_submitted" || kind === "job_finished") reload();
+        return;
+      }
       tr.className = "st-" + j.state;
       tr.querySelector(".state").textContent = j.state;
       tr.querySelector(".done").textContent = j.done;
@@ -103,7 +108,7 @@
       drawBar(tr.querySelector("svg.bar"), j);
     }
 
-    return { event: function (ev) { if (ev.job) update(ev.job); }, resync: reload };
+    return { event: function (ev) { if (ev.job) update(ev.job, ev.event); }, resync: reload };
   }
 
   /* ---- a job's page ------------------------------------------------------------------- */
