@@ -49,9 +49,11 @@ def chromium() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole session."""
+    """One headless Chromium for all the dashboard's tests. Its scope ends with tests/web: while
+    Playwright's sync API is open an event loop runs in this thread, and tests after these ones
+    call asyncio.run."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
