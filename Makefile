@@ -37,9 +37,11 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python bench/run.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/many_workers.py
 	$(BIN)/python bench/rest_load.py
 	$(BIN)/python bench/policies.py
 	$(BIN)/python bench/cli_latency.py
