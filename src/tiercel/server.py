@@ -28,7 +28,7 @@ from tiercel.gateways.rest.app import create_app
 from tiercel.gateways.rest.managers import Roster
 from tiercel.gateways.web import attach as attach_web
 from tiercel.gateways.xmpp.config import XmppConfig
-from tiercel.gateways.xmpp.gateway import attach as attach_xmpp
+from tiercel.gateways.xmpp.handle import attach as attach_xmpp
 from tiercel.manager import duties, statedir
 from tiercel.manager.settings import Settings
 from tiercel.manager.shell import Manager

@@ -296,7 +296,9 @@ def test_the_gateway_is_started_again_after_a_failure(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(gateway, "XmppGateway", Gateway)
     monkeypatch.setattr(gateway, "RESTART_DELAY", 0.0)
-    handle = gateway.GatewayHandle(SimpleNamespace(), SimpleNamespace(), SimpleNamespace())  # type: ignore[arg-type]
+    from tiercel.gateways.xmpp.handle import GatewayHandle
+
+    handle = GatewayHandle(SimpleNamespace(), SimpleNamespace(), SimpleNamespace())  # type: ignore[arg-type]
     asyncio.run(handle._run(handle.config))  # type: ignore[arg-type]
     assert len(built) == 3 and tries[0] == 4  # failed three times, started again each time, then ran to its end
     assert built[2].submitted_by == {7: "alice@x.org"} and built[2].limits is built[0].limits

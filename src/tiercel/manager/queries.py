@@ -23,8 +23,7 @@ from tiercel.manager.sessions import PlaceKind, Sessions
 from tiercel.manager.settings import Settings
 from tiercel.sites.site import Site
 from tiercel.store import AttemptRow, JobRow, Store
-from tiercel.store.base import STREAMS
-from tiercel.store.lease import ManagerEntry
+from tiercel.store.base import STREAMS, ManagerEntry
 
 RESTART_HOLD = "held while workers reconnect after a restart"
 QUEUE_SCAN = 10_000  # ended jobs a listing filtered by queue reads at most (the queue is inside each stored spec)

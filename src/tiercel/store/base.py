@@ -272,3 +272,20 @@ class Store(Protocol):
     def outputs_size(self, job_id: JobId) -> tuple[int, int]:
         """How many of the job's attempt rows hold an output, and the bytes those take as stored."""
         ...
+
+
+@dataclass(frozen=True)
+class ManagerEntry:
+    """One manager as `tiercel managers` shows it."""
+
+    name: str
+    url: str
+    role: str  # active, standby, or gone (not seen for three leases)
+    since: float | None  # when it took the lease (the active one), seconds since the epoch
+    epoch: int | None  # the lease's epoch (the active one)
+    seen: float | None  # seconds since it last said it runs
+    this: bool  # the manager answering
+
+    def as_json(self) -> dict[str, object]:
+        return {"name": self.name, "url": self.url, "role": self.role, "since": self.since, "epoch": self.epoch,
+                "seen": self.seen, "this": self.this}

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from tiercel.store.base import ManagerEntry
+
 log = logging.getLogger("tiercel.store")
 
 FENCED = "TC001"  # the SQLSTATE tiercel_fence() raises for a write of an epoch that is over
@@ -218,23 +220,6 @@ class Lease:
         rows = self.execute("SELECT name, url, started, seen, EXTRACT(EPOCH FROM clock_timestamp() - seen) "
                              "FROM managers ORDER BY name")
         return [ManagerSeen(n, u, s, seen, float(age)) for n, u, s, seen, age in rows]
-
-
-@dataclass(frozen=True)
-class ManagerEntry:
-    """One manager as `tiercel managers` shows it."""
-
-    name: str
-    url: str
-    role: str  # active, standby, or gone (not seen for three leases)
-    since: float | None  # when it took the lease (the active one), seconds since the epoch
-    epoch: int | None  # the lease's epoch (the active one)
-    seen: float | None  # seconds since it last said it runs
-    this: bool  # the manager answering
-
-    def as_json(self) -> dict[str, object]:
-        return {"name": self.name, "url": self.url, "role": self.role, "since": self.since, "epoch": self.epoch,
-                "seen": self.seen, "this": self.this}
 
 
 def roster(lease: Lease) -> list[ManagerEntry]:

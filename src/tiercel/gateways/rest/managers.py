@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from tiercel.gateways.rest.auth import Who
-from tiercel.store.lease import ManagerEntry
+from tiercel.store.base import ManagerEntry
 
 Roster = Callable[[], list[ManagerEntry]]
 

@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket
 
 from tiercel import __version__
 from tiercel.manager.auth import bearer, digest
-from tiercel.store.lease import ManagerEntry
+from tiercel.store.base import ManagerEntry
 
 log = logging.getLogger("tiercel.manager")
 

@@ -25,14 +25,24 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from slixmpp import JID
-from slixmpp.jid import InvalidJID
 
 from tiercel.core.problems import MISSING, Problem
-from tiercel.gateways.xmpp.link import Endpoint, TlsMode
+from tiercel.gateways.xmpp.endpoint import Endpoint, TlsMode
 
 USER_NAME = r"^[A-Za-z0-9_.@-]{1,64}$"
 DEFAULT_RESOURCE = "tiercel"
+
+
+def _parse(value: str) -> Any:
+    """A JID (slixmpp's, imported only when a JID is read: a manager without XMPP never loads it);
+    ValueError saying what is wrong."""
+    from slixmpp import JID
+    from slixmpp.jid import InvalidJID
+
+    try:
+        return JID(value)
+    except InvalidJID as exc:
+        raise ValueError(f"is not a JID ({exc}); write it as user@domain") from None
 
 
 def bare_jid(value: str, *, wildcard: bool = False) -> str:
@@ -40,10 +50,7 @@ def bare_jid(value: str, *, wildcard: bool = False) -> str:
     if wildcard and value.startswith("*@"):
         domain = bare_jid("x@" + value[2:]).split("@", 1)[1]
         return "*@" + domain
-    try:
-        jid = JID(value)
-    except InvalidJID as exc:
-        raise ValueError(f"is not a JID ({exc}); write it as user@domain") from None
+    jid = _parse(value)
     if not jid.user or jid.resource:
         raise ValueError("must be a bare JID such as alice@example.org")
     return str(jid.bare)
@@ -83,10 +90,7 @@ class XmppConfig(BaseModel):
     @field_validator("jid")
     @classmethod
     def _jid(cls, value: str) -> str:
-        try:
-            jid = JID(value)
-        except InvalidJID as exc:
-            raise ValueError(f"is not a JID ({exc}); write it as user@domain") from None
+        jid = _parse(value)
         if not jid.user:
             raise ValueError("must have a user part, as in tiercel@example.org")
         return str(jid.full if jid.resource else f"{jid.bare}/{DEFAULT_RESOURCE}")
@@ -122,13 +126,13 @@ class XmppConfig(BaseModel):
     def _password(self) -> XmppConfig:
         if (self.password is None) == (self.password_file is None):
             raise ValueError("give exactly one of password and password_file")
-        if self.tls == "plain" and not loopback(self.server or JID(self.jid).domain):
+        if self.tls == "plain" and not loopback(self.server or _parse(self.jid).domain):
             raise ValueError(PLAIN_ONLY_ON_LOOPBACK)
         return self
 
     @property
     def bare(self) -> str:
-        return str(JID(self.jid).bare)
+        return str(_parse(self.jid).bare)
 
     def secret(self) -> str:
         if self.password is not None:

@@ -25,10 +25,8 @@ from collections import OrderedDict, deque
 from typing import Any
 
 import slixmpp
-from fastapi import FastAPI
 
 from tiercel.core.model import JobId, UserName
-from tiercel.gateways.rest.jids import router
 from tiercel.gateways.xmpp import kestrel
 from tiercel.gateways.xmpp.adhoc import AdHoc
 from tiercel.gateways.xmpp.chat import Answer, Chat, rate_limited, refusal
@@ -231,43 +229,3 @@ class XmppGateway:
         else:
             self.pending.append((to, body))
 
-
-class GatewayHandle:
-    """What the manager's lifespan holds: start in its task group, stop on the way out."""
-
-    def __init__(self, manager: Manager, config: XmppConfig | None, jids: JidDirectory) -> None:
-        self.manager, self.config, self.jids = manager, config, jids
-        self.gateway: XmppGateway | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self, tg: asyncio.TaskGroup) -> None:
-        if self.config is not None:
-            self.task = tg.create_task(self._run(self.config))
-
-    async def _run(self, config: XmppConfig) -> None:
-        """The gateway, started again should it fail: the manager serves on whatever happens here."""
-        while True:
-            try:
-                old = self.gateway
-                self.gateway = XmppGateway(self.manager, config, self.jids)  # inside the loop slixmpp binds to
-                if old is not None:  # who submitted what, what is still to be said, and limits carry over
-                    new = self.gateway
-                    new.submitted_by, new.pending, new.limits, new.refused = (old.submitted_by, old.pending,
-                                                                              old.limits, old.refused)
-                    new.pending.extend(old.held)
-                await self.gateway.run()
-                return
-            except Exception:
-                log.exception("the XMPP gateway failed; starting it again in %.0fs", RESTART_DELAY)
-            await asyncio.sleep(RESTART_DELAY)
-
-    def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-
-
-def attach(manager: Manager, app: FastAPI, config: XmppConfig | None) -> GatewayHandle:
-    """The JID links API (/v1/jids), and the gateway when the configuration has an [xmpp] table."""
-    jids = JidDirectory(manager.settings.state_dir, config.users if config is not None else None)
-    app.include_router(router(manager, jids))
-    return GatewayHandle(manager, config, jids)

@@ -21,9 +21,7 @@ import logging
 import random
 import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import slixmpp
 from slixmpp.stanza import Message
@@ -31,13 +29,16 @@ from slixmpp.xmlstream import ElementBase, register_stanza_plugin
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import StanzaPath
 
+from tiercel.gateways.xmpp.endpoint import Endpoint, TlsMode
+
 log = logging.getLogger("tiercel.xmpp")
+
+__all__ = ["Endpoint", "TlsMode"]
 
 NS = "urn:tiercel:worker:1"
 CHUNK = 48 * 1024  # raw bytes per stanza: 64 KiB once in base64, well under Prosody's 256 KiB limit
 MAX_FRAME = 64 * 1024 * 1024  # as on the WebSocket channel
 
-TlsMode = Literal["starttls", "direct", "plain"]
 
 
 class FrameElement(ElementBase):
@@ -50,16 +51,6 @@ class FrameElement(ElementBase):
 
 
 register_stanza_plugin(Message, FrameElement)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where and how to reach the XMPP server."""
-
-    host: str | None = None  # None: the JID's domain (DNS SRV records)
-    port: int | None = None
-    tls: TlsMode = "starttls"
-    ca_file: Path | None = None
 
 
 def make_client(jid: str, password: str, endpoint: Endpoint, **plugins: dict[str, Any]) -> slixmpp.ClientXMPP:
