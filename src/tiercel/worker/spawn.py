@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,7 +59,7 @@ class Spawner:
     """Starts processes with stdout and stderr on the write ends given; one per thread."""
 
     def __init__(self) -> None:
-        self._null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self._null = _null()
         # Two descriptors this slot owns for its life: a task's pipes are put on them for its spawn,
         # /dev/null again after it (so the pipe closes when the task's own copy does).
         self._out = os.dup(self._null)
@@ -138,8 +139,19 @@ class Spawner:
             _LIBC.posix_spawn_file_actions_destroy(self._fa)
             _LIBC.posix_spawnattr_destroy(self._attr)
             self._fa = self._attr = None
-        for fd in (self._out, self._err, self._null):
+        for fd in (self._out, self._err):
             os.close(fd)
+
+
+_NULL: list[int] = []  # one /dev/null for every spawner of the process
+_NULL_LOCK = threading.Lock()
+
+
+def _null() -> int:
+    with _NULL_LOCK:
+        if not _NULL:
+            _NULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        return _NULL[0]
 
 
 def _pair(name: str, value: str) -> bytes:
