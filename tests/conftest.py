@@ -1,4 +1,5 @@
-"""Fixtures for every test: a PostgreSQL for the session (started only when a test asks for it), a database per test."""
+"""Fixtures for every test: a PostgreSQL and a Gfarm for the session (each started only when a test asks
+for it), a database per test."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests import gfarm as gfarm_service
 from tests.postgres import Postgres, start_or_skip
 
 
@@ -27,3 +29,13 @@ def pg_url(postgres: Postgres) -> Iterator[str]:
         yield url
     finally:
         postgres.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def gfarm() -> Iterator[gfarm_service.Gfarm]:
+    """One Gfarm (a metadata server, three file-system nodes) for the whole session, stopped at its end."""
+    fs = gfarm_service.start_or_skip(gfarm_service.Gfarm())
+    try:
+        yield fs
+    finally:
+        fs.cleanup()

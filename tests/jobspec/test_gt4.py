@@ -50,7 +50,11 @@ def test_every_xml_element_maps_onto_a_job_request_field() -> None:
         ("<job><executable>/bin/true</executable><hostCount>2</hostCount></job>", "<hostCount>",
          "supported: executable, argument, directory, environment, count, jobType"),
         ("<job><executable>/bin/true</executable><fileStageIn><transfer><sourceUrl>gsiftp://h/a</sourceUrl>"
-         "</transfer></fileStageIn></job>", "<fileStageIn>", "stages no files"),
+         "</transfer></fileStageIn></job>", "<fileStageIn>", "one <sourceUrl> and one <destinationUrl>"),
+        ("<job><executable>/bin/true</executable><fileStageIn><transfer><sourceUrl>gsiftp://h/a</sourceUrl>"
+         "<destinationUrl>a</destinationUrl></transfer></fileStageIn></job>", "<fileStageIn>",
+         "stages files of Gfarm only"),
+        ("<job><executable>/bin/true</executable><fileCleanUp/></job>", "<fileCleanUp>", "stages files of Gfarm only"),
         ("<job><executable>/bin/true</executable><extensions><a/></extensions></job>", "<extensions>",
          "is not a job attribute Tiercel supports"),
         ("<job><executable>/bin/true</executable><stdin>in</stdin></job>", "<stdin>", "without standard input"),
@@ -115,3 +119,15 @@ def test_xml_substitutions_of_a_large_variable_are_bounded_too() -> None:
     assert "'${BIG}' expands to 100,000 characters" in problem.message()
     assert "at most" in problem.message()
     assert isinstance(parse_xml(text.replace("${BIG}" * 40, "${BIG}" * 3), env), JobDescription)
+
+
+def test_file_staging_in_gfarm_becomes_the_jobs_inputs_and_outputs() -> None:
+    desc = parse_xml("<job><executable>/usr/bin/meme</executable><count>2</count>"
+                     "<fileStageIn><transfer><sourceUrl>gfarm:///in/seq_{index}.fa</sourceUrl>"
+                     "<destinationUrl>file:///${GLOBUS_USER_HOME}/seq_{index}.fa</destinationUrl></transfer>"
+                     "</fileStageIn><fileStageOut><transfer><sourceUrl>file:///${GLOBUS_USER_HOME}/o_{index}.txt"
+                     "</sourceUrl><destinationUrl>gfarm:///out/o_{index}.txt</destinationUrl></transfer>"
+                     "</fileStageOut></job>", ENV)
+    assert not isinstance(desc, Problem), desc.message()
+    assert desc.request["inputs"] == ["gfarm:///in/seq_{index}.fa"]
+    assert desc.request["outputs"] == ["gfarm:///out/o_{index}.txt"]

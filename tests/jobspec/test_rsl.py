@@ -90,8 +90,12 @@ SUPPORTED_RSL = "supported: executable, arguments, directory, environment, count
     [
         # attributes Tiercel cannot honour, named, with what is supported
         ("&(executable=/bin/true)(hostCount=2)", "hostCount (line 1)", SUPPORTED_RSL),
-        ("&(executable=/bin/true)\n(file_stage_in=(a b))", "file_stage_in (line 2)", "stages no files"),
-        ("&(executable=/bin/true)(fileStageOut=(a b))", "fileStageOut (line 1)", "stages no files"),
+        ("&(executable=/bin/true)\n(file_stage_in=(a b))", "file_stage_in (line 2)", "stages files of Gfarm only"),
+        ("&(executable=/bin/true)(fileStageOut=(a gsiftp://h/a))", "fileStageOut (line 1)", "stages files of Gfarm only"),
+        ("&(executable=/bin/true)(fileStageIn=(gfarm:///d/a b))", "fileStageIn (line 1)", "the file's own name, 'a'"),
+        ("&(executable=/bin/true)(directory=/tmp)(fileStageIn=(gfarm:///d/a a))", "fileStageIn (line 1)",
+         "cannot be given with directory"),
+        ("&(executable=/bin/true)(fileCleanUp=(a))", "fileCleanUp (line 1)", "stages files of Gfarm only"),
         ("&(executable=/bin/true)(stdin=/dev/null)", "stdin (line 1)", "without standard input"),
         ("&(executable=/bin/true)(project=chem)", "project (line 1)", "no project accounts"),
         ("&(executable=/bin/true)(maxCpuTime=5)", "maxCpuTime (line 1)", "wall-clock time only"),
@@ -230,3 +234,12 @@ def test_an_attribute_that_substitutes_too_much_is_named() -> None:
     problem = parse_rsl(text, ENV)
     assert isinstance(problem, Problem)
     assert "'$(A)' expands to 100,000 characters in arguments" in problem.message()
+
+
+def test_file_staging_in_gfarm_becomes_the_jobs_inputs_and_outputs() -> None:
+    desc = parse_rsl("&(executable=/usr/bin/meme)(count=3)"
+                     "(fileStageIn=(gfarm:///in/seq_{index}.fa seq_{index}.fa)(gfarm:///db/motifs.db motifs.db))"
+                     "(fileStageOut=(meme_{index}.txt gfarm:///out/meme_{index}.txt))", {})
+    assert not isinstance(desc, Problem), desc.message()
+    assert desc.request["inputs"] == ["gfarm:///in/seq_{index}.fa", "gfarm:///db/motifs.db"]
+    assert desc.request["outputs"] == ["gfarm:///out/meme_{index}.txt"]

@@ -19,7 +19,8 @@ def job_fields(
     max_running: int | None = None, max_failures: int | None = None, hold: bool = False,
     after: tuple[str, ...] = (), on_dependency_failure: str | None = None,
     each_line: Path | None = None, each_json: Path | None = None, stdout: str | None = None,
-    stderr: str | None = None, *, check: bool = True,
+    stderr: str | None = None, inputs: tuple[str, ...] = (), outputs: tuple[str, ...] = (),
+    on_missing_input: str | None = None, *, check: bool = True,
 ) -> dict[str, Any]:
     """Merge a job file with the command line (the command line wins) and validate locally.
 
@@ -90,6 +91,12 @@ def job_fields(
         data["after"] = [a for item in after for a in item.split(",") if a]
     if on_dependency_failure is not None:
         data["on_dependency_failure"] = on_dependency_failure
+    if inputs:
+        data["inputs"] = list(inputs)
+    if outputs:
+        data["outputs"] = list(outputs)
+    if on_missing_input is not None:
+        data["on_missing_input"] = on_missing_input
     if "command" not in data:
         raise UserError("command: is required: put it after '--' (tiercel submit --queue 10 -- ./task.sh) "
                         "or in the job file")
@@ -148,6 +155,17 @@ def job_options(fn: Any) -> Any:
                           "{index:05}. The manager keeps its copy too ('tiercel logs')."),
         click.option("--stderr", metavar="PATTERN",
                      help="The same for stderr; the same pattern as --stdout puts both in one file."),
+        click.option("--input", "inputs", multiple=True, metavar="URL",
+                     help="A file the tasks read, in Gfarm: 'gfarm:///data/sample_{index}.bam' one per task, "
+                          "'gfarm:///ref/genome.fa' one every task reads (repeat). Tasks run where the replicas "
+                          "are; each finds its inputs at the local paths in TIERCEL_INPUTS."),
+        click.option("--output", "outputs", multiple=True, metavar="URL",
+                     help="A file each task writes, put into Gfarm on the node where it ran: "
+                          "'gfarm:///results/{index}.out' (repeat); the task writes it at the local path in "
+                          "TIERCEL_OUTPUTS. 'tiercel job data JOB' lists them."),
+        click.option("--on-missing-input", type=click.Choice(["fail", "refuse"]), metavar="fail|refuse",
+                     help="An input that does not exist: its task fails, saying so (fail, the default), or the "
+                          "manager refuses the job at submit (refuse)."),
         click.option("--file", "-f", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
                      help="Job file: TOML [job] table, or a Kestrel .job file."),
     ]

@@ -147,6 +147,10 @@ class JobSpec:
     on_dependency_failure: str = "cancel"  # or "wait": a dependency that failed may still be retried
     # caps it shares with other jobs: (key, at most this many of their tasks at once), e.g. a workflow's
     limits: tuple[tuple[str, int], ...] = ()
+    # files in a shared file system (core/data.py): URLs, a pattern with {index} a file per task
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    on_missing_input: str = "fail"  # or "refuse": checked at submit
 
     @property
     def size(self) -> int:

@@ -57,20 +57,18 @@ class Attr:
 
 
 RSL_SUPPORTED = ("executable", "arguments", "directory", "environment", "count", "jobType", "queue", "maxWallTime",
-                 "maxTime", "maxMemory", "stdout", "stderr", "rsl_substitution")
+                 "maxTime", "maxMemory", "stdout", "stderr", "rsl_substitution", "fileStageIn", "fileStageOut")
 XML_SUPPORTED = ("executable", "argument", "directory", "environment", "count", "jobType", "queue", "maxWallTime",
-                 "maxTime", "maxMemory", "stdout", "stderr")
+                 "maxTime", "maxMemory", "stdout", "stderr", "fileStageIn", "fileStageOut")
 
-_NO_STAGING = "is not supported: Tiercel stages no files, tasks use the worker's file system"
+_NO_STAGING = "is not supported: Tiercel stages files of Gfarm only, with fileStageIn and fileStageOut"
 _REFUSED = {
     "stdin": "is not supported: tasks run without standard input (let the program open the file)",
     "project": "is not supported: Tiercel keeps no project accounts (fair share is per user); leave it out",
     "hostcount": "is not supported: Tiercel runs count independent tasks, it does not spread one job over hosts",
     "maxcputime": "is not supported: Tiercel limits wall-clock time only (maxWallTime)",
     "minmemory": "is not supported: give the memory a task needs as maxMemory",
-    "filestagein": _NO_STAGING,
     "filestageinshared": _NO_STAGING,
-    "filestageout": _NO_STAGING,
     "filecleanup": _NO_STAGING,
     "multijob": "is not supported: describe one job per file",
 }
@@ -190,7 +188,33 @@ def to_request(attrs: list[Attr], kind: str, home: str | None) -> JobDescription
     if "maxmemory" in seen:  # megabytes in GRAM, as in Tiercel
         req["memory"] = _whole(seen["maxmemory"], 1, 64 * 1024 * 1024, "megabytes")
     outputs = {k: _path(seen[k], "a file name") if k in seen else None for k in ("stdout", "stderr")}
+    _staging(seen, req)
     return JobDescription(kind, req, outputs["stdout"], outputs["stderr"])
+
+
+def _staging(seen: dict[str, Attr], req: dict[str, Any]) -> None:
+    """fileStageIn ((gfarm:///in/x_${I}.dat x_${I}.dat)) and fileStageOut ((out.dat gfarm:///out/out.dat)) as the
+    job's inputs and outputs: a task runs in its data directory, where the inputs are under their own names
+    and its outputs are picked up under theirs (so a local name must be the Gfarm file's own)."""
+    for key, remote_first, field in (("filestagein", True, "inputs"), ("filestageout", False, "outputs")):
+        if key not in seen:
+            continue
+        a = seen[key]
+        if "directory" in seen:
+            raise Fail(Problem(a.label, MISSING, "cannot be given with directory: a task that stages files runs in "
+                                                 "its own data directory, where its files are"))
+        urls = []
+        for pair in pairs(a):
+            remote, local = pair if remote_first else pair[::-1]
+            if not remote.startswith("gfarm://"):
+                raise Fail(Problem(a.label, remote, "must be a URL in Gfarm (gfarm:///path): Tiercel stages files of "
+                                                    "Gfarm only"))
+            own = remote.rsplit("/", 1)[-1]
+            if local != own:
+                raise Fail(Problem(a.label, local, f"must be the file's own name, {own!r}: a task finds its files "
+                                                   "in its data directory under their names in Gfarm"))
+            urls.append(remote)
+        req[field] = urls
 
 
 # ---- substitution budget --------------------------------------------------------------------

@@ -29,7 +29,7 @@ from tiercel.jobspec.gram import (
 )
 
 _XML_VAR = re.compile(r"\$\{([^}]*)\}")
-_XML_TEXT = {canonical(s) for s in XML_SUPPORTED} - {"argument", "environment"}
+_XML_TEXT = {canonical(s) for s in XML_SUPPORTED} - {"argument", "environment", "filestagein", "filestageout"}
 
 
 def _substitute(text: str, variables: Mapping[str, str], label: str, budget: Budget) -> str:
@@ -72,6 +72,31 @@ def _xml_environment(el: Element, variables: Mapping[str, str], budget: Budget) 
     return [fields["name"].strip(), fields.get("value", "")]
 
 
+def _xml_staging(el: Element, variables: Mapping[str, str], budget: Budget) -> list[Value]:
+    """``<fileStageIn><transfer><sourceUrl>..</sourceUrl><destinationUrl>..</destinationUrl></transfer>..``
+    as (source destination) pairs; a destination ``file:///${GLOBUS_USER_HOME}/x`` or a plain name alike."""
+    label = f"<{_local(el.tag)}>"
+    out: list[Value] = []
+    for transfer in el:
+        if _local(transfer.tag) != "transfer":
+            raise Fail(Problem(label, MISSING, "must hold <transfer> elements, each a <sourceUrl> and a "
+                                               "<destinationUrl>"))
+        ends: dict[str, str] = {}
+        for part in transfer:
+            name = _local(part.tag)
+            if name not in ("sourceUrl", "destinationUrl") or name in ends:
+                raise Fail(Problem(label, MISSING, "must hold one <sourceUrl> and one <destinationUrl> per <transfer>"))
+            ends[name] = _substitute(_text_of(part, f"{label}<{name}>").strip(), variables, label, budget)
+        if len(ends) != 2:
+            raise Fail(Problem(label, MISSING, "must hold one <sourceUrl> and one <destinationUrl> per <transfer>"))
+        local = [u for u in ends.values() if not u.startswith("gfarm://")]
+        if local and local[0].startswith("file://"):
+            base = local[0].rsplit("/", 1)[-1]
+            ends = {k: base if v == local[0] else v for k, v in ends.items()}
+        out.append([ends["sourceUrl"], ends["destinationUrl"]])
+    return out
+
+
 def _xml_attrs(root: Element, variables: Mapping[str, str]) -> list[Attr]:
     budget = Budget()  # ${NAME} comes from the environment only, but may be large and used many times
     if (root.text or "").strip() or any((c.tail or "").strip() for c in root):
@@ -89,6 +114,8 @@ def _xml_attrs(root: Element, variables: Mapping[str, str]) -> list[Attr]:
             environment.append(_xml_environment(child, variables, budget))
         elif key == "arguments":  # the RSL spelling, which the schema does not have
             raise Fail(Problem(label, MISSING, "is not a GT4 element: give each argument as <argument>"))
+        elif key in ("filestagein", "filestageout"):
+            attrs.append(Attr(label, key, _xml_staging(child, variables, budget)))
         elif key in _XML_TEXT:
             attrs.append(Attr(label, key, [_substitute(_text_of(child, label).strip(), variables, label, budget)]))
         else:  # refused by name in to_request, whatever it holds

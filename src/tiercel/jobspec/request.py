@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 from tiercel.core.model import AFTER_KINDS, MAX_JOB_ID, After, Entries, JobId, JobSpec
 from tiercel.core.problems import Problem
 from tiercel.core.ranges import IndexRanges, parse_ranges
+from tiercel.jobspec.data import check_files
 from tiercel.jobspec.errors import Shown, problem_from_errors
 from tiercel.jobspec.values import check_output, parse_duration, parse_memory
 
@@ -127,6 +128,18 @@ class JobRequest(BaseModel):
                     "Placeholders: {index}, {job}, zero-padded {index:05}")
     stderr: Line | None = Field(None, max_length=MAX_PATH,
                                 description="the same for stderr (the same pattern as stdout: both in one file)")
+    inputs: list[Line] = Field(
+        default_factory=list, description="files the tasks read, as URLs in Gfarm: gfarm:///data/sample_{index}.bam "
+                                          "a file per task ({index}, zero-padded {index:05}, {job}), "
+                                          "gfarm:///ref/genome.fa one every task reads. Tasks run where their "
+                                          "replicas are, and find them at local paths (TIERCEL_INPUTS)")
+    outputs: list[Line] = Field(
+        default_factory=list, description="files the tasks write, put into Gfarm on the node where each ran: "
+                                          "gfarm:///results/{index}.out ({index} is needed when there are several "
+                                          "tasks); a task writes them at the local paths in TIERCEL_OUTPUTS")
+    on_missing_input: Line = Field(
+        "fail", description="an input that does not exist: fail (its task fails, saying so; the default) or "
+                            "refuse (the manager checks every input at submit and refuses the job)")
 
     @field_validator("command", mode="before")
     @classmethod
@@ -227,6 +240,9 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
     after = parse_after(req.after)
     if isinstance(after, Problem):
         return after
+    bad_files = check_files(req.inputs, req.outputs, len(indexes), req.on_missing_input)
+    if bad_files is not None:
+        return bad_files
     if req.on_dependency_failure not in ("cancel", "wait"):
         return Problem("on_dependency_failure", req.on_dependency_failure, "must be cancel or wait")
 
@@ -256,6 +272,9 @@ def build_spec(req: JobRequest, *, max_tasks: int = MAX_TASKS) -> JobSpec | Prob
         entries=entries,
         stdout=req.stdout,
         stderr=req.stderr,
+        inputs=tuple(req.inputs),
+        outputs=tuple(req.outputs),
+        on_missing_input=req.on_missing_input,
     )
 
 

@@ -27,6 +27,8 @@ def spec_to_row(spec: JobSpec) -> dict[str, Any]:
         "after": [[d.job, d.kind] for d in spec.after], "on_dependency_failure": spec.on_dependency_failure,
         "limits": [list(kv) for kv in spec.limits],
         "stdout": spec.stdout, "stderr": spec.stderr,
+        **({"inputs": list(spec.inputs), "outputs": list(spec.outputs), "on_missing_input": spec.on_missing_input}
+           if spec.inputs or spec.outputs else {}),
     }
 
 
@@ -44,4 +46,6 @@ def spec_from_row(d: dict[str, Any]) -> JobSpec:
         on_dependency_failure=str(d.get("on_dependency_failure", "cancel")),
         limits=tuple((str(k), int(v)) for k, v in d.get("limits", ())),
         stdout=d.get("stdout"), stderr=d.get("stderr"),
+        inputs=tuple(str(u) for u in d.get("inputs", ())), outputs=tuple(str(u) for u in d.get("outputs", ())),
+        on_missing_input=str(d.get("on_missing_input", "fail")),
     )

@@ -158,6 +158,7 @@ def spec_to_wire(spec: JobSpec) -> dict[str, Any]:
         "append_index": spec.append_index, "cpus": spec.cpus, "memory_mb": spec.memory_mb,
         "priority": spec.priority, "queue": spec.queue, "reservation": spec.reservation, "site": spec.site,
         "stdout": spec.stdout, "stderr": spec.stderr,
+        **({"inputs": list(spec.inputs), "outputs": list(spec.outputs)} if spec.inputs or spec.outputs else {}),
     }
 
 
@@ -171,6 +172,7 @@ def spec_from_wire(d: dict[str, Any]) -> JobSpec:
         memory_mb=int(d.get("memory_mb", 0)), priority=int(d.get("priority", 0)),
         queue=str(d.get("queue", "default")), reservation=d.get("reservation"), site=d.get("site"),
         stdout=_optional_text(d.get("stdout")), stderr=_optional_text(d.get("stderr")),
+        inputs=tuple(str(u) for u in d.get("inputs", ())), outputs=tuple(str(u) for u in d.get("outputs", ())),
     )
 
 

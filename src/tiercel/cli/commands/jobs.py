@@ -46,6 +46,8 @@ def submit(url: str | None, token: str | None, as_json: bool, **kw: Any) -> None
       tiercel submit --array 0-99,200-299 --retries 2 --walltime 10m -- python sim.py
       tiercel submit --file sweep.job
       tiercel submit --each-line inputs.txt --stdout 'out/{index}.txt' -- ./run.sh
+      tiercel submit --queue 300 --input 'gfarm:///data/sample_{index}.bam' \\
+          --output 'gfarm:///results/{index}.out' -- ./align.sh
     The index (with --each-line, the task's line) is also appended as the last argument unless
     --no-index is given.
     """
