@@ -170,6 +170,7 @@ class WorkerInfo:
     site: str = "pool"  # the site it belongs to: "pool", or the batch site that started it as a pilot
     ends_at: float | None = None  # a pilot's end: it takes no task whose walltime would run past it
     reservation: str | None = None  # a pilot inside a reservation's batch-system mirror: it runs only that work
+    data_node: str | None = None  # the file-system node (Gfarm's host name) it runs on or next to
 
     def fits(self, spec: JobSpec) -> bool:
         """Requirement matching: every required tag present, resources suffice."""

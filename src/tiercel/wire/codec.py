@@ -219,6 +219,7 @@ def _hello_to_wire(h: Hello) -> dict[str, Any]:
             "slots": i.slots, "cpus": i.cpus, "mem": i.memory_mb, "tags": sorted(i.tags), "credit": h.credit,
             "held": [ref_to_wire(r) for r in h.held], "results": [report_to_wire(r) for r in h.results],
             "ran": list(h.ran), "site": i.site, "ends_at": i.ends_at, "reservation": i.reservation,
+            **({"data_node": i.data_node} if i.data_node else {}),
             **({"results_u": cpu} if (cpu := cpu_to_wire(h.results)) else {})}
 
 
@@ -313,5 +314,9 @@ def _info(msg: dict[str, Any]) -> WorkerInfo:
         raise HelloError(f"mem: {str(mem)[:40]!r} must be the worker's memory in MiB, 0 or more")
     if not isinstance(host, str) or len(host) > 255:
         raise HelloError("host must be a host name of at most 255 characters")
+    data_node = msg.get("data_node")
+    if data_node is not None and (not isinstance(data_node, str) or not 1 <= len(data_node) <= 255):
+        raise HelloError("data_node must be a file-system node's host name of 1 to 255 characters")
     return WorkerInfo(name=name, host=host, slots=slots, tags=frozenset(tags), cpus=cpus, memory_mb=mem,
-                      site=site, ends_at=None if ends_at is None else float(ends_at), reservation=reservation)
+                      site=site, ends_at=None if ends_at is None else float(ends_at), reservation=reservation,
+                      data_node=data_node)

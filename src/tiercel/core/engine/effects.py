@@ -51,4 +51,16 @@ class Refused:
     tasks: list[TaskRef]
 
 
-Effect = Persist | SendTasks | KillTasks | JobEnded | RunCleanup | Refused
+
+
+@dataclass(frozen=True, slots=True)
+class Replicate:
+    """Make a replica of a file on a file-system node (data-aware placement decided a copy wins);
+    the shell reports back with ``Engine.replica_made``."""
+
+    path: str
+    node: str
+    size: int
+
+
+Effect = Persist | SendTasks | KillTasks | JobEnded | RunCleanup | Refused | Replicate

@@ -25,6 +25,7 @@ import bisect
 from collections.abc import Iterable
 
 from tiercel.core import policies
+from tiercel.core.engine.data import DataPlacement
 from tiercel.core.engine.deps import Dependencies
 from tiercel.core.engine.effects import Effect, JobEnded, KillTasks, Persist, Refused, RunCleanup, SendTasks
 from tiercel.core.engine.state import JobRun, Running, TaskKey, WorkerRun
@@ -55,11 +56,11 @@ from tiercel.core.sites import POOL, Mode, SiteInfo
 DEFAULT_QUEUE = "default"
 
 
-
 def _joined(w: WorkerRun) -> int:
     return w.joined
 
-class Engine(Views, Dependencies):
+
+class Engine(Views, Dependencies, DataPlacement):
     """Live state of unfinished jobs and connected workers."""
 
     def __init__(self, *, hold_until: float = 0.0, expected_workers: Iterable[WorkerId] = (),
@@ -86,6 +87,7 @@ class Engine(Views, Dependencies):
         # have come back (and reclaimed their running tasks) or until hold_until.
         self.hold_until = hold_until
         self.expected_workers = set(expected_workers)
+        self._data_init()
 
     # ---- jobs ----------------------------------------------------------
 
@@ -391,14 +393,16 @@ class Engine(Views, Dependencies):
         sends: dict[WorkerId, SendTasks] = {}
         # Caps shared by several jobs (a workflow's) are kept after the policies weighed each job alone:
         # what they left unplaced is offered again, a round or two, to the others.
-        for _ in range(3 if room else 1):
+        self.data_short.clear()  # data jobs that took less than they were offered: not offered again
+        for _ in range(3 if room or any(j.spec.inputs for j in self._order) else 1):
             by_queue: dict[str, list[JobRun]] = {}
             for job in self._order:
-                if job.startable and job.site is not None and all(room[k] > 0 for k, _ in job.spec.limits):
+                if job.startable and job.site is not None and all(room[k] > 0 for k, _ in job.spec.limits) \
+                        and job.id not in self.data_short:
                     by_queue.setdefault(self.queue_of(job), []).append(job)
             if not by_queue or not self._dispatch_round(by_queue, hungry, credit, sends, room, now):
                 break
-        return list(sends.values())
+        return [*self.take_data_effects(), *sends.values(), *self.take_copies()]
 
     def _dispatch_round(self, by_queue: dict[str, list[JobRun]], hungry: list[WorkerRun], credit: dict[WorkerId, int],
                         sends: dict[WorkerId, SendTasks], room: dict[str, int], now: float) -> bool:
@@ -412,6 +416,7 @@ class Engine(Views, Dependencies):
             if not places:
                 break
             planned = self._schedule(name, self._snapshot(now, jobs, places), chain)
+            data_jobs: dict[JobId, dict[WorkerId, int]] = {}
             for placement in planned.placements if planned else ():
                 job = self.jobs[placement.job]
                 count = placement.count
@@ -423,6 +428,9 @@ class Engine(Views, Dependencies):
                     for key, _ in job.spec.limits:
                         room[key] -= count
                 worker = self.workers[WorkerId(placement.place)]
+                if job.spec.inputs:  # which tasks go where is the data's to say, below
+                    data_jobs.setdefault(job.id, {})[worker.id] = count
+                    continue
                 send = sends.get(worker.id)
                 if send is None:
                     send = sends[worker.id] = SendTasks(worker.id, [], {})
@@ -431,6 +439,22 @@ class Engine(Views, Dependencies):
                     send.specs[job.id] = job.spec
                 credit[worker.id] -= count * job.spec.cpus
                 self._assign(job, worker, count, send.tasks, now)
+            for job_id, allowed in data_jobs.items():
+                job = self.jobs[job_id]
+                picks = self.place_data(job, allowed, now)
+                if sum(map(len, picks.assign.values())) < sum(allowed.values()):
+                    self.data_short.add(job_id)
+                    clamped = True  # the slots it left are offered to the other jobs
+                for wid, indexes in picks.assign.items():
+                    worker = self.workers[WorkerId(wid)]
+                    send = sends.get(worker.id)
+                    if send is None:
+                        send = sends[worker.id] = SendTasks(worker.id, [], {})
+                    if job.id not in worker.known_jobs:
+                        worker.known_jobs.add(job.id)
+                        send.specs[job.id] = job.spec
+                    credit[worker.id] -= len(indexes) * job.spec.cpus
+                    self._assign(job, worker, len(indexes), send.tasks, now, indexes)
         return clamped
 
     def _schedule(self, name: str, snap: Snapshot, chain: Chain) -> Plan | None:
@@ -447,13 +471,26 @@ class Engine(Views, Dependencies):
         if tasks:
             self.usage.add_running(job.owner, tasks * job.spec.cpus, self.usage.now if now is None else now)
 
-    def _assign(self, job: JobRun, worker: WorkerRun, n: int, out: list[TaskRef], now: float) -> None:
+    def _assign(self, job: JobRun, worker: WorkerRun, n: int, out: list[TaskRef], now: float,
+                chosen: list[int] | None = None) -> None:
         self._usage(job, n, now)
         job.started = True
         job.workers.add(worker.id)
         self._set_credit(worker, worker.credit - n * job.spec.cpus)
         running, tasks, wid, jid, seal = job.running, worker.tasks, worker.id, job.id, self.seal.make
         entries = job.spec.entries  # a sweep over data: each task carries its own entry
+        for index in chosen or ():  # tasks chosen one by one (data-aware placement)
+            if index in job.retry:
+                attempt, failures = job.retry.pop(index)
+            else:
+                attempt, failures = 1, 0
+                job.fresh.discard(index)
+            running[index] = Running(wid, attempt, failures, now)
+            tasks[(jid, index)] = attempt
+            out.append(TaskRef(jid, index, attempt, seal(wid, jid, index, attempt),
+                               None if entries is None else entries[index]))
+        if chosen is not None:
+            return
         while n and job.retry:
             index, (attempt, failures) = job.retry.popitem(last=False)
             running[index] = Running(wid, attempt, failures, now)
@@ -541,6 +578,8 @@ class Engine(Views, Dependencies):
         final = True
         if r.outcome is Outcome.DONE:
             job.done += 1
+            if job.spec.inputs:
+                self._ran(job, r)
             if job.id in self.children:
                 self._settled_now.append((job, r.index, True))
         elif r.outcome.counts_as_failure:
@@ -565,6 +604,7 @@ class Engine(Views, Dependencies):
             return []
         del self.jobs[job.id]
         self._order.remove(job)
+        self.forget_data(job.id)
         effects: list[Effect] = [JobEnded(job.id, job.owner, job.final_state(), job.counts(), job.spec, job.submitted,
                                           job.reason, job.cpu)]
         if job.spec.after:
