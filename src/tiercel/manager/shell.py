@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from tiercel.core.engine import Effect, Engine, JobEnded, KillTasks, Persist, Refused, RunCleanup, SendTasks
+from tiercel.core.engine.effects import Replicate
 from tiercel.core.model import JobId, JobSpec, JobState, Report, TaskRef, UserName, WorkerId, WorkerInfo
 from tiercel.core.problems import Problem
 from tiercel.core.reservations import Reservation
 from tiercel.core.seal import Seal
-from tiercel.manager import admission, dependencies
+from tiercel.data.service import DataService
+from tiercel.manager import admission, data, dependencies
 from tiercel.manager.auth import Identity
 from tiercel.manager.bookings import Bookings
 from tiercel.manager.controls import Controls
@@ -125,6 +127,7 @@ class Manager:
         self._pump_due = False
         self.site_config = infos(settings.sites) if settings.sites else []
         self.sites = build_sites(settings.sites, self, settings.state_dir) if settings.sites else {}
+        self.data: DataService | None = None  # Gfarm, once a job names files there (manager/data.py)
 
     # ---- life cycle ------------------------------------------------------
 
@@ -153,6 +156,7 @@ class Manager:
             parents = await asyncio.to_thread(dependencies.restored_parents, self.store, row.spec,
                                               self.engine.jobs.__contains__) if row.spec.after else None
             effects += self.engine.add_job(row.id, row.spec, row.owner, row.submitted, restored, parents)
+            data.learn(self, row.id, row.spec)
         self.sites_changed(pump=False)
         for name, site in self.sites.items():
             site.restore([r for r in loaded.site_jobs if r.site == name])
@@ -184,6 +188,8 @@ class Manager:
 
     def close(self) -> None:
         self.store.close()
+        if self.data is not None:
+            self.data.close()
 
     # ---- tokens ------------------------------------------------------------
 
@@ -220,6 +226,8 @@ class Manager:
                 self._deliver(e)
             elif isinstance(e, Refused):
                 self._refused(e)
+            elif isinstance(e, Replicate):
+                data.service(self).replicate(e.path, e.node, e.size)
             else:
                 after.append(e)
 
@@ -399,6 +407,9 @@ class Manager:
         parents = await dependencies.resolve(self, owner, spec) if spec.after else {}
         if isinstance(parents, Problem):
             raise SubmitRefused(parents)
+        missing = await data.check(self, JobId(self._next_job), spec)  # ({job} in a path: the id it likely gets)
+        if missing is not None:
+            raise SubmitRefused(missing)
         job_id = JobId(self._next_job)
         self._next_job += 1
         now = self.clock()
@@ -412,6 +423,7 @@ class Manager:
                               f"the manager could not store the job ({exc}); nothing was kept, try again") from exc
         parents = await dependencies.current(self, owner, spec, parents) if spec.after else {}
         self.apply(self.engine.add_job(job_id, spec, owner, now, parents=parents))
+        data.learn(self, job_id, spec)
         summary = self.queries.live(job_id) or self.recently_ended(job_id)  # (a dependency may end it at once)
         assert summary is not None
         self.events.publish({"event": "job_submitted", "job": summary.to_json()})

@@ -186,7 +186,7 @@ def _cheapest(paths: tuple[Path, ...], spare: list[Slot], free: dict[str, int],
 
 def costs(paths: Sequence[Path], slots: Sequence[Slot], view: DataView) -> list[tuple[str, Node | None, bool, int]]:
     """For explain: each place, its node, whether it holds every input, and the bytes to copy there."""
-    out = []
+    out: list[tuple[str, Node | None, bool, int]] = []
     for s in slots:
         if s.node is None:
             out.append((s.place, None, False, sum(view.sizes.get(p, 0) for p in paths)))
