@@ -63,7 +63,7 @@ def test_a_file_every_task_reads_is_copied_once_per_node() -> None:
 
 @pytest.mark.parametrize(("replicas", "down", "reachable", "needle"), [
     ({}, frozenset(), True, "locating /d/0 in Gfarm"),
-    ({"/d/0": set()}, frozenset(), True, "/d/0 does not exist"),
+    ({"/d/0": set()}, frozenset(), True, "gfarm:///d/0 does not exist"),
     ({"/d/0": {"n2"}}, frozenset({"n2"}), True, "every replica of /d/0 is on a node that is down (n2)"),
     ({"/d/0": {"n1"}}, frozenset(), False, "Gfarm's metadata server is unreachable: connection refused"),
 ])

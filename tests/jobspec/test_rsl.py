@@ -91,7 +91,8 @@ SUPPORTED_RSL = "supported: executable, arguments, directory, environment, count
         # attributes Tiercel cannot honour, named, with what is supported
         ("&(executable=/bin/true)(hostCount=2)", "hostCount (line 1)", SUPPORTED_RSL),
         ("&(executable=/bin/true)\n(file_stage_in=(a b))", "file_stage_in (line 2)", "stages files of Gfarm only"),
-        ("&(executable=/bin/true)(fileStageOut=(a gsiftp://h/a))", "fileStageOut (line 1)", "stages files of Gfarm only"),
+        ("&(executable=/bin/true)(fileStageOut=(a gsiftp://h/a))", "fileStageOut (line 1)",
+         "stages files of Gfarm only"),
         ("&(executable=/bin/true)(fileStageIn=(gfarm:///d/a b))", "fileStageIn (line 1)", "the file's own name, 'a'"),
         ("&(executable=/bin/true)(directory=/tmp)(fileStageIn=(gfarm:///d/a a))", "fileStageIn (line 1)",
          "cannot be given with directory"),

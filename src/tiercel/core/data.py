@@ -110,15 +110,31 @@ class DataView:
     reachable: bool = True  # the metadata server answered the last time it was asked
     problem: str = ""  # why not, when it is unreachable
     copy_rate: float = 50e6  # bytes per second a copy between nodes is expected to move
+    unreadable: frozenset[tuple[Path, Node]] = frozenset()  # replicas a task failed to read (until asked again)
 
     def holders(self, path: Path) -> frozenset[Node] | None:
         """Nodes up and holding ``path``; None when the path is not known yet."""
         hosts = self.replicas.get(path)
         if hosts is None:
             return None
-        return hosts - self.down
+        return frozenset(h for h in hosts - self.down if (path, h) not in self.unreadable)
 
     def missing_bytes(self, paths: Iterable[Path], node: Node) -> int:
         """Bytes to copy so that ``node`` holds every one of ``paths`` (a copy under way counts as made)."""
         return sum(self.sizes.get(p, 0) for p in paths
                    if node not in self.replicas.get(p, frozenset()) and (p, node) not in self.copying)
+
+
+UNREADABLE = "tiercel: cannot read gfarm://"
+
+
+def unreadable(stderr: bytes) -> tuple[Path, Node] | None:
+    """The replica a worker could not read, from the line it reports it with
+    (``tiercel: cannot read gfarm:///d/x on gfnode2: ...``)."""
+    for line in stderr.decode(errors="replace").splitlines():
+        if line.startswith(UNREADABLE):
+            rest = line[len(UNREADABLE):]
+            path, sep, tail = rest.partition(" on ")
+            if sep:
+                return path, tail.split(":", 1)[0]
+    return None

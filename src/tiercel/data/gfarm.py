@@ -134,3 +134,26 @@ def store(local: str, path: str, node: str | None) -> str | None:
     if out.returncode != 0:
         return f"cannot write gfarm://{path}: {out.stderr.strip() or out.returncode}"
     return None
+
+
+def parse_hosts(text: str) -> set[str]:
+    """``gfhost -l``: load, auth, arch, ncpu, HOST, port, ... → the hosts' names."""
+    return {parts[4] for parts in (line.split() for line in text.splitlines()) if len(parts) >= 6}
+
+
+def local_node() -> str | None:
+    """This host's file-system node, when Gfarm knows one by this host's name (None without Gfarm)."""
+    import shutil
+    import socket
+
+    if shutil.which("gfhost") is None:
+        return None
+    try:
+        out = _run(["gfhost", "-l"], timeout=5)
+    except GfarmError:
+        return None
+    hosts = parse_hosts(out.stdout)
+    for name in (socket.gethostname(), socket.getfqdn()):
+        if name in hosts:
+            return name
+    return None

@@ -292,7 +292,7 @@ class Agent:
         free = 0 if self.busy or self.retiring else max(0, self._capacity() - used)
         info = WorkerInfo(name=self.name, host=socket.gethostname(), slots=self.opts.slots, tags=self.opts.tags,
                           cpus=os.cpu_count() or 1, memory_mb=_memory_mb(), site=self.opts.site,
-                          ends_at=self.ends_at, reservation=self.opts.reservation)
+                          ends_at=self.ends_at, reservation=self.opts.reservation, data_node=self.opts.data_node)
         hello = Hello(WorkerId(self.id), info, free, tuple(held), tuple(self.unacked.values()), tuple(self.cleanups))
         await ws.send(pack([encode(hello)]))
         log.info("connected to the manager at %s as %s", self.connected_to, self.name)
@@ -445,7 +445,8 @@ class Agent:
             while run is not None:
                 try:
                     report = run_task(run.spec, run.ref, run.handle, base_env=self.base_env,
-                                      max_output=self.opts.max_output, spawner=spawner)
+                                      max_output=self.opts.max_output, data_node=self.opts.data_node,
+                                      spawner=spawner)
                 except Exception as exc:  # a bug, not the task's failure: report it rather than lose the slot
                     now = time.time()
                     report = Report(run.ref.job, run.ref.index, run.ref.attempt, Outcome.FAILED, None, now, now,

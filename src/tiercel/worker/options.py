@@ -31,6 +31,7 @@ class WorkerOptions:
     lifetime: float | None = None  # a pilot's batch walltime: it leaves before the batch system kills it
     drain_before: float | None = None  # stop taking tasks this long before the end (default: 10 %, at most 5 min)
     reservation: str | None = None  # a pilot inside a mirrored reservation: it runs only that reservation's work
+    data_node: str | None = None  # the Gfarm file-system node it runs on or next to (its inputs are read there)
 
 
 class Link(Protocol):

@@ -279,7 +279,34 @@ def _failed(ref: TaskRef, started: float, code: int, message: str) -> Report:
 
 
 def run_task(spec: JobSpec, ref: TaskRef, handle: Handle, *, base_env: dict[str, str],
-             max_output: int, default_cwd: str | None = None, spawner: Spawner | None = None) -> Report:
+             max_output: int, default_cwd: str | None = None, data_node: str | None = None,
+             spawner: Spawner | None = None) -> Report:
+    if not (spec.inputs or spec.outputs):
+        return _run_task(spec, ref, handle, base_env=base_env, max_output=max_output, default_cwd=default_cwd,
+                         spawner=spawner)
+    from tiercel.worker.staging import Staged
+
+    started = time.time()
+    staged = Staged(spec, ref)
+    try:
+        why = staged.fetch(data_node)
+        if why is not None:  # given back, to run where its input can be read
+            return Report(ref.job, ref.index, ref.attempt, Outcome.LOST, None, started, time.time(), b"",
+                          f"tiercel: {why}\n".encode())
+        report = _run_task(spec, ref, handle, base_env={**base_env, **staged.env()}, max_output=max_output,
+                           default_cwd=staged.dir, spawner=spawner)  # among its files, unless it has a cwd
+        if report.outcome is Outcome.DONE and spec.outputs:
+            why = staged.put(data_node)
+            if why is not None:
+                report.outcome = Outcome.FAILED
+                report.stderr += f"tiercel: {why}\n".encode()
+        return report
+    finally:
+        staged.close()
+
+
+def _run_task(spec: JobSpec, ref: TaskRef, handle: Handle, *, base_env: dict[str, str],
+              max_output: int, default_cwd: str | None = None, spawner: Spawner | None = None) -> Report:
     started = time.time()
     argv = task_argv(spec, ref.index, ref.entry)
     cwd = os.path.expanduser(spec.cwd) if spec.cwd else default_cwd

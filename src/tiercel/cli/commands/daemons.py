@@ -173,6 +173,10 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
               help="With --lifetime: take no new task this long before the end (default 10%, at most 300 s).")
 @click.option("--reservation", metavar="NAME",
               help="Run only the work of this reservation (pilots started inside a mirrored reservation).")
+@click.option("--data-host", metavar="NODE",
+              help="The Gfarm file-system node this worker runs on or next to (as 'gfhost -l' names it): tasks "
+                   "whose input files have a replica there are sent here, and read them there. Default: this "
+                   "host's name, when Gfarm knows a node by it.")
 @click.option("--executor", type=click.Choice(["process", "noop"]), default="process", hidden=True)
 @click.option("--token-wait", type=click.FloatRange(0, 600), default=0, hidden=True,
               help="Wait this long for --token-file to appear (a manager starting beside it writes it).")
@@ -180,8 +184,8 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str | None, token_file: Path | None,
            prefetch: int | None, idle_exit: float | None, max_output: int, site: str, lifetime: float | None,
-           drain_before: float | None, reservation: str | None, executor: str, token_wait: float,
-           verbose: int) -> None:
+           drain_before: float | None, reservation: str | None, data_host: str | None, executor: str,
+           token_wait: float, verbose: int) -> None:
     """Run a worker: connect out to the manager, pull tasks, run them, report back.
 
     It reconnects with backoff when the manager or the network goes away, to the
@@ -214,9 +218,17 @@ def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str
     tag_set = frozenset(t.strip() for t in tags.split(",") if t.strip())
     opts = WorkerOptions(manager=url, token=token, slots=slots, tags=tag_set, name=name,
                          prefetch=prefetch, max_output=max_output, executor=executor, idle_exit=idle_exit,
-                         site=site, lifetime=lifetime, drain_before=drain_before, reservation=reservation)
+                         site=site, lifetime=lifetime, drain_before=drain_before, reservation=reservation,
+                         data_node=data_host or _data_node())
     if xmpp is not None:
         from tiercel.gateways.xmpp.worker_link import run_xmpp_worker
 
         sys.exit(run_xmpp_worker(opts, xmpp))
     sys.exit(run_worker(opts))
+
+
+def _data_node() -> str | None:
+    """The Gfarm node named as this host is, when Gfarm's client is here and knows one by that name."""
+    from tiercel.data.gfarm import local_node
+
+    return local_node()

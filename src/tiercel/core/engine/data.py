@@ -9,9 +9,10 @@ their node. The shell feeds the replica map in (``set_data``) and reports copies
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import islice
 
-from tiercel.core.data import DataView, Node, Path, task_inputs
+from tiercel.core.data import DataView, Node, Path, task_inputs, unreadable
 from tiercel.core.engine.effects import Effect, Persist, Replicate
 from tiercel.core.engine.state import JobRun, WorkerRun
 from tiercel.core.model import AttemptRecord, JobId, Outcome, Report, WorkerId
@@ -40,7 +41,14 @@ class DataPlacement:
 
     def set_data(self, view: DataView) -> None:
         """The shell's view of the file system changed (replicas learned or made, nodes down, copies under way)."""
-        self.data = view
+        self.data = replace(view, unreadable=self.data.unreadable) if self.data.unreadable else view
+
+    def _gave_back(self, job: JobRun, r: Report) -> None:
+        """A worker gave a task back because it could not read an input where it was: that replica is
+        passed over from now on, so the task goes to another one (or fails once none is left)."""
+        bad = unreadable(r.stderr)
+        if bad is not None:
+            self.data = replace(self.data, unreadable=self.data.unreadable | {bad})
 
     def replica_made(self, path: Path, node: Node, ok: bool) -> None:
         """A copy the engine asked for ended. A failed one frees the tasks that waited for it."""
@@ -98,15 +106,15 @@ class DataPlacement:
         for path, node in picks.copies:
             self.copies.append(Replicate(path, node, self.data.sizes.get(path, 0)))
             self.copy_log.append((path, node))
-        for index, path in picks.missing.items():
-            self._fail_missing(job, index, path, now)
+        for index, why in picks.missing.items():
+            self._fail_missing(job, index, why, now)
         if picks.waiting:
             self.data_waits[job.id] = picks.waiting
         else:
             self.data_waits.pop(job.id, None)
         return picks
 
-    def _fail_missing(self, job: JobRun, index: int, path: Path, now: float) -> None:
+    def _fail_missing(self, job: JobRun, index: int, why: str, now: float) -> None:
         """A task whose input does not exist fails, saying so (a job that asked to be refused for it was
         checked at submit: the file went away since)."""
         if index in job.retry:
@@ -118,7 +126,7 @@ class DataPlacement:
         job.failed += 1
         job.failed_idx.add(index)
         job.started = True
-        reason = f"tiercel: input gfarm://{path} does not exist in Gfarm\n".encode()
+        reason = f"tiercel: {why}\n".encode()
         report = Report(job.id, index, attempt, Outcome.FAILED, None, now, now, b"", reason)
         self._missing.append(AttemptRecord(report, True, WorkerId("")))
         self._missing_jobs[job.id] = job

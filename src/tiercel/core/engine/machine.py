@@ -594,6 +594,8 @@ class Engine(Views, Dependencies, DataPlacement):
                     self._settled_now.append((job, r.index, False))
         else:  # the worker gave the task back (shutting down) or lost it: run it again
             job.retry[r.index] = (r.attempt + 1, failures)
+            if job.spec.inputs:
+                self._gave_back(job, r)
             final = False
         if r.cpu is not None:
             job.cpu = (job.cpu or 0.0) + r.cpu

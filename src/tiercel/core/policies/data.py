@@ -49,7 +49,7 @@ class Picks:
     assign: dict[str, list[int]] = field(default_factory=dict)  # place -> task indexes, local reads
     copies: list[tuple[Path, Node]] = field(default_factory=list)  # replicas to make, each once
     intents: dict[int, Node] = field(default_factory=dict)  # task -> the node a copy is made for it on
-    missing: dict[int, Path] = field(default_factory=dict)  # task -> an input that does not exist
+    missing: dict[int, str] = field(default_factory=dict)  # task -> why it can never run (an input is gone)
     waiting: str = ""  # why tasks were left waiting (the first reason seen)
 
 
@@ -62,8 +62,12 @@ def holders(paths: Sequence[Path], view: DataView) -> frozenset[Node] | str:
         if hosts is None:
             return f"locating {p} in Gfarm"
         if not hosts:
-            return f"missing: {p} does not exist in Gfarm"
-        up = hosts - view.down
+            return f"missing: input gfarm://{p} does not exist in Gfarm"
+        readable = frozenset(h for h in hosts if (p, h) not in view.unreadable)
+        if not readable:
+            return (f"missing: no replica of gfarm://{p} is left that could be read (tried on "
+                    f"{', '.join(sorted(hosts))})")
+        up = readable - view.down
         if not up:
             return f"every replica of {p} is on a node that is down ({', '.join(sorted(hosts))})"
         common = up if common is None else common & up
@@ -97,7 +101,7 @@ def pick(pending: Sequence[int], inputs_of: Callable[[int], tuple[Path, ...]], s
         where = holders(paths, view)
         if isinstance(where, str):
             if where.startswith("missing: "):
-                out.missing[index] = where.removeprefix("missing: ").split(" does not exist", 1)[0]
+                out.missing[index] = where.removeprefix("missing: ")
             out.waiting = out.waiting or where
             continue
         if index in intents:
