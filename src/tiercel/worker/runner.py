@@ -293,8 +293,9 @@ def run_task(spec: JobSpec, ref: TaskRef, handle: Handle, *, base_env: dict[str,
         if why is not None:  # given back, to run where its input can be read
             return Report(ref.job, ref.index, ref.attempt, Outcome.LOST, None, started, time.time(), b"",
                           f"tiercel: {why}\n".encode())
-        report = _run_task(spec, ref, handle, base_env={**base_env, **staged.env()}, max_output=max_output,
-                           default_cwd=staged.dir, spawner=spawner)  # among its files, unless it has a cwd
+        report = _run_task(spec, ref, handle, base_env={**base_env, **staged.env(data_node)},
+                           max_output=max_output, default_cwd=staged.dir,
+                           spawner=spawner)  # the task runs among its files, unless it has a cwd
         if report.outcome is Outcome.DONE and spec.outputs:
             why = staged.put(data_node)
             if why is not None:

@@ -28,8 +28,8 @@ class Staged:
         outs = [path_of(u, ref.job, ref.index) for u in spec.outputs]
         self.outputs = [(p, os.path.join(self.dir, os.path.basename(p))) for p in outs]
 
-    def env(self) -> dict[str, str]:
-        return {"TIERCEL_DATA_DIR": self.dir,
+    def env(self, node: str | None) -> dict[str, str]:
+        return {"TIERCEL_DATA_DIR": self.dir, "TIERCEL_DATA_NODE": node or "",
                 "TIERCEL_INPUTS": " ".join(local for _, local in self.inputs),
                 "TIERCEL_OUTPUTS": " ".join(local for _, local in self.outputs)}
 
