@@ -15,6 +15,7 @@ from tests.integration.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 
+N = int(os.environ.get("TIERCEL_TEST_DATA_TASKS", "300"))
 READ = 'cat $TIERCEL_INPUTS | wc -c > /dev/null && echo "$TIERCEL_DATA_NODE" && sleep 0.2'
 
 
@@ -42,17 +43,17 @@ def ran_on(job: object, n: int) -> dict[int, str]:
 def test_each_task_runs_where_its_file_is_and_node_3_only_through_copies(data_cluster: DataCluster,
                                                                          gfarm: Gfarm) -> None:
     folder = gfarm.workdir()
-    files = put_many(gfarm, folder, 300, 20_000, "gfnode1", "gfnode2")
+    files = put_many(gfarm, folder, N, 20_000, "gfnode1", "gfnode2")
     for node in gfarm.nodes:
         data_cluster.start_node_worker(node)
     wait_until(lambda: len(data_cluster.client().workers()) == 3, 30, "three workers")
-    job = data_cluster.client().submit(READ, queue=300, inputs=[f"gfarm://{folder}/in/f_{{index}}"], append_index=False)
+    job = data_cluster.client().submit(READ, queue=N, inputs=[f"gfarm://{folder}/in/f_{{index}}"], append_index=False)
     done = data_cluster.wait_job(job, timeout=300)
     assert done.data["state"] == "done", done.data
     where = gfarm.where(*files)
-    nodes = ran_on(done, 300)
+    nodes = ran_on(done, N)
     local = sum(nodes[i] in where[f] for i, f in enumerate(files))
-    assert local >= 0.95 * 300, f"{local} of 300 tasks ran where their file is"
+    assert local >= 0.95 * N, f"{local} of {N} tasks ran where their file is"
     on_3 = [i for i, n in nodes.items() if n == "gfnode3"]
     # node 3 held nothing: each task it ran had its own file copied there first, once
     assert all("gfnode3" in where[files[i]] for i in on_3)

@@ -137,9 +137,10 @@ class DataService:
 
     def _copy(self, path: str, node: str, size: int) -> None:
         ok = False
+        log.info("copying %s to %s (%d bytes)", path, node, size)
         try:
             ok = gfarm.replicate(path, node, size, self.rate)
-        except gfarm.GfarmError as exc:
+        except Exception as exc:  # whatever it was, the copy is over: its tasks must not wait for it forever
             log.warning("copy of %s to %s failed: %s", path, node, exc)
         with self._lock:
             self.copying.pop((path, node), None)

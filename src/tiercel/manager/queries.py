@@ -189,7 +189,24 @@ class Queries:
             "site": found.site if found else None, "site_reason": found.site_reason if found else "",
             "workers": [{"worker": name, "code": st.code.value, "policy": st.policy, "reason": st.reason}
                         for name, st in (found.workers if found else [])],
+            **({"data": self._data(summary)} if summary.spec.inputs else {}),
         }
+
+    def _data(self, summary: JobSummary) -> dict[str, Any]:
+        """explain's data part: why its tasks wait for their files, and for its first waiting task each
+        connected worker's node, whether it holds every input, and the bytes (and seconds) to copy there."""
+        engine = self._shell.engine
+        job = engine.jobs.get(summary.id)
+        if job is None:
+            return {"reason": "", "places": []}
+        view = engine.data
+        rate = view.copy_rate
+        places = engine.data_costs(job, [w for w in engine.workers.values() if w.connected])
+        return {"reason": engine.data_waits.get(summary.id, ""), "reachable": view.reachable,
+                "copies_under_way": len(view.copying), "copy_rate": rate,
+                "places": [{"worker": name, "node": node, "local": local, "copy_bytes": size,
+                            "copy_seconds": round(size / rate, 3) if rate else None}
+                           for name, node, local, size in places]}
 
     # ---- the pool's own views: they hold no one's jobs ---------------------
 

@@ -221,8 +221,30 @@ def explain(job_id: int, url: str | None, token: str | None, as_json: bool) -> N
         console.print(f"[yellow]waiting[/] ({verdict['code']}) — {escape(who + verdict['reason'])}")
     if data.get("site_reason"):
         console.print(f"site: {escape(data['site_reason'])}")
+    if data.get("data"):
+        _data_costs(data["data"])
     if not data["workers"]:
         console.print("no worker is connected: start one with 'tiercel worker'")
     for w in data["workers"]:
         mark = "[green]ok[/]" if w["code"] == "ok" else f"[yellow]{w['code']}[/]"
         console.print(f"  {escape(w['worker'])}: {mark} {escape(w['reason'])}")
+
+
+def _data_costs(data: dict[str, Any]) -> None:
+    """The places its first waiting task could run, each with what its inputs cost there."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    if data.get("reason"):
+        console.print(f"data: {escape(data['reason'])}")
+    if not data["places"]:
+        return
+    table = Table(box=None, pad_edge=False, title_justify="left",
+                  title=f"data cost of its first waiting task (copies at {data['copy_rate'] / 1e6:g} MB/s, "
+                        f"{data['copies_under_way']} under way)")
+    for col in ("WORKER", "NODE", "HOLDS INPUTS", "COPY BYTES", "COPY TIME"):
+        table.add_column(col, justify="right" if col.startswith("COPY") else "left")
+    for p in data["places"]:
+        table.add_row(escape(p["worker"]), escape(p["node"] or "-"), "yes" if p["local"] else "no",
+                      f"{p['copy_bytes']:,}", "-" if p["local"] else f"{p['copy_seconds']:g}s")
+    console.print(table)

@@ -91,13 +91,19 @@ class DataPlacement:
                 slots[w.info.data_node] = slots.get(w.info.data_node, 0) + w.info.slots
         return slots
 
-    def place_data(self, job: JobRun, allowed: dict[WorkerId, int], now: float) -> Picks:
-        """Which of the job's waiting tasks each worker runs, of the ``allowed`` counts; copies to ask for."""
+    def place_data(self, job: JobRun, allowed: dict[WorkerId, int], cap: int, now: float) -> Picks:
+        """Which of the job's waiting tasks each worker runs, at most ``allowed`` on each and ``cap`` in all;
+        the copies to ask for."""
         slots = [Slot(w, self.workers[w].info.data_node, n) for w, n in allowed.items() if n > 0]
         intents = self.intents.setdefault(job.id, {})
         picks = pick(self._pending(job), lambda i: self._inputs(job, i), slots, self.data,
                      Estimates(self._runtime(job), self._slots_by_node()), intents)
-        for place, indexes in picks.assign.items():
+        for place, indexes in list(picks.assign.items()):
+            del indexes[cap:]
+            cap -= len(indexes)
+            if not indexes:
+                del picks.assign[place]
+                continue
             node = self.workers[WorkerId(place)].info.data_node
             for i in indexes:
                 if intents.get(i) not in (None, node):

@@ -441,7 +441,10 @@ class Engine(Views, Dependencies, DataPlacement):
                 self._assign(job, worker, count, send.tasks, now)
             for job_id, allowed in data_jobs.items():
                 job = self.jobs[job_id]
-                picks = self.place_data(job, allowed, now)
+                # the policies said how many may start; which of the places that fit it take them is the data's
+                offer = {w.id: credit[w.id] // job.spec.cpus for w in hungry
+                         if credit[w.id] >= job.spec.cpus and w.info.fits(job.spec) and w.info.site == job.site}
+                picks = self.place_data(job, offer, sum(allowed.values()), now)
                 if sum(map(len, picks.assign.values())) < sum(allowed.values()):
                     self.data_short.add(job_id)
                     clamped = True  # the slots it left are offered to the other jobs

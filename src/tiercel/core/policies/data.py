@@ -88,8 +88,7 @@ def pick(pending: Sequence[int], inputs_of: Callable[[int], tuple[Path, ...]], s
             by_node.setdefault(s.node, []).append(s.place)
     # a slot stays kept for each task whose copy is under way to its node
     for index, node in intents.items():
-        paths = inputs_of(index)
-        if not all(node in view.replicas.get(p, ()) for p in paths):
+        if any((p, node) in view.copying for p in inputs_of(index)):
             for place in by_node.get(node, ()):
                 if free.get(place, 0) > 0:
                     free[place] -= 1
@@ -104,14 +103,7 @@ def pick(pending: Sequence[int], inputs_of: Callable[[int], tuple[Path, ...]], s
                 out.missing[index] = where.removeprefix("missing: ")
             out.waiting = out.waiting or where
             continue
-        if index in intents:
-            node = intents[index]
-            if node in where:  # its copy is made: it runs there
-                where = frozenset({node})
-            elif all((p, node) in view.copying or node in view.replicas.get(p, ()) for p in paths):
-                out.waiting = out.waiting or f"copying its inputs to {node}"
-                continue
-        placed = _local(where, by_node, free)
+        placed = _local(where, by_node, free, intents.get(index))
         if placed is not None:
             out.assign.setdefault(placed, []).append(index)
         else:
@@ -121,10 +113,14 @@ def pick(pending: Sequence[int], inputs_of: Callable[[int], tuple[Path, ...]], s
     return out
 
 
-def _local(where: frozenset[Node], by_node: dict[Node, list[str]], free: dict[str, int]) -> str | None:
-    """A place with a free slot on one of the nodes holding the task's inputs, the freest first."""
+def _local(where: frozenset[Node], by_node: dict[Node, list[str]], free: dict[str, int],
+           prefer: Node | None) -> str | None:
+    """A place with a free slot on one of the nodes holding the task's inputs: on the node a copy was
+    made for it when it can, else the freest."""
     best: str | None = None
-    for node in where:
+    if prefer in where:
+        best = next((p for p in by_node.get(prefer, ()) if free.get(p, 0) > 0), None)
+    for node in where if best is None else ():
         for place in by_node.get(node, ()):
             if free.get(place, 0) > 0 and (best is None or free[place] > free[best]):
                 best = place
