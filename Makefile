@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/workflows.py
 	$(BIN)/python bench/store_pg.py
+	$(BIN)/python bench/data_placement.py
 	SLURM_CPUS=16 bash scripts/services/slurm_up.sh >/dev/null
 	$(BIN)/python bench/sites.py
 
