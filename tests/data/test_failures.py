@@ -43,7 +43,7 @@ def test_a_node_that_dies_mid_job_sends_its_tasks_to_the_other_replica(data_clus
 
 
 RSL = """& (executable = /bin/sh)
-  (arguments = -c "tr acgt ACGT < seq_$TIERCEL_TASK_INDEX.fa > motifs_$TIERCEL_TASK_INDEX.txt; echo meme $TIERCEL_TASK_INDEX")
+  (arguments = -c "i=$TIERCEL_TASK_INDEX; tr acgt ACGT < seq_$i.fa > motifs_$i.txt; echo meme $i")
   (count = 3)
   (fileStageIn = (gfarm://{folder}/seq_{{index}}.fa seq_{{index}}.fa))
   (fileStageOut = (motifs_{{index}}.txt gfarm://{folder}/motifs_{{index}}.txt))
