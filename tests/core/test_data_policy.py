@@ -89,3 +89,12 @@ def test_explain_shows_each_place_with_its_data_cost() -> None:
                                       Slot("laptop", None, 1)], v)
     assert table == [("w1", "n1", True, 0), ("w2", "n2", False, 3 * MB), ("w3", "n3", False, 6 * MB),
                      ("laptop", None, False, 6 * MB)]
+
+
+def test_a_replica_that_could_not_be_read_is_passed_over_then_the_task_fails() -> None:
+    v = view({"/d/0": {"n1", "n2"}}, unreadable=frozenset({("/d/0", "n2")}))
+    picks = pick([0], own_file, [Slot("w2", "n2", 1), Slot("w1", "n1", 1)], v, Estimates(None, SLOTS), {})
+    assert picks.assign == {"w1": [0]}
+    gone = view({"/d/0": {"n1", "n2"}}, unreadable=frozenset({("/d/0", "n2"), ("/d/0", "n1")}))
+    failed = pick([0], own_file, [Slot("w1", "n1", 1)], gone, Estimates(None, SLOTS), {})
+    assert failed.missing == {0: "no replica of gfarm:///d/0 is left that could be read (tried on n1, n2)"}

@@ -1,0 +1,40 @@
+"""The parsers of Gfarm's commands, over output recorded from the real commands (gfarm-client 2.7.20)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tiercel.core.data import unreadable
+from tiercel.data.gfarm import parse_hosts, parse_sizes, parse_up, parse_where
+
+WHERE_MANY = "/d/a:\ngfnode3 gfnode1\n\n/d/b:\ngfnode2\n"
+WHERE_DOWN = "/d/big:\ngfnode2- gfnode3\n\n/d/small:\ngfnode2-\n"
+LS = ("-rw-r--r-- 1 root     gfarmadm     100000 Dec  1 14:01 /d/a\n"
+      "-rw-r--r-- 1 root     gfarmadm     100000 Dec  1 14:01 /d/with space\n")
+HOSTS = ("0.91/0.66/0.65 s x86_64-debian12-linux 2 gfnode1 10611 0(127.0.0.2)\n"
+         "-.--/-.--/-.-- - x86_64-debian12-linux 2 gfnode2 10612 0(127.0.0.3)\n")
+
+
+@pytest.mark.parametrize(("text", "paths", "expected"), [
+    (WHERE_MANY, ["/d/a", "/d/b", "/d/nope"], {"/d/a": ["gfnode3", "gfnode1"], "/d/b": ["gfnode2"]}),
+    ("gfnode3 gfnode1\n", ["/d/a"], {"/d/a": ["gfnode3", "gfnode1"]}),  # one path: its hosts alone
+    ("", ["/d/nope"], {}),
+    (WHERE_DOWN, ["/d/big", "/d/small"], {"/d/big": ["gfnode2-", "gfnode3"], "/d/small": ["gfnode2-"]}),
+])
+def test_gfwhere(text: str, paths: list[str], expected: dict[str, list[str]]) -> None:
+    assert parse_where(text, paths) == expected
+
+
+def test_gfls_sizes_keep_paths_with_spaces() -> None:
+    assert parse_sizes(LS) == {"/d/a": 100000, "/d/with space": 100000}
+
+
+def test_gfsched_and_gfhost() -> None:
+    assert parse_up("gfnode1\ngfnode3\n") == {"gfnode1", "gfnode3"}
+    assert parse_hosts(HOSTS) == {"gfnode1", "gfnode2"}
+
+
+def test_the_line_a_worker_gives_a_task_back_with_names_the_replica() -> None:
+    line = b"tiercel: cannot read gfarm:///d/b on gfnode3: gfexport: /d/b: file migrated\n"
+    assert unreadable(line) == ("/d/b", "gfnode3")
+    assert unreadable(b"tiercel: cannot read gfarm:///d/b: no such file\n") is None
