@@ -213,6 +213,8 @@ FULL_SPEC = JobSpec(
     shell=False, name="näme", requires=frozenset({"gpu", "big"}), cleanup="rm -rf /tmp/x", retries=3,
     walltime=12.5, env=(("A", "1"), ("B", "two words")), cwd="/data", append_index=False, cpus=4,
     memory_mb=2048, priority=-5, queue="long", reservation="night", site="hpc",
+    inputs=("gfarm:///data/s_{index:04}.bam", "gfarm:///ref/genome.fa"), outputs=("gfarm:///out/{index}.txt",),
+    on_missing_input="refuse",
 )
 
 
