@@ -59,6 +59,8 @@ def test_each_task_runs_where_its_file_is_and_node_3_only_through_copies(data_cl
     assert all("gfnode3" in where[files[i]] for i in on_3)
     copied_to_3 = [f for f in files if "gfnode3" in where[f]]
     assert len(copied_to_3) <= len(on_3) + 3  # (a copy made for a task that then ran elsewhere: at most a few)
+    log = (data_cluster.logs / "manager.log").read_text()
+    assert all(log.count(f"copying {f} to gfnode3 ") <= 1 for f in files)  # each file copied there once
 
 
 def test_a_file_every_task_reads_is_copied_at_most_once_per_node(data_cluster: DataCluster, gfarm: Gfarm) -> None:
@@ -87,7 +89,9 @@ def test_outputs_go_into_gfarm_on_the_node_where_the_task_ran(data_cluster: Data
         outputs=[f"gfarm://{folder}/out_{{index}}.txt"], append_index=False)
     done = data_cluster.wait_job(job, timeout=120)
     assert done.data["state"] == "done", done.data
+    logs = {o.index: o.stderr.decode() for o in done.outputs()}
     for i in range(4):
+        assert f"tiercel: wrote gfarm://{folder}/out_{i}.txt on gfnode2" in logs[i]  # tiercel logs --stderr
         assert gfarm.read(f"{folder}/out_{i}.txt").strip() == b"1000"
         assert gfarm.where(f"{folder}/out_{i}.txt")[f"{folder}/out_{i}.txt"] == {"gfnode2"}
 

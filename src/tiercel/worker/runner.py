@@ -301,6 +301,9 @@ def run_task(spec: JobSpec, ref: TaskRef, handle: Handle, *, base_env: dict[str,
             if why is not None:
                 report.outcome = Outcome.FAILED
                 report.stderr += f"tiercel: {why}\n".encode()
+            else:  # what it wrote, for 'tiercel logs --stderr'
+                where = f" on {data_node}" if data_node else ""
+                report.stderr += "".join(f"tiercel: wrote gfarm://{p}{where}\n" for p, _ in staged.outputs).encode()
         return report
     finally:
         staged.close()
