@@ -35,6 +35,7 @@ class DataPlacement:
         self._missing: list[AttemptRecord] = []  # tasks failed this dispatch: an input does not exist
         self._missing_jobs: dict[JobId, JobRun] = {}
         self.data_short: set[JobId] = set()
+        self.data_jobs: set[JobId] = set()  # live jobs with inputs
 
     def _maybe_end(self, job: JobRun) -> list[Effect]:
         raise NotImplementedError  # the Engine's
@@ -153,6 +154,7 @@ class DataPlacement:
         return out
 
     def forget_data(self, job_id: JobId) -> None:
+        self.data_jobs.discard(job_id)
         self.intents.pop(job_id, None)
         self.runtimes.pop(job_id, None)
         self.data_waits.pop(job_id, None)

@@ -113,6 +113,8 @@ class Engine(Views, Dependencies, DataPlacement):
                     job.retry[index] = (task.attempts + 1, task.failures)
             job.started = job.settled > 0 or bool(job.retry)
         self.jobs[job_id] = job
+        if spec.inputs:
+            self.data_jobs.add(job_id)
         bisect.insort(self._order, job, key=job_order)  # a workflow adds thousands at once: no sort each
         effects = self._link(job, parents or {}) if spec.after else []
         return effects + self._maybe_end(job) if job_id in self.jobs else effects
@@ -394,7 +396,7 @@ class Engine(Views, Dependencies, DataPlacement):
         # Caps shared by several jobs (a workflow's) are kept after the policies weighed each job alone:
         # what they left unplaced is offered again, a round or two, to the others.
         self.data_short.clear()  # data jobs that took less than they were offered: not offered again
-        for _ in range(3 if room or any(j.spec.inputs for j in self._order) else 1):
+        for _ in range(3 if room or self.data_jobs else 1):
             by_queue: dict[str, list[JobRun]] = {}
             for job in self._order:
                 if job.startable and job.site is not None and all(room[k] > 0 for k, _ in job.spec.limits) \
