@@ -10,8 +10,6 @@ import pytest
 from tests.gfarm import Gfarm
 from tests.integration.conftest import Cluster
 
-pytestmark = pytest.mark.integration
-
 
 class DataCluster(Cluster):
     def __init__(self, root: Path, gfarm: Gfarm) -> None:
