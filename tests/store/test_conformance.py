@@ -840,3 +840,19 @@ def test_a_workflow_is_kept_with_its_jobs_listed_by_owner_and_exported(backend: 
         exported = [op for batch in store.export(100) for op in batch if isinstance(op, SaveWorkflow)]
         assert [(w.id, w.name, w.jobs) for w in exported] == [(1, "align", (("prep", 1), ("sweep", 2))),
                                                               (2, "other", ())]
+
+
+def test_settled_per_step_counts_final_attempts_by_when_they_ended(store: Store) -> None:
+    store.write([AddJob(JobId(2), BOB, SPEC, 1.0)]).result(T)
+    store.write([
+        record(0, 1, Outcome.FAILED, False, 1, ended=101.0), record(0, 2, Outcome.DONE, True, ended=105.0),
+        record(1, 1, Outcome.DONE, True, ended=99.0),  # before the start: the first span
+        record(2, 1, Outcome.DONE, True, ended=115.0), record(3, 1, Outcome.DONE, True, ended=119.9),
+        record(4, 1, Outcome.FAILED, True, 3, ended=141.0),
+        record(5, 1, Outcome.LOST, False, None, ended=125.0),  # not settled
+        record(6, 1, Outcome.DONE, True, job=2, ended=105.0),  # another job's
+    ]).result(T)
+    assert store.settled_per_step(JobId(1), 100.0, 10.0) == [(0, 2), (1, 2), (4, 1)]
+    assert store.settled_per_step(JobId(1), 100.0, 2.5) == [(0, 1), (2, 1), (6, 1), (7, 1), (16, 1)]
+    assert store.settled_per_step(JobId(2), 0.0, 1000.0) == [(0, 1)]
+    assert store.settled_per_step(JobId(3), 0.0, 1.0) == []

@@ -273,6 +273,12 @@ class Store(Protocol):
         """How many of the job's attempt rows hold an output, and the bytes those take as stored."""
         ...
 
+    def settled_per_step(self, job_id: JobId, start: float, step: float) -> list[tuple[int, int]]:
+        """How many of the job's final attempts ended in each span of ``step`` seconds from ``start``: (the
+        span's number from 0, its count) for the spans with any, in order; one that ended before ``start``
+        counts in span 0. Counted in the store (a throughput plot of 100,000 tasks reads a few hundred rows)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ManagerEntry:

@@ -461,6 +461,13 @@ class PostgresStore:
             row = conn.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def settled_per_step(self, job_id: JobId, start: float, step: float) -> list[tuple[int, int]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT GREATEST(0, FLOOR((ended - %s) / %s))::BIGINT AS span, COUNT(*) FROM attempts "
+                "WHERE job = %s AND final GROUP BY span ORDER BY span", (start, step, job_id)).fetchall()
+        return [(int(span), int(n)) for span, n in rows]
+
 
 def migrate(conn: psycopg.Connection[Any], shown: str) -> None:
     """Create the schema, or bring it to this version; refuse one newer than this code knows."""

@@ -419,6 +419,16 @@ class SqliteStore:
             row = self._reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def settled_per_step(self, job_id: JobId, start: float, step: float) -> list[tuple[int, int]]:
+        conn = self._connect()  # it reads every attempt of the job: not on the shared connection, as attempts()
+        try:
+            rows = conn.execute(
+                "SELECT MAX(0, CAST((ended - ?) / ? AS INTEGER)) AS span, COUNT(*) FROM attempts "
+                "WHERE job = ? AND final = 1 GROUP BY span ORDER BY span", (start, step, job_id)).fetchall()
+        finally:
+            conn.close()
+        return [(int(span), int(n)) for span, n in rows]
+
 
 _EXPORT = {
     "jobs": "SELECT j.id, j.owner, j.spec, j.submitted, j.state, j.ended, j.done, j.failed, j.cancelled, j.reason, "
