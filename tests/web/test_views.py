@@ -44,11 +44,14 @@ def test_the_rate_counts_settled_tasks_until_the_job_ended() -> None:
 
 
 def test_throughput_is_tasks_per_second_in_equal_steps() -> None:
-    plot = views.throughput([100.5, 101.5, 101.7, 103.9], start=100.0, end=104.0, points=4)
+    assert views.plot_steps(100.0, 104.0, points=4) == (1.0, 4)
+    plot = views.throughput([(0, 1), (1, 2), (3, 1)], 100.0, 1.0, 4)
     assert plot == {"t": [101.0, 102.0, 103.0, 104.0], "rate": [1.0, 2.0, 0.0, 1.0]}
-    assert views.throughput([], 0.0, 10.0) == {"t": [], "rate": []}
-    long = views.throughput([float(t) for t in range(0, 100_000, 7)], 0.0, 100_000.0)
-    assert len(long["t"]) <= 120  # however long the job, a bounded number of points
+    assert views.throughput([(2, 4), (9, 2)], 0.0, 2.0, 3)["rate"] == [0.0, 0.0, 3.0]  # late ends: the last step
+    assert views.throughput([], 0.0, 1.0, 10) == {"t": [], "rate": []}
+    assert views.plot_steps(10.0, 10.0) == (0.0, 0)
+    step, n = views.plot_steps(0.0, 100_000.0)
+    assert n <= 120 and step * n >= 100_000  # however long the job, a bounded number of points covering it
 
 
 def test_a_listing_says_which_filter_is_wrong() -> None:

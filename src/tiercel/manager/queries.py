@@ -22,12 +22,11 @@ from tiercel.manager.events import JobSummary
 from tiercel.manager.sessions import PlaceKind, Sessions
 from tiercel.manager.settings import Settings
 from tiercel.sites.site import Site
-from tiercel.store import AttemptRow, JobRow, Store
+from tiercel.store import AttemptRow, JobRow, Store, WorkflowRow
 from tiercel.store.base import STREAMS, ManagerEntry
 
 RESTART_HOLD = "held while workers reconnect after a restart"
 QUEUE_SCAN = 10_000  # ended jobs a listing filtered by queue reads at most (the queue is inside each stored spec)
-TIMES_PAGE = 20_000  # tasks read at a time for a throughput plot
 
 
 class Readable(Protocol):
@@ -128,23 +127,10 @@ class Queries:
         page += [(self.live(r.id) or _from_row(r), r.places) for r in ended]
         return page[:limit], len(page) > limit
 
-    async def finished_times(self, job_id: JobId, total: int) -> list[float]:
-        """When each settled task of a job settled (its final attempt's end), in task order: what a
-        throughput plot is drawn from. Read a page of tasks at a time, without their outputs."""
-        store = self._shell.store
-
-        def read() -> list[float]:
-            out: list[float] = []
-            after = -1
-            for _ in range(total // TIMES_PAGE + 2):  # bounded: each page moves past TIMES_PAGE tasks
-                rows = store.attempts_page(job_id, after, TIMES_PAGE, True, ())
-                if not rows:
-                    break
-                out += [r.ended for r in rows]
-                after = rows[-1].index
-            return out
-
-        return await asyncio.to_thread(read)
+    async def settled_per_step(self, job_id: JobId, start: float, step: float) -> list[tuple[int, int]]:
+        """How many of a job's tasks settled in each ``step`` seconds from ``start`` (Store.settled_per_step):
+        what a throughput plot is drawn from, counted by the store."""
+        return await asyncio.to_thread(self._shell.store.settled_per_step, job_id, start, step)
 
     async def attempts(self, job_id: JobId, index: int | None, final: bool) -> list[AttemptRow]:
         return await asyncio.to_thread(self._shell.store.attempts, job_id, index, final)
@@ -164,6 +150,16 @@ class Queries:
                       limit: int) -> list[JobRow]:
         """Ended jobs of ``owner`` (everyone's when None), the last ended first."""
         return await asyncio.to_thread(self._shell.store.history, owner, since, states, limit)
+
+    async def workflow(self, workflow_id: int) -> tuple[WorkflowRow, list[JobSummary]] | None:
+        """A workflow as stored, with its jobs' summaries in submission order; None for no such workflow."""
+        row = await asyncio.to_thread(self._shell.store.workflow, workflow_id)
+        return None if row is None else (row, await self.summaries([job_id for _, job_id in row.jobs]))
+
+    async def workflows(self, owner: UserName | None, limit: int) -> list[tuple[WorkflowRow, list[JobSummary]]]:
+        """The newest workflows of ``owner`` (everyone's when None), each with its jobs' summaries."""
+        rows = await asyncio.to_thread(self._shell.store.workflows, owner, limit)
+        return [(row, await self.summaries([job_id for _, job_id in row.jobs])) for row in rows]
 
     def unfinished(self, owner: UserName) -> list[JobId]:
         """The owner's jobs that have not ended, newest last."""

@@ -70,9 +70,9 @@ def router(manager: Manager) -> APIRouter:
         summary = await own_job(manager, who, job)
         if summary is None:
             return data({"error": f"job: {job[:40]!r} is not a job of yours", "field": "job"}, 404)
-        times = await manager.queries.finished_times(summary.id, summary.counts.total)
-        end = summary.ended or manager.clock()
-        return data(views.throughput(times, summary.submitted, end))
+        step, n = views.plot_steps(summary.submitted, summary.ended or manager.clock())
+        spans = await manager.queries.settled_per_step(summary.id, summary.submitted, step) if n else []
+        return data(views.throughput(spans, summary.submitted, step, n))
 
     @ui.get("/ui/data/jobs/{job}/failed")
     async def failed(request: Request, job: str) -> Response:
@@ -116,9 +116,11 @@ def router(manager: Manager) -> APIRouter:
 
 
 async def failed_tasks(manager: Manager, job_id: JobId, after: int) -> dict[str, Any]:
-    """The next failed tasks above index ``after``: each with its exit status and the start of its stderr;
+    """The next failed tasks above index ``after``: each with its exit status, the start of its stderr and the
+    name of the worker that ran it (when the manager knows that worker);
     ``next`` is where the following page starts (None: no more)."""
     tasks: list[dict[str, Any]] = []
+    names = {str(w["id"]): str(w["name"]) for w in manager.queries.workers()}  # workers it knows
     cursor = after
     for _ in range(SCAN_STEPS):
         rows = await manager.queries.attempts_page(job_id, cursor, SCAN_TASKS, final=True, streams=("stderr",),
@@ -130,7 +132,8 @@ async def failed_tasks(manager: Manager, job_id: JobId, after: int) -> dict[str,
             if r.outcome in FAILED:
                 err = r.stderr[:STDERR_SHOWN].decode("utf-8", "replace")
                 tasks.append({"index": r.index, "attempt": r.attempt, "outcome": r.outcome, "exit_code": r.exit_code,
-                              "worker": r.worker, "stderr": err, "more_bytes": max(0, len(r.stderr) - STDERR_SHOWN)})
+                              "worker": r.worker, "worker_name": names.get(r.worker),
+                              "stderr": err, "more_bytes": max(0, len(r.stderr) - STDERR_SHOWN)})
                 if len(tasks) == FAILED_PAGE:
                     return {"tasks": tasks, "next": cursor}
     return {"tasks": tasks, "next": cursor}

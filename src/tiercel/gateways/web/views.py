@@ -13,6 +13,8 @@ from typing import Any
 from tiercel.core.model import JobSpec, JobState
 from tiercel.core.reservations import Reservation, when
 from tiercel.manager.events import JobSummary
+from tiercel.manager.workflows import state_of
+from tiercel.store import WorkflowRow
 
 BAR_STATES = ("done", "failed", "cancelled", "running", "queued")  # left to right in a state bar
 PAGE_SIZES = (25, 50, 100, 200)
@@ -82,16 +84,23 @@ def histogram(job: dict[str, Any]) -> list[tuple[str, int, float]]:
     return [(s, job[s], round(100.0 * job[s] / top, 3)) for s in ("queued", "running", "done", "failed", "cancelled")]
 
 
-def throughput(times: list[float], start: float, end: float, points: int = 120) -> dict[str, list[float]]:
-    """Tasks settled per second over time, in at most ``points`` equal steps from ``start`` to ``end``."""
-    if not times or end <= start:
-        return {"t": [], "rate": []}
+def plot_steps(start: float, end: float, points: int = 120) -> tuple[float, int]:
+    """The throughput plot's step (whole seconds) and how many steps go from ``start`` to ``end``: at most
+    ``points``; (0, 0) when there is no span to draw."""
+    if end <= start:
+        return 0.0, 0
     step = max(1.0, math.ceil((end - start) / points))
-    n = max(1, math.ceil((end - start) / step))
+    return step, max(1, math.ceil((end - start) / step))
+
+
+def throughput(spans: list[tuple[int, int]], start: float, step: float, n: int) -> dict[str, list[float]]:
+    """Tasks settled per second in each of ``n`` steps from ``start``, from the store's count per step
+    (Store.settled_per_step); a count past the last step goes in the last."""
+    if not spans or n < 1:
+        return {"t": [], "rate": []}
     counts = [0] * n
-    for t in times:
-        i = int((t - start) // step)
-        counts[min(max(i, 0), n - 1)] += 1
+    for i, c in spans:
+        counts[min(max(i, 0), n - 1)] += c
     return {"t": [start + (i + 1) * step for i in range(n)], "rate": [c / step for c in counts]}
 
 
@@ -129,3 +138,31 @@ def timeline(reservations: list[Reservation], now: float, width: float = 1000.0)
             "from": when(r.start), "to": when(r.end), "active": r.active(now)})
     return {"sites": sorted(sites.items()), "start": when(start), "end": when(end),
             "now_x": round((now - start) * scale, 2), "width": width}
+
+
+MAX_BARS = 12  # jobs of a workflow drawn as bars in the workflows listing; the rest are counted
+
+
+def workflow_row(row: WorkflowRow, jobs: list[JobSummary], now: float) -> dict[str, Any]:
+    """One row of the workflows page: its state, its tasks' bar, and a small bar per job (the first few)."""
+    counts = [j.to_json() for j in jobs]
+    total = {k: sum(int(c[k]) for c in counts) for k in ("total", *BAR_STATES)}
+    names = {job_id: name for name, job_id in row.jobs}
+    return {"id": row.id, "name": row.name, "owner": row.owner, "state": state_of(jobs) if jobs else "queued",
+            "age": age(now - row.submitted), "submitted": row.submitted, "bar": bar(total), "counts": total,
+            "jobs": [{"id": j.id, "name": names.get(j.id, ""), "state": j.state.value, "bar": bar(c)}
+                     for j, c in zip(jobs[:MAX_BARS], counts, strict=False)],
+            "more": max(0, len(jobs) - MAX_BARS), "job_ids": [j.id for j in jobs]}
+
+
+def workflow_jobs(row: WorkflowRow, jobs: list[JobSummary]) -> list[dict[str, Any]]:
+    """A workflow's jobs in the order they were submitted, each with what it waits for: a job of the
+    workflow by its name, any other by its id."""
+    names = {job_id: name for name, job_id in row.jobs}
+    out = []
+    for j in jobs:
+        c = j.to_json()
+        after = [{"job": d.job, "label": names.get(d.job, f"job {d.job}"), "kind": d.kind} for d in j.spec.after]
+        out.append({**c, "name": names.get(j.id, ""), "bar": bar(c), "after": after,
+                    "title": j.spec.name or " ".join(j.spec.command)})
+    return out
