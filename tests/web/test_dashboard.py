@@ -73,6 +73,7 @@ def test_a_failed_tasks_stderr_opens_on_its_page(visit: Visit) -> None:
     task = visit.page.locator('#failed details[data-index="4"]')
     task.wait_for(timeout=WAIT)
     assert "exit 7" in task.locator("summary").inner_text()
+    assert " on w1 (" in task.locator("summary").inner_text()  # the worker's name, then its id
     assert not task.locator("pre").is_visible()
     task.locator("summary").click()
     assert task.locator("pre").inner_text() == "boom in task 4\n"

@@ -19,7 +19,8 @@ from tiercel.core.engine import Effect, Engine
 from tiercel.core.model import After, JobId, JobSpec, JobState, Parent, UserName
 from tiercel.core.problems import Problem
 from tiercel.manager import dependencies
-from tiercel.manager.events import JobSummary
+from tiercel.manager.events import Events, JobSummary
+from tiercel.manager.queries import Queries
 from tiercel.manager.shell import Unavailable
 from tiercel.store import AddJob, SaveWorkflow, Store, WorkflowRow, WriteOp
 
@@ -41,6 +42,8 @@ class Shell(Protocol):
     engine: Engine
     store: Store
     clock: Callable[[], float]
+    events: Events
+    queries: Queries
 
     def refuse_new_work(self) -> None: ...
     def take_job_ids(self, n: int) -> list[JobId]: ...
@@ -156,6 +159,10 @@ async def submit(shell: Shell, owner: UserName, name: str, jobs: list[Planned], 
     for job_id, spec, found in zip(ids, specs, outside, strict=True):  # no await from here on
         effects += shell.engine.add_job(job_id, spec, owner, now, parents=found)
     shell.apply(effects)
+    for job_id in ids:  # as a job submitted alone is announced: open pages and event streams hear of it
+        summary = shell.queries.live(job_id) or shell.recently_ended(job_id)
+        if summary is not None:
+            shell.events.publish({"event": "job_submitted", "job": summary.to_json()})
     shell.pump()
     return workflow_id, ids
 

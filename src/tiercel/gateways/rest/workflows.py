@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Annotated, Any
 
@@ -45,12 +44,12 @@ def router(manager: Manager) -> APIRouter:
     async def summaries(row: WorkflowRow) -> list[JobSummary]:
         return await manager.queries.summaries([job_id for _, job_id in row.jobs])
 
-    async def own(workflow_id: int, who: Identity) -> WorkflowRow:
-        row = await asyncio.to_thread(manager.store.workflow, workflow_id)
-        if row is None or (row.owner != who.user and not who.admin):
+    async def own(workflow_id: int, who: Identity) -> tuple[WorkflowRow, list[JobSummary]]:
+        found = await manager.queries.workflow(workflow_id)
+        if found is None or (found[0].owner != who.user and not who.admin):
             raise ApiError(404, f"workflow: {workflow_id} is not a workflow of yours (see 'tiercel workflow list')",
                            "workflow")
-        return row
+        return found
 
     @api.post("/v1/workflows", status_code=201, responses=answers(403, 422, 507))
     async def submit(req: WorkflowRequest, who: Person) -> dict[str, Any]:
@@ -85,28 +84,25 @@ def router(manager: Manager) -> APIRouter:
         made = await workflows.submit(manager, who.user, req.name, planned, throttle)
         if isinstance(made, Problem):
             raise ApiError.of(made, 422)
-        row = await own(made[0], who)
-        return workflows.row_json(row, await summaries(row))
+        return workflows.row_json(*await own(made[0], who))
 
     @api.get("/v1/workflows", responses=answers(403))
     async def listed(who: Person, all: bool = False, limit: Annotated[int, Query(ge=1, le=1000)] = 50
                      ) -> list[dict[str, Any]]:
         """Your workflows, the newest first (an admin's with all=true: everyone's)."""
         owner = None if (who.admin and all) else who.user
-        rows = await asyncio.to_thread(manager.store.workflows, owner, limit)
-        return [workflows.row_json(row, await summaries(row)) for row in rows]
+        return [workflows.row_json(row, jobs) for row, jobs in await manager.queries.workflows(owner, limit)]
 
     @api.get("/v1/workflows/{workflow_id}", responses=answers(403, 404))
     async def one(workflow_id: WorkflowPath, who: Person) -> dict[str, Any]:
         """A workflow: its state, and each job's state and progress, in the order they were submitted."""
-        row = await own(workflow_id, who)
-        return workflows.row_json(row, await summaries(row))
+        return workflows.row_json(*await own(workflow_id, who))
 
     @api.post("/v1/workflows/{workflow_id}/cancel", responses=answers(403, 404))
     async def cancel(workflow_id: WorkflowPath, who: Person) -> dict[str, Any]:
         """Cancel every job of the workflow that has not ended."""
-        row = await own(workflow_id, who)
-        for s in await summaries(row):
+        row, jobs = await own(workflow_id, who)
+        for s in jobs:
             if not s.state.terminal:
                 await manager.cancel(s.id)
         return workflows.row_json(row, await summaries(row))
@@ -114,7 +110,7 @@ def router(manager: Manager) -> APIRouter:
     @api.post("/v1/workflows/{workflow_id}/retry", responses=answers(403, 404, 409, 507))
     async def retry(workflow_id: WorkflowPath, who: Person) -> dict[str, Any]:
         """Run again what failed or was cancelled, and so what waited for it: nothing that finished."""
-        row = await own(workflow_id, who)
+        row, _ = await own(workflow_id, who)
         again = 0
         for _, job_id in row.jobs:  # in submission order: a job waits again for its retried parents
             s = await manager.queries.summary(JobId(job_id))

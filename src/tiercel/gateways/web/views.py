@@ -164,5 +164,5 @@ def workflow_jobs(row: WorkflowRow, jobs: list[JobSummary]) -> list[dict[str, An
         c = j.to_json()
         after = [{"job": d.job, "label": names.get(d.job, f"job {d.job}"), "kind": d.kind} for d in j.spec.after]
         out.append({**c, "name": names.get(j.id, ""), "bar": bar(c), "after": after,
-                    "title": j.spec.name or " ".join(j.spec.command)})
+                    "command": " ".join(j.spec.command)})
     return out

@@ -80,7 +80,8 @@
       svg.appendChild(bg); cell(tr, null, "barcol").appendChild(svg); drawBar(svg, j);
       cell(tr, j.done, "num done"); cell(tr, j.total, "num");
       cell(tr, j.owner); cell(tr, j.queue_name); cell(tr, (j.places || []).join(", "), "places");
-      cell(tr, j.age, "num"); cell(tr, j.rate, "num rate");
+      var age = el("span", "age", j.age); age.dataset.since = j.submitted; cell(tr, null, "num").appendChild(age);
+      cell(tr, j.rate, "num rate");
       return tr;
     }
 
@@ -204,7 +205,7 @@
           var det = el("details", "task"), sum = el("summary");
           sum.appendChild(el("b", null, "task " + t.index));
           sum.appendChild(document.createTextNode(" · " + t.outcome + (t.exit_code === null ? "" : ", exit " + t.exit_code) +
-            " · attempt " + t.attempt + " on " + t.worker));
+            " · attempt " + t.attempt + " on " + (t.worker_name && t.worker_name !== t.worker ? t.worker_name + " (" + t.worker + ")" : t.worker)));
           det.appendChild(sum);
           det.dataset.index = t.index;
           var pre = el("pre", "stderr", t.stderr || "(no stderr)");
@@ -254,7 +255,51 @@
     return { event: function (ev) { if (ev.event === "pool") reload(); }, resync: reload, watch: true };
   }
 
-  var view = page === "jobs" ? jobsPage() : page === "job" ? jobPage() : page === "pool" ? poolPage() : null;
+  /* ---- workflows: the page's live part read again when one of its jobs moved ------------- */
+
+  function partPage(listing) {
+    var box = document.getElementById("part");
+    function shows(id) { return box.querySelector('[data-job="' + Number(id) + '"]') !== null; }
+    var reload = throttle(function () {
+      fetch(location.pathname + "?part=1", { credentials: "same-origin" }).then(function (r) {
+        if (r.redirected) { location.href = "/ui/signin"; return null; }
+        return r.status === 200 ? r.text() : null;
+      }).then(function (html) { if (html !== null) { box.innerHTML = html; tick(); } }).catch(function () {});
+    }, 1000);
+    return {
+      event: function (ev) {
+        // a new workflow's jobs are jobs the listing does not show yet
+        if (ev.job && (shows(ev.job.id) || (listing && ev.event === "job_submitted"))) reload();
+      },
+      resync: reload
+    };
+  }
+
+  /* ---- ages ("submitted 3m ago") kept current while the page is open -------------------- */
+
+  // the server's clock less this browser's, from when the page was rendered
+  var skew = (Number(document.body.dataset.now) || Date.now() / 1000) - Date.now() / 1000;
+
+  function ageText(seconds) {  // as views.age: 42s, 7m, 3h, 12d
+    var s = Math.max(0, Math.floor(seconds));
+    if (s < 120) return s + "s";
+    if (s < 7200) return Math.floor(s / 60) + "m";
+    if (s < 172800) return Math.floor(s / 3600) + "h";
+    return Math.floor(s / 86400) + "d";
+  }
+
+  function tick() {
+    var now = Date.now() / 1000 + skew;
+    Array.prototype.forEach.call(document.querySelectorAll(".age[data-since]"), function (e) {
+      var since = Number(e.dataset.since);
+      if (since) e.textContent = ageText(now - since);
+    });
+  }
+
+  setInterval(tick, 1000);
+
+  var view = page === "jobs" ? jobsPage() : page === "job" ? jobPage() : page === "pool" ? poolPage() :
+    page === "workflows" ? partPage(true) : page === "workflow" ? partPage(false) : null;
 
   /* ---- the live socket ------------------------------------------------------------------- */
 
