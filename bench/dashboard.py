@@ -12,6 +12,7 @@
 Chromium is Debian's (/usr/bin/chromium, or $CHROMIUM), driven by Playwright.
 
 Usage: .venv/bin/python bench/dashboard.py [--tasks N] [--jobs J] [--big B] [--noop N] [--pages P] [--repeat R]
+       [--parts paint,lag,cost]
 """
 
 from __future__ import annotations
@@ -220,37 +221,48 @@ def main() -> int:
     ap.add_argument("--pages", type=int, default=10, help="open pages while the cost is measured (default 10)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each measure; medians are shown (default 3)")
     ap.add_argument("--lag-runs", type=int, default=5, help="jobs whose update lag is measured (default 5)")
+    ap.add_argument("--parts", default="paint,lag,cost",
+                    help="which measures to run, comma-separated, of paint, lag and cost (default all)")
     common_args(ap)
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    if not parts or parts - {"paint", "lag", "cost"}:
+        ap.error(f"--parts: {args.parts!r} must name some of paint, lag, cost, comma-separated")
     if min(args.tasks, args.jobs, args.big, args.noop, args.pages, args.repeat, args.lag_runs) < 1 \
             or args.big > args.tasks or args.jobs > args.tasks:
         ap.error("every count must be at least 1, and --big and --jobs at most --tasks")
     env = environment(args.state_parent)
     print_environment(env)
+    p: dict[str, Any] = {}
+    lag: dict[str, Any] = {}
+    cost: dict[str, Any] = {}
     with browser() as b:
-        print(f"\nfilling a store with {args.tasks:,} task results in {args.jobs:,} jobs (one of {args.big:,}) ...")
-        p = bench_paint(b, args.tasks, args.jobs, args.big, args.repeat, args.state_parent, args.keep)
-        print_table(["measure", "seconds", "goal"], [
-            ["jobs page: first contentful paint", f"{p['jobs_fcp']:.3f}", f"< {PAINT_GOAL:g}"],
-            ["jobs page: response complete", f"{p['jobs_response']:.3f}", ""],
-            [f"job page ({args.big:,} tasks): first contentful paint", f"{p['job_fcp']:.3f}", f"< {PAINT_GOAL:g}"],
-            ["job page: response complete", f"{p['job_response']:.3f}", ""],
-            ["job page: throughput plot drawn", f"{p['job_plot']:.3f}", ""],
-            ["baseline: GET /v1/jobs?all=true&limit=50", f"{p['rest_jobs']:.3f}", ""],
-        ], title=f"paint, median of {args.repeat} (store filled in {p['fill_seconds']:.1f}s)")
-        lag = bench_lag(b, args.lag_runs, args.state_parent, args.keep)
-        print_table(["measure", "seconds", "goal"], [
-            ["result durable -> page shows it (median)", f"{lag['lag_median']:.3f}", f"<= {LAG_GOAL:g}"],
-            ["result durable -> page shows it (max)", f"{lag['lag_max']:.3f}", f"<= {LAG_GOAL:g}"],
-        ], title=f"update lag, {args.lag_runs} jobs")
-        cost = bench_cost(b, args.noop, args.pages, args.repeat, args.state_parent, args.keep)
-        print_table(["open pages", "tasks/s", "ratio", "manager CPU ms / 1,000 tasks"], [
-            ["0", fmt_num(cost["tasks_per_second_0"]), "1.00", f"{cost['manager_cpu_ms_per_1000_0']:.1f}"],
-            [str(args.pages), fmt_num(cost["tasks_per_second_pages"]),
-             f"{cost['tasks_per_second_pages'] / cost['tasks_per_second_0']:.2f}",
-             f"{cost['manager_cpu_ms_per_1000_pages']:.1f}"],
-        ], title=f"cost to the scheduler: {args.noop:,} no-op tasks, median of {args.repeat}; "
-                 f"{100 * cost['lost']:.1f}% lost (goal <= {100 * COST_GOAL:g}%)")
+        if "paint" in parts:
+            print(f"\nfilling a store with {args.tasks:,} task results in {args.jobs:,} jobs (one of {args.big:,}) ...")
+            p = bench_paint(b, args.tasks, args.jobs, args.big, args.repeat, args.state_parent, args.keep)
+            print_table(["measure", "seconds", "goal"], [
+                ["jobs page: first contentful paint", f"{p['jobs_fcp']:.3f}", f"< {PAINT_GOAL:g}"],
+                ["jobs page: response complete", f"{p['jobs_response']:.3f}", ""],
+                [f"job page ({args.big:,} tasks): first contentful paint", f"{p['job_fcp']:.3f}", f"< {PAINT_GOAL:g}"],
+                ["job page: response complete", f"{p['job_response']:.3f}", ""],
+                ["job page: throughput plot drawn", f"{p['job_plot']:.3f}", ""],
+                ["baseline: GET /v1/jobs?all=true&limit=50", f"{p['rest_jobs']:.3f}", ""],
+            ], title=f"paint, median of {args.repeat} (store filled in {p['fill_seconds']:.1f}s)")
+        if "lag" in parts:
+            lag = bench_lag(b, args.lag_runs, args.state_parent, args.keep)
+            print_table(["measure", "seconds", "goal"], [
+                ["result durable -> page shows it (median)", f"{lag['lag_median']:.3f}", f"<= {LAG_GOAL:g}"],
+                ["result durable -> page shows it (max)", f"{lag['lag_max']:.3f}", f"<= {LAG_GOAL:g}"],
+            ], title=f"update lag, {args.lag_runs} jobs")
+        if "cost" in parts:
+            cost = bench_cost(b, args.noop, args.pages, args.repeat, args.state_parent, args.keep)
+            print_table(["open pages", "tasks/s", "ratio", "manager CPU ms / 1,000 tasks"], [
+                ["0", fmt_num(cost["tasks_per_second_0"]), "1.00", f"{cost['manager_cpu_ms_per_1000_0']:.1f}"],
+                [str(args.pages), fmt_num(cost["tasks_per_second_pages"]),
+                 f"{cost['tasks_per_second_pages'] / cost['tasks_per_second_0']:.2f}",
+                 f"{cost['manager_cpu_ms_per_1000_pages']:.1f}"],
+            ], title=f"cost to the scheduler: {args.noop:,} no-op tasks, median of {args.repeat}; "
+                     f"{100 * cost['lost']:.1f}% lost (goal <= {100 * COST_GOAL:g}%)")
     append_json(args.json, "dashboard", vars(args) | {"json": None, "state_parent": None}, env,
                 {"paint": p, "lag": lag, "cost": cost})
     return 0
