@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tiercel.core.model import UserName
+from tiercel.core.model import After, Counts, JobId, JobSpec, JobState, UserName
 from tiercel.core.problems import Problem
+from tiercel.core.ranges import IndexRanges
 from tiercel.core.reservations import Reservation
 from tiercel.gateways.web import views
 from tiercel.gateways.web.forms import request_of
 from tiercel.gateways.web.pages import Listing, listing
 from tiercel.manager.auth import Identity
+from tiercel.manager.events import JobSummary
+from tiercel.store import WorkflowRow
 
 ALICE = Identity(UserName("alice"), "user")
 ADMIN = Identity(UserName("root"), "admin")
@@ -80,3 +83,15 @@ def test_reservations_are_laid_out_on_one_time_line_per_site() -> None:
     assert (slurm[0]["x"], slurm[0]["w"], slurm[0]["active"]) == (0.0, 500.0, True)
     assert (pool[0]["x"], pool[0]["w"], pool[0]["users"]) == (250.0, 750.0, "alice, bob")
     assert line["now_x"] == 0.0
+
+
+def test_a_workflows_jobs_say_what_they_wait_for_by_name_inside_it_by_id_outside() -> None:
+    spec = JobSpec(command=("true",), indexes=IndexRanges.of_size(2),
+                   after=(After(JobId(5), "ok"), After(JobId(9), "any")))
+    job = JobSummary(JobId(6), UserName("alice"), spec, 0.0, JobState.QUEUED, Counts(total=2, queued=2))
+    row = WorkflowRow(1, UserName("alice"), "flow", 0.0, (("prep", JobId(5)), ("next", JobId(6))))
+    [shown] = views.workflow_jobs(row, [job])
+    assert shown["name"] == "next" and shown["command"] == "true"
+    assert [(d["job"], d["label"], d["kind"]) for d in shown["after"]] == [(5, "prep", "ok"), (9, "job 9", "any")]
+    listed = views.workflow_row(row, [job], now=30.0)
+    assert (listed["state"], listed["age"], listed["counts"]["total"], listed["job_ids"]) == ("queued", "30s", 2, [6])
