@@ -33,6 +33,15 @@ def test_a_good_config_keeps_file_order_with_the_pool_first() -> None:
     assert views[2].limits.max_memory_mb == 8192
 
 
+def test_a_pilot_site_names_the_gfarm_nodes_its_hosts_see() -> None:
+    sites = load('[sites.hpc]\nkind = "slurm"\nmode = "pilot"\ndata_nodes = ["gfnode1", "gfnode2.example.org"]\n'
+                 '[sites.here]\nkind = "local"\ndata_nodes = ["gfnode3"]\n')
+    assert isinstance(sites, dict)
+    hpc, here = sites["hpc"], sites["here"]
+    assert isinstance(hpc, SiteConfig) and hpc.data_nodes == ["gfnode1", "gfnode2.example.org"]
+    assert isinstance(here, SiteConfig) and here.data_nodes == ["gfnode3"]
+
+
 @pytest.mark.parametrize(("text", "words"), [
     ('[sites.hpc]\nkind = "torque"\n', ["line 2: sites.hpc.kind", "'torque'", "slurm"]),
     ('[sites.hpc]\npartition = "short"\n', ["line 1: sites.hpc", "needs kind = one of local, slurm"]),
@@ -44,6 +53,13 @@ def test_a_good_config_keeps_file_order_with_the_pool_first() -> None:
     ('[sites.pool]\nkind = "slurm"\n', ["line 2: sites.pool.kind", "is not a site option"]),
     ('[sites.hpc]\nkind = "sge"\ntags = ["bio", "a b"]\n', ["line 3: sites.hpc.tags", "'a b' must be a tag"]),
     ('[sites.hpc]\nkind = "sge"\ntags = ["x,y"]\n', ["line 3: sites.hpc.tags", "'x,y' must be a tag"]),
+    ('[sites.hpc]\nkind = "slurm"\nmode = "pilot"\ndata_nodes = ["gfnode1", "gf node;rm"]\n',
+     ["line 4: sites.hpc.data_nodes", "'gf node;rm' must be a Gfarm node's host name"]),
+    ('[sites.hpc]\nkind = "slurm"\nmode = "pilot"\ndata_nodes = ["gfnode1", "gfnode1"]\n',
+     ["line 4: sites.hpc.data_nodes", "names a node twice"]),
+    ('[sites.hpc]\nkind = "slurm"\ndata_nodes = ["gfnode1"]\n',
+     ["line 3: sites.hpc.data_nodes", "only a site that starts pilots", "mode is native"]),
+    ('[sites.hpc]\nkind = "local"\ndata_nodes = "gfnode1"\n', ["line 3: sites.hpc.data_nodes", "valid list"]),
 ])
 def test_mistakes_name_the_line_and_what_is_allowed(text: str, words: list[str]) -> None:
     problem = load(text)

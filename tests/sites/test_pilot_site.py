@@ -67,14 +67,14 @@ def site(tmp_path: Path, **cfg: object) -> PilotSite:
     return made
 
 
-def worker_options(s: PilotSite, tmp_path: Path) -> dict[str, object]:
+def worker_options(s: PilotSite, tmp_path: Path, element: int = 3) -> dict[str, object]:
     """The options `tiercel worker` gets from the script a pilot runs (a fake Python prints its arguments)."""
     python = tmp_path / "python"
     python.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
     python.chmod(0o755)
     s.python = str(python)
     out = subprocess.run(["/bin/sh", "-c", s._script("p1")], capture_output=True, text=True, check=True,
-                         env={**os.environ, "TIERCEL_ELEMENT": "3"})
+                         env={**os.environ, "TIERCEL_ELEMENT": str(element)})
     argv = out.stdout.splitlines()
     assert argv[:3] == ["-m", "tiercel", "worker"], argv
     with click.Context(worker_command) as ctx:
@@ -90,6 +90,23 @@ def test_a_pilot_gets_the_tags_of_its_site(tmp_path: Path, tags: list[str], seen
     params = worker_options(s, tmp_path)
     assert params["tags"] == seen
     assert params["site"] == "sge" and params["slots"] == 3 and params["name"] == "sge.p1.3"
+
+
+def test_a_pilot_reads_inputs_on_the_one_node_its_site_sees(tmp_path: Path) -> None:
+    assert worker_options(site(tmp_path, data_nodes=["gfnode2"]), tmp_path)["data_host"] == "gfnode2"
+    assert worker_options(site(tmp_path), tmp_path)["data_host"] is None  # none said: the worker finds its own
+
+
+def test_pilots_spread_over_the_nodes_their_site_sees_by_element(tmp_path: Path) -> None:
+    s = site(tmp_path, data_nodes=["gfnode1", "gfnode2", "gfnode3"])
+    seen = [worker_options(s, tmp_path, element=n)["data_host"] for n in range(1, 7)]
+    assert seen == ["gfnode1", "gfnode2", "gfnode3"] * 2
+
+
+def test_a_pilot_on_a_host_named_as_a_node_reads_there(tmp_path: Path) -> None:
+    here = os.uname().nodename
+    s = site(tmp_path, data_nodes=["gfnode1", here])
+    assert [worker_options(s, tmp_path, element=n)["data_host"] for n in (1, 2, 3)] == [here] * 3
 
 
 def spec(n: int) -> JobSpec:

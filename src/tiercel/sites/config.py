@@ -22,7 +22,7 @@ import dataclasses
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from tiercel.core.problems import Problem
 from tiercel.core.sites import POOL, Limits, Mode, SiteInfo
@@ -46,6 +46,7 @@ def _mb(v: str | int) -> int:
 
 
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+NODE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")  # a host name, as Gfarm names its nodes
 TAG = re.compile(r"^[A-Za-z0-9_.:+-]{1,64}$")  # what a job may require (--requires), so a tag a job can match
 
 
@@ -118,6 +119,9 @@ class SiteConfig(_Base):
     spool: str | None = Field(None, description="shared directory for scripts and task outputs")
     python: str | None = Field(None, description="Python that runs Tiercel inside batch jobs")
     path: list[str] = Field(default_factory=list, description="directories searched first for the batch commands")
+    # data-aware placement
+    data_nodes: list[str] = Field(default_factory=list,
+                                  description="the Gfarm file-system nodes its hosts see (its pilots' --data-host)")
 
     @field_validator("pilot_walltime", "idle_timeout", "poll_interval", "command_timeout")
     @classmethod
@@ -131,6 +135,20 @@ class SiteConfig(_Base):
         for item in v if isinstance(v, list) else [v]:
             if isinstance(item, str) and ("\n" in item or "\r" in item):
                 raise ValueError("must be a single line")
+        return v
+
+    @field_validator("data_nodes")
+    @classmethod
+    def _data_nodes(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        for node in v:
+            if not NODE.fullmatch(node):
+                raise ValueError(f"{node!r} must be a Gfarm node's host name as 'gfhost -l' lists it (letters, "
+                                 "digits, . and -, at most 253)")
+        if len(set(v)) != len(v):
+            raise ValueError("names a node twice")
+        if v and info.data.get("kind") != "local" and info.data.get("mode") != "pilot":
+            raise ValueError("only a site that starts pilots (mode = \"pilot\", or kind = \"local\") has workers "
+                             "that read inputs on a node; this site's mode is native")
         return v
 
     def seconds(self, key: str) -> float:

@@ -49,6 +49,22 @@ def pilots_wanted(*, waiting_slots: int, free_slots: int, alive: int, pending: i
     return max(0, min(more, max_pilots - alive))
 
 
+def data_host(nodes: Sequence[str]) -> tuple[str, str]:
+    """Shell lines that choose a pilot's Gfarm node among its site's ``data_nodes``, and its ``--data-host``.
+
+    One node: that one. Several: the one this host is named as (Gfarm names nodes by host name),
+    else one by the pilot's element number, so a site's pilots spread evenly over the nodes its
+    hosts see. (Node names are checked host names: nothing in them needs quoting.)"""
+    if not nodes:
+        return "", ""
+    if len(nodes) == 1:
+        return "", f"--data-host {nodes[0]} "
+    named = " ".join(f"{n}|{n}.*) node={n} ;;" for n in nodes)
+    spread = (f"set -- {' '.join(nodes)}; shift $(( (${{TIERCEL_ELEMENT:-1}} - 1) % {len(nodes)} )); "
+              "node=$1 ;;")
+    return f'case "$(uname -n)" in {named} *) {spread} esac\n', '--data-host "$node" '
+
+
 @dataclass
 class Pilots:
     native_id: str
@@ -166,8 +182,9 @@ class PilotSite(Site):
         only = f"--reservation {r.name} " if r is not None else ""
         # the site's tags are what placed a job requiring them here: its pilots must have them to take it
         tags = f"--tags {shlex.quote(','.join(sorted(self.cfg.tags)))} " if self.cfg.tags else ""
-        return (f"exec {self.python} -m tiercel worker --manager {shlex.quote(url)} --token-file {token} "
-                f"--site {self.name} --slots {self.cfg.slots} {tags}--lifetime {self._lifetime(r):g} {only}"
+        choose, data = data_host(self.cfg.data_nodes)
+        return (f"{choose}exec {self.python} -m tiercel worker --manager {shlex.quote(url)} --token-file {token} "
+                f"--site {self.name} --slots {self.cfg.slots} {tags}--lifetime {self._lifetime(r):g} {only}{data}"
                 f"--idle-exit {self.cfg.seconds('idle_timeout'):g} --name {self.name}.{key}.$TIERCEL_ELEMENT\n")
 
     async def _submit(self, count: int, r: Reservation | None = None) -> None:
