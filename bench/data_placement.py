@@ -110,9 +110,10 @@ def run(mode: str, scenario: str, nodes: list[str], placement: list[list[str]], 
     folder = f"/bench/{uuid.uuid4().hex[:10]}"
     files = put_files(folder, args.tasks, args.size, placement)
     before = where(files)
-    os.environ["TIERCEL_GFARM_COPY_RATE"] = str(args.rate)
     with Cluster(parent=parent) as cl:
-        cl.start_manager()
+        config = cl.state / "manager.toml"  # copies held to the rate: [data] copy_rate
+        config.write_text(f'[data]\ncopy_rate = "{args.rate:.0f}B/s"\n')
+        cl.start_manager("--config", str(config))
         for node in nodes:
             cl.workers.append(spawn([*TIERCEL, "worker", "--manager", cl.url, "--slots", str(args.slots),
                                      "--token-file", str(cl.state / "worker.token"), "--data-host", node,

@@ -154,18 +154,43 @@ def test_an_unknown_table_is_refused_by_name_with_the_known_ones(tmp_path: Path,
                                                                  line: int) -> None:
     path = write(tmp_path, text)
     assert refusal(path) == (f"{path}: line {line}: {key}: is not a table of the manager's configuration (known: "
-                             "[queues.NAME], [sites.NAME], [xmpp], [store]; not supported yet: [peers.NAME], [data])")
+                             "[queues.NAME], [sites.NAME], [xmpp], [store], [data]; not supported yet: [peers.NAME])")
 
 
 @pytest.mark.parametrize(("text", "expected"), [
     ('[queues.q]\n\n[peers.hub]\nurl = "https://hub:8750"\n',
      "line 3: peers.hub: is not supported yet: exchanging work with other managers is to come"),
-    ('[data]\ngfarm = "/gfarm"\n', "line 1: data: is not supported yet: data-aware placement is to come"),
 ])
 def test_tables_not_supported_yet_are_refused_naming_the_key(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text)
     message = refusal(path)
     assert message.startswith(f"{path}: {expected}") and "Remove the table" in message, message
+
+
+def test_the_data_table_sets_the_copy_rate_and_the_recheck_of_unreadable_replicas() -> None:
+    data = loads('[data]\ncopy_rate = "10MB/s"\nrecheck_unreadable = "2m"\n').data
+    assert data.copy_rate == 10e6 and data.recheck_unreadable == 120
+    assert loads('[data]\ncopy_rate = "1.5 GiB/s"\n').data.copy_rate == 1.5 * 2**30
+    assert loads('[data]\ncopy_rate = 2500\n').data.copy_rate == 2500  # bytes per second
+    default = loads('[queues.q]\n').data
+    assert default.copy_rate is None and default.recheck_unreadable == 60
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[data]\ncopy_rate = "fast"\n', "line 2: data.copy_rate: 'fast' must be a rate such as \"10MB/s\""),
+    ('[data]\ncopy_rate = "10Mb/s"\n', "line 2: data.copy_rate: '10Mb/s' must be a rate"),
+    ('[data]\ncopy_rate = "0MB/s"\n', "line 2: data.copy_rate: '0MB/s' must be a rate"),
+    ('[data]\ncopy_rate = -5\n', "line 2: data.copy_rate: -5 must be a rate"),
+    ('[data]\ncopy_rate = true\n', "line 2: data.copy_rate: True must be a rate"),
+    ('[data]\nrecheck_unreadable = "soon"\n', "line 2: data.recheck_unreadable: 'soon' must be a duration"),
+    ('[data]\n\ngfarm = "/gfarm"\n', "line 3: data.gfarm: '/gfarm' is not a [data] option; options: copy_rate, "
+                                     "recheck_unreadable"),
+    ('data = 3\n', "line 1: data: 3 must be a table [data]"),
+])
+def test_a_bad_data_table_is_refused_naming_the_key(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        loads(text)
+    assert str(err.value).startswith(expected), str(err.value)
 
 
 def test_the_store_table_gives_a_postgresql_store_with_its_password_file_beside_the_config(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tiercel.core.data import unreadable
+from tiercel.core.data import DataView, unreadable
 from tiercel.data.gfarm import parse_hosts, parse_sizes, parse_up, parse_where
 
 WHERE_MANY = "/d/a:\ngfnode3 gfnode1\n\n/d/b:\ngfnode2\n"
@@ -38,3 +38,19 @@ def test_the_line_a_worker_gives_a_task_back_with_names_the_replica() -> None:
     line = b"tiercel: cannot read gfarm:///d/b on gfnode3: gfexport: /d/b: file migrated\n"
     assert unreadable(line) == ("/d/b", "gfnode3")
     assert unreadable(b"tiercel: cannot read gfarm:///d/b: no such file\n") is None
+
+
+def test_the_data_table_s_copy_rate_is_what_placement_counts_on_and_copies_are_held_to() -> None:
+    from tiercel.data.config import DataConfig
+    from tiercel.data.service import DataService
+
+    service = DataService(lambda view: None, lambda path, node, ok: None, DataConfig(copy_rate=10e6))
+    try:
+        assert service.rate == 10e6 and service.view().copy_rate == 10e6
+    finally:
+        service.close()
+    unheld = DataService(lambda view: None, lambda path, node, ok: None)
+    try:
+        assert unheld.rate is None and unheld.view().copy_rate == DataView.copy_rate
+    finally:
+        unheld.close()

@@ -7,13 +7,15 @@
                     queues  → tiercel.queues.parse        → ManagerConfig.queues
                     sites   → tiercel.sites.config.parse  → ManagerConfig.pool, .sites
                     xmpp    → tiercel.gateways.xmpp.config.parse → ManagerConfig.xmpp
-                    store, peers, data → refused: "not supported yet", by key
+                    store   → tiercel.store.config.parse  → ManagerConfig.store
+                    data    → tiercel.data.config.parse   → ManagerConfig.data
+                    peers   → refused: "not supported yet", by key
                     │ a Problem (dotted key) ──► source.locate: "FILE: line N: key: value what is allowed"
                     ▼
                   ManagerConfig ──► cli/commands/daemons.py fills manager.settings.Settings
 
 - ``source``: reading, ``ConfigError`` and finding a key's line in the text;
-- ``tables``: the registry of tables, one parser each (where [store], [peers] and [data] plug in);
+- ``tables``: the registry of tables, one parser each (where [peers] plugs in);
 - ``model``: ``ManagerConfig``, typed;
 - ``loader``: ``load``/``loads``, and ``load_queues`` for the simulator.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tiercel.core.sites import POOL
+from tiercel.data.config import DataConfig
 from tiercel.gateways.xmpp.config import XmppConfig
 from tiercel.queues import Queue
 from tiercel.sites.config import PoolConfig, SiteConfig
@@ -15,8 +16,8 @@ from tiercel.store.config import StoreConfig
 class ManagerConfig:
     """One field per table of the file; a table the file leaves out keeps its default.
 
-    ``[peers.NAME]`` and ``[data]`` get their fields here when their features
-    land; until then ``config.tables`` refuses them rather than leave them unread.
+    ``[peers.NAME]`` gets its field here when its feature lands; until then
+    ``config.tables`` refuses it rather than leave it unread.
     """
 
     queues: dict[str, Queue] = field(default_factory=dict)  # [queues.NAME]; empty: the one built-in queue
@@ -24,6 +25,7 @@ class ManagerConfig:
     sites: dict[str, SiteConfig] = field(default_factory=dict)  # the other [sites.NAME], in file order
     xmpp: XmppConfig | None = None  # [xmpp]: the chat gateway and XMPP workers; None: no XMPP
     store: StoreConfig | None = None  # [store]: PostgreSQL; None: SQLite in the state directory
+    data: DataConfig = field(default_factory=DataConfig)  # [data]: data-aware placement over Gfarm
 
     def site_tables(self) -> dict[str, SiteConfig | PoolConfig]:
         """The sites as the manager's settings keep them: the pool first, then the rest; empty without [sites].

@@ -18,6 +18,7 @@ from tiercel.config.model import ManagerConfig
 from tiercel.config.source import Source
 from tiercel.core.problems import MISSING, Problem
 from tiercel.core.sites import POOL
+from tiercel.data import config as data_config
 from tiercel.gateways.xmpp import config as xmpp_config
 from tiercel.queues import parse as parse_queues
 from tiercel.sites import config as sites_config
@@ -62,6 +63,11 @@ def _store(table: object, source: Source, into: ManagerConfig) -> ManagerConfig 
     return found if isinstance(found, Problem) else dataclasses.replace(into, store=found)
 
 
+def _data(table: object, source: Source, into: ManagerConfig) -> ManagerConfig | Problem:
+    found = data_config.parse(table)
+    return found if isinstance(found, Problem) else dataclasses.replace(into, data=found)
+
+
 def _to_come(name: str, what: str) -> Parser:
     """A parser that refuses its table: ``what`` is the feature that will read it."""
 
@@ -75,15 +81,15 @@ def _to_come(name: str, what: str) -> Parser:
     return refuse
 
 
-# The order is the one messages list them in. The feature that reads [peers.NAME] or [data] replaces its
+# The order is the one messages list them in. The feature that reads [peers.NAME] replaces its
 # refusal with a parser like _sites and gives ManagerConfig the field that parser fills.
 TABLES: dict[str, Table] = {t.name: t for t in (
     Table("queues", "[queues.NAME]", _queues),
     Table("sites", "[sites.NAME]", _sites),
     Table("xmpp", "[xmpp]", _xmpp),
     Table("store", "[store]", _store),
+    Table("data", "[data]", _data),
     Table("peers", "[peers.NAME]", _to_come("peers", "exchanging work with other managers"), False),
-    Table("data", "[data]", _to_come("data", "data-aware placement"), False),
 )}
 
 

@@ -10,7 +10,6 @@ server going out of reach). Each change hands a new ``DataView`` to ``publish`` 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,15 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tiercel.core.data import DataView
 from tiercel.data import gfarm
+from tiercel.data.config import DataConfig
 
 log = logging.getLogger(__name__)
 POLL = 2.0
 COPIERS = 4
-RATE_ENV = "TIERCEL_GFARM_COPY_RATE"  # bytes/s a copy is held to (a bandwidth limit, for benchmarks)
 
 
 class DataService:
-    def __init__(self, publish: Callable[[DataView], None], copied: Callable[[str, str, bool], None]) -> None:
+    def __init__(self, publish: Callable[[DataView], None], copied: Callable[[str, str, bool], None],
+                 config: DataConfig | None = None) -> None:
         self._publish = publish  # called from threads: it must hand over to the loop itself
         self._copied = copied
         self._lock = threading.Lock()
@@ -37,8 +37,8 @@ class DataService:
         self.problem = ""
         self.copied_bytes = 0
         self.copies_made = 0
-        rate = os.environ.get(RATE_ENV)
-        self.rate = float(rate) if rate else None
+        self.config = config or DataConfig()
+        self.rate = self.config.copy_rate  # bytes/s a copy is held to ([data] copy_rate), None: unheld
         self._wanted: set[str] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()

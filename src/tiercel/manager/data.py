@@ -28,7 +28,7 @@ def service(m: Manager) -> DataService:
         def copied(path: str, node: str, ok: bool) -> None:
             loop.call_soon_threadsafe(m.engine.replica_made, path, node, ok)
 
-        m.data = DataService(changed, copied)
+        m.data = DataService(changed, copied, m.settings.data)
     return m.data
 
 

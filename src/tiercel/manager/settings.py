@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tiercel.data.config import DataConfig
 from tiercel.queues import Queue
 from tiercel.sites.config import PoolConfig, SiteConfig
 
@@ -26,4 +27,5 @@ class Settings:
     pool_slots: int = 0  # the pool's size for reservations, when more than the workers connected now
     # [sites.NAME], the pool first (ManagerConfig.site_tables); empty: no [sites], the pool alone places
     sites: dict[str, SiteConfig | PoolConfig] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)  # [data]: copy rate, unreadable replicas' recheck
     url: str = ""  # where the manager serves: what pilots connect to unless a site says otherwise

@@ -84,7 +84,7 @@ def _logging(verbose: int) -> None:
               help="Size of the worker pool for reservations, when more than the workers connected now.")
 @click.option("--config", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="TOML configuration: [queues.NAME] (policies, limits), [sites.NAME] (batch systems), [xmpp] (chat, "
-                   "XMPP workers).")
+                   "XMPP workers), [store] (PostgreSQL), [data] (copies between Gfarm nodes).")
 @click.option("--store", "store_url", envvar="TIERCEL_STORE", metavar="URL",
               help="Keep the state in PostgreSQL (postgresql://USER@HOST/DB; $TIERCEL_STORE) instead of SQLite in "
                    "the state dir. Several managers may share one: the first is active, the others standby.")
@@ -130,7 +130,7 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
         raise UserError(f"state-dir: {str(state)!r} cannot be created: {exc.strerror}") from None
     settings = Settings(state_dir=state, worker_timeout=worker_timeout, heartbeat=min(heartbeat, worker_timeout / 3),
                         reconnect_grace=reconnect_grace, queues=tables.queues, pool_slots=pool_slots,
-                        sites=tables.site_tables(),
+                        sites=tables.site_tables(), data=tables.data,
                         url=f"http://{host if host not in ('0.0.0.0', '::', '') else '127.0.0.1'}:{port}")
     store = _store_config(tables.store, store_url, store_name, advertise, lease)
     try:
