@@ -3,9 +3,11 @@ a missing input fails its task with the reason, and the rest of the engine is as
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tiercel.core.data import DataView
 from tiercel.core.engine import Engine, JobEnded, Persist, SendTasks
-from tiercel.core.engine.effects import Replicate
+from tiercel.core.engine.effects import Relocate, Replicate
 from tiercel.core.model import JobId, JobSpec, Outcome, Report, UserName, WorkerId, WorkerInfo
 from tiercel.core.ranges import IndexRanges
 
@@ -77,3 +79,50 @@ def test_jobs_without_files_run_while_gfarm_is_unreachable() -> None:
     e.set_data(DataView({}, {}, reachable=False, problem="connection refused"))
     assert sent(e.dispatch(1.0)) == {"w-n1": [0, 1]}  # job 2's
     assert "unreachable" in e.data_waits[JobId(1)]
+
+
+def gave_back(e: Engine, worker: str, index: int, attempt: int, node: str, now: float) -> None:
+    """The worker on ``node`` could not read the task's input there, and gave the task back."""
+    why = f"tiercel: cannot read gfarm:///d/x on {node}: connection refused\n".encode()
+    e.report(WorkerId(worker), [Report(JobId(1), index, attempt, Outcome.LOST, None, now, now, b"", why)], now)
+    e.add_credit(WorkerId(worker), 1)
+
+
+def test_an_unreadable_replica_is_passed_over_until_gfwhere_is_asked_again_after_a_while() -> None:
+    e = engine_with_nodes("n1", "n2", slots=1)
+    e.add_job(JobId(1), data_job(1, "gfarm:///d/x"), UserName("u"), 0.0)
+    view = DataView({"/d/x": frozenset({"n1", "n2"})}, {"/d/x": MB}, recheck_after=60.0)
+    e.set_data(view)
+    first = sent(e.dispatch(1.0))
+    [(worker, [index])] = first.items()
+    node = worker.removeprefix("w-")
+    other = "n2" if node == "n1" else "n1"
+    gave_back(e, worker, index, 1, node, 2.0)
+    e.set_data(view)  # a view of the replicas that says nothing new keeps the mark
+    stamped = e.dispatch(3.0)  # the mark is stamped now: 60 s from here
+    assert sent(stamped) == {f"w-{other}": [0]} and ("/d/x", node) in e.data.unreadable
+    gave_back(e, f"w-{other}", 0, 2, other, 4.0)  # the other fails too (the task fails: none left to read)
+    e.set_data(view)
+    assert not [x for x in e.dispatch(50.0) if isinstance(x, Relocate)]  # within the minute: nothing asked
+    assert ("/d/x", node) in e.data.unreadable
+    later = e.dispatch(64.0)
+    assert [x for x in later if isinstance(x, Relocate)] == [Relocate(("/d/x",))]  # the first mark's minute is up
+    assert not [x for x in e.dispatch(64.5) if isinstance(x, Relocate)]  # asked once, not again each dispatch
+    assert ("/d/x", node) in e.data.unreadable  # still passed over until gfwhere answers
+    e.set_data(replace(view, located=frozenset({"/d/x"})))  # it did: the replica is still listed
+    assert ("/d/x", node) not in e.data.unreadable and ("/d/x", other) in e.data.unreadable
+
+
+def test_an_unreadable_mark_ends_when_its_node_is_seen_up_again() -> None:
+    e = engine_with_nodes("n1", "n2", slots=1)
+    e.add_job(JobId(1), data_job(1, "gfarm:///d/x"), UserName("u"), 0.0)
+    view = DataView({"/d/x": frozenset({"n1", "n2"})}, {"/d/x": MB})
+    e.set_data(view)
+    [(worker, [index])] = sent(e.dispatch(1.0)).items()
+    node = worker.removeprefix("w-")
+    gave_back(e, worker, index, 1, node, 2.0)
+    assert ("/d/x", node) in e.data.unreadable
+    e.set_data(replace(view, down=frozenset({node})))  # the node watch: down...
+    assert ("/d/x", node) in e.data.unreadable
+    e.set_data(view)  # ... and up again
+    assert ("/d/x", node) not in e.data.unreadable

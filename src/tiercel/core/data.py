@@ -111,6 +111,8 @@ class DataView:
     problem: str = ""  # why not, when it is unreachable
     copy_rate: float = 50e6  # bytes per second a copy between nodes is expected to move
     unreadable: frozenset[tuple[Path, Node]] = frozenset()  # replicas a task failed to read (until asked again)
+    located: frozenset[Path] = frozenset()  # the paths gfwhere answered for in the update that made this view
+    recheck_after: float = 60.0  # seconds an unreadable replica is passed over before gfwhere is asked again
 
     def holders(self, path: Path) -> frozenset[Node] | None:
         """Nodes up and holding ``path``; None when the path is not known yet."""

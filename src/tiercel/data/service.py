@@ -68,13 +68,14 @@ class DataService:
         self._copiers.submit(self._copy, path, node, size)
         self._emit()
 
-    def view(self) -> DataView:
+    def view(self, located: frozenset[str] = frozenset()) -> DataView:
         with self._lock:
             every = set().union(*self.replicas.values()) if self.replicas else set()
             down = frozenset(every - self.up) if self.up is not None else frozenset()
             return DataView(dict(self.replicas), dict(self.sizes), down, dict(self.copying),
                             reachable=not self.problem, problem=self.problem,
-                            copy_rate=self.rate or DataView.copy_rate)
+                            copy_rate=self.rate or DataView.copy_rate, located=located,
+                            recheck_after=self.config.recheck_unreadable)
 
     def check(self, paths: list[str]) -> list[str] | str:
         """The paths that do not exist (a submission that asked to be refused for them), or why it cannot
@@ -133,7 +134,7 @@ class DataService:
             for p in paths:
                 self.replicas[p] = where.get(p, (frozenset(), frozenset()))[0]
             self.sizes.update(sizes)
-        self._emit()
+        self._emit(frozenset(paths))
 
     def _copy(self, path: str, node: str, size: int) -> None:
         ok = False
@@ -153,5 +154,5 @@ class DataService:
         self._copied(path, node, ok)
         self._emit()
 
-    def _emit(self) -> None:
-        self._publish(self.view())
+    def _emit(self, located: frozenset[str] = frozenset()) -> None:
+        self._publish(self.view(located))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tiercel.core.engine import Effect, Engine, JobEnded, KillTasks, Persist, Refused, RunCleanup, SendTasks
-from tiercel.core.engine.effects import Replicate
+from tiercel.core.engine.effects import Relocate, Replicate
 from tiercel.core.model import JobId, JobSpec, JobState, Report, TaskRef, UserName, WorkerId, WorkerInfo
 from tiercel.core.problems import Problem
 from tiercel.core.reservations import Reservation
@@ -228,6 +228,8 @@ class Manager:
                 self._refused(e)
             elif isinstance(e, Replicate):
                 data.service(self).replicate(e.path, e.node, e.size)
+            elif isinstance(e, Relocate):
+                data.service(self).learn(e.paths, again=True)
             else:
                 after.append(e)
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 from itertools import islice
 
 from tiercel.core.data import DataView, Node, Path, task_inputs, unreadable
-from tiercel.core.engine.effects import Effect, Persist, Replicate
+from tiercel.core.engine.effects import Effect, Persist, Relocate, Replicate
 from tiercel.core.engine.state import JobRun, WorkerRun
 from tiercel.core.model import AttemptRecord, JobId, Outcome, Report, WorkerId
 from tiercel.core.policies.data import SCAN, Estimates, Picks, Slot, costs, pick
@@ -36,20 +36,32 @@ class DataPlacement:
         self._missing_jobs: dict[JobId, JobRun] = {}
         self.data_short: set[JobId] = set()
         self.data_jobs: set[JobId] = set()  # live jobs with inputs
+        # replicas a task could not read -> when marked (None: since the last dispatch, stamped at the next)
+        self.marks: dict[tuple[Path, Node], float | None] = {}
+        self.rechecking: set[tuple[Path, Node]] = set()  # marks whose files gfwhere is asked about again
 
     def _maybe_end(self, job: JobRun) -> list[Effect]:
         raise NotImplementedError  # the Engine's
 
     def set_data(self, view: DataView) -> None:
         """The shell's view of the file system changed (replicas learned or made, nodes down, copies under way)."""
-        self.data = replace(view, unreadable=self.data.unreadable) if self.data.unreadable else view
+        # A mark ends when its node comes back up (the node watch saw it down, then up) or when gfwhere,
+        # asked again once the mark had lasted recheck_after, answers for its file: if the replica is still
+        # listed it is tried again (a task that fails to read it marks it anew), if not it is gone anyway.
+        back = self.data.down - view.down
+        for key in [k for k in self.marks if k[1] in back or (k in self.rechecking and k[0] in view.located)]:
+            del self.marks[key]
+            self.rechecking.discard(key)
+        self.data = replace(view, unreadable=frozenset(self.marks))
 
     def _gave_back(self, job: JobRun, r: Report) -> None:
         """A worker gave a task back because it could not read an input where it was: that replica is
         passed over from now on, so the task goes to another one (or fails once none is left)."""
         bad = unreadable(r.stderr)
         if bad is not None:
-            self.data = replace(self.data, unreadable=self.data.unreadable | {bad})
+            self.marks[bad] = None
+            self.rechecking.discard(bad)
+            self.data = replace(self.data, unreadable=frozenset(self.marks))
 
     def replica_made(self, path: Path, node: Node, ok: bool) -> None:
         """A copy the engine asked for ended. A failed one frees the tasks that waited for it."""
@@ -138,11 +150,24 @@ class DataPlacement:
         self._missing.append(AttemptRecord(report, True, WorkerId("")))
         self._missing_jobs[job.id] = job
 
-    def take_data_effects(self) -> list[Effect]:
-        """What failing tasks for missing inputs asks of the shell: their records, and their jobs' ends."""
+    def _recheck(self, now: float) -> list[Effect]:
+        """Stamp the new unreadable marks; ask Gfarm again about the files of those passed over long enough."""
+        paths: set[Path] = set()
+        for key, since in self.marks.items():
+            if since is None:
+                self.marks[key] = now
+            elif key not in self.rechecking and now - since >= self.data.recheck_after:
+                self.rechecking.add(key)
+                paths.add(key[0])
+        return [Relocate(tuple(sorted(paths)))] if paths else []
+
+    def take_data_effects(self, now: float) -> list[Effect]:
+        """What the dispatch asks of the shell besides tasks: the records of tasks failed for missing inputs
+        and their jobs' ends, and files to locate again."""
+        rechecks = self._recheck(now) if self.marks else []
         if not self._missing:
-            return []
-        effects: list[Effect] = [Persist(self._missing)]
+            return rechecks
+        effects: list[Effect] = [*rechecks, Persist(self._missing)]
         for job in self._missing_jobs.values():
             if job.id in self.jobs:
                 effects.extend(self._maybe_end(job))

@@ -63,4 +63,12 @@ class Replicate:
     size: int
 
 
-Effect = Persist | SendTasks | KillTasks | JobEnded | RunCleanup | Refused | Replicate
+@dataclass(frozen=True, slots=True)
+class Relocate:
+    """Ask Gfarm again where these files are (replicas a task could not read, passed over long enough);
+    the answer comes back as a ``DataView`` whose ``located`` names them."""
+
+    paths: tuple[str, ...]
+
+
+Effect = Persist | SendTasks | KillTasks | JobEnded | RunCleanup | Refused | Replicate | Relocate

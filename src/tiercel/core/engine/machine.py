@@ -404,7 +404,7 @@ class Engine(Views, Dependencies, DataPlacement):
                     by_queue.setdefault(self.queue_of(job), []).append(job)
             if not by_queue or not self._dispatch_round(by_queue, hungry, credit, sends, room, now):
                 break
-        return [*self.take_data_effects(), *sends.values(), *self.take_copies()]
+        return [*self.take_data_effects(now), *sends.values(), *self.take_copies()]
 
     def _dispatch_round(self, by_queue: dict[str, list[JobRun]], hungry: list[WorkerRun], credit: dict[WorkerId, int],
                         sends: dict[WorkerId, SendTasks], room: dict[str, int], now: float) -> bool:
