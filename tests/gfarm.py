@@ -7,12 +7,15 @@ a Gfarm that cannot be installed or started fails the tests; elsewhere they are 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,6 +81,17 @@ class Gfarm:
     def node(self, action: str, n: int) -> None:
         """Start, stop or kill (a crash) node n's gfsd."""
         self.run("bash", str(SERVICES / "gfarm_node.sh"), action, str(n))
+
+    @contextlib.contextmanager
+    def metadata_stopped(self) -> Iterator[None]:
+        """gfmd out of reach, its metadata kept: stopped (SIGSTOP, by its PID) inside, going on after (SIGCONT).
+        Its port still accepts connections; nothing answers on them."""
+        pid = int((self.dir / "run" / "gfmd.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
     def put(self, path: str, data: bytes, *nodes: str) -> None:
         """Register ``data`` as the Gfarm file ``path`` on the first node, replicated to the others."""

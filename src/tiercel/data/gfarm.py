@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 BATCH = 500  # paths per command line
 TIMEOUT = 60.0
+WATCH_TIMEOUT = 10.0  # gfsched -M answers in milliseconds: a metadata server this slow is out of reach
 
 
 class GfarmError(Exception):
@@ -91,7 +92,7 @@ def locate(paths: Sequence[str]) -> tuple[dict[str, tuple[frozenset[str], frozen
 
 
 def nodes_up() -> set[str]:
-    out = _run(["gfsched", "-M"], timeout=20)
+    out = _run(["gfsched", "-M"], timeout=WATCH_TIMEOUT)
     if out.returncode != 0:
         raise Unreachable(out.stderr.strip() or "gfsched -M failed")
     return parse_up(out.stdout)
