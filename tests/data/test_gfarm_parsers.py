@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tiercel.core.data import DataView, unreadable
+from tiercel.core.data import DataView, unreadable, written, wrote_line
 from tiercel.data.gfarm import parse_hosts, parse_sizes, parse_up, parse_where
 
 WHERE_MANY = "/d/a:\ngfnode3 gfnode1\n\n/d/b:\ngfnode2\n"
@@ -54,3 +54,20 @@ def test_the_data_table_s_copy_rate_is_what_placement_counts_on_and_copies_are_h
         assert unheld.rate is None and unheld.view().copy_rate == DataView.copy_rate
     finally:
         unheld.close()
+
+
+@pytest.mark.parametrize(("stderr", "found"), [
+    (b"task's own line\ntiercel: wrote gfarm:///r/0.out on gfnode2\ntiercel: wrote gfarm:///r/0.log on gfnode2\n",
+     [("/r/0.out", "gfnode2"), ("/r/0.log", "gfnode2")]),
+    (b"tiercel: wrote gfarm:///r/x\n", [("/r/x", None)]),  # a worker with no node: where Gfarm chose
+    (b"tiercel: wrote gfarm:///r/a on b on gfnode1\n", [("/r/a on b", "gfnode1")]),
+    (b"wrote gfarm:///r/x on gfnode1\n\xff\n", []),  # the task's own words are not the worker's line
+])
+def test_the_outputs_a_task_put_into_gfarm_are_read_from_its_stderr(stderr: bytes,
+                                                                    found: list[tuple[str, str | None]]) -> None:
+    assert written(stderr) == found
+
+
+def test_the_line_a_worker_writes_is_the_one_read_back() -> None:
+    line = wrote_line("/r/7.out", "gfnode3") + wrote_line("/r/8.out", None)
+    assert written(line.encode()) == [("/r/7.out", "gfnode3"), ("/r/8.out", None)]

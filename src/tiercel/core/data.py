@@ -128,6 +128,7 @@ class DataView:
 
 
 UNREADABLE = "tiercel: cannot read gfarm://"
+WROTE = "tiercel: wrote gfarm://"
 
 
 def unreadable(stderr: bytes) -> tuple[Path, Node] | None:
@@ -140,3 +141,18 @@ def unreadable(stderr: bytes) -> tuple[Path, Node] | None:
             if sep:
                 return path, tail.split(":", 1)[0]
     return None
+
+
+def wrote_line(path: Path, node: Node | None) -> str:
+    """The line a worker adds to a task's stderr for an output it put into Gfarm (``written`` reads it)."""
+    return f"{WROTE}{path}{' on ' + node if node else ''}\n"
+
+
+def written(stderr: bytes) -> list[tuple[Path, Node | None]]:
+    """The outputs a task put into Gfarm, and the node each went to (None: where Gfarm chose), from its stderr."""
+    out: list[tuple[Path, Node | None]] = []
+    for line in stderr.decode(errors="replace").splitlines():
+        if line.startswith(WROTE):
+            path, sep, node = line[len(WROTE):].rpartition(" on ")
+            out.append((path, node) if sep else (node, None))
+    return out

@@ -284,6 +284,7 @@ def run_task(spec: JobSpec, ref: TaskRef, handle: Handle, *, base_env: dict[str,
     if not (spec.inputs or spec.outputs):
         return _run_task(spec, ref, handle, base_env=base_env, max_output=max_output, default_cwd=default_cwd,
                          spawner=spawner)
+    from tiercel.core.data import wrote_line
     from tiercel.worker.staging import Staged
 
     started = time.time()
@@ -302,8 +303,7 @@ def run_task(spec: JobSpec, ref: TaskRef, handle: Handle, *, base_env: dict[str,
                 report.outcome = Outcome.FAILED
                 report.stderr += f"tiercel: {why}\n".encode()
             else:  # what it wrote, for 'tiercel logs --stderr'
-                where = f" on {data_node}" if data_node else ""
-                report.stderr += "".join(f"tiercel: wrote gfarm://{p}{where}\n" for p, _ in staged.outputs).encode()
+                report.stderr += "".join(wrote_line(p, data_node) for p, _ in staged.outputs).encode()
         return report
     finally:
         staged.close()

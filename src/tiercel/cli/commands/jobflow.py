@@ -39,6 +39,7 @@ from tiercel.cli.common import (
     token_option,
     url_option,
 )
+from tiercel.cli.gfarm_outputs import gfarm_outputs, outputs_table
 from tiercel.cli.progress import wait_with_progress
 from tiercel.client import WaitTimeout
 from tiercel.core.problems import Problem
@@ -323,7 +324,7 @@ def data(name: str, no_wait: bool, timeout: float | None, quiet: bool, url: str 
             raise click.exceptions.Exit(124) from None
         outputs = {s: c.request("GET", f"/v1/jobs/{job_id}/logs", params={"stream": s}).content
                    for s in ("stdout", "stderr")}
-        in_gfarm = _gfarm_outputs(record["request"], job_id, found) if record["request"].get("outputs") else []
+        in_gfarm = gfarm_outputs(found) if record["request"].get("outputs") else []
     written = _write_outputs(name, record, outputs)
     if as_json:
         print_json({"job": found.data, **{s: str(p) for s, p in written.items()}, "gfarm_outputs": in_gfarm})
@@ -331,17 +332,10 @@ def data(name: str, no_wait: bool, timeout: float | None, quiet: bool, url: str 
         print_summary(found.data)
         for stream, path in written.items():
             console.print(f"{stream} written to {escape(str(path))} ({len(outputs[stream])} bytes)")
-        for url in in_gfarm:
-            console.print(f"written to Gfarm: {escape(url)}")
+        if in_gfarm:
+            console.print(f"written to Gfarm ({len(in_gfarm)} file{'s' if len(in_gfarm) != 1 else ''}):")
+            console.print(outputs_table(in_gfarm))
     sys.exit(0 if found.state == "done" else 1)
-
-
-def _gfarm_outputs(request: dict[str, Any], job_id: int, found: Any) -> list[str]:
-    """The files the job's done tasks put into Gfarm (its fileStageOut), as URLs, in task order."""
-    from tiercel.core.data import path_of
-
-    done = sorted(r.index for r in found.results() if r.outcome == "done")
-    return [f"gfarm://{path_of(url, job_id, i)}" for i in done for url in request["outputs"]]
 
 
 def _write_outputs(name: str, record: dict[str, Any], outputs: dict[str, bytes]) -> dict[str, Path]:

@@ -12,6 +12,7 @@ import click
 
 from tiercel.cli.common import (
     CONTEXT_SETTINGS,
+    UserError,
     client,
     console,
     errors,
@@ -146,12 +147,15 @@ def cancel(job_id: int | None, url: str | None, token: str | None, as_json: bool
 @click.option("--follow", "-f", is_flag=True, help="Go on as tasks settle, until the job ends (settled tasks only).")
 @click.option("--to", "directory", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Write each task's stdout and stderr into DIR/INDEX.out and DIR/INDEX.err (non-empty ones).")
+@click.option("--data", "data", is_flag=True,
+              help="List the files the job's done tasks put into Gfarm (its --output), with the node each was "
+                   "written on, instead of output (as 'tiercel job data' does).")
 @url_option
 @token_option
 @json_option
 @friendly
 def logs(job_id: int, task: int | None, stderr: bool, failed: bool, follow: bool, directory: Path | None,
-         url: str | None, token: str | None, as_json: bool) -> None:
+         data: bool, url: str | None, token: str | None, as_json: bool) -> None:
     """Print the output of a job's tasks in task order: the attempt that settled each task, else its latest.
 
     \b
@@ -161,10 +165,23 @@ def logs(job_id: int, task: int | None, stderr: bool, failed: bool, follow: bool
       tiercel logs 7 --failed --stderr  # what went wrong, task by task
       tiercel logs 7 --follow           # tasks as they settle, until the job ends
       tiercel logs 7 --to out/          # out/0.out, out/0.err, ... (--json: a line of JSON per task)
+      tiercel logs 7 --data             # TASK  URL  NODE  WORKER: what it put into Gfarm, and where
     """
+    if data and (stderr or failed or follow or directory is not None):
+        raise UserError("data: lists the outputs of done tasks; it goes with --task and --json only")
     with client(url, token) as c:
         job = c.job(job_id)
-        if directory is not None:
+        if data:
+            from tiercel.cli.gfarm_outputs import gfarm_outputs, outputs_table
+
+            rows = gfarm_outputs(job, task)
+            if as_json:
+                print_json({"job": job.id, "outputs": rows})
+            elif rows:
+                console.print(outputs_table(rows))
+            else:
+                console.print(f"job {job.id} put nothing into Gfarm" + (" (yet)" if not job.finished else ""))
+        elif directory is not None:
             files, tasks = job.save_outputs(directory, task=task, failed=failed, follow=follow)
             if as_json:
                 print_json({"job": job.id, "directory": str(directory), "files": files, "tasks": tasks})
