@@ -72,8 +72,7 @@ def test_csf4_demo_4_an_rsl_job_reads_and_writes_gfarm(data_cluster: DataCluster
     assert data.returncode == 0, data.stdout + data.stderr
     out = json.loads(data.stdout)
     # each output listed with the node it was written on: where its task ran, where its sequence was
-    listed = [{"task": i, "url": f"gfarm://{folder}/motifs_{i}.txt", "node": f"gfnode{i + 1}",
-               "worker": f"w-gfnode{i + 1}"} for i in range(3)]
+    listed = [{"task": i, "url": f"gfarm://{folder}/motifs_{i}.txt", "node": f"gfnode{i + 1}"} for i in range(3)]
     assert out["gfarm_outputs"] == listed
     job_id = str(out["job"]["id"])
     logs = tiercel("logs", job_id, "--data", "--json")  # the same list, from tiercel logs
@@ -82,8 +81,8 @@ def test_csf4_demo_4_an_rsl_job_reads_and_writes_gfarm(data_cluster: DataCluster
     one = json.loads(tiercel("logs", job_id, "--data", "--json", "--task", "1").stdout)
     assert one["outputs"] == listed[1:2]
     table = tiercel("logs", job_id, "--data").stdout.splitlines()
-    assert table[0].split() == ["TASK", "URL", "NODE", "WORKER"]
-    assert table[3].split() == ["2", f"gfarm://{folder}/motifs_2.txt", "gfnode3", "w-gfnode3"]
+    assert table[0].split() == ["TASK", "URL", "NODE"]
+    assert table[3].split() == ["2", f"gfarm://{folder}/motifs_2.txt", "gfnode3"]
     refused = tiercel("logs", job_id, "--data", "--stderr")
     assert refused.returncode != 0 and "data: lists the outputs of done tasks" in refused.stderr
     for i in range(3):

@@ -19,15 +19,15 @@ from tiercel.core.data import written
 
 
 def gfarm_outputs(job: Any, task: int | None = None) -> list[dict[str, Any]]:
-    """Each output of the job's done tasks: task index, URL, node (None: where Gfarm chose) and worker."""
-    return [{"task": t.index, "url": f"gfarm://{path}", "node": node, "worker": t.worker}
+    """Each output of the job's done tasks: task index, URL and node (None: where Gfarm chose)."""
+    return [{"task": t.index, "url": f"gfarm://{path}", "node": node}
             for t in job.outputs(task=task) if t.outcome == "done" for path, node in written(t.stderr)]
 
 
 def outputs_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False)
-    for col in ("TASK", "URL", "NODE", "WORKER"):
+    for col in ("TASK", "URL", "NODE"):
         table.add_column(col, justify="right" if col == "TASK" else "left")
     for r in rows:
-        table.add_row(str(r["task"]), escape(r["url"]), escape(r["node"] or "-"), escape(r["worker"] or "-"))
+        table.add_row(str(r["task"]), escape(r["url"]), escape(r["node"] or "-"))
     return table

@@ -165,7 +165,7 @@ def logs(job_id: int, task: int | None, stderr: bool, failed: bool, follow: bool
       tiercel logs 7 --failed --stderr  # what went wrong, task by task
       tiercel logs 7 --follow           # tasks as they settle, until the job ends
       tiercel logs 7 --to out/          # out/0.out, out/0.err, ... (--json: a line of JSON per task)
-      tiercel logs 7 --data             # TASK  URL  NODE  WORKER: what it put into Gfarm, and where
+      tiercel logs 7 --data             # TASK  URL  NODE: what it put into Gfarm, and where
     """
     if data and (stderr or failed or follow or directory is not None):
         raise UserError("data: lists the outputs of done tasks; it goes with --task and --json only")
