@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Protocol
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tiercel.core import policies as registry
+from tiercel.core.data import DataView, path_of, per_task
 from tiercel.core.engine import Engine
-from tiercel.core.model import Counts, JobId, JobState, UserName
+from tiercel.core.model import Counts, JobId, JobSpec, JobState, UserName
 from tiercel.core.reservations import Reservation
 from tiercel.core.scheduling import why_waiting
 from tiercel.core.sites import POOL, SiteLoad
@@ -25,8 +27,13 @@ from tiercel.sites.site import Site
 from tiercel.store import AttemptRow, JobRow, Store, WorkflowRow
 from tiercel.store.base import STREAMS, ManagerEntry
 
+if TYPE_CHECKING:
+    from tiercel.data.service import DataService
+
 RESTART_HOLD = "held while workers reconnect after a restart"
 QUEUE_SCAN = 10_000  # ended jobs a listing filtered by queue reads at most (the queue is inside each stored spec)
+FILES_COUNTED = 10_000  # input files of one job whose replicas are counted (its first tasks')
+DATA_JOBS = 20  # unfinished jobs with inputs whose files are counted at once (the newest)
 
 
 class Readable(Protocol):
@@ -39,6 +46,7 @@ class Readable(Protocol):
     settings: Settings
     clock: Callable[[], float]
     started: float
+    data: DataService | None  # Gfarm, once a job named files there
 
     def recently_ended(self, job_id: JobId) -> JobSummary | None: ...
 
@@ -236,8 +244,44 @@ class Queries:
                         "draining": w.draining,
                         "link": s.transport if s is not None and (s.open or site) else "",
                         "last_seen": None if site or s is None else s.last_seen,
-                        "tasks_run": s.ran if s is not None else 0, "refused": w.refused})
+                        "tasks_run": s.ran if s is not None else 0, "refused": w.refused,
+                        "data_node": w.info.data_node})
         return out
+
+    def gfarm(self) -> dict[str, Any]:
+        """The Gfarm nodes the manager knows, each ``up``, ``down`` or ``unknown`` (its watch has not
+        answered yet) with the workers next to it, and whether the metadata server answers. ``used`` is
+        False while no job has named files there since the manager started (nothing asked Gfarm)."""
+        shell = self._shell
+        beside: dict[str, list[str]] = {}
+        for w in shell.engine.workers.values():
+            if w.info.data_node:
+                beside.setdefault(w.info.data_node, []).append(w.info.name)
+        service = shell.data
+        view = shell.engine.data
+        up = service.up if service is not None else None  # replaced whole by the watch, never changed in place
+        names = set(beside) | set(up or ()) | set(view.down)
+        nodes = [{"node": n, "state": "unknown" if up is None else "up" if n in up else "down",
+                  "workers": sorted(beside.get(n, []))} for n in sorted(names)]
+        if service is None:
+            return {"used": False, "reachable": None, "problem": "", "nodes": nodes, "copies_under_way": 0,
+                    "copies_made": 0, "copied_bytes": 0}
+        return {"used": True, "reachable": view.reachable, "problem": view.problem, "nodes": nodes,
+                "copies_under_way": len(view.copying), "copies_made": service.copies_made,
+                "copied_bytes": service.copied_bytes}
+
+    async def input_replicas(self, owner: UserName | None) -> tuple[list[dict[str, Any]], int]:
+        """``owner``'s unfinished jobs with inputs (everyone's when None), the newest DATA_JOBS of them, each
+        with its input files counted by where their replicas are (see ``replica_counts``); and how many
+        such jobs were left out. Counted in a thread, on the replica map the scheduler reads now."""
+        engine = self._shell.engine
+        view = engine.data  # replaced whole when it changes: safe to read from a thread
+        found = [(j, run.owner, run.spec) for j, run in sorted(engine.jobs.items(), reverse=True)
+                 if run.spec.inputs and (owner is None or run.owner == owner)]
+        shown = found[:DATA_JOBS]
+        rows = await asyncio.to_thread(lambda: [{"id": j, "owner": who, "name": spec.name or " ".join(spec.command),
+                                                 **replica_counts(j, spec, view)} for j, who, spec in shown])
+        return rows, len(found) - len(shown)
 
     def managers(self) -> list[ManagerEntry]:
         """A manager on its own store (SQLite) is the only one, and active since it started."""
@@ -278,6 +322,31 @@ class Queries:
 
     def reservation(self, name: str) -> Reservation | None:
         return self._shell.engine.reservations.get(name)
+
+
+def replica_counts(job_id: int, spec: JobSpec, view: DataView, limit: int = FILES_COUNTED) -> dict[str, Any]:
+    """A job's input files by where their replicas are: ``files`` in all, ``counted`` of them (those of its
+    first ``limit`` tasks, each file once), of which ``unknown`` not located yet, ``missing`` with no
+    replica, and ``nodes``: for each node, how many of the counted files it holds."""
+    total = sum(spec.size if per_task(url) else 1 for url in spec.inputs)
+    paths: set[str] = set()
+    for url in spec.inputs:
+        if per_task(url):
+            paths.update(path_of(url, job_id, i) for i in islice(spec.indexes, limit))
+        else:
+            paths.add(path_of(url, job_id, 0))
+    unknown = missing = 0
+    nodes: dict[str, int] = {}
+    for p in paths:
+        hosts = view.replicas.get(p)
+        if hosts is None:
+            unknown += 1
+        elif not hosts:
+            missing += 1
+        for h in hosts or ():
+            nodes[h] = nodes.get(h, 0) + 1
+    return {"inputs": list(spec.inputs), "files": total, "counted": len(paths), "unknown": unknown,
+            "missing": missing, "nodes": dict(sorted(nodes.items()))}
 
 
 def _from_row(row: JobRow) -> JobSummary:

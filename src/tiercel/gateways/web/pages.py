@@ -107,6 +107,7 @@ def router(manager: Manager) -> APIRouter:
         explained = manager.queries.explain(summary) if not summary.state.terminal else None
         return page("job.html", who, title=f"job {summary.id}", job=j, bar=views.bar(j),
                     histogram=views.histogram(j), spec=views.describe(summary.spec), explain=explained,
+                    data=views.data_panel(summary.spec, explained),
                     queue=summary.spec.queue, rate=views.rate_text(views.rate(j, manager.clock())),
                     age=views.age(manager.clock() - summary.submitted))
 

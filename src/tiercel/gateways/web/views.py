@@ -166,3 +166,44 @@ def workflow_jobs(row: WorkflowRow, jobs: list[JobSummary]) -> list[dict[str, An
         out.append({**c, "name": names.get(j.id, ""), "bar": bar(c), "after": after,
                     "command": " ".join(j.spec.command)})
     return out
+
+
+def size_text(n: int) -> str:
+    """Bytes as people read them: 512 B, 20 kB, 1.5 MB, 3.2 GB (powers of 1000, as copy rates are given)."""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000:
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f}".removesuffix(".0") + f" {unit}"
+        value /= 1000
+    return f"{value:,.1f}".removesuffix(".0") + " TB"
+
+
+def data_panel(spec: JobSpec, explained: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A job's data panel: its input and output patterns and, while its tasks wait, explain's data part
+    (each place its first waiting task could run: the node, whether it holds the inputs, what a copy
+    there costs). None for a job that names no files."""
+    if not spec.inputs and not spec.outputs:
+        return None
+    d = (explained or {}).get("data") or {}
+    rate = d.get("copy_rate")
+    places = [{"worker": p["worker"], "node": p["node"] or "-", "holds": "yes" if p["local"] else "no",
+               "bytes": size_text(int(p["copy_bytes"])),
+               "seconds": "-" if p["local"] else "?" if p["copy_seconds"] is None else f"{p['copy_seconds']:g}s"}
+              for p in d.get("places", [])]
+    return {"inputs": list(spec.inputs), "outputs": list(spec.outputs), "reason": d.get("reason", ""),
+            "copies": (f"copies at {size_text(int(rate))}/s, {d.get('copies_under_way', 0)} under way"
+                       if rate else ""), "places": places}
+
+
+def replica_table(jobs: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The datasets page's table: a column per node (those the manager knows, then any other that holds
+    a file), a row per job with how many of its counted input files each node holds."""
+    known = [n["node"] for n in nodes]
+    states = {n["node"]: n["state"] for n in nodes}
+    extra = sorted({h for j in jobs for h in j["nodes"]} - set(known))
+    columns = [{"node": n, "state": states.get(n, "unknown")} for n in known + extra]
+    rows = []
+    for j in jobs:
+        note = f"{j['counted']:,} of {j['files']:,} counted (its first tasks')" if j["counted"] < j["files"] else ""
+        rows.append({**j, "cells": [j["nodes"].get(c["node"], 0) for c in columns], "note": note})
+    return {"columns": columns, "rows": rows}

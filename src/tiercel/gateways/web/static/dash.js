@@ -176,12 +176,36 @@
         }
       }
       if (j.failed !== failedSeen) { failedSeen = j.failed; reloadFailed(); }
-      if (!ENDED[j.state] && j.queued && !j.running) refreshExplain(); else if (j.running) document.getElementById("waiting").hidden = true;
+      if (!ENDED[j.state] && j.queued && !j.running) refreshExplain();
+      else if (j.running || ENDED[j.state]) { document.getElementById("waiting").hidden = true; renderData(null); }
+    }
+
+    function renderData(d) {  // the data panel's waiting part: explain's data costs (views.data_panel)
+      var w = document.getElementById("data-wait");
+      if (!w) return;
+      while (w.firstChild) w.removeChild(w.firstChild);
+      var x = d && d.data;
+      if (!x || !d.explain || ENDED[d.job.state] || !d.job.queued || d.job.running) return;
+      if (x.reason) { var r = el("p", "why", x.reason); r.id = "data-reason"; w.appendChild(r); }
+      if (!x.places.length) return;
+      var t = el("table", "places"), head = el("tr"), body = el("tbody");
+      t.id = "data-places";
+      t.appendChild(el("caption", "hint", "where its first waiting task could run" + (x.copies ? " (" + x.copies + ")" : "")));
+      ["worker", "node", "holds its inputs", "bytes to copy", "copy time"].forEach(function (h, i) { head.appendChild(el("th", i > 2 ? "num" : null, h)); });
+      var thead = el("thead"); thead.appendChild(head); t.appendChild(thead);
+      x.places.forEach(function (p) {
+        var tr = el("tr");
+        [p.worker, p.node, p.holds, p.bytes, p.seconds].forEach(function (v, i) { tr.appendChild(el("td", i > 2 ? "num" : null, v)); });
+        body.appendChild(tr);
+      });
+      t.appendChild(body);
+      w.appendChild(t);
     }
 
     function renderExplain(d) {
       var x = d.explain, box2 = document.getElementById("explain"), sec = document.getElementById("waiting");
       while (box2.firstChild) box2.removeChild(box2.firstChild);
+      renderData(d);
       if (!x || ENDED[d.job.state] || !d.job.queued) { sec.hidden = true; return; }
       if (d.job.waiting) box2.appendChild(el("p", "why", d.job.waiting));
       if (x.verdict) box2.appendChild(el("p", null, "queue " + x.queue + " — " + x.verdict.policy + ": " + x.verdict.reason));
