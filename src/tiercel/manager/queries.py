@@ -69,9 +69,12 @@ class Queries:
                     else None
                 if explained is not None and explained.status is not None:
                     waiting = f"{explained.status.policy}: {explained.status.reason}"
+                elif self.held():
+                    waiting = RESTART_HOLD
+                elif job_id in shell.engine.data_waits:  # its files hold it, not its workers
+                    waiting = f"data: {shell.engine.data_waits[job_id]}"
                 else:
-                    waiting = RESTART_HOLD if self.held() else \
-                        why_waiting(run.spec, [s.info for s in shell.sessions if s.open])
+                    waiting = why_waiting(run.spec, [s.info for s in shell.sessions if s.open])
             return JobSummary(job_id, run.owner, run.spec, run.submitted, run.state(), counts, None, waiting,
                               run.reason)
         return shell.recently_ended(job_id)

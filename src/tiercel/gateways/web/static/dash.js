@@ -152,6 +152,7 @@
     }
 
     function show(j) {
+      if (ENDED[state] && !ENDED[j.state]) return;  // an answer read before the job ended, come late
       state = j.state; box.dataset.state = j.state;
       var badge = document.getElementById("state");
       badge.textContent = j.state; badge.className = "state badge st-" + j.state;
@@ -246,9 +247,11 @@
     var reloadFailed = throttle(function () { loadFailed(-1, true).catch(function () {}); }, 2000);
     more.addEventListener("click", function () { if (failedNext !== null) loadFailed(failedNext, false).catch(function () {}); });
 
-    var synced = false;
+    var synced = false, moves = 0;
     function resync() {
-      getJSON("/ui/data/jobs/" + id).then(function (d) { show(d.job); renderExplain(d); }).catch(function () {});
+      var at = moves;  // an event that came while this was read is newer than its answer
+      getJSON("/ui/data/jobs/" + id).then(function (d) { if (at === moves) { show(d.job); renderExplain(d); } })
+        .catch(function () {});
       if (synced) loadPlot();  // the first time, the plot was just read with the page
       synced = true;
     }
@@ -259,6 +262,7 @@
     return {
       event: function (ev) {
         if (!ev.job || String(ev.job.id) !== id) return;
+        moves += 1;
         show(ev.job);
         addPoint(ev.job);
       },
