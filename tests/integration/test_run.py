@@ -42,8 +42,54 @@ def test_run_refuses_bad_input_without_starting_anything(tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
+def test_run_refuses_a_job_its_own_workers_could_never_run(tmp_path: Path) -> None:
+    out = run("--queue", "3", "--requires", "gpu", "--", "true", cwd=tmp_path)
+    assert out.returncode == 2 and "requires: 'gpu'" in out.stderr and "--tags" in out.stderr
+
+
 def test_options_after_the_command_belong_to_the_command(tmp_path: Path) -> None:
     out = run("--workers", "1", "--queue", "2", "--json", "sh", "-c", 'echo "$@" >> args.txt', "x", "--fast",
               cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert sorted((tmp_path / "args.txt").read_text().splitlines()) == ["--fast 0", "--fast 1"]
+
+
+def test_run_stopped_by_a_signal_stops_its_manager_worker_and_tasks(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    state = tmp_path / "state"
+    marker = tmp_path / "started"
+    proc = subprocess.Popen([sys.executable, "-m", "tiercel", "run", "--workers", "1", "--queue", "1", "--quiet",
+                             "--state-dir", str(state), "--", "sh", "-c", f"touch {marker}; exec sleep 300"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the task did not start"
+            time.sleep(0.05)
+        manager_pid = json.loads((state / "manager.json").read_text())["pid"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    assert not alive(manager_pid), "the manager outlived tiercel run"
+    sleeping = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == ["sleep", "300"]]
+    assert sleeping == [], "the task outlived tiercel run"
+
+
+def _cmdline(pid: str) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []

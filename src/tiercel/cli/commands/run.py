@@ -49,6 +49,10 @@ def _wait_for_manager(state: Path, proc: subprocess.Popen[bytes], log: Path, tim
     raise UserError(f"the manager did not start within {timeout:g}s (log: {log})")
 
 
+def _stopped(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run's finally, which stops what it started
+
+
 def _stop(procs: list[subprocess.Popen[bytes]], manager: subprocess.Popen[bytes] | None, *, keep: bool) -> None:
     """Stop the workers (they stop their tasks), then the manager. A manager whose state dir is about
     to be removed is killed: everything it made durable is thrown away anyway, and a clean stop (its
@@ -86,10 +90,16 @@ def run(slots: int | None, state_dir: Path | None, quiet: bool, as_json: bool, *
     import os
 
     begun = time.monotonic()
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # stopped from outside: stop the manager and workers too
+        signal.signal(sig, _stopped)
     # From the command line alone the request is left for the manager to check (as tiercel submit does):
     # its answer names the field just as a check here would, and this process need not load the models.
     data = job_fields(**kw, check=False)
     plain = kw.get("file") is None and kw.get("each_line") is None and kw.get("each_json") is None
+    if data.get("requires"):
+        tags = ", ".join(data["requires"])
+        raise UserError(f"requires: {tags!r}: tiercel run's own workers advertise no tags, so this job would wait "
+                        "for ever; run it on a manager with workers started with --tags (see 'tiercel worker --help')")
     slots = slots or os.cpu_count() or 1
     temp = state_dir is None
     state = Path(tempfile.mkdtemp(prefix="tiercel-run-")) if state_dir is None else state_dir.expanduser()
