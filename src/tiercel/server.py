@@ -24,6 +24,7 @@ from fastapi import FastAPI
 
 from tiercel import eventloop
 from tiercel.core.problems import SetupError
+from tiercel.gateways.rest import peers as peer_routes
 from tiercel.gateways.rest.app import create_app
 from tiercel.gateways.rest.managers import Roster
 from tiercel.gateways.web import attach as attach_web
@@ -47,6 +48,12 @@ def build(settings: Settings, store: Store, *, xmpp: XmppConfig | None = None, r
           ) -> tuple[Manager, FastAPI]:
     statedir.secure(settings.state_dir)
     manager = Manager(store, settings)
+    federation = None
+    if settings.peers:
+        from tiercel.federation.service import Federation
+
+        federation = Federation(manager, settings.peers)
+        manager.peers = federation
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +68,8 @@ def build(settings: Settings, store: Store, *, xmpp: XmppConfig | None = None, r
         async with asyncio.TaskGroup() as tg:
             pacing = tg.create_task(duties.run(manager))
             loops = [tg.create_task(site.run()) for site in manager.sites.values()]
+            if federation is not None:
+                loops.append(tg.create_task(federation.run()))
             gateway.start(tg)  # the chat gateway and XMPP workers, when the config has [xmpp]
             try:
                 yield
@@ -75,6 +84,7 @@ def build(settings: Settings, store: Store, *, xmpp: XmppConfig | None = None, r
 
     app = create_app(manager, lifespan, roster)
     attach_web(manager, app)  # the dashboard, at / on the same port
+    app.include_router(peer_routes.router(manager, federation))
     gateway = attach_xmpp(manager, app, xmpp)
     return manager, app
 

@@ -30,7 +30,7 @@ COMMANDS: dict[str, str] = {
     # CSF4's two-step flow over RSL and XML job descriptions
     "job": "jobflow",
     # where tasks run and what orders them
-    "workers": "workers", "sites": "sites", "queues": "sites", "reserve": "sites",
+    "workers": "workers", "sites": "sites", "peers": "sites", "queues": "sites", "reserve": "sites",
     # scheduling policies, and replaying a trace through them
     "policies": "sim", "simulate": "sim",
     # the long-running processes, and the store they keep

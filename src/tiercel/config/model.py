@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from tiercel.core.sites import POOL
 from tiercel.data.config import DataConfig
+from tiercel.federation.config import Peer
 from tiercel.gateways.xmpp.config import XmppConfig
 from tiercel.queues import Queue
 from tiercel.sites.config import PoolConfig, SiteConfig
@@ -16,7 +17,7 @@ from tiercel.store.config import StoreConfig
 class ManagerConfig:
     """One field per table of the file; a table the file leaves out keeps its default.
 
-    ``[peers.NAME]`` gets its field here when its feature lands; until then
+    Every table of the file has its field here.
     ``config.tables`` refuses it rather than leave it unread.
     """
 
@@ -26,6 +27,7 @@ class ManagerConfig:
     xmpp: XmppConfig | None = None  # [xmpp]: the chat gateway and XMPP workers; None: no XMPP
     store: StoreConfig | None = None  # [store]: PostgreSQL; None: SQLite in the state directory
     data: DataConfig = field(default_factory=DataConfig)  # [data]: data-aware placement over Gfarm
+    peers: dict[str, Peer] = field(default_factory=dict)  # [peers.NAME]: other managers to exchange work with
 
     def site_tables(self) -> dict[str, SiteConfig | PoolConfig]:
         """The sites as the manager's settings keep them: the pool first, then the rest; empty without [sites].

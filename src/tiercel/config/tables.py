@@ -4,7 +4,7 @@ Every parser takes its table's value, the file it came from and the configuratio
 far, and returns that configuration with its own fields filled, or a ``Problem`` whose field is
 the dotted key at fault (the loader adds the file and the line). The parsers of the tables in
 use hand the table to the module that owns its model; those to come refuse, naming the key:
-a scheduler that ran on while leaving a ``[peers.hub]`` unread would do something other than
+a scheduler that ran on while leaving a ``[data]`` unread would do something other than
 what its operator wrote, and say nothing.
 """
 
@@ -19,6 +19,7 @@ from tiercel.config.source import Source
 from tiercel.core.problems import MISSING, Problem
 from tiercel.core.sites import POOL
 from tiercel.data import config as data_config
+from tiercel.federation import config as peers_config
 from tiercel.gateways.xmpp import config as xmpp_config
 from tiercel.queues import parse as parse_queues
 from tiercel.sites import config as sites_config
@@ -68,33 +69,31 @@ def _data(table: object, source: Source, into: ManagerConfig) -> ManagerConfig |
     return found if isinstance(found, Problem) else dataclasses.replace(into, data=found)
 
 
-def _to_come(name: str, what: str) -> Parser:
-    """A parser that refuses its table: ``what`` is the feature that will read it."""
-
-    def refuse(table: object, source: Source, into: ManagerConfig) -> ManagerConfig | Problem:
-        key = name
-        if isinstance(table, dict) and table and isinstance(next(iter(table.values())), dict):
-            key = f"{name}.{next(iter(table))}"  # [peers.hub]: name the peer, not only the table
-        return Problem(key, MISSING, f"is not supported yet: {what} is to come. Remove the table; the manager "
-                                     "does not start with settings it would leave unread")
-
-    return refuse
+def _peers(table: object, source: Source, into: ManagerConfig) -> ManagerConfig | Problem:
+    # a relative token file is the config file's neighbour, wherever the manager runs
+    found = peers_config.parse(table, source.path.parent if source.path is not None else None)
+    if isinstance(found, Problem):
+        return found
+    clash = next((n for n in found if n in into.sites or n == POOL), None)
+    if clash is not None:
+        return Problem(f"peers.{clash}", clash, "is also a site's name; give the peer another name")
+    return dataclasses.replace(into, peers=found)
 
 
-# The order is the one messages list them in. The feature that reads [peers.NAME] replaces its
-# refusal with a parser like _sites and gives ManagerConfig the field that parser fills.
+# The order is the one messages list them in. A table for a feature still to come is listed with
+# supported=False and a parser that refuses it, so that the manager never starts leaving settings unread.
 TABLES: dict[str, Table] = {t.name: t for t in (
     Table("queues", "[queues.NAME]", _queues),
     Table("sites", "[sites.NAME]", _sites),
     Table("xmpp", "[xmpp]", _xmpp),
     Table("store", "[store]", _store),
     Table("data", "[data]", _data),
-    Table("peers", "[peers.NAME]", _to_come("peers", "exchanging work with other managers"), False),
+    Table("peers", "[peers.NAME]", _peers),
 )}
 
 
 def unknown(name: str) -> Problem:
     known = ", ".join(t.shape for t in TABLES.values() if t.supported)
     later = ", ".join(t.shape for t in TABLES.values() if not t.supported)
-    return Problem(name, MISSING, f"is not a table of the manager's configuration (known: {known}; "
-                                  f"not supported yet: {later})")
+    return Problem(name, MISSING, f"is not a table of the manager's configuration (known: {known}"
+                                  f"{f'; not supported yet: {later}' if later else ''})")

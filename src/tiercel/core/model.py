@@ -151,6 +151,8 @@ class JobSpec:
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     on_missing_input: str = "fail"  # or "refuse": checked at submit
+    # the managers a forwarded job came through (core.federation): set, it runs here and goes no further
+    hops: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:

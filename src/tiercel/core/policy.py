@@ -70,6 +70,7 @@ class Group:
     memory_mb: int = 0
     reservation: str | None = None
     site: str | None = None  # the site its tasks go to (chosen or pinned); None: any
+    stay: bool = False  # may not leave this manager for a peer (pinned, forwarded here, a sweep, a reservation's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,10 +40,24 @@ def site_of_worker(worker: str) -> str | None:
     return worker[len(SITE_WORKER):] if worker.startswith(SITE_WORKER) else None
 
 
+PEER_WORKER = "peer:"  # a peer manager takes forwarded work as one virtual worker, named after it
+
+
+def peer_worker(peer: str) -> WorkerId:
+    """The virtual worker through which a peer manager takes forwarded ranges."""
+    return WorkerId(PEER_WORKER + peer)
+
+
+def peer_of_worker(worker: str) -> str | None:
+    """The peer behind a virtual worker, or None for any other place."""
+    return worker[len(PEER_WORKER):] if worker.startswith(PEER_WORKER) else None
+
+
 class Mode(enum.Enum):
     POOL = "pool"  # workers connect by themselves
     NATIVE = "native"  # tasks become elements of the batch system's arrays
     PILOT = "pilot"  # the site starts workers as batch jobs
+    PEER = "peer"  # another manager's sites, as its summaries describe them: work goes there forwarded
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +75,7 @@ class SiteInfo:
     """A site as configured, and what its shell knows now."""
 
     name: str
-    kind: str  # "pool", "local", "slurm", "sge", "pbs", "lsf", "htcondor"
+    kind: str  # "pool", "local", "slurm", "sge", "pbs", "lsf", "htcondor", "peer"
     mode: Mode
     limits: Limits = Limits()
     problem: str | None = None  # degraded: the last error, and work goes elsewhere
@@ -141,7 +155,23 @@ def choose(group: Group, sites: Sequence[SiteInfo], loads: dict[str, SiteLoad]) 
     sites without any slot now are passed over while another has some; when
     none has, the job waits on the first that fits (the pool, unless
     configured otherwise), so that work is not lost for want of workers.
+
+    A peer is chosen only when no local site can take the job at all: a job bound to a local
+    site still overflows to peers task by task when the local places are full (the queue's
+    policies decide, see policies/requirements.py), so one array can run at home and away.
     """
+    local = [s for s in sites if s.mode is not Mode.PEER]
+    peers = [s for s in sites if s.mode is Mode.PEER and not group.stay]
+    choice = _choose(group, local, loads)
+    if choice.site is not None or not peers or (group.site is not None and any(s.name == group.site for s in local)):
+        return choice
+    away = _choose(group, peers, loads)
+    if away.site is None:
+        return Choice(None, choice.passed + away.passed)
+    return Choice(away.site, choice.passed + tuple((n, st) for n, st in away.passed))
+
+
+def _choose(group: Group, sites: Sequence[SiteInfo], loads: dict[str, SiteLoad]) -> Choice:
     passed: list[tuple[str, Status]] = []
     healthy: list[tuple[int, SiteInfo]] = []  # (room, site), in configuration order
     for site in sites:

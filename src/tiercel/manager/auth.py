@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from tiercel.core.model import UserName
 
-ROLES = ("admin", "user", "worker")
+ROLES = ("admin", "user", "worker", "peer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,11 @@ class Identity:
     @property
     def may_work(self) -> bool:
         return self.role in ("admin", "worker")
+
+    @property
+    def may_peer(self) -> bool:
+        """A peer manager: it exchanges summaries and runs forwarded work, and nothing else."""
+        return self.role == "peer"
 
     @property
     def may_submit(self) -> bool:

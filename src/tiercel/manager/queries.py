@@ -21,6 +21,7 @@ from tiercel.core.scheduling import why_waiting
 from tiercel.core.sites import POOL, SiteLoad
 from tiercel.manager.auth import Identity
 from tiercel.manager.events import JobSummary
+from tiercel.manager.peerhooks import PeerHooks
 from tiercel.manager.sessions import PlaceKind, Sessions
 from tiercel.manager.settings import Settings
 from tiercel.sites.site import Site
@@ -47,6 +48,7 @@ class Readable(Protocol):
     clock: Callable[[], float]
     started: float
     data: DataService | None  # Gfarm, once a job named files there
+    peers: PeerHooks
 
     def recently_ended(self, job_id: JobId) -> JobSummary | None: ...
 
@@ -197,6 +199,7 @@ class Queries:
             "workers": [{"worker": name, "code": st.code.value, "policy": st.policy, "reason": st.reason}
                         for name, st in (found.workers if found else [])],
             **({"data": self._data(summary)} if summary.spec.inputs else {}),
+            "forwarded": self._shell.peers.forwarded(summary.id),
         }
 
     def _data(self, summary: JobSummary) -> dict[str, Any]:
@@ -318,7 +321,7 @@ class Queries:
             "batch_jobs": 0, "last_poll": None, "last_error": None, "last_error_at": None, "commands": {},
         }]
         rows += [site.describe() for site in self._shell.sites.values()]
-        return rows
+        return rows + self._shell.peers.site_rows()
 
     def reservations(self) -> list[Reservation]:
         return sorted(self._shell.engine.reservations.values(), key=lambda r: r.start)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tiercel.data.config import DataConfig
+from tiercel.federation.config import Peer
 from tiercel.queues import Queue
 from tiercel.sites.config import PoolConfig, SiteConfig
 
@@ -29,3 +30,4 @@ class Settings:
     sites: dict[str, SiteConfig | PoolConfig] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)  # [data]: copy rate, unreadable replicas' recheck
     url: str = ""  # where the manager serves: what pilots connect to unless a site says otherwise
+    peers: dict[str, Peer] = field(default_factory=dict)  # [peers.NAME]: managers to exchange work with

@@ -30,12 +30,14 @@ from tiercel.core.model import JobId, JobSpec, JobState, Report, TaskRef, UserNa
 from tiercel.core.problems import Problem
 from tiercel.core.reservations import Reservation
 from tiercel.core.seal import Seal
+from tiercel.core.sites import POOL, Mode, SiteInfo
 from tiercel.data.service import DataService
 from tiercel.manager import admission, data, dependencies
 from tiercel.manager.auth import Identity
 from tiercel.manager.bookings import Bookings
 from tiercel.manager.controls import Controls
 from tiercel.manager.events import Events, JobSummary
+from tiercel.manager.peerhooks import NoPeers, PeerHooks
 from tiercel.manager.places import Places
 from tiercel.manager.queries import Queries
 from tiercel.manager.sessions import PlaceKind, Session, Sessions
@@ -128,6 +130,7 @@ class Manager:
         self.site_config = infos(settings.sites) if settings.sites else []
         self.sites = build_sites(settings.sites, self, settings.state_dir) if settings.sites else {}
         self.data: DataService | None = None  # Gfarm, once a job names files there (manager/data.py)
+        self.peers: PeerHooks = NoPeers()  # the server sets tiercel.federation's when the config has [peers.NAME]
 
     # ---- life cycle ------------------------------------------------------
 
@@ -161,6 +164,7 @@ class Manager:
         for name, site in self.sites.items():
             site.restore([r for r in loaded.site_jobs if r.site == name])
             site.attach()  # before any dispatch: tasks already in a batch system are not handed out again
+        self.peers.restore(loaded.site_jobs)  # ranges forwarded to peers, and ranges run here for them
         if not self.tokens.known:
             await self._first_tokens()
         elif self.sites and not (self.settings.state_dir / "worker.token").exists():
@@ -216,6 +220,8 @@ class Manager:
             if isinstance(e, Persist):
                 writes.append(Record(e.records))
                 writes.extend(self.places.new(e.records))  # where the job ran, for its history
+                if not isinstance(self.peers, NoPeers):
+                    after.append(e)  # federation sends results of forwarded work once they are durable
             elif isinstance(e, JobEnded):
                 writes.append(EndJob(e.job, e.state, e.counts, now, e.reason, e.cpu))
                 self.places.ended(e.job)
@@ -332,6 +338,8 @@ class Manager:
         for e in effects:
             if isinstance(e, JobEnded):
                 self._ended(e)
+            elif isinstance(e, Persist):
+                self.peers.durable(e.records)
             elif isinstance(e, RunCleanup):
                 s = self.sessions.current(e.worker)
                 if s is not None:
@@ -343,6 +351,9 @@ class Manager:
         self._ended_cache[e.job] = summary
         while len(self._ended_cache) > ENDED_CACHE:
             del self._ended_cache[next(iter(self._ended_cache))]
+        self.peers.job_ended(e.job, e.state, bool(e.spec.hops))
+        if e.spec.hops:
+            return  # run here for a peer: its end is announced once, at the origin
         self.events.publish({"event": "job_finished", "job": summary.to_json()})
         self.events.job_ended(e.job)
         for listener in self.events.on_job_ended:
@@ -403,8 +414,11 @@ class Manager:
             raise Unavailable(f"the manager cannot write its store ({self.store_failed}); nothing was kept: "
                               "try again in a few seconds (another manager takes over, or this one restarts)")
 
-    async def submit(self, owner: UserName, spec: JobSpec) -> JobSummary:
-        """Store and start a job; Unavailable (nothing kept, no job id used) if it cannot be stored."""
+    async def submit(self, owner: UserName, spec: JobSpec, also: Callable[[JobId], list[WriteOp]] | None = None
+                     ) -> JobSummary:
+        """Store and start a job; Unavailable (nothing kept, no job id used) if it cannot be stored.
+
+        ``also``: writes made in the same commit as the job, given its id (a forwarded range's record)."""
         self.refuse_new_work()
         parents = await dependencies.resolve(self, owner, spec) if spec.after else {}
         if isinstance(parents, Problem):
@@ -416,7 +430,8 @@ class Manager:
         self._next_job += 1
         now = self.clock()
         try:
-            await asyncio.wrap_future(self.store.write([AddJob(job_id, owner, spec, now)]))
+            await asyncio.wrap_future(self.store.write([AddJob(job_id, owner, spec, now),
+                                                        *(also(job_id) if also is not None else ())]))
         except Exception as exc:
             if self._next_job == job_id + 1:
                 self._next_job = job_id  # nobody took a later id meanwhile: this one is free again
@@ -428,7 +443,8 @@ class Manager:
         data.learn(self, job_id, spec)
         summary = self.queries.live(job_id) or self.recently_ended(job_id)  # (a dependency may end it at once)
         assert summary is not None
-        self.events.publish({"event": "job_submitted", "job": summary.to_json()})
+        if not spec.hops:  # a peer's range is one job of the origin's, announced there
+            self.events.publish({"event": "job_submitted", "job": summary.to_json()})
         self.pump()
         for site in self.sites.values():
             site.wake()  # a pilot site may have to start pilots for it
@@ -473,11 +489,12 @@ class Manager:
     # ---- sites: the Host the site shells see ---------------------------------
 
     def sites_changed(self, *, pump: bool = True) -> None:
-        if self.site_config:
-            known = {s.name: s for s in self.site_config}
+        if self.site_config or not isinstance(self.peers, NoPeers):
+            remote = self.peers.sites()
+            known = {s.name: s for s in self.site_config or [SiteInfo(POOL, POOL, Mode.POOL)]}
             for name, site in self.sites.items():
                 known[name] = site.info()
-            self.engine.set_sites(list(known.values()))
+            self.engine.set_sites([*known.values(), *remote])
         if pump and self.loop is not None:
             self.pump()
 
@@ -504,6 +521,26 @@ class Manager:
         effects = self.engine.report(worker, reports, self.clock())
         self.engine.add_credit(worker, freed)
         done = self.apply(effects, barrier=True)
+        self.pump()
+        return done
+
+    def give_back(self, worker: WorkerId, tasks: list[TaskRef]) -> asyncio.Future[None]:
+        """A place (a peer) gives back tasks unrun: they wait again as their next attempt."""
+        done = self.apply(self.engine.give_back(worker, tasks, self.clock()))
+        self.pump()
+        return done
+
+    def set_credit(self, worker: WorkerId, credit: int) -> None:
+        """A place (a peer) may take this many slots more from now on."""
+        run = self.engine.workers.get(worker)
+        if run is not None and run.credit != credit:
+            self.engine.add_credit(worker, credit - run.credit)
+            self.pump()
+
+    def lose_site(self, worker: WorkerId) -> asyncio.Future[None]:
+        """A place (a peer silent past its time-out) is gone: everything it held waits again."""
+        self.sessions.drop(worker)
+        done = self.apply(self.engine.lose(worker, self.clock()))
         self.pump()
         return done
 

@@ -26,7 +26,7 @@ def spec_to_row(spec: JobSpec) -> dict[str, Any]:
         "max_running": spec.max_running, "max_failures": spec.max_failures, "held": spec.held,
         "after": [[d.job, d.kind] for d in spec.after], "on_dependency_failure": spec.on_dependency_failure,
         "limits": [list(kv) for kv in spec.limits],
-        "stdout": spec.stdout, "stderr": spec.stderr,
+        "stdout": spec.stdout, "stderr": spec.stderr, **({"hops": list(spec.hops)} if spec.hops else {}),
         **({"inputs": list(spec.inputs), "outputs": list(spec.outputs), "on_missing_input": spec.on_missing_input}
            if spec.inputs or spec.outputs else {}),
     }
@@ -45,7 +45,7 @@ def spec_from_row(d: dict[str, Any]) -> JobSpec:
         after=tuple(After(JobId(int(j)), str(k)) for j, k in d.get("after", ())),
         on_dependency_failure=str(d.get("on_dependency_failure", "cancel")),
         limits=tuple((str(k), int(v)) for k, v in d.get("limits", ())),
-        stdout=d.get("stdout"), stderr=d.get("stderr"),
+        stdout=d.get("stdout"), stderr=d.get("stderr"), hops=tuple(str(h) for h in d.get("hops", ())),
         inputs=tuple(str(u) for u in d.get("inputs", ())), outputs=tuple(str(u) for u in d.get("outputs", ())),
         on_missing_input=str(d.get("on_missing_input", "fail")),
     )

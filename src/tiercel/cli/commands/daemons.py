@@ -130,7 +130,7 @@ def manager(listen: str, state_dir: Path | None, worker_timeout: float, heartbea
         raise UserError(f"state-dir: {str(state)!r} cannot be created: {exc.strerror}") from None
     settings = Settings(state_dir=state, worker_timeout=worker_timeout, heartbeat=min(heartbeat, worker_timeout / 3),
                         reconnect_grace=reconnect_grace, queues=tables.queues, pool_slots=pool_slots,
-                        sites=tables.site_tables(), data=tables.data,
+                        sites=tables.site_tables(), data=tables.data, peers=tables.peers,
                         url=f"http://{host if host not in ('0.0.0.0', '::', '') else '127.0.0.1'}:{port}")
     store = _store_config(tables.store, store_url, store_name, advertise, lease)
     try:

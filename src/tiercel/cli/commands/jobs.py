@@ -240,6 +240,9 @@ def explain(job_id: int, url: str | None, token: str | None, as_json: bool) -> N
         console.print(f"site: {escape(data['site_reason'])}")
     if data.get("data"):
         _data_costs(data["data"])
+    for f in data.get("forwarded", []):  # ranges of it at peer managers
+        console.print(f"indexes {escape(f['indexes'])} forwarded to peer {escape(f['peer'])}: {escape(f['why'])} "
+                      f"({f['state']}, epoch {f['epoch']}, {f['settled']}/{f['tasks']} settled)")
     if not data["workers"]:
         console.print("no worker is connected: start one with 'tiercel worker'")
     for w in data["workers"]:

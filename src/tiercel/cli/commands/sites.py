@@ -30,7 +30,8 @@ from tiercel.cli.common import (
 @json_option
 @friendly
 def sites(url: str | None, token: str | None, as_json: bool) -> None:
-    """List sites: the pool and each batch system, their mode, state, slots and work (CSF4's cluster query)."""
+    """List sites: the pool and each batch system, their mode, state, slots and work (CSF4's cluster query);
+    then the sites of peer managers, as PEER/SITE with mode peer, as their last summary described them."""
     from rich.markup import escape
 
     with client(url, token) as c:
@@ -47,6 +48,40 @@ def sites(url: str | None, token: str | None, as_json: bool) -> None:
         table.add_row(r["name"], r["kind"], r["mode"], state, str(r["slots_total"]), str(r["slots_free"]),
                       str(r["queued"]), str(r["running"]), str(r["batch_jobs"]), poll,
                       escape(r["last_error"] or "-"))
+    console.print(table)
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@url_option
+@token_option
+@json_option
+@friendly
+def peers(url: str | None, token: str | None, as_json: bool) -> None:
+    """List peer managers ([peers.NAME]): link state, round-trip time, last exchange, what they offer, work
+    forwarded each way, and refusals (by this manager, and by the peer) with the last one said."""
+    from rich.markup import escape
+
+    with client(url, token) as c:
+        rows = c.json("GET", "/v1/peers")
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no peers: add [peers.NAME] tables to the manager's config (see the README, Federation)")
+        return
+    numbers = ("RTT", "FREE/SLOTS", "SENT THERE", "RUN HERE", "REFUSED")
+    table = make_table("PEER", "STATE", "LINK", *numbers, "LAST EXCHANGE", "TAGS", "LAST REFUSAL", right=numbers,
+                       wrap=("LAST REFUSAL",))
+    now = time.time()
+    for r in rows:
+        state = "[green]up[/]" if r["state"] == "up" else f"[red]{escape(r['state'])}[/]"
+        rtt = "-" if r["rtt_ms"] is None else f"{r['rtt_ms']:.1f} ms"
+        offer = r["offer"]
+        last = "-" if r["last_exchange"] is None else age(now - r["last_exchange"]) + " ago"
+        refusal = r["refusals"][-1]["what"] if r["refusals"] else (r["why"] or "-")
+        table.add_row(r["name"], state, r["link"] or "-", rtt, f"{offer['slots_free']}/{offer['slots_total']}",
+                      f"{r['tasks_there']} in {r['ranges']}", f"{r['tasks_here']} in {r['ranges_here']}",
+                      f"{r['refused']}/{r['refused_by_it']}", last, ",".join(offer["tags"]) or "-", escape(refusal))
     console.print(table)
 
 

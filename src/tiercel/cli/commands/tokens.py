@@ -25,7 +25,9 @@ def token() -> None:
 
 @token.command("create", context_settings=CONTEXT_SETTINGS)
 @click.option("--user", required=True, metavar="NAME", help="Who the token is for.")
-@click.option("--role", type=click.Choice(["user", "admin", "worker"]), default="user", show_default=True)
+@click.option("--role", type=click.Choice(["user", "admin", "worker", "peer"]), default="user", show_default=True,
+              help="user: own jobs; admin: everything; worker: run what it is handed; peer: a manager that "
+                   "exchanges summaries and runs forwarded work (its --user names the [peers.NAME] it stands for)")
 @url_option
 @token_option
 @json_option

@@ -51,7 +51,7 @@ from tiercel.core.ranges import RangeQueue
 from tiercel.core.reservations import Reservation, admit
 from tiercel.core.scheduling import job_order
 from tiercel.core.seal import Seal
-from tiercel.core.sites import POOL, Mode, SiteInfo
+from tiercel.core.sites import PEER_WORKER, POOL, Mode, SiteInfo
 
 DEFAULT_QUEUE = "default"
 
@@ -315,6 +315,19 @@ class Engine(Views, Dependencies, DataPlacement):
             self._requeue(key, worker, Outcome.LOST, records, now)
         return [Persist(records)] if records else []
 
+    def give_back(self, worker_id: WorkerId, tasks: Iterable[TaskRef], now: float) -> list[Effect]:
+        """The place gives these tasks back unrun (a peer refused a range, or never started it): they
+        wait again, each as its next attempt; what the place holds besides goes on."""
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            return []
+        records: list[AttemptRecord] = []
+        for ref in tasks:
+            key = (ref.job, ref.index)
+            if worker.tasks.get(key) == ref.attempt:
+                self._requeue(key, worker, Outcome.LOST, records, now)
+        return [Persist(records)] if records else []
+
     def add_credit(self, worker_id: WorkerId, slots: int) -> None:
         worker = self.workers.get(worker_id)
         if worker is not None and worker.connected and not worker.draining:
@@ -389,6 +402,7 @@ class Engine(Views, Dependencies, DataPlacement):
         if not self._hungry:
             return []
         hungry = sorted((self.workers[w] for w in self._hungry), key=_joined)
+        hungry.sort(key=lambda w: w.id.startswith(PEER_WORKER))  # home first: peers take what home cannot
         self.bind()
         room = self.room() if any(j.spec.limits for j in self._order) else {}
         credit = {w.id: w.credit for w in hungry}

@@ -98,9 +98,12 @@ class Views:
 
     def _group(self, j: JobRun, site: str | None = None) -> Group:
         # what may start now: a held job, or one at its cap, offers the policies nothing (or less)
-        return Group(j.id, j.owner, j.startable, j.spec.cpus, j.submitted, self.queue_of(j), j.spec.priority,
-                     j.spec.walltime, j.spec.requires, j.spec.memory_mb, j.spec.reservation,
-                     site or (j.site if j.site is not None else j.spec.site))
+        spec = j.spec
+        return Group(j.id, j.owner, j.startable, spec.cpus, j.submitted, self.queue_of(j), spec.priority,
+                     spec.walltime, spec.requires, spec.memory_mb, spec.reservation,
+                     site or (j.site if j.site is not None else spec.site),
+                     stay=bool(spec.hops) or spec.site is not None or spec.entries is not None
+                     or spec.reservation is not None or any(a.kind == "corr" for a in spec.after))
 
     def _places(self, workers: Iterable[WorkerRun], credit: dict[WorkerId, int] | None, now: float
                 ) -> tuple[Place, ...]:

@@ -1,4 +1,8 @@
-"""Requirements: a place on the job's site, with every required tag, enough slots and memory, and time left."""
+"""Requirements: a place on the job's site, with every required tag, enough slots and memory, and time left.
+
+A peer (another manager, core.federation) is a place of its own site that may also take a job bound to a
+local site: the tasks the local places leave waiting overflow there, unless the job must stay home.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from tiercel.core.policies.args import unknown_args
 from tiercel.core.policy import OK, Group, Place, Snapshot, Status, never, wait
 from tiercel.core.problems import Problem
+from tiercel.core.sites import peer_of_worker
 
 
 class Requirements:
@@ -18,7 +23,11 @@ class Requirements:
         return unknown_args(args, "requirements", ()) or Requirements()
 
     def filter(self, group: Group, place: Place, snap: Snapshot) -> Status:
-        if group.site is not None and place.site != group.site:
+        peer = peer_of_worker(place.id)
+        if peer is not None and group.stay:
+            return never(self.name, f"peer {peer}: this job stays on this manager (forwarded here, pinned to a "
+                                    "site, a sweep over data or a reservation's)")
+        if group.site is not None and place.site != group.site and (peer is None or group.site.startswith("peer:")):
             return wait(self.name, f"{place.shown} is on site {place.site}; the job runs on site {group.site}")
         if place.reservation is not None and group.reservation != place.reservation:
             return wait(self.name, f"{place.shown} runs only the work of reservation {place.reservation}")

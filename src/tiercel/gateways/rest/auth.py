@@ -31,9 +31,15 @@ WORKER_REFUSED = ("token: a worker token cannot submit jobs, nor list, read, fol
                   "user name; use a user or admin token")
 
 
+PEER_REFUSED = ("token: a peer token exchanges summaries and runs forwarded work over /v1/peer; it cannot submit "
+                "jobs, nor list, read, follow or cancel them; use a user or admin token")
+
+
 async def person(who: Annotated[Identity, Depends(identity)]) -> Identity:
     """The identity of a user or an admin. A worker token runs tasks and nothing else: its user name
     is only a label, and may well be a person's name too, so it must never stand for that person."""
+    if who.may_peer:
+        raise ApiError(403, PEER_REFUSED, "token")
     if not who.may_submit:
         raise ApiError(403, WORKER_REFUSED, "token")
     return who

@@ -1,0 +1,10 @@
+"""Federation: managers exchange what their sites can do and forward ranges of job arrays to each other.
+
+    config.py    [peers.NAME] tables → checked peers
+    link.py      one WebSocket per peer, either way (the one behind NAT connects out)
+    origin.py    work leaving: the peer's place in the engine, its leases, results coming back
+    inbound.py   work arriving: forwarded ranges run as local jobs, their results sent back in batches
+    service.py   the peers together: summaries, round trips, time-outs, `tiercel peers`
+
+The pure part (leases, epochs, offers, time-outs) is core/federation.py; the messages are wire/peer.py.
+"""
