@@ -187,7 +187,7 @@ class Inbound:
         for a, b in msg.spans:
             for i in range(a, b):
                 lease.unacked.pop(i, None)
-        if msg.refused:
+        if msg.refused and msg.refused != "its job has ended at the origin":
             self.fed.refusal(p, f"it refused our results of range {msg.lease}: {msg.refused}", theirs=True)
         self._maybe_forget(lease)
 

@@ -73,19 +73,23 @@ async def _serve(conn: Conn, handler: Handler, receive: Callable[[], Awaitable[b
     conn.send(handler.hello())
     try:
         while not sender.done():
-            frame = await receive()
+            recv = asyncio.ensure_future(receive())
+            await asyncio.wait({recv, sender}, return_when=asyncio.FIRST_COMPLETED)
+            if not recv.done():  # we sent an error: the link ends whatever the other side does
+                recv.cancel()
+                break
+            frame = recv.result()
             if frame is None:
                 break
             try:
                 raws = unpack(frame)
             except WireError as exc:
-                log.warning("peer %s sent %s; dropped", conn.peer, exc)
+                handler.refuse(conn, f"{exc}; dropped")  # logged, and shown in `tiercel peers`; the link stays
                 continue
             for raw in raws:
                 try:
                     msg = decode(raw)
                 except WireError as exc:
-                    log.warning("peer %s sent a message that is not of the protocol (%s); dropped", conn.peer, exc)
                     handler.refuse(conn, f"a malformed message: {exc}")  # shown in `tiercel peers`; the link stays
                     continue
                 if conn.remote is None:
@@ -115,8 +119,9 @@ async def _serve(conn: Conn, handler: Handler, receive: Callable[[], Awaitable[b
             await sender
 
 
-async def accept(ws: WebSocket, peer: str, handler: Handler) -> None:
-    """A peer connected in (its token already checked): run the link until it ends."""
+async def accept(ws: WebSocket, peer: str, handler: Handler, revoked: set[Callable[[], None]]) -> None:
+    """A peer connected in (its token already checked): run the link until it ends, or its token is
+    revoked (``revoked`` is where the token's holders register what to close)."""
     await ws.accept()
 
     async def receive() -> bytes | None:
@@ -126,9 +131,15 @@ async def accept(ws: WebSocket, peer: str, handler: Handler) -> None:
             return None
 
     conn = Conn(peer, "in", ws.send_bytes)
+
+    def close() -> None:
+        log.warning("peer %s: its token was revoked; the link ends", peer)
+        conn.send(PeerError("this peer token was revoked"))
+    revoked.add(close)
     try:
         await _serve(conn, handler, receive)
     finally:
+        revoked.discard(close)
         with contextlib.suppress(Exception):
             await ws.close()
 

@@ -182,7 +182,10 @@ class Origin:
         indexes = [r.index for r in msg.items]
         spans = merge_spans((i, i + 1) for i in indexes)
         if lease is None and self._job_over(msg.lease):
-            self.fed.send(p.name, ResultsAck(msg.lease, spans))  # the job ended here: nothing more to do
+            # late results of a job that has ended here (its ranges forgotten): nothing more to do with them
+            log.info("peer %s: %d late result(s) of range %s, whose job has ended here", p.name, len(indexes),
+                     msg.lease)
+            self.fed.send(p.name, ResultsAck(msg.lease, spans, refused="its job has ended at the origin"))
             return
         why = verdict(lease, p.name, indexes)
         if why is None and lease is not None and msg.epoch != lease.epoch:
@@ -215,7 +218,7 @@ class Origin:
             job = JobId(int(lease_id.split(".", 1)[0]))
         except ValueError:
             return False
-        return job not in self.manager.engine.jobs
+        return job not in self.manager.engine.jobs and 0 < job < self.manager.next_job_id
 
     def _forget(self, lease: Lease, after: Any = None) -> None:
         self.leases.get(lease.peer, {}).pop(lease.id, None)

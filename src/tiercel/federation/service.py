@@ -278,7 +278,7 @@ class Federation:
             log.warning("a peer token of user %s connected, but there is no [peers.%s] table", who.user, who.user)
             await refuse(ws, 403, f"this manager has no [peers.{who.user}] table for the peer token's user")
             return
-        await link.accept(ws, who.user, self)
+        await link.accept(ws, who.user, self, self.manager.tokens.on_revoke.setdefault(who.digest, set()))
 
     # ---- the loops -------------------------------------------------------------------------------
 

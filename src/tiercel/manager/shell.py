@@ -450,6 +450,11 @@ class Manager:
             site.wake()  # a pilot site may have to start pilots for it
         return summary
 
+    @property
+    def next_job_id(self) -> int:
+        """The id the next job will get: every job below it was submitted here."""
+        return self._next_job
+
     def take_job_ids(self, n: int) -> list[JobId]:
         """Job ids for jobs about to be stored together (a workflow's)."""
         first = self._next_job

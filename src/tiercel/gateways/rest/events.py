@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from tiercel.gateways.rest.auth import WORKER_REFUSED, refuse
+from tiercel.gateways.rest.auth import PEER_REFUSED, WORKER_REFUSED, refuse
 from tiercel.manager.auth import Identity, bearer
 from tiercel.manager.shell import Manager
 
@@ -33,7 +33,7 @@ def router(manager: Manager) -> APIRouter:
             await refuse(ws, 401, "token: missing or unknown; pass 'Authorization: Bearer TOKEN'")
             return
         if not who.may_submit:
-            await refuse(ws, 403, WORKER_REFUSED)
+            await refuse(ws, 403, PEER_REFUSED if who.may_peer else WORKER_REFUSED)
             return
         await ws.accept()
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

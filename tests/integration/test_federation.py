@@ -1,0 +1,248 @@
+"""Federation on loopback: three managers, each with its own state dir, store, port and workers.
+
+A job array submitted to one manager spreads over its peers as ranges and every index settles
+exactly once at the origin, through a peer's kill -9, the origin's kill -9 and restart, and a
+cancel; a peer token does nothing but peer; abuse is refused, said, and loses nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from tests.integration.conftest import wait_until
+from tests.integration.federation import Federation
+from tiercel.core.federation import SiteSummary
+from tiercel.core.model import Outcome
+from tiercel.wire import peer as wire
+
+pytestmark = pytest.mark.integration
+
+ECHO = ["sh", "-c", "echo task $TIERCEL_TASK_INDEX"]
+
+
+@pytest.fixture
+def fed(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Federation]:
+    f = Federation(tmp_path)
+    try:
+        yield f
+    finally:
+        f.stop()
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            print(f.dump_logs())
+
+
+def settled_once(job: Any, size: int) -> collections.Counter[str]:
+    """Every index has exactly one final attempt, done, with its own output; where they ran."""
+    finals = job.client.json("GET", f"/v1/jobs/{job.id}/tasks", params={"final": "true"})
+    indexes = collections.Counter(t["index"] for t in finals)
+    assert len(indexes) == size, f"{len(indexes)} of {size} indexes settled"
+    assert max(indexes.values()) == 1, [i for i, n in indexes.items() if n > 1][:10]
+    assert {t["outcome"] for t in finals} == {"done"}
+    return collections.Counter(t["worker"] for t in finals)
+
+
+def outputs_correct(job: Any, size: int) -> None:
+    out = b"".join(job.logs("stdout")).decode()
+    lines = [x for x in out.splitlines() if x.startswith("task ")]
+    assert sorted(int(x.split()[1]) for x in lines) == list(range(size))
+
+
+def peer_jobs(f: Federation, name: str) -> list[dict[str, Any]]:
+    return list(f.managers[name].client().json("GET", "/v1/jobs", params={"all": "true"}))
+
+
+# ---- roles ------------------------------------------------------------------------------
+
+
+def test_a_peer_token_exchanges_work_and_nothing_else(fed: Federation) -> None:
+    fed.start(["A", "B"])
+    b = fed.managers["B"]
+    with b.client() as admin:
+        alice = admin.json("POST", "/v1/tokens", json={"user": "alice", "role": "user"})["token"]
+        peer_a = fed.tokens["A"]["B"].read_text().strip()
+        stranger = admin.json("POST", "/v1/tokens", json={"user": "Z", "role": "peer"})["token"]
+    with b.client(alice) as c:
+        job = c.submit("sleep 30", queue=2).id
+    routes = [("GET", "/v1/jobs"), ("GET", "/v1/jobs?all=true"), ("GET", f"/v1/jobs/{job}"),
+              ("GET", f"/v1/jobs/{job}/tasks"), ("GET", f"/v1/jobs/{job}/logs"), ("GET", f"/v1/jobs/{job}/explain"),
+              ("POST", f"/v1/jobs/{job}/cancel"), ("POST", "/v1/jobs/cancel"), ("GET", "/v1/peers")]
+    with httpx.Client(base_url=b.url, headers={"Authorization": f"Bearer {peer_a}"}) as http:
+        for method, path in routes:
+            r = http.request(method, path)
+            assert r.status_code == 403, (method, path, r.status_code, r.text)
+            assert "a peer token exchanges summaries" in r.json()["error"]
+        r = http.post("/v1/jobs", json={"command": "true"})
+        assert r.status_code == 403 and "cannot submit" in r.json()["error"]
+    ws = b.url.replace("http://", "ws://")
+    for path in ("/v1/events", "/v1/worker"):
+        with pytest.raises(InvalidStatus):
+            connect(ws + path, additional_headers={"Authorization": f"Bearer {peer_a}"}, open_timeout=10).close()
+    # a peer token whose user has no [peers.NAME], an unknown token, a user token: no link
+    for token, status, said in ((stranger, 403, b"no [peers.Z] table"), ("tc_nonsense", 401, b"peer token"),
+                                (alice, 403, b"peer token is required")):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(ws + "/v1/peer", additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10).close()
+        assert refused.value.response.status_code == status
+        assert said in (refused.value.response.body or b""), refused.value.response.body
+    # alice's job is untouched
+    with b.client(alice) as c:
+        assert c.job(job).state in ("queued", "running")
+
+
+# ---- a three-manager federation -------------------------------------------------------------
+
+
+def test_an_array_spreads_over_three_managers_and_settles_once(fed: Federation) -> None:
+    fed.start(["A", "B", "C"])
+    for name in "ABC":
+        fed.managers[name].start_worker("--slots", "2", name=f"w{name.lower()}")
+    fed.wait_linked()
+    a = fed.managers["A"]
+    size = 10_000
+    job = a.client().submit(ECHO, array=f"0-{size - 1}")
+    job = job.wait(timeout=600, poll=0.5)
+    assert job.state == "done" and job.data["done"] == size
+    where = settled_once(job, size)
+    assert where["peer:B"] > 0 and where["peer:C"] > 0, where
+    assert sum(n for w, n in where.items() if not w.startswith("peer:")) > 0, where
+    outputs_correct(job, size)
+    status = a.cli("status", str(job.id))
+    assert status.returncode == 0 and "done" in status.stdout
+    # at B and C the ranges ran as jobs of the user mapped from A, and ended
+    for name in "BC":
+        ran = peer_jobs(fed, name)
+        assert ran and {j["owner"] for j in ran} == {"fed-a"} and {j["state"] for j in ran} == {"done"}
+        assert sum(j["done"] for j in ran) == where[f"peer:{name}"]
+    rows = {r["name"]: r for r in fed.peers("A")}
+    assert rows["B"]["forwarded_tasks"] > 0 and rows["B"]["refused"] == 0
+    # ranges, not tasks: far fewer messages than tasks went to the peers
+    sent = sum(r["messages_out"] for r in rows.values())
+    forwarded = sum(r["forwarded_tasks"] for r in rows.values())
+    assert sent < forwarded / 2, (sent, forwarded)
+
+
+def test_kill_9_of_a_peer_mid_job_loses_and_repeats_nothing(fed: Federation) -> None:
+    fed.start(["A", "B", "C"])
+    for name in "ABC":
+        fed.managers[name].start_worker("--slots", "2", name=f"w{name.lower()}")
+    fed.wait_linked()
+    a, b = fed.managers["A"], fed.managers["B"]
+    size = 600
+    job = a.client().submit(["sh", "-c", "echo task $TIERCEL_TASK_INDEX; sleep 0.1"], array=f"0-{size - 1}")
+    wait_until(lambda: any(j["done"] > 5 for j in peer_jobs(fed, "B")), 120, "B to run some of the array")
+    b.kill_manager(signal.SIGKILL)
+    job = job.wait(timeout=300, poll=0.5)
+    where = settled_once(job, size)
+    outputs_correct(job, size)
+    assert where["peer:C"] > 0
+    rows = {r["name"]: r for r in fed.peers("A")}
+    assert any("taken back" in r["what"] for r in rows["B"]["refusals"]), rows["B"]["refusals"]
+    # B comes back and reports what it ran: nothing settles twice
+    fed.restart("B")
+    wait_until(lambda: {r["name"]: r for r in fed.peers("A")}["B"]["state"] == "up", 60, "B to be back")
+    time.sleep(2)
+    settled_once(a.client().job(job.id), size)
+    assert a.client().job(job.id).data["done"] == size
+
+
+def test_kill_9_of_the_origin_and_restart_resumes_its_ranges(fed: Federation) -> None:
+    fed.start(["A", "B"])
+    fed.managers["B"].start_worker("--slots", "4", name="wb")
+    fed.wait_linked()
+    a = fed.managers["A"]  # no worker at A: every task runs at B
+    size = 400
+    job = a.client().submit(["sh", "-c", "echo task $TIERCEL_TASK_INDEX; sleep 0.05"], array=f"0-{size - 1}")
+    wait_until(lambda: a.client().job(job.id).data["done"] > 20, 120, "some results back at A")
+    a.kill_manager(signal.SIGKILL)
+    fed.restart("A")
+    job = a.client().job(job.id).wait(timeout=300, poll=0.5)
+    assert job.state == "done"
+    where = settled_once(job, size)
+    assert set(where) == {"peer:B"}
+    outputs_correct(job, size)
+    ran = peer_jobs(fed, "B")
+    assert sum(j["done"] for j in ran) >= size  # B may have run a range twice (a re-sent forward), never settled it twice
+
+
+def test_cancel_at_the_origin_stops_the_tasks_at_the_peers(fed: Federation) -> None:
+    fed.start(["A", "B", "C"])
+    for name in "BC":
+        fed.managers[name].start_worker("--slots", "2", name=f"w{name.lower()}")
+    fed.wait_linked()
+    a = fed.managers["A"]
+    job = a.client().submit("sleep 300", array="0-19")
+    wait_until(lambda: all(any(j["running"] for j in peer_jobs(fed, n)) for n in "BC"), 120, "tasks at B and C")
+    cancelled = a.cli("cancel", str(job.id))
+    assert cancelled.returncode == 0, cancelled.stderr
+    for name in "BC":
+        wait_until(lambda name=name: all(j["state"] == "cancelled" for j in peer_jobs(fed, name)), 60,
+                   f"the ranges at {name} to be cancelled")
+        workers = fed.managers[name].client().json("GET", "/v1/workers")
+        wait_until(lambda name=name: all(w["busy"] == 0 for w in
+                                         fed.managers[name].client().json("GET", "/v1/workers")), 60,
+                   f"{name}'s workers to be idle")
+        assert workers
+    assert a.client().job(job.id).state == "cancelled"
+
+
+# ---- abuse ----------------------------------------------------------------------------------
+
+
+def _frames(ws: Any, until: float) -> list[Any]:
+    out: list[Any] = []
+    while time.monotonic() < until:
+        try:
+            frame = ws.recv(timeout=max(0.05, until - time.monotonic()))
+        except TimeoutError:
+            break
+        out += [wire.decode(m) for m in wire.unpack(frame)]
+    return out
+
+
+def test_abuse_from_a_peer_is_refused_said_and_loses_nothing(fed: Federation) -> None:
+    fed.start(["A", "B"])
+    b = fed.managers["B"]
+    b.start_worker("--slots", "2", name="wb")
+    fed.wait_linked()
+    a = fed.managers["A"]
+    a.kill_manager(signal.SIGKILL)  # A's token is now held by a forger
+    token = fed.tokens["A"]["B"].read_text().strip()
+    url = b.url.replace("http://", "ws://") + "/v1/peer"
+    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+        ws.send(wire.pack([wire.PeerHello("f0rged", "forger")]))
+        hello = _frames(ws, time.monotonic() + 2)[0]
+        assert isinstance(hello, wire.PeerHello)
+        b_id = hello.manager
+        spec = {"command": ["echo", "hi"], "indexes": [[0, 3]]}
+        ws.send(wire.pack([
+            wire.Summary((SiteSummary("pool", "pool", 4, 9),)),  # 9 free of 4
+            wire.PeerResults("7.1.0", 1, (wire.PeerResult(0, Outcome.DONE, 0, 0.0, 0.0, b"", b""),)),
+            wire.Forward("loop.1.0", 1, 1, ((0, 3),), spec, ("f0rged", b_id)),
+        ]))
+        ws.send(b"not msgpack at all")
+        ws.send(wire.pack([wire.Forward("ok.1.0", 1, 1, ((0, 3),), spec, ("f0rged",))]))
+        got = _frames(ws, time.monotonic() + 5)
+    refused = [m for m in got if isinstance(m, wire.Refused)]
+    assert [m.lease for m in refused] == ["loop.1.0"] and "forwarding loop" in refused[0].reason
+    acks = [m for m in got if isinstance(m, wire.ResultsAck)]
+    assert acks and acks[0].refused.startswith("results for a range it was not given")
+    assert any(isinstance(m, wire.Accepted) and m.lease == "ok.1.0" for m in got)
+    rows = {r["name"]: r for r in b.client().json("GET", "/v1/peers")}
+    said = " | ".join(r["what"] for r in rows["A"]["refusals"])
+    for words in ("nonsense values", "forwarding loop", "not msgpack"):
+        assert words in said, said
+    out = b.cli("peers")
+    assert out.returncode == 0 and "A" in out.stdout
+    # B keeps serving its own users
+    assert b.client().submit("true").wait(timeout=60).state == "done"
