@@ -8,16 +8,71 @@ link (the later manager listens, the earlier one connects out, as a manager behi
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from tests.integration.conftest import Cluster, wait_until
+from tests.integration.conftest import Cluster, _read_json, wait_until
+from tests.netns import Netns
+
+
+class NsCluster(Cluster):
+    """A manager and its workers inside a network namespace, listening on the namespace's address."""
+
+    def __init__(self, root: Path, ns: Netns) -> None:
+        super().__init__(root)
+        self.ns = ns
+
+    def start_manager(self, *extra: str) -> None:
+        (self.state / "manager.json").unlink(missing_ok=True)
+        log = open(self.logs / "manager.log", "ab")  # noqa: SIM115  (the child keeps it)
+        self.manager = subprocess.Popen(
+            [*self.ns.prefix(), sys.executable, "-m", "tiercel", "manager", "--listen", f"0.0.0.0:{self.port}",
+             "--state-dir", str(self.state), "--worker-timeout", "2", "--heartbeat", "0.5",
+             "--reconnect-grace", "5", "-v", *extra],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        info = wait_until(lambda: _read_json(self.state / "manager.json"), 30, "the manager to listen")
+        self.port = int(info["url"].rsplit(":", 1)[1])
+        self.url = f"http://{self.ns.ip}:{self.port}"  # from the host; its workers use the namespace's loopback
+
+    def start_worker(self, *args: str, name: str = "w", env: dict[str, str] | None = None
+                     ) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"worker-{name}-{len(self.workers)}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [*self.ns.prefix(), sys.executable, "-m", "tiercel", "worker", "--manager", f"http://127.0.0.1:{self.port}",
+             "--name", name,
+             "--token-file", str(self.state / "worker.token"), "-v", *args],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.workers.append(proc)
+        return proc
+
+
+class Proxy:
+    """tests/netem_proxy.py in a process of its own: a fixed delay each way between two addresses."""
+
+    def __init__(self, root: Path, to: str, delay: float) -> None:
+        self.port_file = root / f"proxy-{to.replace(':', '-')}.port"
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.netem_proxy", "--listen", "127.0.0.1:0",
+                                      "--to", to, "--delay", str(delay), "--port-file", str(self.port_file)],
+                                     start_new_session=True)
+        self.port = int(wait_until(lambda: self.port_file.exists() and self.port_file.read_text(), 30,
+                                   "the proxy to listen"))
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
 
 
 class Federation:
     def __init__(self, root: Path, **peer_options: Any) -> None:
         self.root = root
         self.managers: dict[str, Cluster] = {}
+        self.namespaces: dict[str, Netns] = {}  # managers that run in a namespace of their own
+        self.proxies: list[Proxy] = []
         self.options = {"timeout": "3s", "start_timeout": "60s", "summary_interval": "0.3s", **peer_options}
         self.urls: dict[str, str] = {}  # what a manager's peers connect to (a proxy's address, in some tests)
 
@@ -44,7 +99,8 @@ class Federation:
         self.names = names
         tokens: dict[str, dict[str, Path]] = {n: {} for n in names}  # who -> {peer it connects to: token file}
         for i, name in enumerate(reversed(names)):
-            c = self.managers[name] = Cluster(self._dir(name))
+            ns = self.namespaces.get(name)
+            c = self.managers[name] = NsCluster(self._dir(name), ns) if ns is not None else Cluster(self._dir(name))
             later = tokens[name]
             c.start_manager("--config", str(self.config(name, later)))
             self.urls[name] = url_of(name, c) if url_of is not None else c.url
@@ -82,6 +138,8 @@ class Federation:
     def stop(self) -> None:
         for c in self.managers.values():
             c.stop()
+        for p in self.proxies:
+            p.stop()
 
     def dump_logs(self) -> str:
         return "\n".join(f"===== {n}\n{c.dump_logs()}" for n, c in self.managers.items())

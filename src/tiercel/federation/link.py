@@ -40,6 +40,11 @@ class Conn:
         self.remote: PeerHello | None = None  # its hello, once read
         self.sent_frames = 0
         self.sent_messages = 0
+        self._abort = asyncio.Event()
+
+    def abort(self) -> None:
+        """End the link now, whatever the other side does (it went silent: a cut link keeps its socket)."""
+        self._abort.set()
 
     def send(self, msg: PeerMessage) -> None:
         if not self.closed:
@@ -74,8 +79,10 @@ async def _serve(conn: Conn, handler: Handler, receive: Callable[[], Awaitable[b
     try:
         while not sender.done():
             recv = asyncio.ensure_future(receive())
-            await asyncio.wait({recv, sender}, return_when=asyncio.FIRST_COMPLETED)
-            if not recv.done():  # we sent an error: the link ends whatever the other side does
+            aborted = asyncio.ensure_future(conn._abort.wait())
+            await asyncio.wait({recv, sender, aborted}, return_when=asyncio.FIRST_COMPLETED)
+            aborted.cancel()
+            if not recv.done():  # we sent an error, or gave up on a silent link: it ends here
                 recv.cancel()
                 break
             frame = recv.result()

@@ -152,8 +152,9 @@ class Origin:
     def accepted(self, p: PeerState, msg: Accepted) -> None:
         lease = self.leases.get(p.name, {}).get(msg.lease)
         if lease is None or lease.state is not LeaseState.SENT:
-            if lease is not None and lease.state is LeaseState.RETIRED:
-                self.fed.send(p.name, Cancel(msg.lease))  # taken back meanwhile: it must not run there
+            if (lease is not None and lease.state is LeaseState.RETIRED) or (lease is None and
+                                                                              self._job_over(msg.lease)):
+                self.fed.send(p.name, Cancel(msg.lease))  # taken back, or its job ended: it must not run there
             return
         lease.state = LeaseState.ACCEPTED
         self.manager.write([self._record(lease)])
@@ -186,6 +187,7 @@ class Origin:
             log.info("peer %s: %d late result(s) of range %s, whose job has ended here", p.name, len(indexes),
                      msg.lease)
             self.fed.send(p.name, ResultsAck(msg.lease, spans, refused="its job has ended at the origin"))
+            self.fed.send(p.name, Cancel(msg.lease))  # what is left of it need not run
             return
         why = verdict(lease, p.name, indexes)
         if why is None and lease is not None and msg.epoch != lease.epoch:
@@ -260,7 +262,7 @@ class Origin:
         leases = list(self.leases.get(p.name, {}).values())
         for lease in leases:
             lease.started = max(lease.started, p.started.get(lease.id, 0))
-        due = overdue(leases, now, None if p.up else p.down_since, p.cfg.timeout, p.cfg.start_timeout)
+        due = overdue(leases, now, p.silent_since, p.cfg.timeout, p.cfg.start_timeout)
         if due.all:
             self.fed.refusal(p, f"{due.why}: its {len(due.leases)} range(s) taken back and placed again")
             for lease in leases:

@@ -75,6 +75,11 @@ class PeerState:
         self.messages_out_before = 0  # on links since closed
 
     @property
+    def silent_since(self) -> float | None:
+        """Since when nothing was heard from it (summaries come each interval while all is well)."""
+        return self.last_heard if self.last_heard is not None else self.down_since
+
+    @property
     def up(self) -> bool:
         return any(not c.closed and c.remote is not None for c in self.conns)
 
@@ -310,6 +315,11 @@ class Federation:
         now = self.manager.clock()
         self.inbound.flush()
         for p in self.peers.values():
+            if p.up and p.last_heard is not None and now - p.last_heard > p.cfg.timeout:
+                log.warning("peer %s: nothing heard for %.0fs (time-out %gs): the link is given up", p.name,
+                            now - p.last_heard, p.cfg.timeout)
+                for c in p.conns:
+                    c.abort()
             if p.up and now - self._last_summary.get(p.name, 0.0) >= p.cfg.summary_interval:
                 self._last_summary[p.name] = now
                 self._send_summary(p)
