@@ -154,17 +154,7 @@ def test_an_unknown_table_is_refused_by_name_with_the_known_ones(tmp_path: Path,
                                                                  line: int) -> None:
     path = write(tmp_path, text)
     assert refusal(path) == (f"{path}: line {line}: {key}: is not a table of the manager's configuration (known: "
-                             "[queues.NAME], [sites.NAME], [xmpp], [store], [data]; not supported yet: [peers.NAME])")
-
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ('[queues.q]\n\n[peers.hub]\nurl = "https://hub:8750"\n',
-     "line 3: peers.hub: is not supported yet: exchanging work with other managers is to come"),
-])
-def test_tables_not_supported_yet_are_refused_naming_the_key(tmp_path: Path, text: str, expected: str) -> None:
-    path = write(tmp_path, text)
-    message = refusal(path)
-    assert message.startswith(f"{path}: {expected}") and "Remove the table" in message, message
+                             "[queues.NAME], [sites.NAME], [xmpp], [store], [data], [peers.NAME])")
 
 
 def test_the_data_table_sets_the_copy_rate_and_the_recheck_of_unreadable_replicas() -> None:
@@ -252,11 +242,11 @@ def test_load_queues_reads_only_queues_and_names_file_and_line(tmp_path: Path) -
 
 
 def test_the_manager_refuses_to_start_with_the_one_line_and_makes_nothing(tmp_path: Path) -> None:
-    path = write(tmp_path, '[queues.q]\npolicies = ["fcfs"]\n\n[peers.hub]\nurl = "https://hub:8750"\n')
+    path = write(tmp_path, '[queues.q]\npolicies = ["fcfs"]\n\n[data]\ngfarm = "/gfarm"\n')
     out = subprocess.run([sys.executable, "-m", "tiercel", "manager", "--listen", "127.0.0.1:0", "--state-dir",
                           str(tmp_path / "state"), "--config", str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert f"{path}: line 4: peers.hub: is not supported yet" in out.stderr
+    assert f"{path}: line 4: data: is not supported yet" in out.stderr
     assert not (tmp_path / "state").exists()
 
 
@@ -273,3 +263,35 @@ def test_the_manager_refuses_to_start_with_the_one_line_and_makes_nothing(tmp_pa
 ])
 def test_locate_finds_the_line_that_names_the_most_of_a_key(text: str, key: str, line: int | None) -> None:
     assert locate(text, key) == line
+
+
+# ---- [peers.NAME] ---------------------------------------------------------------------------
+
+
+def test_peers_are_read_with_their_token_file_beside_the_config(tmp_path: Path) -> None:
+    (tmp_path / "b.token").write_text("tc_x\n")
+    path = write(tmp_path, '[peers.B]\nurl = "http://b:8750/"\ntoken_file = "b.token"\nuser = "fed-b"\n'
+                           'timeout = "30s"\n\n[peers.C]\n')
+    peers = load(path).peers
+    assert list(peers) == ["B", "C"]
+    b, c = peers["B"], peers["C"]
+    assert (b.url, b.token_file, b.user, b.timeout, b.start_timeout) == ("http://b:8750", tmp_path / "b.token",
+                                                                        "fed-b", 30.0, 300.0)
+    assert (c.url, c.token_file, c.user) == (None, None, "peer-C")  # C connects in
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('[peers.B]\nurl = "ftp://b"\ntoken_file = "t"\n', "line 2: peers.B.url: 'ftp://b' must be an http:// or "
+                                                        "https:// URL of a manager"),
+    ('[peers.B]\nurl = "http://b:8750"\n', "line 1: peers.B.token_file: is needed with url"),
+    ('[peers.B]\nurl = "http://b:8750"\ntoken_file = "nope"\n', "line 3: peers.B.token_file: "),
+    ('[peers.B]\ntimeout = "soon"\n', "line 2: peers.B.timeout: 'soon'"),
+    ('[peers.B]\ntimeout = "-5s"\n', "line 2: peers.B.timeout: '-5s'"),
+    ('[peers.B]\nurll = "http://b"\n', "line 2: peers.B.urll: 'http://b' is not a peer option; options: url, "),
+    ('[peers."b c"]\n', "line 1: peers.b c: 'b c' must be a peer name"),
+    ('[sites.hpc]\nkind = "local"\n\n[peers.hpc]\n', "line 4: peers.hpc: 'hpc' is also a site's name"),
+])
+def test_a_bad_peer_table_is_refused_naming_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    message = refusal(path)
+    assert message.startswith(f"{path}: {expected}"), message
