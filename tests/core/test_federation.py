@@ -19,8 +19,12 @@ from tiercel.core.federation import (
     verdict,
 )
 from tiercel.core.model import JobId, JobSpec, Outcome, Report, TaskRef, UserName, WorkerId, WorkerInfo
+from tiercel.core.pipeline import Chain
+from tiercel.core.policies.fcfs import Fcfs
+from tiercel.core.policies.overflow import Overflow
 from tiercel.core.policies.requirements import Requirements
 from tiercel.core.policy import Code, Group, Place, Snapshot
+from tiercel.core.problems import Problem
 from tiercel.core.ranges import IndexRanges
 from tiercel.core.sites import Limits, Mode, SiteInfo, SiteLoad, choose, peer_of_worker, peer_worker
 
@@ -193,3 +197,41 @@ def test_tasks_given_back_wait_again_as_their_next_attempt_and_a_late_success_st
     other = next(i for i in range(10) if i not in {x.index for x in held})
     refused = e.report(b, [Report(J, other, 1, Outcome.DONE, 0, 1.0, 2.0)], 3.0)
     assert any(type(x).__name__ == "Refused" for x in refused)
+
+
+@pytest.mark.parametrize(("group", "place", "now", "code", "words"), [
+    (Group(J, UserName("u"), 5, submitted=0.0, site="pool"), "peer:B", 100.0, Code.WAIT, "waited 100s"),
+    (Group(J, UserName("u"), 5, submitted=0.0, site="pool"), "peer:B", 300.0, Code.OK, ""),
+    (Group(J, UserName("u"), 5, submitted=0.0, site="pool"), "w1", 1.0, Code.OK, ""),  # home: no wait
+    (Group(J, UserName("u"), 5, submitted=0.0, site="peer:B"), "peer:B", 1.0, Code.OK, ""),  # only a peer can
+])
+def test_overflow_keeps_work_home_until_it_has_waited(group: Group, place: str, now: float, code: Code,
+                                                     words: str) -> None:
+    policy = Overflow.create({"after": "5m"})
+    assert isinstance(policy, Overflow) and policy.after == 300.0
+    status = policy.filter(group, Place(place, 8, 8, site="peer:B" if place.startswith("peer:") else "pool"),
+                           Snapshot(now, (), ()))
+    assert status.code is code and words in status.reason
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    ({"after": "soon"}, "overflow.after: 'soon' must be a duration"),
+    ({"after": -3}, "overflow.after: -3 must be a duration"),
+    ({"before": 3}, "overflow.before: 3 is not an argument of overflow"),
+])
+def test_overflow_arguments_are_checked(args: dict[str, object], words: str) -> None:
+    made = Overflow.create(args)
+    assert isinstance(made, Problem) and made.message().startswith(words), made
+
+
+def test_the_overflow_policy_holds_work_home_in_the_engine_until_it_has_waited() -> None:
+    chain = Chain.of("q", [Requirements(), Overflow(60.0), Fcfs()])
+    e = Engine(queues={"q": chain})
+    e.set_sites([POOL, SiteInfo("peer:B", "peer", Mode.PEER)])
+    e.connect(WorkerId("w"), WorkerInfo("w", "h", 2), 0.0, credit=2)
+    e.connect(peer_worker("B"), WorkerInfo("B", "b", 8, site="peer:B"), 0.0, credit=8)
+    e.add_job(J, spec(20, queue="q"), UserName("u"), 0.0)
+    first = {x.worker: len(x.tasks) for x in e.dispatch(10.0) if isinstance(x, SendTasks)}
+    assert first == {WorkerId("w"): 2}
+    later = {x.worker: len(x.tasks) for x in e.dispatch(61.0) if isinstance(x, SendTasks)}
+    assert later == {peer_worker("B"): 8}

@@ -20,6 +20,7 @@ from tiercel.core.pipeline import Chain
 from tiercel.core.policies.backfill import Backfill
 from tiercel.core.policies.fairshare import FairShare
 from tiercel.core.policies.fcfs import Fcfs
+from tiercel.core.policies.overflow import Overflow
 from tiercel.core.policies.priority import Priority
 from tiercel.core.policies.requirements import Requirements
 from tiercel.core.policies.reservations import Reservations
@@ -37,6 +38,7 @@ BUILTIN: dict[str, Factory] = {
     "backfill": Backfill.create,
     "requirements": Requirements.create,
     "reservations": Reservations.create,
+    "overflow": Overflow.create,
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -47,6 +49,7 @@ DESCRIPTIONS: dict[str, str] = {
     "backfill": "EASY backfill: later work may start if it does not delay the first blocked job",
     "requirements": "a worker or site must have the job's tags and enough slots and memory",
     "reservations": "reserved slots go only to their reservation's users, inside its window",
+    "overflow": "work goes to peer managers only after waiting at home (after = '5m')",
 }
 
 ALWAYS = "fcfs"  # every queue loads it, listed or not: its order is the tie-break of every chain
