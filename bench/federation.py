@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from common import (
     Cluster,
     append_json,
     common_args,
+    cpu_seconds,
     environment,
     fmt_num,
     main_guard,
@@ -39,6 +41,7 @@ from common import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+KEEP = False  # --keep: the state dirs (logs, stores) stay
 
 
 def federation(n: int, slots: int, *, executor: str, timeout: float, workers: tuple[int, ...] | None = None,
@@ -50,7 +53,7 @@ def federation(n: int, slots: int, *, executor: str, timeout: float, workers: tu
     urls: dict[str, str] = {}
     try:
         for i, name in enumerate(reversed(names)):
-            c = clusters[name] = Cluster(parent=parent)
+            c = clusters[name] = Cluster(parent=parent, keep=KEEP)
             lines = []
             for other in names:
                 if other == name:
@@ -108,31 +111,46 @@ def close(clusters: list[Cluster]) -> None:
         c.close()
 
 
-def overhead(tasks: int, slots: int, timeout: float, parent: Path | None) -> dict[str, Any]:
-    with Cluster(parent=parent) as one:
+def overhead(tasks: int, slots: int, timeout: float, parent: Path | None, repeat: int) -> dict[str, Any]:
+    """The same array on one manager and on three peers, ``repeat`` times each, alternating; medians."""
+    one = Cluster(parent=parent, keep=KEEP)
+    fed: list[Cluster] = []
+    singles: list[float] = []
+    feds: list[float] = []
+    spec = {"command": ["true"], "array": f"0-{tasks - 1}"}
+    try:
         one.start_manager()
         for _ in range(3):
             one.start_worker(slots, executor="noop")
         with one.client() as c:
             one.wait_workers(c, 3)
-            single = run_job(c, {"command": ["true"], "array": f"0-{tasks - 1}"}, poll=0.05, timeout=1800)
-    fed = federation(3, slots, executor="noop", timeout=timeout, parent=parent)
-    try:
-        with fed[0].client() as c:
-            run = run_job(c, {"command": ["true"], "array": f"0-{tasks - 1}"}, poll=0.05, timeout=1800)
-            where: dict[str, int] = {}
-            for t in c.json("GET", f"/v1/jobs/{run.job_id}/tasks", params={"final": "true"}):
+        fed = federation(3, slots, executor="noop", timeout=timeout, parent=parent)
+        where: dict[str, int] = {}
+        cpu_one = cpu_fed = 0.0
+        with one.client() as c1, fed[0].client() as ca:
+            for _ in range(repeat):
+                before = cpu_seconds(one.manager_pid)
+                singles.append(run_job(c1, dict(spec), poll=0.05, timeout=1800).seconds)
+                cpu_one += cpu_seconds(one.manager_pid) - before
+                before = sum(cpu_seconds(c.manager_pid) for c in fed)
+                run = run_job(ca, dict(spec), poll=0.05, timeout=1800)
+                cpu_fed += sum(cpu_seconds(c.manager_pid) for c in fed) - before
+                feds.append(run.seconds)
+            for t in ca.json("GET", f"/v1/jobs/{run.job_id}/tasks", params={"final": "true"}):
                 key = t["worker"] if t["worker"].startswith("peer:") else "A (home)"
                 where[key] = where.get(key, 0) + 1
-            peers = c.json("GET", "/v1/peers")
+            peers = ca.json("GET", "/v1/peers")
     finally:
+        one.close()
         close(fed)
     forwarded = sum(p["forwarded_tasks"] for p in peers)
     messages = sum(p["messages_out"] + p["messages_in"] for p in peers)
-    return {"tasks": tasks, "slots_each": slots, "one_manager_s": single.seconds, "federated_s": run.seconds,
-            "ratio": run.seconds / single.seconds, "where": where, "forwarded": forwarded,
-            "messages": messages, "messages_per_forwarded_task": messages / forwarded if forwarded else None,
-            "ranges": sum(p["ranges"] for p in peers)}
+    single, federated = statistics.median(singles), statistics.median(feds)
+    return {"tasks": tasks, "slots_each": slots, "repeat": repeat, "one_manager_s": single, "federated_s": federated,
+            "one_manager_runs": singles, "federated_runs": feds, "ratio": federated / single, "where_last": where,
+            "forwarded": forwarded, "messages": messages, "manager_cpu_one_s": cpu_one / repeat,
+            "manager_cpu_federated_s": cpu_fed / repeat,
+            "messages_per_forwarded_task": messages / forwarded if forwarded else None}
 
 
 def latency(tasks: int, slots: int, timeout: float, parent: Path | None) -> dict[str, Any]:
@@ -219,22 +237,29 @@ def main() -> int:
     p.add_argument("--sleep-tasks", type=int, default=80, help="2-second tasks of the latency run")
     p.add_argument("--sleep-slots", type=int, default=8, help="slots at the peer in the latency run")
     p.add_argument("--timeout", type=float, default=5.0, help="the peers' time-out (seconds)")
+    p.add_argument("--repeat", type=int, default=5, help="runs of each side of the overhead measurement")
     p.add_argument("--only", choices=("overhead", "latency", "recovery"), action="append")
     common_args(p)
     args = p.parse_args()
+    global KEEP
+    KEEP = args.keep
     env = environment(args.state_parent)
     print_environment(env)
     only = set(args.only or ("overhead", "latency", "recovery"))
     results: dict[str, Any] = {}
     if "overhead" in only:
-        r = results["overhead"] = overhead(args.tasks, args.slots, args.timeout, args.state_parent)
+        r = results["overhead"] = overhead(args.tasks, args.slots, args.timeout, args.state_parent, args.repeat)
         print_table(["", "wall", "tasks/s"], [
             ["one manager, 3 workers", f"{r['one_manager_s']:.2f} s", fmt_num(args.tasks / r["one_manager_s"])],
             ["three peers, 1 worker each", f"{r['federated_s']:.2f} s", fmt_num(args.tasks / r["federated_s"])],
-        ], title=f"{fmt_num(args.tasks)} no-op tasks, {args.slots} slots a worker")
-        print(f"federated / one manager: {r['ratio']:.2f}x (goal <= 1.3x); ran at {r['where']}")
+        ], title=f"{fmt_num(args.tasks)} no-op tasks, {args.slots} slots a worker, median of {args.repeat}")
+        print(f"federated / one manager: {r['ratio']:.2f}x (goal <= 1.3x); runs: one manager "
+              f"{', '.join(f'{x:.2f}' for x in r['one_manager_runs'])} s, federated "
+              f"{', '.join(f'{x:.2f}' for x in r['federated_runs'])} s; the last ran at {r['where_last']}")
+        print(f"managers' CPU a run: one manager {r['manager_cpu_one_s']:.2f} s, three peers together "
+              f"{r['manager_cpu_federated_s']:.2f} s (on {env['cpus']} CPUs shared with the workers)")
         print(f"messages between peers per forwarded task: {r['messages_per_forwarded_task']:.4f} "
-              f"({fmt_num(r['messages'])} messages, {fmt_num(r['forwarded'])} tasks in {r['ranges']} ranges left)")
+              f"({fmt_num(r['messages'])} messages each way together, {fmt_num(r['forwarded'])} tasks forwarded)")
     if "latency" in only:
         r = results["latency"] = latency(args.sleep_tasks, args.sleep_slots, args.timeout, args.state_parent)
         print(f"\n50 ms link (rtt seen {r['rtt_ms']} ms): {r['tasks']} tasks of sleep 2 on {r['slots']} slots at the "

@@ -31,8 +31,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tiercel.peers")
 
-RATE_HORIZON = 2.0  # seconds of a peer's recent pace it is offered ahead, so a slow link never starves it
-RATE_WEIGHT = 0.3  # of each new measurement in the pace's moving average
+# A peer is offered its recent pace over this long, plus a few round trips of the link: enough that its
+# slots never wait for the next range, little enough that a fast burst does not leave home idle at the end.
+RATE_HORIZON = 0.3
+RATE_RTTS = 4.0
+RATE_WEIGHT = 0.5  # of each new measurement in the pace's moving average
 
 
 def site_of(peer: str) -> str:
@@ -69,8 +72,8 @@ class Origin:
             return 0
         rate, _ = self._pace.get(p.name, (0.0, 0.0))
         offer = offer_of(p.sites, p.running_ours)
-        return max(credit(offer, self.in_flight(p.name), p.cfg.prefetch),
-                   int(rate * RATE_HORIZON) - self.in_flight(p.name))
+        horizon = RATE_HORIZON + RATE_RTTS * (p.rtt or 0.0)
+        return max(credit(offer, self.in_flight(p.name), p.cfg.prefetch), int(rate * horizon) - self.in_flight(p.name))
 
     def attach(self, p: PeerState) -> None:
         """Join (or join again) the engine as the peer's place, holding every task of its active leases."""
@@ -196,10 +199,14 @@ class Origin:
             self.fed.refusal(p, f"results for {why}: {len(indexes)} result(s) dropped")
             self.fed.send(p.name, ResultsAck(msg.lease, spans, refused=f"results for {why}"))
             return
-        seal = self.manager.engine.seal.make
         worker = peer_worker(p.name)
-        reports = [Report(lease.job, r.index, lease.epoch, r.outcome, r.exit_code, r.started, r.ended, r.stdout,
-                          r.stderr, seal(worker, lease.job, r.index, lease.epoch), r.cpu) for r in msg.items]
+        if lease.state.active:  # the engine holds these attempts as the peer's: no seal to check
+            reports = [Report(lease.job, r.index, lease.epoch, r.outcome, r.exit_code, r.started, r.ended, r.stdout,
+                              r.stderr, b"", r.cpu) for r in msg.items]
+        else:  # taken back: the attempt is proven by its seal, as a worker's late report is
+            seal = self.manager.engine.seal.make
+            reports = [Report(lease.job, r.index, lease.epoch, r.outcome, r.exit_code, r.started, r.ended, r.stdout,
+                              r.stderr, seal(worker, lease.job, r.index, lease.epoch), r.cpu) for r in msg.items]
         fresh = [i for i in indexes if i not in lease.settled]
         lease.settled.update(indexes)
         self._measure(p.name, len(fresh))
