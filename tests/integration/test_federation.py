@@ -61,7 +61,7 @@ def outputs_correct(job: Any, size: int) -> None:
 
 
 def peer_jobs(f: Federation, name: str) -> list[dict[str, Any]]:
-    return list(f.managers[name].client().json("GET", "/v1/jobs", params={"all": "true"}))
+    return list(f.managers[name].client().json("GET", "/v1/jobs", params={"all": "true", "limit": 10_000}))
 
 
 # ---- roles ------------------------------------------------------------------------------
@@ -100,6 +100,14 @@ def test_a_peer_token_exchanges_work_and_nothing_else(fed: Federation) -> None:
     # alice's job is untouched
     with b.client(alice) as c:
         assert c.job(job).state in ("queued", "running")
+    # revoked at B, A's token ends its link, and A's next try is refused, which A says
+    fed.wait_linked()
+    tokens = b.client().json("GET", "/v1/tokens")
+    tid = next(t["id"] for t in tokens if t["user"] == "A" and t["role"] == "peer")
+    assert b.cli("token", "revoke", tid).returncode == 0
+    wait_until(lambda: {r["name"]: r for r in fed.peers("A")}["B"]["state"] == "refused", 30, "A to be refused")
+    row = {r["name"]: r for r in fed.peers("A")}["B"]
+    assert "HTTP 401" in row["why"], row
 
 
 # ---- a three-manager federation -------------------------------------------------------------
@@ -296,3 +304,40 @@ def test_abuse_from_a_peer_is_refused_said_and_loses_nothing(fed: Federation) ->
     assert out.returncode == 0 and "A" in out.stdout
     # B keeps serving its own users
     assert b.client().submit("true").wait(timeout=60).state == "done"
+
+
+def test_a_peer_that_accepts_and_never_starts_loses_the_range(bare_cluster: Any) -> None:
+    """A peer F (here the test itself) accepts a range and starts none of it: after its start_timeout the
+    origin takes the range back, cancels it there, and runs it elsewhere; every task settles once."""
+    a = bare_cluster
+    config = a.root / "a.toml"
+    config.write_text('[peers.F]\nuser = "fed-f"\nstart_timeout = "2s"\ntimeout = "60s"\n')
+    a.start_manager("--config", str(config))
+    token = a.cli("token", "create", "--role", "peer", "--user", "F").stdout.strip()
+    url = a.url.replace("http://", "ws://") + "/v1/peer"
+    summary = wire.Summary((SiteSummary("pool", "pool", 4, 4),))
+    got: list[Any] = []
+    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+        ws.send(wire.pack([wire.PeerHello("f00d", "idle peer"), summary]))
+        wait_until(lambda: {r["name"]: r for r in a.client().json("GET", "/v1/peers")}["F"]["summary_at"], 30,
+                   "A to hear F's summary")
+        job = a.client().submit(ECHO, array="0-3")
+        deadline = time.monotonic() + 60
+        while not any(isinstance(m, wire.Forward) for m in got):
+            assert time.monotonic() < deadline, got
+            got += _frames(ws, time.monotonic() + 0.3)
+            ws.send(wire.pack([summary]))
+        forward = next(m for m in got if isinstance(m, wire.Forward))
+        ws.send(wire.pack([wire.Accepted(forward.lease, 1)]))
+        a.start_worker("--slots", "2", name="wa")  # home gets a worker: the range comes back and runs here
+        deadline = time.monotonic() + 60
+        while not any(isinstance(m, wire.Cancel) and m.lease == forward.lease for m in got):
+            assert time.monotonic() < deadline, got
+            got += _frames(ws, time.monotonic() + 0.3)
+            ws.send(wire.pack([summary]))  # alive, never starting anything
+        done = a.client().job(job.id).wait(timeout=60, poll=0.2)
+    assert done.state == "done"
+    where = settled_once(done, 4)
+    assert not any(w.startswith("peer:") for w in where)
+    row = {r["name"]: r for r in a.client().json("GET", "/v1/peers")}["F"]
+    assert any("accepted and started none of it in 2s" in r["what"] for r in row["refusals"]), row["refusals"]

@@ -73,7 +73,10 @@ class Origin:
         rate, _ = self._pace.get(p.name, (0.0, 0.0))
         offer = offer_of(p.sites, p.running_ours)
         horizon = RATE_HORIZON + RATE_RTTS * (p.rtt or 0.0)
-        return max(credit(offer, self.in_flight(p.name), p.cfg.prefetch), int(rate * horizon) - self.in_flight(p.name))
+        flight = self.in_flight(p.name)
+        want = max(credit(offer, flight, p.cfg.prefetch), int(rate * horizon) - flight)
+        cap = self.fed.caps.get(p.name)  # its share of what waits here: a burst is split, not swallowed by one
+        return want if cap is None else max(0, min(want, cap - flight + credit(offer, flight, p.cfg.prefetch)))
 
     def attach(self, p: PeerState) -> None:
         """Join (or join again) the engine as the peer's place, holding every task of its active leases."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
-from tiercel.core.federation import SiteSummary, check_sites
+from tiercel.core.federation import SiteSummary, check_sites, shares
 from tiercel.core.model import AttemptRecord, JobId, JobState
 from tiercel.core.sites import Limits, Mode, SiteInfo
 from tiercel.federation import link
@@ -45,6 +45,7 @@ from tiercel.wire.peer import (
 log = logging.getLogger("tiercel.peers")
 
 FLUSH = 0.05  # seconds between sends of settled forwarded tasks back to their origins
+ON_CHANGE = 0.25  # seconds between looks at this manager's own sites: a change is told to the peers at once
 REFUSALS_KEPT = 20
 
 
@@ -100,8 +101,10 @@ class Federation:
         self.manager_id = ""
         self.origin = Origin(self)
         self.inbound = Inbound(self)
-        self._sent_out = 0  # messages on links since closed, for the counts
         self._last_summary: dict[str, float] = {}
+        self._sent_sites: tuple[SiteSummary, ...] = ()  # the sites of the last summaries sent
+        self._sites_checked = 0.0
+        self.caps: dict[str, int] = {}  # each peer's share of the work waiting here (core.federation.shares)
 
     # ---- the shell's hooks (manager/peerhooks.py) -----------------------------------------
 
@@ -247,9 +250,18 @@ class Federation:
             self.manager.sites_changed(pump=False)
         self.origin.refresh(p)
 
+    def _shares(self) -> dict[str, int]:
+        """How the work that may leave splits between home and the peers, in proportion to their room."""
+        engine = self.manager.engine
+        waiting = sum(j.startable for j in engine.jobs.values() if not j.spec.hops and j.spec.site is None)
+        loads = engine.site_loads()
+        local = sum(loads[s.name].free for s in engine.sites if s.mode is not Mode.PEER and s.name in loads)
+        offers = {p.name: sum(s.slots_free for s in p.sites) + p.running_ours for p in self.peers.values() if p.up}
+        return shares(waiting + sum(self.origin.in_flight(n) for n in offers), local, offers)
+
     def _send_summary(self, p: PeerState) -> None:
         running, started = self.inbound.summary_for(p.name)
-        self.send(p.name, Summary(self.local_sites(), running, started))
+        self.send(p.name, Summary(self._sent_sites or self.local_sites(), running, started))
         self.send(p.name, Ping(self.manager.clock()))
 
     def local_sites(self) -> tuple[SiteSummary, ...]:
@@ -314,13 +326,19 @@ class Federation:
     def tick(self) -> None:
         now = self.manager.clock()
         self.inbound.flush()
+        changed = False
+        if now - self._sites_checked >= ON_CHANGE:
+            self._sites_checked = now
+            sites = self.local_sites()
+            changed, self._sent_sites = sites != self._sent_sites, sites
+            self.caps = self._shares()
         for p in self.peers.values():
             if p.up and p.last_heard is not None and now - p.last_heard > p.cfg.timeout:
                 log.warning("peer %s: nothing heard for %.0fs (time-out %gs): the link is given up", p.name,
                             now - p.last_heard, p.cfg.timeout)
                 for c in p.conns:
                     c.abort()
-            if p.up and now - self._last_summary.get(p.name, 0.0) >= p.cfg.summary_interval:
+            if p.up and (changed or now - self._last_summary.get(p.name, 0.0) >= p.cfg.summary_interval):
                 self._last_summary[p.name] = now
                 self._send_summary(p)
             self.origin.check(p, now)
