@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/workflows.py
 	$(BIN)/python bench/store_pg.py
 	$(BIN)/python bench/data_placement.py
+	$(BIN)/python bench/federation.py
 	SLURM_CPUS=16 bash scripts/services/slurm_up.sh >/dev/null
 	$(BIN)/python bench/sites.py
 

@@ -193,6 +193,11 @@ def test_cancel_at_the_origin_stops_the_tasks_at_the_peers(fed: Federation) -> N
     a = fed.managers["A"]
     job = a.client().submit("sleep 300", array="0-19")
     wait_until(lambda: all(any(j["running"] for j in peer_jobs(fed, n)) for n in "BC"), 120, "tasks at B and C")
+    explained = a.cli("explain", str(job.id))
+    assert explained.returncode == 0, explained.stderr
+    for name in "BC":
+        assert f"forwarded to peer {name}: no local site can run it" in explained.stdout or \
+            f"forwarded to peer {name}: local sites full" in explained.stdout, explained.stdout
     cancelled = a.cli("cancel", str(job.id))
     assert cancelled.returncode == 0, cancelled.stderr
     for name in "BC":

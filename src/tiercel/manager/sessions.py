@@ -1,8 +1,8 @@
 """One table of the places that run tasks, whatever carries their messages.
 
 A place is a worker process that speaks the worker protocol (over WebSocket or XMPP),
-or a batch site whose native arrays the manager drives itself; a peer manager will be a
-third kind. Each has one session here, keyed by the engine's id for it: how to send to
+or a batch site whose native arrays the manager drives itself; a peer manager joins as a
+site's place too (tiercel.federation). Each has one session here, keyed by the engine's id for it: how to send to
 it, who opened it, when it was last heard from, what it ran. A session outlives its
 connection (``open`` is False) until the place is declared lost, so a worker that
 reconnects finds its place again and a silent one is found by the liveness duty.
