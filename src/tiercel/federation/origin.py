@@ -84,7 +84,10 @@ class Origin:
         kills = self.manager.attach_site(peer_worker(p.name), self.info(p), lambda e: self.deliver(p.name, e),
                                          held=held, credit=self.credit_of(p))
         self.attached.add(p.name)
-        if kills:
+        if kills:  # settled while the manager was down (their results durable, the range's record not yet)
+            done = {(r.job, r.index) for r in kills}
+            for lease in self.leases.get(p.name, {}).values():
+                lease.settled.update(i for a, b in lease.spans for i in range(a, b) if (lease.job, i) in done)
             self.kill(p.name, kills)
 
     def refresh(self, p: PeerState) -> None:
