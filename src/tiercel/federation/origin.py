@@ -76,7 +76,10 @@ class Origin:
         flight = self.in_flight(p.name)
         want = max(credit(offer, flight, p.cfg.prefetch), int(rate * horizon) - flight)
         cap = self.fed.caps.get(p.name)  # its share of what waits here: a burst is split, not swallowed by one
-        return want if cap is None else max(0, min(want, cap - flight + credit(offer, flight, p.cfg.prefetch)))
+        if cap is not None:
+            want = max(0, min(want, cap - flight + credit(offer, flight, p.cfg.prefetch)))
+        # refilled only once half its target has drained: ranges of many tasks, not one per result batch
+        return want if flight == 0 or want * 2 >= want + flight else 0
 
     def attach(self, p: PeerState) -> None:
         """Join (or join again) the engine as the peer's place, holding every task of its active leases."""
