@@ -8,6 +8,8 @@ cancel; a peer token does nothing but peer; abuse is refused, said, and loses no
 from __future__ import annotations
 
 import collections
+import contextlib
+import json
 import os
 import signal
 import time
@@ -58,6 +60,18 @@ def outputs_correct(job: Any, size: int) -> None:
     out = b"".join(job.logs("stdout")).decode()
     lines = [x for x in out.splitlines() if x.startswith("task ")]
     assert sorted(int(x.split()[1]) for x in lines) == list(range(size))
+
+
+def _events(ws: Any, quiet: float = 1.0) -> list[dict[str, Any]]:
+    """The job events a stream carried, read until it has been quiet for ``quiet`` seconds; then closed."""
+    out = []
+    while True:
+        try:
+            out.append(json.loads(ws.recv(timeout=quiet)))
+        except TimeoutError:
+            break
+    ws.close()
+    return [e for e in out if e.get("event", "").startswith("job_")]
 
 
 def peer_jobs(f: Federation, name: str) -> list[dict[str, Any]]:
@@ -119,6 +133,10 @@ def test_an_array_spreads_over_three_managers_and_settles_once(fed: Federation) 
         fed.managers[name].start_worker("--slots", "2", name=f"w{name.lower()}")
     fed.wait_linked()
     a = fed.managers["A"]
+    opened = contextlib.ExitStack()
+    streams = {name: opened.enter_context(connect(
+        fed.managers[name].url.replace("http://", "ws://") + "/v1/events", open_timeout=10,
+        additional_headers={"Authorization": f"Bearer {fed.managers[name].admin_token}"})) for name in "ABC"}
     size = 10_000
     job = a.client().submit(ECHO, array=f"0-{size - 1}")
     job = job.wait(timeout=600, poll=0.5)
@@ -134,6 +152,12 @@ def test_an_array_spreads_over_three_managers_and_settles_once(fed: Federation) 
         ran = peer_jobs(fed, name)
         assert ran and {j["owner"] for j in ran} == {"fed-a"} and {j["state"] for j in ran} == {"done"}
         assert sum(j["done"] for j in ran) == where[f"peer:{name}"]
+    # one job for the user: its events fire once, at the origin, and never at the peers that ran its ranges
+    with opened:
+        events = {name: _events(ws) for name, ws in streams.items()}
+    assert [e["job"]["id"] for e in events["A"] if e["event"] == "job_finished"] == [job.id]
+    assert [e["job"]["id"] for e in events["A"] if e["event"] == "job_submitted"] == [job.id]
+    assert events["B"] == [] and events["C"] == [], events
     rows = {r["name"]: r for r in fed.peers("A")}
     assert rows["B"]["forwarded_tasks"] > 0 and rows["B"]["refused"] == 0
     # ranges, not tasks: far fewer messages than tasks went to the peers

@@ -42,6 +42,8 @@ class Progress:
         for job_id in [j for j in self.seen if j not in jobs]:  # ended: its end is an event of its own
             del self.seen[job_id]
         for job_id, job in jobs.items():
+            if job.spec.hops:
+                continue  # a peer's range: one job of the origin's, whose progress is told there
             key = (job.pending, len(job.running), job.done, job.failed)
             if self.seen.get(job_id) != key:
                 self.seen[job_id] = key
