@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
@@ -62,8 +61,14 @@ async def _pump(ws: WebSocket, q: asyncio.Queue[dict[str, Any]], who: Identity) 
     reader = asyncio.create_task(drain_client())
     try:
         while not reader.done():
-            get: Awaitable[dict[str, Any]] = q.get()
-            event = await get
+            # the next event, or the client gone: a stream closed while no event flows must end here too
+            # (else its handler waits for ever, and holds up the server's shutdown)
+            get = asyncio.ensure_future(q.get())
+            await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not get.done():
+                get.cancel()
+                break
+            event = get.result()
             if event is REVOKED:
                 await ws.send_text(json.dumps(event))
                 await ws.close(code=4401, reason="token revoked")
