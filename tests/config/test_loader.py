@@ -246,7 +246,7 @@ def test_the_manager_refuses_to_start_with_the_one_line_and_makes_nothing(tmp_pa
     out = subprocess.run([sys.executable, "-m", "tiercel", "manager", "--listen", "127.0.0.1:0", "--state-dir",
                           str(tmp_path / "state"), "--config", str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert f"{path}: line 4: data: is not supported yet" in out.stderr
+    assert f"{path}: line 5: data.gfarm: '/gfarm' is not a [data] option" in out.stderr
     assert not (tmp_path / "state").exists()
 
 
