@@ -61,8 +61,9 @@ def test_run_stopped_by_a_signal_stops_its_manager_worker_and_tasks(tmp_path: Pa
 
     state = tmp_path / "state"
     marker = tmp_path / "started"
+    task = f"echo $$ > {marker}.part; mv {marker}.part {marker}; exec sleep 300"  # its pid, then the sleep's
     proc = subprocess.Popen([sys.executable, "-m", "tiercel", "run", "--workers", "1", "--queue", "1", "--quiet",
-                             "--state-dir", str(state), "--", "sh", "-c", f"touch {marker}; exec sleep 300"],
+                             "--state-dir", str(state), "--", "sh", "-c", task],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     try:
@@ -71,11 +72,13 @@ def test_run_stopped_by_a_signal_stops_its_manager_worker_and_tasks(tmp_path: Pa
             assert time.monotonic() < deadline and proc.poll() is None, "the task did not start"
             time.sleep(0.05)
         manager_pid = json.loads((state / "manager.json").read_text())["pid"]
+        task_pid = int(marker.read_text())
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     finally:
         if proc.poll() is None:
             proc.kill()
+
     def alive(pid: int) -> bool:
         try:
             os.kill(pid, 0)
@@ -83,13 +86,12 @@ def test_run_stopped_by_a_signal_stops_its_manager_worker_and_tasks(tmp_path: Pa
             return False
         return True
     assert not alive(manager_pid), "the manager outlived tiercel run"
-    sleeping = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p) == ["sleep", "300"]]
-    assert sleeping == [], "the task outlived tiercel run"
+    assert _cmdline(task_pid) != ["sleep", "300"], "the task outlived tiercel run"
 
 
-def _cmdline(pid: str) -> list[str]:
+def _cmdline(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
     except OSError:
-        return []
+        return []  # gone (a zombie has no command line either)
