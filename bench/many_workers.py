@@ -231,9 +231,13 @@ def bench_workers(k: int, procs: int, slots: int, tasks: int, parent: Path | Non
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--sim-child":
         url, token, first, count, slots, tasks, out = sys.argv[2:9]
-        from tiercel import eventloop  # uvloop, as the manager: the simulators must not be the bottleneck
+        try:  # uvloop, so that the simulators are not the bottleneck (whatever the manager's loop)
+            import uvloop
 
-        eventloop.run(_child(url, token, int(first), int(count), int(slots), int(tasks), Path(out)))
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        except ImportError:
+            pass
+        asyncio.run(_child(url, token, int(first), int(count), int(slots), int(tasks), Path(out)))
         return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", default="1000,10000", metavar="K,K",
