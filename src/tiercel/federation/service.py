@@ -359,6 +359,8 @@ class Federation:
                 "last_exchange": p.last_heard, "summary_at": p.summary_at,
                 "offer": {"sites": len(p.sites), "slots_total": offer_total, "slots_free": offer_free,
                           "tags": sorted(frozenset().union(*(s.tags for s in p.sites))) if p.sites else []},
+                "sites": [{"name": s.name, "kind": s.kind, "slots_total": s.slots_total, "slots_free": s.slots_free,
+                           "tags": sorted(s.tags)} for s in p.sites],
                 "forwarding": p.cfg.forward, "forwarded_tasks": p.forwarded_tasks,
                 **self.origin.rows(p.name), **self.inbound.rows(p.name),
                 "messages_in": p.messages_in, "messages_out": p.messages_out,

@@ -19,6 +19,7 @@ class PeerHooks(Protocol):
     def sites(self) -> list[SiteInfo]: ...  # the peers' sites as placement sees them
     def site_rows(self) -> list[dict[str, Any]]: ...  # rows of `tiercel sites`, each marked with its peer
     def forwarded(self, job: JobId) -> list[dict[str, Any]]: ...  # the job's ranges at peers, for explain
+    def rows(self) -> list[dict[str, Any]]: ...  # `tiercel peers`: each peer's link, offer, work and refusals
     def durable(self, records: list[AttemptRecord]) -> None: ...  # attempt records once durable
     def job_ended(self, job: JobId, state: JobState, forwarded_here: bool) -> None: ...
     def restore(self, rows: Sequence[SaveSiteJob]) -> None: ...  # at start, before any dispatch
@@ -32,6 +33,9 @@ class NoPeers:
         return []
 
     def forwarded(self, job: JobId) -> list[dict[str, Any]]:
+        return []
+
+    def rows(self) -> list[dict[str, Any]]:
         return []
 
     def durable(self, records: list[AttemptRecord]) -> None:

@@ -323,6 +323,11 @@ class Queries:
         rows += [site.describe() for site in self._shell.sites.values()]
         return rows + self._shell.peers.site_rows()
 
+    def peers(self) -> list[dict[str, Any]]:
+        """`tiercel peers`: each configured peer manager's link, round trip, last exchange, offer (its sites),
+        the work forwarded each way and what was refused; none for a manager without [peers.NAME]."""
+        return self._shell.peers.rows()
+
     def reservations(self) -> list[Reservation]:
         return sorted(self._shell.engine.reservations.values(), key=lambda r: r.start)
 

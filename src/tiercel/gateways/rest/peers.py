@@ -18,7 +18,7 @@ def router(manager: Manager, federation: Any | None) -> APIRouter:
     async def peers(who: Person) -> list[dict[str, Any]]:
         """Every configured peer manager: its link, round-trip time, last exchange, what it offers, the
         work forwarded each way, and what was refused (by either side) with why."""
-        return [] if federation is None else federation.rows()
+        return manager.queries.peers()
 
     @api.websocket("/v1/peer")
     async def peer(ws: WebSocket) -> None:
