@@ -61,7 +61,8 @@ def router(manager: Manager) -> APIRouter:
             return data({"error": f"job: {job[:40]!r} is not a job of yours", "field": "job"}, 404)
         explained = manager.queries.explain(summary) if not summary.state.terminal else None
         return data({"job": summary.to_json(), "explain": explained,
-                     "data": views.data_panel(summary.spec, explained)})
+                     "data": views.data_panel(summary.spec, explained),
+                     "forwarded": views.forwarded_rows(explained["forwarded"] if explained else [])})
 
     @ui.get("/ui/data/jobs/{job}/throughput")
     async def throughput(request: Request, job: str) -> Response:
@@ -143,8 +144,8 @@ async def failed_tasks(manager: Manager, job_id: JobId, after: int) -> dict[str,
 def _pool_mark(manager: Manager) -> str:
     """What the pool pages show, reduced to a mark that changes when they would."""
     q = manager.queries
-    return json.dumps([q.workers(), q.sites(), q.queues(), [r.name for r in q.reservations()], q.gfarm()],
-                      default=str)
+    return json.dumps([q.workers(), q.sites(), q.queues(), [r.name for r in q.reservations()], q.gfarm(),
+                       views.peers_mark(q.peers())], default=str)
 
 
 async def _pump(manager: Manager, ws: WebSocket, q: asyncio.Queue[dict[str, Any]], who: Identity) -> None:

@@ -1,4 +1,4 @@
-"""The dashboard's pages: jobs, a job, workers, sites, queues, reservations (read through queries only)."""
+"""The dashboard's pages: jobs, a job, workers, sites, peers, queues, reservations (read through queries only)."""
 
 from __future__ import annotations
 
@@ -108,6 +108,8 @@ def router(manager: Manager) -> APIRouter:
         return page("job.html", who, title=f"job {summary.id}", job=j, bar=views.bar(j),
                     histogram=views.histogram(j), spec=views.describe(summary.spec), explain=explained,
                     data=views.data_panel(summary.spec, explained),
+                    forwarded=views.forwarded_rows(explained["forwarded"] if explained else []),
+                    has_peers=bool(manager.queries.peers()),
                     queue=summary.spec.queue, rate=views.rate_text(views.rate(j, manager.clock())),
                     age=views.age(manager.clock() - summary.submitted))
 
@@ -118,6 +120,16 @@ def router(manager: Manager) -> APIRouter:
     @ui.get("/ui/sites")
     async def sites(request: Request) -> Response:
         return pool(request, "sites.html", "sites", rows=manager.queries.sites())
+
+    @ui.get("/ui/peers")
+    async def peers(request: Request) -> Response:
+        """The peer managers: any signed-in user sees their links and offers; an admin also the work forwarded
+        each way and the refusals (views.peer_rows)."""
+        who = viewer(manager, request)
+        if who is None:
+            return to_sign_in()
+        return pool(request, "peers.html", "peers",
+                    rows=views.peer_rows(manager.queries.peers(), who.admin, manager.clock()))
 
     @ui.get("/ui/queues")
     async def queues(request: Request) -> Response:

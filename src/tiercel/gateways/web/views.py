@@ -207,3 +207,46 @@ def replica_table(jobs: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> di
         note = f"{j['counted']:,} of {j['files']:,} counted (its first tasks')" if j["counted"] < j["files"] else ""
         rows.append({**j, "cells": [j["nodes"].get(c["node"], 0) for c in columns], "note": note})
     return {"columns": columns, "rows": rows}
+
+
+# what a peer's row changes with every ping or message: the peers page shows them, but a change of
+# them alone is no reason to read the page again (its ages tick in the browser)
+PEER_CHATTER = ("rtt_ms", "last_exchange", "summary_at", "messages_in", "messages_out")
+# what a user who is not an admin may see of a peer: the link and what it offers, never the work it
+# holds, which sums everyone's jobs, nor its refusals, which name other users' ranges
+PEER_PUBLIC = ("name", "state", "why", "rtt_ms", "last_exchange", "offer", "sites")
+
+
+def peer_rows(rows: list[dict[str, Any]], admin: bool, now: float) -> list[dict[str, Any]]:
+    """The peers page's rows from `tiercel peers`' (Queries.peers): each peer with its link, its offer and a
+    line per site it offers; the work each way and the refusals (newest first) for an admin only."""
+    out = []
+    for r in rows:
+        row = {k: r.get(k) for k in (r if admin else PEER_PUBLIC)}
+        row["rtt"] = "" if r.get("rtt_ms") is None else f"{r['rtt_ms']:g} ms"
+        row["heard"] = None if r.get("last_exchange") is None else age(now - r["last_exchange"])
+        row["sites"] = [{**s, "tags": ", ".join(s.get("tags", ()))} for s in r.get("sites", ())]
+        offer = r.get("offer") or {}
+        row["offer_text"] = (f"{offer.get('slots_free', 0):,} of {offer.get('slots_total', 0):,} slots free "
+                             f"at {offer.get('sites', 0)} site(s)") if r.get("sites") else "nothing yet"
+        if admin:
+            row["refusals"] = [{"age": age(now - x["at"]), "at": x["at"], "what": x["what"]}
+                               for x in reversed(r.get("refusals", ()))]
+        out.append(row)
+    return out
+
+
+def peers_mark(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The peers as the pool's change mark sees them: without what moves with every ping."""
+    return [{k: v for k, v in r.items() if k not in PEER_CHATTER} for r in rows]
+
+
+def forwarded_rows(forwarded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A job's ranges forwarded to peers (explain's ``forwarded``), by peer then by their first index."""
+    def first(x: dict[str, Any]) -> int:
+        head = str(x.get("indexes", "")).split(",")[0].split("-")[0].split(":")[0]
+        return int(head) if head.isdigit() else 0
+
+    return [{"indexes": x["indexes"], "peer": x["peer"], "why": x.get("why") or "", "state": x["state"],
+             "epoch": x["epoch"], "settled": f"{x['settled']:,}/{x['tasks']:,}", "lease": x.get("lease", "")}
+            for x in sorted(forwarded, key=lambda x: (str(x["peer"]), first(x), int(x["epoch"])))]

@@ -177,6 +177,7 @@
         }
       }
       if (j.failed !== failedSeen) { failedSeen = j.failed; reloadFailed(); }
+      if (!ENDED[j.state] && box.dataset.peers) refreshForwarded();  // a manager with peers may forward it
       if (!ENDED[j.state] && j.queued && !j.running) refreshExplain();
       else if (j.running || ENDED[j.state]) { document.getElementById("waiting").hidden = true; renderData(null); }
     }
@@ -203,9 +204,31 @@
       w.appendChild(t);
     }
 
+    /* Its ranges at peers (views.forwarded_rows): kept as last seen once the job ended, when the manager
+     * forgets them. */
+    function renderForwarded(d) {
+      var sec = document.getElementById("forwarded"), rows = d.forwarded || [];
+      if (!sec || (ENDED[d.job.state] && !rows.length)) return;
+      var body = sec.querySelector("tbody");
+      while (body.firstChild) body.removeChild(body.firstChild);
+      rows.forEach(function (x) {
+        var tr = el("tr");
+        tr.dataset.lease = x.lease;
+        [[x.indexes, "indexes"], [x.peer, null], [x.why, "why"], [x.state, "state"], [x.epoch, "num"],
+         [x.settled, "num settled"]].forEach(function (c) { tr.appendChild(el("td", c[1], c[0])); });
+        body.appendChild(tr);
+      });
+      sec.hidden = !rows.length;
+    }
+
+    var refreshForwarded = throttle(function () {
+      getJSON("/ui/data/jobs/" + id).then(renderForwarded).catch(function () {});
+    }, 2000);
+
     function renderExplain(d) {
       var x = d.explain, box2 = document.getElementById("explain"), sec = document.getElementById("waiting");
       while (box2.firstChild) box2.removeChild(box2.firstChild);
+      renderForwarded(d);
       renderData(d);
       if (!x || ENDED[d.job.state] || !d.job.queued) { sec.hidden = true; return; }
       if (d.job.waiting) box2.appendChild(el("p", "why", d.job.waiting));
