@@ -5,7 +5,7 @@ them live from the manager's job events over a WebSocket, and uPlot for the thro
 Every file it serves ships inside this package: it works with no network and asks no other host.
 It reads through the manager's queries and acts through its commands, as every gateway does:
 
-    pages.py    jobs, a job, workers, sites, queues, reservations
+    pages.py    jobs, a job, workers, sites, peers, queues, reservations
     workflows.py  workflows, a workflow's jobs in order with their dependencies
     datasets.py  Gfarm's nodes, and where the replicas of unfinished jobs' input files are
     forms.py    sign in and out, submit a job array, cancel a job
