@@ -53,6 +53,11 @@ class Readable(Protocol):
     def recently_ended(self, job_id: JobId) -> JobSummary | None: ...
 
 
+# What a user who is not an admin may see of a peer: its link and what it offers, never the work it holds
+# (which sums everyone's jobs) nor its refusals (which name other users' ranges) nor its URL.
+PEER_PUBLIC = ("name", "state", "why", "rtt_ms", "last_exchange", "offer", "sites")
+
+
 class Queries:
     def __init__(self, shell: Readable) -> None:
         self._shell = shell
@@ -323,10 +328,12 @@ class Queries:
         rows += [site.describe() for site in self._shell.sites.values()]
         return rows + self._shell.peers.site_rows()
 
-    def peers(self) -> list[dict[str, Any]]:
+    def peers(self, admin: bool = True) -> list[dict[str, Any]]:
         """`tiercel peers`: each configured peer manager's link, round trip, last exchange, offer (its sites),
-        the work forwarded each way and what was refused; none for a manager without [peers.NAME]."""
-        return self._shell.peers.rows()
+        the work forwarded each way and what was refused; none for a manager without [peers.NAME].
+        Not for an admin: the link and the offer only (PEER_PUBLIC)."""
+        rows = self._shell.peers.rows()
+        return rows if admin else [{k: r[k] for k in PEER_PUBLIC if k in r} for r in rows]
 
     def reservations(self) -> list[Reservation]:
         return sorted(self._shell.engine.reservations.values(), key=lambda r: r.start)

@@ -16,9 +16,9 @@ def router(manager: Manager, federation: Any | None) -> APIRouter:
 
     @api.get("/v1/peers")
     async def peers(who: Person) -> list[dict[str, Any]]:
-        """Every configured peer manager: its link, round-trip time, last exchange, what it offers, the
-        work forwarded each way, and what was refused (by either side) with why."""
-        return manager.queries.peers()
+        """Every configured peer manager: its link, round-trip time, last exchange, what it offers; for an
+        admin also its URL, the work forwarded each way, and what was refused (by either side) with why."""
+        return manager.queries.peers(who.admin)
 
     @api.websocket("/v1/peer")
     async def peer(ws: WebSocket) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from tiercel.core.model import JobSpec, JobState
 from tiercel.core.reservations import Reservation, when
+from tiercel.manager import queries
 from tiercel.manager.events import JobSummary
 from tiercel.manager.workflows import state_of
 from tiercel.store import WorkflowRow
@@ -212,9 +213,6 @@ def replica_table(jobs: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> di
 # what a peer's row changes with every ping or message: the peers page shows them, but a change of
 # them alone is no reason to read the page again (its ages tick in the browser)
 PEER_CHATTER = ("rtt_ms", "last_exchange", "summary_at", "messages_in", "messages_out")
-# what a user who is not an admin may see of a peer: the link and what it offers, never the work it
-# holds, which sums everyone's jobs, nor its refusals, which name other users' ranges
-PEER_PUBLIC = ("name", "state", "why", "rtt_ms", "last_exchange", "offer", "sites")
 
 
 def peer_rows(rows: list[dict[str, Any]], admin: bool, now: float) -> list[dict[str, Any]]:
@@ -222,7 +220,7 @@ def peer_rows(rows: list[dict[str, Any]], admin: bool, now: float) -> list[dict[
     line per site it offers; the work each way and the refusals (newest first) for an admin only."""
     out = []
     for r in rows:
-        row = {k: r.get(k) for k in (r if admin else PEER_PUBLIC)}
+        row = {k: r.get(k) for k in (r if admin else queries.PEER_PUBLIC)}
         row["rtt"] = "" if r.get("rtt_ms") is None else f"{r['rtt_ms']:g} ms"
         row["heard"] = None if r.get("last_exchange") is None else age(now - r["last_exchange"])
         row["sites"] = [{**s, "tags": ", ".join(s.get("tags", ()))} for s in r.get("sites", ())]
