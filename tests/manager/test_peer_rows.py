@@ -8,7 +8,7 @@ from typing import Any
 from tiercel.manager.queries import PEER_PUBLIC, Queries
 
 ROW: dict[str, Any] = {
-    "name": "B", "url": "https://b.example.org:8750", "state": "up", "why": None, "rtt_ms": 3.2,
+    "name": "B", "url": "https://b.example.org:8750", "state": "up", "link": "out", "why": None, "rtt_ms": 3.2,
     "last_exchange": 1000.0, "offer": {"slots_free": 4, "slots_total": 8, "sites": 1},
     "sites": [{"name": "B/pool", "kind": "pool", "free": 4, "total": 8, "tags": []}],
     "sent": {"ranges": 3, "tasks": 300}, "received": {"ranges": 1, "tasks": 10},

@@ -137,3 +137,18 @@ def test_a_manager_without_peers_says_so(visit: Visit) -> None:
     visit.page.goto(visit.dash.url + "/ui/peers")
     expect(visit.page.locator("#no-peers")).to_contain_text("This manager has no peers")
     assert visit.page.locator("#peers").count() == 0
+
+
+def test_tiercel_peers_and_the_api_show_a_user_the_link_and_offer_only(fed: Federation, at_a: Dash) -> None:
+    a = fed.managers["A"]
+    with a.client(at_a.tokens["alice"]) as c:
+        rows = wait_until(lambda: [r for r in c.json("GET", "/v1/peers") if r["offer"]["slots_total"] >= 2], 30,
+                          "B's offer of its workers' slots")
+    assert [r["name"] for r in rows] == ["B"]
+    assert not {"url", "refusals", "tasks_there"} & set(rows[0])
+    admin_rows = a.client().json("GET", "/v1/peers")
+    assert {"url", "refusals", "tasks_there"} <= set(admin_rows[0])
+    out = a.cli("peers", token=at_a.tokens["alice"])
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    row = out.stdout.splitlines()[1].split()
+    assert row[:3] == ["B", "up", "out"] and row[6:9] == ["-", "-", "-"]  # no work nor refusals for a user

@@ -55,7 +55,7 @@ class Readable(Protocol):
 
 # What a user who is not an admin may see of a peer: its link and what it offers, never the work it holds
 # (which sums everyone's jobs) nor its refusals (which name other users' ranges) nor its URL.
-PEER_PUBLIC = ("name", "state", "why", "rtt_ms", "last_exchange", "offer", "sites")
+PEER_PUBLIC = ("name", "state", "link", "why", "rtt_ms", "last_exchange", "offer", "sites")
 
 
 class Queries:

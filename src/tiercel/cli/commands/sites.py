@@ -78,10 +78,13 @@ def peers(url: str | None, token: str | None, as_json: bool) -> None:
         rtt = "-" if r["rtt_ms"] is None else f"{r['rtt_ms']:.1f} ms"
         offer = r["offer"]
         last = "-" if r["last_exchange"] is None else age(now - r["last_exchange"]) + " ago"
-        refusal = r["refusals"][-1]["what"] if r["refusals"] else (r["why"] or "-")
-        table.add_row(r["name"], state, r["link"] or "-", rtt, f"{offer['slots_free']}/{offer['slots_total']}",
-                      f"{r['tasks_there']} in {r['ranges']}", f"{r['tasks_here']} in {r['ranges_here']}",
-                      f"{r['refused']}/{r['refused_by_it']}", last, ",".join(offer["tags"]) or "-", escape(refusal))
+        refusal = r["refusals"][-1]["what"] if r.get("refusals") else (r["why"] or "-")
+        admin = "tasks_there" in r  # a user's token sees the link and the offer only
+        table.add_row(r["name"], state, r.get("link") or "-", rtt, f"{offer['slots_free']}/{offer['slots_total']}",
+                      f"{r['tasks_there']} in {r['ranges']}" if admin else "-",
+                      f"{r['tasks_here']} in {r['ranges_here']}" if admin else "-",
+                      f"{r['refused']}/{r['refused_by_it']}" if admin else "-", last,
+                      ",".join(offer["tags"]) or "-", escape(refusal))
     console.print(table)
 
 
