@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import random
 import signal
 import socket
 import sqlite3
@@ -59,6 +60,7 @@ GOAL_WORKERS = 10_000
 async def _session(url: str, token: str, name: str, slots: int, seen: bytearray, stats: dict[str, int],
                    stop: asyncio.Event) -> None:
     from websockets.asyncio.client import connect
+    from websockets.exceptions import WebSocketException
 
     from tiercel.core.model import Outcome, Report, WorkerId, WorkerInfo
     from tiercel.wire.codec import decode_from_manager, encode, pack, unpack
@@ -67,8 +69,18 @@ async def _session(url: str, token: str, name: str, slots: int, seen: bytearray,
     info = WorkerInfo(name=name, host=socket.gethostname(), slots=slots, cpus=1, memory_mb=1024)
     hello = pack([encode(Hello(WorkerId(str(uuid.uuid4())), info, slots))])
     beat_frame = pack([encode(Heartbeat())])
-    async with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, compression=None,
-                       max_size=None, ping_interval=None) as ws:
+    deadline = time.monotonic() + CONNECT_TIMEOUT
+    while True:  # as a worker does: a manager busy accepting thousands answers some late; try again
+        try:
+            ws = await connect(url, additional_headers={"Authorization": f"Bearer {token}"}, compression=None,
+                               max_size=None, ping_interval=None, open_timeout=30)
+            break
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{name} could not connect: {exc}") from None
+            stats["retries"] += 1
+            await asyncio.sleep(random.uniform(0.5, 2.0))
+    async with ws:
         await ws.send(hello)
         stats["connected"] += 1
         heartbeat = 30.0
@@ -127,7 +139,7 @@ async def _frames(ws: Any) -> bytes | None:
 
 async def _child(url: str, token: str, first: int, count: int, slots: int, tasks: int, out: Path) -> None:
     seen = bytearray(tasks)
-    stats = {"connected": 0, "results": 0, "acked": 0, "closed": 0}
+    stats = {"connected": 0, "results": 0, "acked": 0, "closed": 0, "retries": 0}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -135,14 +147,14 @@ async def _child(url: str, token: str, first: int, count: int, slots: int, tasks
     sessions = []
     for k in range(first, first + count):  # a few at a time, as workers starting on many hosts would
         sessions.append(asyncio.create_task(_session(ws_url, token, f"sim-{k}", slots, seen, stats, stop)))
-        if len(sessions) % 50 == 0:
-            await asyncio.sleep(0.01)
+        if len(sessions) % 25 == 0:
+            await asyncio.sleep(0.1)
     results = await asyncio.gather(*sessions, return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
     out.write_bytes(bytes(seen))
+    first = f" first: {errors[0]!r}" if errors else ""
     print(f"sessions {count} connected {stats['connected']} results {stats['results']} acked {stats['acked']} "
-          f"closed {stats['closed']} errors {len(errors)}{' first: ' + repr(errors[0]) if errors else ''}",
-          file=sys.stderr)
+          f"closed {stats['closed']} retries {stats['retries']} errors {len(errors)}{first}", file=sys.stderr)
 
 
 # ---- the parent ------------------------------------------------------------
@@ -190,7 +202,7 @@ def bench_workers(k: int, procs: int, slots: int, tasks: int, parent: Path | Non
                                              f"{(cl.state / 'sim-0.log').read_text()[-800:]}")
                     if time.monotonic() > deadline:
                         raise BenchError(f"{connected} of {k} workers connected within {CONNECT_TIMEOUT:g}s")
-                    time.sleep(0.5)
+                    time.sleep(2.0)  # the listing of thousands of workers is not free for the manager
                 connect_s = time.perf_counter() - t0
                 rss_connected = rss_mb(cl.manager_pid)
                 m0, s0 = cpu_seconds(cl.manager_pid), sum(cpu_seconds(ch.pid) for ch, _ in children)
