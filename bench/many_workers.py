@@ -152,9 +152,9 @@ async def _child(url: str, token: str, first: int, count: int, slots: int, tasks
     results = await asyncio.gather(*sessions, return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
     out.write_bytes(bytes(seen))
-    first = f" first: {errors[0]!r}" if errors else ""
+    shown = f" first: {errors[0]!r}" if errors else ""
     print(f"sessions {count} connected {stats['connected']} results {stats['results']} acked {stats['acked']} "
-          f"closed {stats['closed']} retries {stats['retries']} errors {len(errors)}{first}", file=sys.stderr)
+          f"closed {stats['closed']} retries {stats['retries']} errors {len(errors)}{shown}", file=sys.stderr)
 
 
 # ---- the parent ------------------------------------------------------------
