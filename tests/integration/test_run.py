@@ -45,6 +45,8 @@ def test_run_refuses_bad_input_without_starting_anything(tmp_path: Path) -> None
 def test_run_refuses_a_job_its_own_workers_could_never_run(tmp_path: Path) -> None:
     out = run("--queue", "3", "--requires", "gpu", "--", "true", cwd=tmp_path)
     assert out.returncode == 2 and "requires: 'gpu'" in out.stderr and "--tags" in out.stderr
+    out = run("--queue", "3", "--workers", "2", "--cpus", "4", "--", "true", cwd=tmp_path)
+    assert out.returncode == 2 and "cpus: 4 is more than the 2 worker slot(s)" in out.stderr
 
 
 def test_options_after_the_command_belong_to_the_command(tmp_path: Path) -> None:

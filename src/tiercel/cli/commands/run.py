@@ -96,11 +96,14 @@ def run(slots: int | None, state_dir: Path | None, quiet: bool, as_json: bool, *
     # its answer names the field just as a check here would, and this process need not load the models.
     data = job_fields(**kw, check=False)
     plain = kw.get("file") is None and kw.get("each_line") is None and kw.get("each_json") is None
+    slots = slots or os.cpu_count() or 1
+    if int(data.get("cpus") or 1) > slots:
+        raise UserError(f"cpus: {data['cpus']} is more than the {slots} worker slot(s) tiercel run starts, so its "
+                        f"tasks would wait for ever; give --workers {data['cpus']} or more, or fewer --cpus")
     if data.get("requires"):
         tags = ", ".join(data["requires"])
         raise UserError(f"requires: {tags!r}: tiercel run's own workers advertise no tags, so this job would wait "
                         "for ever; run it on a manager with workers started with --tags (see 'tiercel worker --help')")
-    slots = slots or os.cpu_count() or 1
     temp = state_dir is None
     state = Path(tempfile.mkdtemp(prefix="tiercel-run-")) if state_dir is None else state_dir.expanduser()
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
