@@ -144,3 +144,31 @@ def test_a_batch_with_one_bad_write_fails_that_one_alone(tmp_path: Path) -> None
         assert {r.id: r.owner for r in store.jobs(None, 10)} == {1: "a", 2: "c"}
     finally:
         store.close()
+
+
+def test_results_made_durable_leave_no_garbage_for_the_collector(tmp_path: Path) -> None:
+    """What a write held (its results, its acknowledgement) is freed when it is durable, not left in a
+    reference cycle for the garbage collector, whose collections stop the loop under load."""
+    import gc
+
+    async def scenario(manager: Manager, store: HeldStore, clock: Clock) -> None:
+        session, wire = hello(manager, "w1", slots=4)
+        await manager.submit(ALICE, JobSpec(("true",), IndexRanges.of_size(40)))
+        await settle()
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(8):
+                manager.worker_message(session, shell.Results(done(wire.tasks()[-4:], clock.now), 4))
+                await settle()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            left = [type(o).__qualname__ for o in gc.garbage]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+        assert len(wire.acks()) == 32
+        assert "TaskRef" not in left and "Future" not in left, f"cyclic garbage after 8 writes: {left[:20]}"
+
+    run(tmp_path, scenario)
