@@ -52,3 +52,34 @@ def test_large_outputs_are_stored_compressed(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert stored < len(big) // 10
+
+
+def test_records_of_any_size_are_stored_whole_and_a_later_one_replaces_an_earlier(tmp_path: Path) -> None:
+    """Attempts go in many rows to a statement (a power of two at a time): every row of a write of
+    1, 511, 512, 513 or 1,300 records is stored, each with its own fields, and a record written twice
+    in one write keeps the later one."""
+    s = SqliteStore(tmp_path / "t.db", synchronous="NORMAL")
+    s.open()
+    try:
+        spec = JobSpec(command=("true",), indexes=IndexRanges.of_size(5_000))
+        s.write([AddJob(JobId(1), UserName("alice"), spec, 0.0)]).result(10)
+        start = 0
+        for n in (1, 511, 512, 513, 1_300):
+            records = [AttemptRecord(Report(JobId(1), i, 1, Outcome.DONE if i % 3 else Outcome.FAILED, i % 7,
+                                            float(i), i + 0.5, f"out {i}".encode(), b""), True, WorkerId(f"w{i % 4}"))
+                       for i in range(start, start + n)]
+            s.write([Record(records)]).result(10)
+            start += n
+        again = Report(JobId(1), 0, 1, Outcome.FAILED, 9, 0.0, 1.0, b"later", b"")
+        s.write([Record([AttemptRecord(Report(JobId(1), 0, 1, Outcome.DONE, 0, 0.0, 1.0, b"first", b""), True,
+                                       WorkerId("w0")), AttemptRecord(again, True, WorkerId("w0"))])]).result(10)
+        rows = s.attempts(JobId(1), None, True)
+        assert len(rows) == start == 2_837
+        by_index = {r.index: r for r in rows}
+        assert sorted(by_index) == list(range(start))
+        r = by_index[1_234]
+        assert (r.outcome, r.exit_code, r.started, r.ended, r.stdout, r.worker) == (
+            "done", 1_234 % 7, 1_234.0, 1_234.5, b"out 1234", "w2")
+        assert (by_index[0].outcome, by_index[0].exit_code, by_index[0].stdout) == ("failed", 9, b"later")
+    finally:
+        s.close()

@@ -1,8 +1,9 @@
 """SQLite store in WAL mode with group commit.
 
 One writer thread owns the write connection. It takes every op queued since
-its last commit, applies them in one transaction (a savepoint each, so one bad
-op cannot sink its neighbours), commits once and resolves their futures. Under
+its last commit, applies them in one transaction, commits once and resolves
+their futures (only when one of them fails is the batch made again with a
+savepoint each, so that one bad op cannot sink its neighbours). Under
 load a single fsync covers hundreds of results, so persistence does not cap
 throughput; when idle, a lone write commits at once.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import queue
 import secrets
@@ -449,18 +451,41 @@ def _outputs(streams: tuple[str, ...]) -> str:
     return ", ".join(name if name in streams else "NULL" for name in STREAMS)
 
 
+# Attempts are inserted many rows to a statement, in statements of a power of two rows (at most
+# _ROWS_MAX, so a few statements are ever compiled). ``executemany`` would run one step per row and
+# let go of the GIL at each: the event loop's thread then holds it for its switch interval each time,
+# and under full dispatch the writer spent most of its time waiting for it.
+_ATTEMPT_COLUMNS = 12
+_ROWS_MAX = 512
+_INSERT_ATTEMPTS = ("INSERT OR REPLACE INTO attempts (job, idx, attempt, outcome, final, worker, exit_code, started, "
+                    "ended, stdout, stderr, cpu) VALUES ")
+
+
+@functools.cache
+def _insert_attempts(rows: int) -> str:
+    one = "(" + ",".join("?" * _ATTEMPT_COLUMNS) + ")"
+    return _INSERT_ATTEMPTS + ",".join([one] * rows)
+
+
+def _record(conn: sqlite3.Connection, op: Record) -> None:
+    values = [
+        v
+        for a in op.records
+        for r in (a.report,)
+        for v in (r.job, r.index, r.attempt, r.outcome.value, int(a.final), a.worker, r.exit_code,
+                  r.started, r.ended, pack_output(r.stdout), pack_output(r.stderr), r.cpu)
+    ]
+    left, at = len(op.records), 0
+    while left:
+        rows = min(_ROWS_MAX, 1 << (left.bit_length() - 1))
+        end = at + rows * _ATTEMPT_COLUMNS
+        conn.execute(_insert_attempts(rows), values[at:end])
+        at, left = end, left - rows
+
+
 def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
     if isinstance(op, Record):
-        conn.executemany(
-            "INSERT OR REPLACE INTO attempts (job, idx, attempt, outcome, final, worker, exit_code, started, ended, "
-            "stdout, stderr, cpu) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                (r.job, r.index, r.attempt, r.outcome.value, int(a.final), a.worker, r.exit_code,
-                 r.started, r.ended, pack_output(r.stdout), pack_output(r.stderr), r.cpu)
-                for a in op.records
-                for r in (a.report,)
-            ],
-        )
+        _record(conn, op)
     elif isinstance(op, AddJob):
         conn.execute(
             "INSERT INTO jobs (id, owner, spec, submitted, total) VALUES (?,?,?,?,?)",
