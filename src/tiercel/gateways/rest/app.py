@@ -15,6 +15,7 @@ from tiercel import __version__
 from tiercel.gateways.rest import controls, errors, events, history, jobs, logs, managers, pool, reservations, tokens
 from tiercel.gateways.rest import workflows as workflow_routes
 from tiercel.gateways.rest.auth import Who
+from tiercel.gateways.rest.reads import JobReads
 from tiercel.manager.channel import worker_channel
 from tiercel.manager.shell import Manager
 
@@ -25,6 +26,7 @@ def create_app(manager: Manager, lifespan: Callable[[FastAPI], Any] | None = Non
                   description="A meta-scheduler for many-task computing.")
     app.state.manager = manager
     errors.install(app)
+    app.add_middleware(JobReads, manager=manager)  # outermost: the polls of a job skip the framework
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
