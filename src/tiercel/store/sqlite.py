@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tiercel.core.model import Counts, Entries, JobId, JobState, Restored, UserName, WorkerId
+from tiercel.core.model import AttemptRecord, Counts, Entries, JobId, JobState, Restored, UserName, WorkerId
 from tiercel.core.reservations import Reservation
 from tiercel.store.base import (
     STREAMS,
@@ -220,9 +220,18 @@ class SqliteStore:
         # write costs two statements each, which at one write per worker frame is most of a commit).
         try:
             conn.execute("BEGIN IMMEDIATE")
+            records: list[AttemptRecord] = []  # the batch's attempts, inserted together
             for ops, _ in batch:
                 for op in ops:
+                    if isinstance(op, Record):
+                        records += op.records
+                        continue
+                    if records:  # before any other write: it may be about them (a job reopened)
+                        _insert_records(conn, records)
+                        records = []
                     _apply(conn, op)
+            if records:
+                _insert_records(conn, records)
             conn.execute("COMMIT")
         except Exception:
             if conn.in_transaction:
@@ -452,11 +461,12 @@ def _outputs(streams: tuple[str, ...]) -> str:
 
 
 # Attempts are inserted many rows to a statement, in statements of a power of two rows (at most
-# _ROWS_MAX, so a few statements are ever compiled). ``executemany`` would run one step per row and
-# let go of the GIL at each: the event loop's thread then holds it for its switch interval each time,
-# and under full dispatch the writer spent most of its time waiting for it.
+# _ROWS_MAX, so a few statements are ever compiled), and a commit's attempts together. The writer
+# lets go of the GIL at every statement it runs, and waits to get it back while the event loop's
+# thread holds it (up to its switch interval): ``executemany`` ran one statement per row, and under
+# full dispatch the writer spent most of its time waiting.
 _ATTEMPT_COLUMNS = 12
-_ROWS_MAX = 512
+_ROWS_MAX = 2048  # 24,576 variables; fewer where SQLite was built to allow fewer (_rows_max)
 _INSERT_ATTEMPTS = ("INSERT OR REPLACE INTO attempts (job, idx, attempt, outcome, final, worker, exit_code, started, "
                     "ended, stdout, stderr, cpu) VALUES ")
 
@@ -467,17 +477,23 @@ def _insert_attempts(rows: int) -> str:
     return _INSERT_ATTEMPTS + ",".join([one] * rows)
 
 
-def _record(conn: sqlite3.Connection, op: Record) -> None:
+@functools.cache
+def _rows_max(variables: int) -> int:
+    return max(1, min(_ROWS_MAX, variables // _ATTEMPT_COLUMNS))
+
+
+def _insert_records(conn: sqlite3.Connection, records: list[AttemptRecord]) -> None:
     values = [
         v
-        for a in op.records
+        for a in records
         for r in (a.report,)
         for v in (r.job, r.index, r.attempt, r.outcome.value, int(a.final), a.worker, r.exit_code,
                   r.started, r.ended, pack_output(r.stdout), pack_output(r.stderr), r.cpu)
     ]
-    left, at = len(op.records), 0
+    most = _rows_max(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    left, at = len(records), 0
     while left:
-        rows = min(_ROWS_MAX, 1 << (left.bit_length() - 1))
+        rows = min(most, 1 << (left.bit_length() - 1))
         end = at + rows * _ATTEMPT_COLUMNS
         conn.execute(_insert_attempts(rows), values[at:end])
         at, left = end, left - rows
@@ -485,7 +501,7 @@ def _record(conn: sqlite3.Connection, op: Record) -> None:
 
 def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
     if isinstance(op, Record):
-        _record(conn, op)
+        _insert_records(conn, op.records)
     elif isinstance(op, AddJob):
         conn.execute(
             "INSERT INTO jobs (id, owner, spec, submitted, total) VALUES (?,?,?,?,?)",
