@@ -9,8 +9,8 @@ In one invocation, interleaved round by round (floor, then Tiercel's two ways):
             last argument, as the floor does), timed from the outside: the process's start, a manager
             and a worker started, the job, and the stop, everything the user waits for
   service   a manager and a worker (--slots 2) started beforehand, one job of the same tasks submitted
-            with the Python client, timed from the POST until the job is done (polled every 20 ms);
-            the service-mode figure
+            with the Python client, timed from the POST until ``Job.wait()`` returns (the client's long
+            poll: the manager answers as the job ends); the service-mode figure
 
 Usage: .venv/bin/python bench/run.py [--tasks 10000,100000] [--repeat R] [--json FILE]
 The first size is run --repeat times (medians shown), larger ones once each.
@@ -37,7 +37,6 @@ from common import (
     median,
     print_environment,
     print_table,
-    run_job,
 )
 
 GOAL_RUN = 1.3  # the whole command, at most this many times floor B
@@ -83,11 +82,12 @@ def service(n: int, parent: Path | None, keep: bool, timeout: float) -> float:
         cl.start_worker(2)
         with cl.client() as c:
             cl.wait_workers(c, 1)
-            run = run_job(c, {"command": ["/bin/true"], "queue": n}, poll=0.02, timeout=timeout,
-                          check=cl.check_alive)
-    if run.data["state"] != "done" or run.data["done"] != n:
-        raise BenchError(f"the service-mode job ended {run.data['state']} with {run.data['done']} of {n} done")
-    return run.seconds
+            t0 = time.perf_counter()
+            job = c.submit(["/bin/true"], queue=n).wait(timeout=timeout)  # the client's long poll
+            seconds = time.perf_counter() - t0
+    if job.data["state"] != "done" or job.data["done"] != n:
+        raise BenchError(f"the service-mode job ended {job.data['state']} with {job.data['done']} of {n} done")
+    return seconds
 
 
 def main() -> int:
