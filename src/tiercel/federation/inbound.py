@@ -17,21 +17,30 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tiercel.core.model import AttemptRecord, JobId, Outcome, UserName
 from tiercel.core.problems import Problem
 from tiercel.core.ranges import IndexRanges, Span
+from tiercel.federation.peers import PeerState
 from tiercel.store import DeleteSiteJob, SaveSiteJob
 from tiercel.store.specs import spec_from_row
-from tiercel.wire.peer import Accepted, Cancel, Forward, PeerResult, PeerResults, Refused, ResultsAck
-
-if TYPE_CHECKING:
-    from tiercel.federation.service import Federation, PeerState
+from tiercel.wire.peer import Accepted, Cancel, Forward, PeerMessage, PeerResult, PeerResults, Refused, ResultsAck
 
 log = logging.getLogger("tiercel.peers")
 
 BATCH = 2000  # results in one message at most
+
+
+class Service(Protocol):
+    """The peers' service (service.py), as work arriving needs it."""
+
+    manager: Any
+    manager_id: str
+    peers: dict[str, PeerState]
+
+    def send(self, peer: str, msg: PeerMessage) -> bool: ...
+    def refusal(self, p: PeerState, why: str, *, theirs: bool = False) -> None: ...
 
 
 def site_of(peer: str) -> str:
@@ -54,7 +63,7 @@ class InLease:
 
 
 class Inbound:
-    def __init__(self, fed: Federation) -> None:
+    def __init__(self, fed: Service) -> None:
         self.fed = fed
         self.leases: dict[tuple[str, str], InLease] = {}
         self.by_job: dict[JobId, InLease] = {}

@@ -15,19 +15,17 @@ import dataclasses
 import json
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tiercel.core.engine import KillTasks, SendTasks
 from tiercel.core.federation import Lease, LeaseState, credit, offer_of, ranges, verdict
 from tiercel.core.model import JobId, Report, TaskRef, WorkerInfo
 from tiercel.core.ranges import IndexRanges, merge_spans
 from tiercel.core.sites import peer_worker
+from tiercel.federation.peers import PeerState
 from tiercel.store import DeleteSiteJob, SaveSiteJob
 from tiercel.store.specs import spec_to_row
-from tiercel.wire.peer import Accepted, Cancel, Forward, PeerResults, Refused, ResultsAck
-
-if TYPE_CHECKING:
-    from tiercel.federation.service import Federation, PeerState
+from tiercel.wire.peer import Accepted, Cancel, Forward, PeerMessage, PeerResults, Refused, ResultsAck
 
 log = logging.getLogger("tiercel.peers")
 
@@ -38,13 +36,25 @@ RATE_RTTS = 4.0
 RATE_WEIGHT = 0.5  # of each new measurement in the pace's moving average
 
 
+class Service(Protocol):
+    """The peers' service (service.py), as work leaving needs it."""
+
+    manager: Any
+    manager_id: str
+    peers: dict[str, PeerState]
+    caps: dict[str, int]
+
+    def send(self, peer: str, msg: PeerMessage) -> bool: ...
+    def refusal(self, p: PeerState, why: str, *, theirs: bool = False) -> None: ...
+
+
 def site_of(peer: str) -> str:
     """The engine's site of a peer (and the store's name for its leases)."""
     return f"peer:{peer}"
 
 
 class Origin:
-    def __init__(self, fed: Federation) -> None:
+    def __init__(self, fed: Service) -> None:
         self.fed = fed
         self.leases: dict[str, dict[str, Lease]] = {}  # peer -> lease id -> lease
         self.attached: set[str] = set()
