@@ -12,6 +12,9 @@ raises unless the fence row still carries the writer's epoch, with a share lock 
 to the commit; a take-over sets the fence's epoch under that row's lock, so it waits for a write
 in flight, and every later write of the old epoch is refused by the database itself. The lease's
 renewal touches only the lease row, so writes never hold it up.
+
+The schema and its migrations are postgres_schema.py; what each write op does in SQL is
+postgres_writes.py; this module is the store itself: its life cycle, the writer thread, the reads.
 """
 
 from __future__ import annotations
@@ -20,143 +23,29 @@ import concurrent.futures
 import dataclasses
 import logging
 import queue
-import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from tiercel.core.model import Counts, Entries, JobId, JobState, Restored, UserName, WorkerId
 from tiercel.core.reservations import Reservation
-from tiercel.store.base import (
-    STREAMS,
-    AddJob,
-    AddPlaces,
-    AttemptRow,
-    DeleteReservation,
-    DeleteSiteJob,
-    DeleteToken,
-    EndJob,
-    ForgetOutputs,
-    ForgetWorker,
-    JobRow,
-    Loaded,
-    Record,
-    ReopenTasks,
-    SaveReservation,
-    SaveSiteJob,
-    SaveToken,
-    SaveWorkflow,
-    SeenWorker,
-    SetSealKey,
-    TokenRow,
-    TouchToken,
-    UpdateJob,
-    WorkflowRow,
-    WriteOp,
-)
+from tiercel.store.base import STREAMS, AttemptRow, JobRow, Loaded, SaveSiteJob, TokenRow, WorkflowRow, WriteOp
 from tiercel.store.history import Page, history_where, page_bounds, page_where
 from tiercel.store.lease import FENCED, Lease, LeaseLost, StoreUnreachable, hide_password
-from tiercel.store.rows import exported, pack_entries, pack_output, restore, unpack_entries, unpack_output
-from tiercel.store.specs import spec_from_row, spec_to_row
+from tiercel.store.postgres_schema import SchemaTooNew, migrate
+from tiercel.store.postgres_writes import apply_all
+from tiercel.store.rows import exported, restore, unpack_entries, unpack_output
+from tiercel.store.specs import spec_from_row
 
 log = logging.getLogger("tiercel.store")
 
-SCHEMA_VERSION = 6
-
-# Each step takes the schema from the version before it to its own; never edited once released.
-MIGRATIONS: dict[int, str] = {
-    1: """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE tokens (
-    digest TEXT PRIMARY KEY, username TEXT NOT NULL, role TEXT NOT NULL,
-    label TEXT NOT NULL DEFAULT '', created DOUBLE PRECISION NOT NULL, last_used DOUBLE PRECISION);
-CREATE TABLE jobs (
-    id BIGINT PRIMARY KEY, owner TEXT NOT NULL, spec JSONB NOT NULL, submitted DOUBLE PRECISION NOT NULL,
-    state TEXT, ended DOUBLE PRECISION, total BIGINT NOT NULL,
-    done BIGINT, failed BIGINT, cancelled BIGINT, reason TEXT);
-CREATE INDEX jobs_unfinished ON jobs (id) WHERE state IS NULL;
-CREATE INDEX jobs_owner ON jobs (owner, id);
-CREATE TABLE attempts (
-    job BIGINT NOT NULL, idx INTEGER NOT NULL, attempt INTEGER NOT NULL,
-    outcome TEXT NOT NULL, final BOOLEAN NOT NULL, worker TEXT NOT NULL,
-    exit_code INTEGER, started DOUBLE PRECISION NOT NULL, ended DOUBLE PRECISION NOT NULL,
-    stdout BYTEA, stderr BYTEA,
-    PRIMARY KEY (job, idx, attempt, worker));
-CREATE TABLE workers (id TEXT PRIMARY KEY, name TEXT, host TEXT, seen DOUBLE PRECISION);
-CREATE TABLE reservations (
-    name TEXT PRIMARY KEY, site TEXT NOT NULL, slots INTEGER NOT NULL,
-    start_ DOUBLE PRECISION NOT NULL, end_ DOUBLE PRECISION NOT NULL,
-    users JSONB NOT NULL, owner TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, mirror TEXT);
-CREATE TABLE site_jobs (
-    site TEXT NOT NULL, native_id TEXT NOT NULL, payload TEXT NOT NULL, submitted DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (site, native_id));
-CREATE TABLE lease (
-    id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL, holder TEXT, name TEXT, url TEXT,
-    since TIMESTAMPTZ, expires TIMESTAMPTZ NOT NULL);
-INSERT INTO lease (id, epoch, expires) VALUES (1, 0, '-infinity');
-CREATE TABLE managers (
-    name TEXT PRIMARY KEY, url TEXT NOT NULL, instance TEXT NOT NULL,
-    started TIMESTAMPTZ NOT NULL, seen TIMESTAMPTZ NOT NULL);
-CREATE FUNCTION tiercel_fence(mine BIGINT) RETURNS VOID LANGUAGE plpgsql AS $$
-DECLARE current_epoch BIGINT;
-BEGIN
-    SELECT epoch INTO current_epoch FROM lease WHERE id = 1 FOR SHARE;
-    IF current_epoch IS DISTINCT FROM mine THEN
-        RAISE EXCEPTION 'epoch % is over: epoch % holds the lease', mine, current_epoch
-            USING ERRCODE = 'TC001';
-    END IF;
-END $$;
-""",
-    2: """
-CREATE TABLE job_entries (job BIGINT PRIMARY KEY, blob BYTEA NOT NULL);
-""",
-    3: """
-ALTER TABLE jobs ADD COLUMN places JSONB, ADD COLUMN forgotten DOUBLE PRECISION;
-CREATE INDEX jobs_ended ON jobs (ended, id);
-CREATE INDEX jobs_owner_ended ON jobs (owner, ended, id);
-CREATE INDEX jobs_state_ended ON jobs (state, ended, id);
-""",
-    # The fence gets a row of its own: a write's share lock on the lease row made its renewal wait
-    # behind a steady stream of writes, so an active manager under full load let its lease run out.
-    4: """
-CREATE TABLE fence (id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL);
-INSERT INTO fence SELECT 1, epoch FROM lease;
-CREATE OR REPLACE FUNCTION tiercel_fence(mine BIGINT) RETURNS VOID LANGUAGE plpgsql AS $$
-DECLARE current_epoch BIGINT;
-BEGIN
-    SELECT epoch INTO current_epoch FROM fence WHERE id = 1 FOR SHARE;
-    IF current_epoch IS DISTINCT FROM mine THEN
-        RAISE EXCEPTION 'epoch % is over: epoch % holds the lease', mine, current_epoch
-            USING ERRCODE = 'TC001';
-    END IF;
-END $$;
-""",
-    5: """
-ALTER TABLE attempts ADD COLUMN cpu DOUBLE PRECISION;
-ALTER TABLE jobs ADD COLUMN cpu DOUBLE PRECISION;
-""",
-    6: """
-CREATE TABLE workflows (
-    id BIGINT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, submitted DOUBLE PRECISION NOT NULL,
-    jobs JSONB NOT NULL);
-CREATE INDEX workflows_owner ON workflows (owner, id);
-""",
-}
-
-# One advisory lock key for creating and migrating the schema: two managers starting together on
-# an empty database do not both create it.
-SCHEMA_LOCK = 0x7469657263656C  # "tiercel"
+__all__ = ["PostgresStore", "SchemaTooNew", "migrate"]  # the schema's two live in postgres_schema.py
 
 _Item = tuple[list[WriteOp], concurrent.futures.Future[None]]
-
-
-class SchemaTooNew(Exception):
-    pass
 
 
 class PostgresStore:
@@ -280,7 +169,7 @@ class PostgresStore:
             # The quick way: every op of the batch in one pipelined transaction.
             with conn.pipeline(), conn.transaction():
                 conn.execute("SELECT tiercel_fence(%s)", (epoch,))
-                _apply_all(conn, [op for ops, _ in batch for op in ops])
+                apply_all(conn, [op for ops, _ in batch for op in ops])
         except psycopg.Error as exc:
             if conn.broken or isinstance(exc, psycopg.OperationalError) or exc.sqlstate == FENCED:
                 return self._fail(conn, batch, exc)
@@ -300,7 +189,7 @@ class PostgresStore:
                 for n, (ops, _) in enumerate(batch):
                     try:
                         with conn.transaction():
-                            _apply_all(conn, ops)
+                            apply_all(conn, ops)
                     except psycopg.Error as exc:
                         if conn.broken or isinstance(exc, psycopg.OperationalError):
                             raise
@@ -469,25 +358,6 @@ class PostgresStore:
         return [(int(span), int(n)) for span, n in rows]
 
 
-def migrate(conn: psycopg.Connection[Any], shown: str) -> None:
-    """Create the schema, or bring it to this version; refuse one newer than this code knows."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        exists = conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
-        version = 0
-        if exists and exists[0]:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNew(f"store {shown}: its schema is version {version}, newer than this Tiercel knows "
-                               f"({SCHEMA_VERSION}); run a Tiercel at least as new as the one that wrote it")
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            conn.execute(MIGRATIONS[step])
-            conn.execute("INSERT INTO meta VALUES ('schema', %s) ON CONFLICT (key) DO UPDATE SET value = %s",
-                         (str(step), str(step)))
-        conn.execute("INSERT INTO meta VALUES ('seal_key', %s) ON CONFLICT DO NOTHING", (secrets.token_hex(32),))
-
-
 def _job_rows(conn: psycopg.Connection[Any], where: str, args: tuple[object, ...]) -> list[JobRow]:
     rows = conn.execute(
         "SELECT id, owner, spec, submitted, state, ended, total, done, failed, cancelled, reason, places, forgotten, "
@@ -523,38 +393,6 @@ def _restore(conn: psycopg.Connection[Any], job_id: JobId) -> Restored:
     return restore(finals, unsettled, None if cpu is None else cpu[0])
 
 
-_UPSERT_ATTEMPT = (
-    "INSERT INTO attempts (job, idx, attempt, outcome, final, worker, exit_code, started, ended, stdout, stderr, cpu) "
-    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (job, idx, attempt, worker) "
-    "DO UPDATE SET outcome = EXCLUDED.outcome, final = EXCLUDED.final, exit_code = EXCLUDED.exit_code, "
-    "started = EXCLUDED.started, ended = EXCLUDED.ended, stdout = EXCLUDED.stdout, stderr = EXCLUDED.stderr, "
-    "cpu = EXCLUDED.cpu"
-)
-
-
-def _apply_all(conn: psycopg.Connection[Any], ops: list[WriteOp]) -> None:
-    """Apply ops in order; a run of results goes as one batched statement."""
-    rows: list[tuple[object, ...]] = []
-    for op in ops:
-        if isinstance(op, Record):
-            rows.extend(
-                (r.job, r.index, r.attempt, r.outcome.value, a.final, a.worker, r.exit_code,
-                 r.started, r.ended, pack_output(r.stdout), pack_output(r.stderr), r.cpu)
-                for a in op.records for r in (a.report,))
-            continue
-        if rows:
-            _attempts(conn, rows)
-            rows = []
-        _apply(conn, op)
-    if rows:
-        _attempts(conn, rows)
-
-
-def _attempts(conn: psycopg.Connection[Any], rows: list[tuple[object, ...]]) -> None:
-    with conn.cursor() as cur:
-        cur.executemany(_UPSERT_ATTEMPT, rows)
-
-
 _EXPORT = {
     "jobs": "SELECT j.id, j.owner, j.spec, j.submitted, j.state, j.ended, j.done, j.failed, j.cancelled, j.reason, "
             "e.blob, j.places, j.forgotten, j.cpu FROM jobs j LEFT JOIN job_entries e ON e.job = j.id ORDER BY j.id",
@@ -574,63 +412,3 @@ def _outputs(streams: tuple[str, ...]) -> str:
     return ", ".join(name if name in streams else "NULL::bytea" for name in STREAMS)
 
 
-def _apply(conn: psycopg.Connection[Any], op: WriteOp) -> None:
-    if isinstance(op, AddJob):
-        conn.execute("INSERT INTO jobs (id, owner, spec, submitted, total) VALUES (%s,%s,%s,%s,%s)",
-                     (op.job, op.owner, Jsonb(spec_to_row(op.spec)), op.submitted, op.spec.size))
-        if op.spec.entries is not None:
-            conn.execute("INSERT INTO job_entries VALUES (%s,%s)", (op.job, pack_entries(op.spec.entries)))
-    elif isinstance(op, EndJob):
-        c = op.counts
-        conn.execute(
-            "UPDATE jobs SET state = %s, ended = %s, done = %s, failed = %s, cancelled = %s, reason = %s, cpu = %s "
-            "WHERE id = %s",
-            (op.state.value, op.ended, c.done, c.failed, c.cancelled, op.reason, op.cpu, op.job))
-    elif isinstance(op, SaveToken):
-        conn.execute("INSERT INTO tokens (digest, username, role, label, created) VALUES (%s,%s,%s,%s,%s)",
-                     (op.digest, op.user, op.role, op.label, op.created))
-    elif isinstance(op, DeleteToken):
-        conn.execute("DELETE FROM tokens WHERE digest = %s", (op.digest,))
-    elif isinstance(op, TouchToken):
-        conn.execute("UPDATE tokens SET last_used = %s WHERE digest = %s", (op.used, op.digest))
-    elif isinstance(op, SeenWorker):
-        conn.execute("INSERT INTO workers VALUES (%s,%s,%s,%s) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, "
-                     "host = EXCLUDED.host, seen = EXCLUDED.seen", (op.worker, op.name, op.host, op.seen))
-    elif isinstance(op, ForgetWorker):
-        conn.execute("DELETE FROM workers WHERE id = %s", (op.worker,))
-    elif isinstance(op, SaveReservation):
-        r = op.reservation
-        conn.execute("INSERT INTO reservations (name, site, slots, start_, end_, users, owner, created, mirror) "
-                     "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                     (r.name, r.site, r.slots, r.start, r.end, Jsonb(sorted(r.users)), r.owner, op.created,
-                      r.mirror))
-    elif isinstance(op, DeleteReservation):
-        conn.execute("DELETE FROM reservations WHERE name = %s", (op.name,))
-    elif isinstance(op, SaveSiteJob):
-        conn.execute("INSERT INTO site_jobs VALUES (%s,%s,%s,%s) ON CONFLICT (site, native_id) DO UPDATE SET "
-                     "payload = EXCLUDED.payload, submitted = EXCLUDED.submitted",
-                     (op.site, op.native_id, op.payload, op.submitted))
-    elif isinstance(op, DeleteSiteJob):
-        conn.execute("DELETE FROM site_jobs WHERE site = %s AND native_id = %s", (op.site, op.native_id))
-    elif isinstance(op, UpdateJob):
-        conn.execute("UPDATE jobs SET spec = %s WHERE id = %s", (Jsonb(spec_to_row(op.spec)), op.job))
-    elif isinstance(op, ReopenTasks):
-        conn.execute("UPDATE jobs SET state = NULL, ended = NULL, done = NULL, failed = NULL, cancelled = NULL, "
-                     "reason = NULL WHERE id = %s", (op.job,))
-        for start in range(0, len(op.indexes), 1000):
-            chunk = list(op.indexes[start:start + 1000])
-            conn.execute("UPDATE attempts SET final = FALSE WHERE job = %s AND final = TRUE AND idx IN ("
-                         + ",".join(["%s"] * len(chunk)) + ")", [op.job, *chunk])
-    elif isinstance(op, AddPlaces):
-        conn.execute("UPDATE jobs SET places = (SELECT jsonb_agg(p ORDER BY p) FROM (SELECT jsonb_array_elements_text("
-                     "COALESCE(jobs.places, '[]')) AS p UNION SELECT unnest(%s::text[])) AS u) WHERE id = %s",
-                     (list(op.places), op.job))
-    elif isinstance(op, ForgetOutputs):
-        conn.execute("UPDATE attempts SET stdout = NULL, stderr = NULL WHERE job = %s AND idx >= %s AND idx < %s "
-                     "AND (stdout IS NOT NULL OR stderr IS NOT NULL)", (op.job, op.start, op.stop))
-        conn.execute("UPDATE jobs SET forgotten = %s WHERE id = %s", (op.at, op.job))
-    elif isinstance(op, SaveWorkflow):
-        conn.execute("INSERT INTO workflows VALUES (%s,%s,%s,%s,%s)",
-                     (op.id, op.owner, op.name, op.submitted, Jsonb([list(j) for j in op.jobs])))
-    elif isinstance(op, SetSealKey):
-        conn.execute("UPDATE meta SET value = %s WHERE key = 'seal_key'", (op.key.hex(),))
