@@ -4,20 +4,30 @@ what it learns handed to the engine, and a submission's inputs checked when it a
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from tiercel.core.data import path_of, per_task
+from tiercel.core.engine import Engine
 from tiercel.core.model import JobId, JobSpec
 from tiercel.core.problems import Problem
 from tiercel.data.service import DataService
-
-if TYPE_CHECKING:
-    from tiercel.manager.shell import Manager
+from tiercel.manager.settings import Settings
 
 MAX_LEARNED = 1_000_000  # paths of one job asked about at submit (the engine weighs a job's front)
 
 
-def service(m: Manager) -> DataService:
+class Shell(Protocol):
+    """The shell (manager/shell.py), as its data-aware placement needs it."""
+
+    data: DataService | None
+    engine: Engine
+    loop: asyncio.AbstractEventLoop | None
+    settings: Settings
+
+    def pump(self) -> None: ...
+
+
+def service(m: Shell) -> DataService:
     if m.data is None:
         loop = m.loop
         assert loop is not None
@@ -32,7 +42,7 @@ def service(m: Manager) -> DataService:
     return m.data
 
 
-def _changed(m: Manager, view: object) -> None:
+def _changed(m: Shell, view: object) -> None:
     from tiercel.core.data import DataView
 
     assert isinstance(view, DataView)
@@ -50,12 +60,12 @@ def paths(job_id: JobId, spec: JobSpec) -> list[str]:
     return out
 
 
-def learn(m: Manager, job_id: JobId, spec: JobSpec) -> None:
+def learn(m: Shell, job_id: JobId, spec: JobSpec) -> None:
     if spec.inputs:
         service(m).learn(paths(job_id, spec))
 
 
-async def check(m: Manager, job_id: JobId, spec: JobSpec) -> Problem | None:
+async def check(m: Shell, job_id: JobId, spec: JobSpec) -> Problem | None:
     """For a job that asked to be refused when an input is missing: which is, or why it cannot be known."""
     if spec.on_missing_input != "refuse" or not spec.inputs:
         return None
