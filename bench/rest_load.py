@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from common import (
@@ -86,7 +87,53 @@ class PollerLog:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-async def _poller(i: int, pollers: int, client: httpx.AsyncClient, job_path: str, list_every: int,
+class RawClient:
+    """One HTTP/1.1 keep-alive connection speaking just enough of the protocol for a GET with a JSON
+    answer (``--client raw``): a poller whose own CPU is a small part of the machine's, so that what the
+    manager's dispatch loses to reads is not mostly the pollers' own work on the same two cores."""
+
+    def __init__(self, url: str, token: str, timeout: float) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.head = f"Host: {parts.netloc}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+        self.timeout = timeout
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> RawAnswer:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\n" + self.head)
+        try:
+            head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), self.timeout)
+            lines = head.split(b"\r\n")
+            status = int(lines[0].split()[1])
+            length = next(int(v) for k, _, v in (ln.partition(b":") for ln in lines[1:])
+                          if k.strip().lower() == b"content-length")
+            body = await asyncio.wait_for(self.reader.readexactly(length), self.timeout)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, StopIteration, ValueError,
+                TimeoutError) as exc:
+            await self.aclose()
+            raise httpx.TransportError(f"raw client: {type(exc).__name__}") from None
+        return RawAnswer(status, body)
+
+    async def aclose(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+@dataclass
+class RawAnswer:
+    status_code: int
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+async def _poller(i: int, pollers: int, client: httpx.AsyncClient | RawClient, job_path: str, list_every: int,
                   interval: float, t0: float, t1: float, log: PollerLog) -> None:
     # Paced pollers start spread over one interval, so their requests do not arrive in bursts of P.
     await asyncio.sleep(max(0.0, t0 + interval * i / pollers - time.monotonic()))
@@ -119,10 +166,14 @@ async def _poll_all(spec: dict[str, Any]) -> dict[str, Any]:
     token = Path(spec["token_file"]).read_text().strip()
     job_path = f"/v1/jobs/{int(spec['job_id'])}"
     tls = ssl.create_default_context()  # unused over http://, but httpx makes one per client unless given one
-    clients = [httpx.AsyncClient(base_url=spec["url"], headers={"Authorization": f"Bearer {token}"},
-                                 limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                                 timeout=httpx.Timeout(spec["request_timeout"]), verify=tls)
-               for _ in range(int(spec["pollers"]))]
+    clients: list[httpx.AsyncClient] | list[RawClient]
+    if spec.get("client") == "raw":
+        clients = [RawClient(spec["url"], token, spec["request_timeout"]) for _ in range(int(spec["pollers"]))]
+    else:
+        clients = [httpx.AsyncClient(base_url=spec["url"], headers={"Authorization": f"Bearer {token}"},
+                                     limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                                     timeout=httpx.Timeout(spec["request_timeout"]), verify=tls)
+                   for _ in range(int(spec["pollers"]))]
     log = PollerLog()
     try:
         # Every connection opened and one answer read before the window: set-up is not measured.
@@ -271,7 +322,7 @@ def run_pollers(cl: Cluster, c: Client, args: argparse.Namespace, job_id: int, d
     """Start the poller process against ``job_id``, measure its window, and collect its latencies."""
     spec_path, ready, result = (cl.state / f"pollers-{tag}{s}" for s in (".spec.json", ".ready", ".result"))
     spec = {"url": cl.url, "token_file": str(cl.state / "admin.token"), "job_id": job_id,
-            "pollers": args.pollers, "window": args.window, "list_every": args.list_every,
+            "pollers": args.pollers, "window": args.window, "list_every": args.list_every, "client": args.client,
             "interval": args.interval, "request_timeout": args.request_timeout,
             "ready": str(ready), "result": str(result)}
     spec_path.write_text(json.dumps(spec))
@@ -380,6 +431,9 @@ def main() -> int:
     ap.add_argument("--list-every", type=int, default=10, metavar="M",
                     help="every M-th request of a poller is GET /v1/jobs, the others GET /v1/jobs/ID "
                          "(default 10; 0: no listing)")
+    ap.add_argument("--client", choices=["httpx", "raw"], default="httpx",
+                    help="the pollers' HTTP client: httpx (default), or raw, a minimal HTTP/1.1 GET of its own "
+                         "whose CPU takes less of the machine the manager runs on")
     ap.add_argument("--interval", type=float, default=0.0, metavar="S",
                     help="a poller starts a request at most every S seconds (default 0: back to back)")
     ap.add_argument("--request-timeout", type=float, default=30.0, metavar="S",
@@ -401,7 +455,7 @@ def main() -> int:
     env = environment(args.state_parent)
     print_environment(env)
     print(f"manager --sync {args.sync}, {args.workers} worker(s) --executor noop --slots {args.slots}; "
-          f"{args.pollers} pollers in one process (asyncio + httpx, one connection each), "
+          f"{args.pollers} pollers in one process (asyncio + {args.client}, one connection each), "
           f"{'back to back' if args.interval == 0 else f'one request per {args.interval:g} s'}, "
           f"{'no listing' if args.list_every == 0 else f'every {args.list_every}th request GET /v1/jobs'}; "
           f"{args.window:g} s windows; job of {args.tasks:,} tasks; median of {args.repeat} run(s)")
@@ -471,7 +525,8 @@ def main() -> int:
           f"(with pollers, from the pollers' own answers: {med(['loaded', 'tasks_per_second_from_polls']):,.0f}"
           " tasks/s)")
     append_json(args.json, "rest_load",
-                {"pollers": args.pollers, "window": args.window, "workers": args.workers, "slots": args.slots,
+                {"pollers": args.pollers, "client": args.client, "window": args.window, "workers": args.workers,
+                 "slots": args.slots,
                  "tasks": args.tasks, "list_every": args.list_every, "interval": args.interval,
                  "sync": args.sync, "repeat": args.repeat, "max_other_load": args.max_other_load},
                 env, {"median": {"idle": {k: med(["idle", "all", k]) for k in ("requests", "p50_ms", "p90_ms",
