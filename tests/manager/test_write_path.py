@@ -14,7 +14,7 @@ import pytest
 
 from tiercel.core.model import JobSpec, Outcome, Report, TaskRef, UserName
 from tiercel.core.ranges import IndexRanges
-from tiercel.manager import shell
+from tiercel.manager import shell, writes
 from tiercel.manager.settings import Settings
 from tiercel.manager.shell import Manager
 from tiercel.store import Record, SqliteStore, WriteOp
@@ -67,7 +67,7 @@ def done(refs: list[TaskRef], now: float) -> list[Report]:
 
 def test_no_task_is_handed_out_while_the_backlog_of_unwritten_results_is_full(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shell, "WRITE_BACKLOG", 2)
+    monkeypatch.setattr(writes, "WRITE_BACKLOG", 2)
 
     async def scenario(manager: Manager, store: HeldStore, clock: Clock) -> None:
         session, wire = hello(manager, "w1", slots=2)
