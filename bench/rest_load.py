@@ -166,7 +166,7 @@ async def _poll_all(spec: dict[str, Any]) -> dict[str, Any]:
     token = Path(spec["token_file"]).read_text().strip()
     job_path = f"/v1/jobs/{int(spec['job_id'])}"
     tls = ssl.create_default_context()  # unused over http://, but httpx makes one per client unless given one
-    clients: list[httpx.AsyncClient] | list[RawClient]
+    clients: list[httpx.AsyncClient | RawClient]
     if spec.get("client") == "raw":
         clients = [RawClient(spec["url"], token, spec["request_timeout"]) for _ in range(int(spec["pollers"]))]
     else:
@@ -177,7 +177,8 @@ async def _poll_all(spec: dict[str, Any]) -> dict[str, Any]:
     log = PollerLog()
     try:
         # Every connection opened and one answer read before the window: set-up is not measured.
-        answers = await asyncio.wait_for(asyncio.gather(*(c.get(job_path) for c in clients)), SETUP_TIMEOUT)
+        answers: list[httpx.Response | RawAnswer] = list(
+            await asyncio.wait_for(asyncio.gather(*(c.get(job_path) for c in clients)), SETUP_TIMEOUT))
         bad = [r.status_code for r in answers if r.status_code != 200]
         if bad:
             raise BenchError(f"{len(bad)} warm-up requests answered {sorted(set(bad))}")
