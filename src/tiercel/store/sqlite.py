@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import functools
 import json
 import queue
 import secrets
@@ -29,36 +28,21 @@ from typing import Any
 
 from tiercel.core.model import AttemptRecord, Counts, Entries, JobId, JobState, Restored, UserName, WorkerId
 from tiercel.core.reservations import Reservation
+from tiercel.store import sqlite_writes
 from tiercel.store.base import (
     STREAMS,
-    AddJob,
-    AddPlaces,
     AttemptRow,
-    DeleteReservation,
-    DeleteSiteJob,
-    DeleteToken,
-    EndJob,
-    ForgetOutputs,
-    ForgetWorker,
     JobRow,
     Loaded,
     Record,
-    ReopenTasks,
-    SaveReservation,
     SaveSiteJob,
-    SaveToken,
-    SaveWorkflow,
-    SeenWorker,
-    SetSealKey,
     TokenRow,
-    TouchToken,
-    UpdateJob,
     WorkflowRow,
     WriteOp,
 )
 from tiercel.store.history import Page, history_where, page_bounds, page_where
-from tiercel.store.rows import exported, pack_entries, pack_output, restore, unpack_entries, unpack_output
-from tiercel.store.specs import spec_from_row, spec_to_row
+from tiercel.store.rows import exported, restore, unpack_entries, unpack_output
+from tiercel.store.specs import spec_from_row
 
 SCHEMA_VERSION = "1"
 
@@ -227,11 +211,11 @@ class SqliteStore:
                         records += op.records
                         continue
                     if records:  # before any other write: it may be about them (a job reopened)
-                        _insert_records(conn, records)
+                        sqlite_writes.insert_records(conn, records)
                         records = []
-                    _apply(conn, op)
+                    sqlite_writes.apply(conn, op)
             if records:
-                _insert_records(conn, records)
+                sqlite_writes.insert_records(conn, records)
             conn.execute("COMMIT")
         except Exception:
             if conn.in_transaction:
@@ -249,7 +233,7 @@ class SqliteStore:
                 conn.execute("SAVEPOINT op")
                 try:
                     for op in ops:
-                        _apply(conn, op)
+                        sqlite_writes.apply(conn, op)
                     conn.execute("RELEASE op")
                 except Exception as exc:  # one bad op (a bad value, a constraint) fails alone
                     conn.execute("ROLLBACK TO op")
@@ -458,107 +442,3 @@ _EXPORT = {
 def _outputs(streams: tuple[str, ...]) -> str:
     """The output columns to read: those named, the others as NULL."""
     return ", ".join(name if name in streams else "NULL" for name in STREAMS)
-
-
-# Attempts are inserted many rows to a statement, in statements of a power of two rows (at most
-# _ROWS_MAX, so a few statements are ever compiled), and a commit's attempts together. The writer
-# lets go of the GIL at every statement it runs, and waits to get it back while the event loop's
-# thread holds it (up to its switch interval): ``executemany`` ran one statement per row, and under
-# full dispatch the writer spent most of its time waiting.
-_ATTEMPT_COLUMNS = 12
-_ROWS_MAX = 2048  # 24,576 variables; fewer where SQLite was built to allow fewer (_rows_max)
-_INSERT_ATTEMPTS = ("INSERT OR REPLACE INTO attempts (job, idx, attempt, outcome, final, worker, exit_code, started, "
-                    "ended, stdout, stderr, cpu) VALUES ")
-
-
-@functools.cache
-def _insert_attempts(rows: int) -> str:
-    one = "(" + ",".join("?" * _ATTEMPT_COLUMNS) + ")"
-    return _INSERT_ATTEMPTS + ",".join([one] * rows)
-
-
-@functools.cache
-def _rows_max(variables: int) -> int:
-    return max(1, min(_ROWS_MAX, variables // _ATTEMPT_COLUMNS))
-
-
-def _insert_records(conn: sqlite3.Connection, records: list[AttemptRecord]) -> None:
-    values = [
-        v
-        for a in records
-        for r in (a.report,)
-        for v in (r.job, r.index, r.attempt, r.outcome.value, int(a.final), a.worker, r.exit_code,
-                  r.started, r.ended, pack_output(r.stdout), pack_output(r.stderr), r.cpu)
-    ]
-    most = _rows_max(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
-    left, at = len(records), 0
-    while left:
-        rows = min(most, 1 << (left.bit_length() - 1))
-        end = at + rows * _ATTEMPT_COLUMNS
-        conn.execute(_insert_attempts(rows), values[at:end])
-        at, left = end, left - rows
-
-
-def _apply(conn: sqlite3.Connection, op: WriteOp) -> None:
-    if isinstance(op, Record):
-        _insert_records(conn, op.records)
-    elif isinstance(op, AddJob):
-        conn.execute(
-            "INSERT INTO jobs (id, owner, spec, submitted, total) VALUES (?,?,?,?,?)",
-            (op.job, op.owner, json.dumps(spec_to_row(op.spec)), op.submitted, op.spec.size),
-        )
-        if op.spec.entries is not None:
-            conn.execute("INSERT INTO job_entries VALUES (?,?)", (op.job, pack_entries(op.spec.entries)))
-    elif isinstance(op, EndJob):
-        c = op.counts
-        conn.execute(
-            "UPDATE jobs SET state = ?, ended = ?, done = ?, failed = ?, cancelled = ?, reason = ?, cpu = ? "
-            "WHERE id = ?",
-            (op.state.value, op.ended, c.done, c.failed, c.cancelled, op.reason, op.cpu, op.job),
-        )
-    elif isinstance(op, SaveToken):
-        conn.execute("INSERT INTO tokens (digest, user, role, label, created) VALUES (?,?,?,?,?)",
-                     (op.digest, op.user, op.role, op.label, op.created))
-    elif isinstance(op, DeleteToken):
-        conn.execute("DELETE FROM tokens WHERE digest = ?", (op.digest,))
-    elif isinstance(op, TouchToken):
-        conn.execute("UPDATE tokens SET last_used = ? WHERE digest = ?", (op.used, op.digest))
-    elif isinstance(op, SeenWorker):
-        conn.execute("INSERT OR REPLACE INTO workers VALUES (?,?,?,?)", (op.worker, op.name, op.host, op.seen))
-    elif isinstance(op, ForgetWorker):
-        conn.execute("DELETE FROM workers WHERE id = ?", (op.worker,))
-    elif isinstance(op, SaveReservation):
-        r = op.reservation
-        conn.execute("INSERT INTO reservations (name, site, slots, start, end_, users, owner, created, mirror) "
-                     "VALUES (?,?,?,?,?,?,?,?,?)",
-                     (r.name, r.site, r.slots, r.start, r.end, json.dumps(sorted(r.users)), r.owner, op.created,
-                      r.mirror))
-    elif isinstance(op, DeleteReservation):
-        conn.execute("DELETE FROM reservations WHERE name = ?", (op.name,))
-    elif isinstance(op, SaveSiteJob):
-        conn.execute("INSERT OR REPLACE INTO site_jobs VALUES (?,?,?,?)",
-                     (op.site, op.native_id, op.payload, op.submitted))
-    elif isinstance(op, DeleteSiteJob):
-        conn.execute("DELETE FROM site_jobs WHERE site = ? AND native_id = ?", (op.site, op.native_id))
-    elif isinstance(op, UpdateJob):
-        conn.execute("UPDATE jobs SET spec = ? WHERE id = ?", (json.dumps(spec_to_row(op.spec)), op.job))
-    elif isinstance(op, ReopenTasks):
-        conn.execute("UPDATE jobs SET state = NULL, ended = NULL, done = NULL, failed = NULL, cancelled = NULL, "
-                     "reason = NULL WHERE id = ?", (op.job,))
-        for start in range(0, len(op.indexes), 1000):
-            chunk = list(op.indexes[start:start + 1000])
-            conn.execute("UPDATE attempts SET final = 0 WHERE job = ? AND final = 1 AND idx IN ("
-                         + ",".join(["?"] * len(chunk)) + ")", [op.job, *chunk])
-    elif isinstance(op, AddPlaces):
-        conn.execute("UPDATE jobs SET places = (SELECT json_group_array(p) FROM (SELECT value AS p FROM "
-                     "json_each(COALESCE(jobs.places, '[]')) UNION SELECT value FROM json_each(?) ORDER BY 1)) "
-                     "WHERE id = ?", (json.dumps(list(op.places)), op.job))
-    elif isinstance(op, ForgetOutputs):
-        conn.execute("UPDATE attempts SET stdout = NULL, stderr = NULL WHERE job = ? AND idx >= ? AND idx < ? "
-                     "AND (stdout IS NOT NULL OR stderr IS NOT NULL)", (op.job, op.start, op.stop))
-        conn.execute("UPDATE jobs SET forgotten = ? WHERE id = ?", (op.at, op.job))
-    elif isinstance(op, SaveWorkflow):
-        conn.execute("INSERT INTO workflows VALUES (?,?,?,?,?)",
-                     (op.id, op.owner, op.name, op.submitted, json.dumps([list(j) for j in op.jobs])))
-    elif isinstance(op, SetSealKey):
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'seal_key'", (op.key.hex(),))
