@@ -72,6 +72,7 @@ def federation(n: int, slots: int, *, executor: str, timeout: float, workers: tu
                     token = admin.json("POST", "/v1/tokens", json={"user": earlier, "role": "peer"})["token"]
                     path = c.state / f"peer-{earlier}.token"
                     path.write_text(token + "\n")
+                    path.chmod(0o600)
                     tokens[earlier][name] = path
         ordered = [clusters[x] for x in names]
         for c, count in zip(ordered, workers if workers is not None else (1,) * n, strict=True):

@@ -99,6 +99,7 @@ class Prosody:
 
 def xmpp_config(prosody: Prosody, root: Path, ping_interval: float = 15.0) -> Path:
     (root / "xmpp.password").write_text(PASSWORDS["tiercel"])
+    (root / "xmpp.password").chmod(0o600)
     path = root / "xmpp.toml"
     path.write_text(
         "[xmpp]\n"
@@ -121,6 +122,7 @@ def start_xmpp_manager(cl: Cluster, prosody: Prosody, *extra: str, ping_interval
 def start_xmpp_worker(cl: Cluster, prosody: Prosody, slots: int, name: str) -> subprocess.Popen[bytes]:
     pw = cl.state / "w1.password"
     pw.write_text(PASSWORDS["w1"])
+    pw.chmod(0o600)
     proc = spawn([*TIERCEL, "worker", "--xmpp", f"w1@localhost/{name}", "--password-file", str(pw),
                   "--manager-jid", MANAGER_JID, "--xmpp-server", f"127.0.0.1:{prosody.c2s}",
                   "--xmpp-ca", str(prosody.ca), "--slots", str(slots), "--name", name], cl.log)

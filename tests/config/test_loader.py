@@ -69,6 +69,7 @@ def refusal(path: Path) -> str:
 
 def test_a_whole_file_fills_every_table(tmp_path: Path) -> None:
     (tmp_path / "xmpp.password").write_text("secret\n")
+    (tmp_path / "xmpp.password").chmod(0o600)
     config = load(write(tmp_path, WHOLE))
 
     assert list(config.queues) == ["batch", "short"]
@@ -185,6 +186,7 @@ def test_a_bad_data_table_is_refused_naming_the_key(text: str, expected: str) ->
 
 def test_the_store_table_gives_a_postgresql_store_with_its_password_file_beside_the_config(tmp_path: Path) -> None:
     (tmp_path / "store.password").write_text("s3cret\n")
+    (tmp_path / "store.password").chmod(0o600)
     path = write(tmp_path, '[store]\nurl = "postgresql://tiercel@db:5433/tiercel"\npassword_file = "store.password"\n'
                            'name = "m1"\nlease = 3\n')
     store = load(path).store
@@ -270,6 +272,7 @@ def test_locate_finds_the_line_that_names_the_most_of_a_key(text: str, key: str,
 
 def test_peers_are_read_with_their_token_file_beside_the_config(tmp_path: Path) -> None:
     (tmp_path / "b.token").write_text("tc_x\n")
+    (tmp_path / "b.token").chmod(0o600)
     path = write(tmp_path, '[peers.B]\nurl = "http://b:8750/"\ntoken_file = "b.token"\nuser = "fed-b"\n'
                            'timeout = "30s"\n\n[peers.C]\n')
     peers = load(path).peers

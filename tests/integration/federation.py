@@ -109,6 +109,7 @@ class Federation:
                 assert made.returncode == 0, made.stderr
                 path = self.root / f"{earlier}-to-{name}.token"
                 path.write_text(made.stdout.strip() + "\n")
+                path.chmod(0o600)
                 tokens[earlier][name] = path
         self.tokens = tokens
 

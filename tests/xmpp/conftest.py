@@ -36,6 +36,7 @@ def prosody() -> Iterator[Prosody]:
 def write_config(prosody: Prosody, root: Path, **extra: Any) -> Path:
     """The manager's --config: [xmpp] against this Prosody; alice and bob may chat, w1..w3 may work."""
     (root / "xmpp.password").write_text(prosody.accounts["tiercel"] + "\n")
+    (root / "xmpp.password").chmod(0o600)
     settings = {"jid": MANAGER, "password_file": "xmpp.password", "server": "127.0.0.1", "port": prosody.c2s,
                 "tls": "starttls", "ca_file": str(prosody.ca), "workers": ["w1@localhost", "w2@localhost",
                                                                              "w3@localhost"],
@@ -64,6 +65,7 @@ class XmppCluster(Cluster):
     def start_xmpp_worker(self, account: str, *args: str, name: str = "xw") -> subprocess.Popen[bytes]:
         pw = self.root / f"{account}.password"
         pw.write_text(self.prosody.accounts[account] + "\n")
+        pw.chmod(0o600)
         log = open(self.logs / f"xmpp-worker-{name}-{len(self.workers)}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "tiercel", "worker", "--xmpp", f"{account}@localhost", "--password-file", str(pw),

@@ -27,6 +27,7 @@ def test_plain_xmpp_only_on_loopback(server: str, ok: bool) -> None:
 def test_a_password_file_that_is_not_text_is_one_problem(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_bytes(b"\xff\xfe\x00bad")
+    secret.chmod(0o600)
     found = parse({"xmpp": {"jid": "tiercel@localhost", "password_file": str(secret)}})
     assert isinstance(found, Problem)
     assert "xmpp.password_file" in found.message() and "cannot be read" in found.message()

@@ -69,12 +69,14 @@ def test_bad_tables_name_the_key_the_value_and_what_is_allowed(table: dict[str, 
 
 def test_password_file_relative_to_the_config(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("secret\n")
+    (tmp_path / "pw").chmod(0o600)
     c = parse({"xmpp": {"jid": "t@example.org", "password_file": "pw"}}, tmp_path)
     assert isinstance(c, XmppConfig) and c.secret() == "secret"
     missing = parse({"xmpp": {"jid": "t@example.org", "password_file": "nope"}}, tmp_path)
     assert isinstance(missing, Problem) and missing.message() == f"xmpp.password_file: '{tmp_path}/nope' is not " \
                                                                   "a readable file"
     (tmp_path / "empty").write_text("\n")
+    (tmp_path / "empty").chmod(0o600)
     empty = parse({"xmpp": {"jid": "t@example.org", "password_file": "empty"}}, tmp_path)
     assert isinstance(empty, Problem) and "is empty" in empty.message()
 
@@ -211,6 +213,7 @@ def test_worker_options_are_checked(tmp_path: Path) -> None:
     out = run(cli, ["worker", "--xmpp", "w1@example.org"])
     assert out.exit_code == 2 and "password-file: is required with --xmpp" in out.output
     (tmp_path / "pw").write_text("pw\n")
+    (tmp_path / "pw").chmod(0o600)
     out = run(cli, ["worker", "--xmpp", "w1@example.org", "--password-file", str(tmp_path / "pw"),
                     "--xmpp-server", "host:99999"])
     assert out.exit_code == 2 and "xmpp-server: 'host:99999' must be HOST or HOST:PORT" in out.output

@@ -61,6 +61,7 @@ def xmpp_settings() -> Any:
     from tiercel.gateways.xmpp.config import PLAIN_ONLY_ON_LOOPBACK, loopback, read_secret
     from tiercel.gateways.xmpp.link import Endpoint
     from tiercel.gateways.xmpp.worker_link import XmppSettings
+    from tiercel.secretfiles import exposed
 
     def jid(option: str, text: str) -> JID:
         try:
@@ -76,6 +77,9 @@ def xmpp_settings() -> Any:
     path: Path | None = given.get("password_file")
     if path is None:
         raise UserError("password-file: is required with --xmpp (a file holding the account's password)")
+    why = exposed(path)
+    if why is not None:
+        raise UserError(f"password-file: {str(path)!r} {why}")
     try:
         password = read_secret(path)
     except OSError as exc:

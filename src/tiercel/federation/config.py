@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tiercel.core.problems import MISSING, Problem
 from tiercel.jobspec.values import parse_duration
+from tiercel.secretfiles import exposed
 
 NAME_CHARS = "letters, digits, - or _ (a letter first, at most 32)"
 
@@ -120,5 +121,7 @@ def parse(table: object, base: Path | None) -> dict[str, Peer] | Problem:
         peer = Peer(name, cfg, base)
         if peer.token_file is not None and not peer.token_file.is_file():
             return Problem(f"{where}.token_file", str(peer.token_file), "is not a readable file")
+        if peer.token_file is not None and (why := exposed(peer.token_file)) is not None:
+            return Problem(f"{where}.token_file", str(peer.token_file), why)
         out[name] = peer
     return out

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from tiercel.core.problems import MISSING, Problem
+from tiercel.secretfiles import exposed
 
 SCHEMES = ("postgresql", "postgres")
 KEYS = ("url", "password_file", "name", "advertise", "lease")
@@ -90,4 +91,6 @@ def parse(table: object, base: Path | None) -> StoreConfig | Problem:
             password_file = base / password_file
         if not password_file.is_file():
             return Problem("store.password_file", str(password_file), "is not a readable file")
+        if (why := exposed(password_file)) is not None:
+            return Problem("store.password_file", str(password_file), why)
     return StoreConfig(found["url"], found.get("name", ""), advertise, float(lease), password_file)

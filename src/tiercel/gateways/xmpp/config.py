@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tiercel.core.problems import MISSING, Problem
 from tiercel.gateways.xmpp.endpoint import Endpoint, TlsMode
+from tiercel.secretfiles import exposed
 
 USER_NAME = r"^[A-Za-z0-9_.@-]{1,64}$"
 DEFAULT_RESOURCE = "tiercel"
@@ -169,6 +170,8 @@ def parse(data: dict[str, Any], base: Path | None = None) -> XmppConfig | Proble
         path = getattr(config, key)
         if path is not None and not path.is_file():
             return Problem(f"xmpp.{key}", str(path), "is not a readable file")
+    if config.password_file is not None and (why := exposed(config.password_file)) is not None:
+        return Problem("xmpp.password_file", str(config.password_file), why)
     try:
         if not config.secret():
             return Problem("xmpp.password_file" if config.password_file else "xmpp.password", MISSING,
