@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from tiercel.core.sites import POOL
 from tiercel.data.config import DataConfig
-from tiercel.federation.config import Peer
 from tiercel.gateways.xmpp.config import XmppConfig
+from tiercel.peerconfig import Peer
 from tiercel.queues import Queue
 from tiercel.sites.config import PoolConfig, SiteConfig
 from tiercel.store.config import StoreConfig

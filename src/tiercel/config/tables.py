@@ -14,12 +14,12 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tiercel import peerconfig as peers_config
 from tiercel.config.model import ManagerConfig
 from tiercel.config.source import Source
 from tiercel.core.problems import MISSING, Problem
 from tiercel.core.sites import POOL
 from tiercel.data import config as data_config
-from tiercel.federation import config as peers_config
 from tiercel.gateways.xmpp import config as xmpp_config
 from tiercel.queues import parse as parse_queues
 from tiercel.sites import config as sites_config

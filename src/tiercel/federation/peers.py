@@ -10,7 +10,7 @@ import collections
 
 from tiercel.core.federation import SiteSummary
 from tiercel.federation import link
-from tiercel.federation.config import Peer
+from tiercel.peerconfig import Peer
 
 REFUSALS_KEPT = 20
 

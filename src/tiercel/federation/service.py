@@ -21,11 +21,11 @@ from tiercel.core.federation import SiteSummary, check_sites, shares
 from tiercel.core.model import AttemptRecord, JobId, JobState
 from tiercel.core.sites import Limits, Mode, SiteInfo
 from tiercel.federation import link
-from tiercel.federation.config import Peer
 from tiercel.federation.inbound import Inbound
 from tiercel.federation.origin import Origin, site_of
 from tiercel.federation.peers import PeerState
 from tiercel.manager.auth import Identity
+from tiercel.peerconfig import Peer
 from tiercel.store import SaveSiteJob
 from tiercel.wire.peer import (
     PEER_PROTOCOL_VERSION,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tiercel.data.config import DataConfig
-from tiercel.federation.config import Peer
+from tiercel.peerconfig import Peer
 from tiercel.queues import Queue
 from tiercel.sites.config import PoolConfig, SiteConfig
 
