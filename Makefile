@@ -42,7 +42,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/many_workers.py
-	$(BIN)/python bench/rest_load.py
+	$(BIN)/python bench/rest_load.py --interval 1 --repeat 3
+	$(BIN)/python bench/rest_load.py --interval 1 --repeat 3 --client raw
 	$(BIN)/python bench/policies.py
 	$(BIN)/python bench/cli_latency.py
 	$(BIN)/python bench/dashboard.py

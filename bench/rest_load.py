@@ -87,6 +87,10 @@ class PollerLog:
     errors: Counter[str] = field(default_factory=Counter)
 
 
+GOAL_P99_MS = 50  # for paced pollers (--interval 1)
+GOAL_RATIO = 0.9  # dispatch with the pollers / alone
+
+
 class RawClient:
     """One HTTP/1.1 keep-alive connection speaking just enough of the protocol for a GET with a JSON
     answer (``--client raw``): a poller whose own CPU is a small part of the machine's, so that what the
@@ -525,6 +529,12 @@ def main() -> int:
     print(f"dispatch with pollers / alone: {med(['dispatch_ratio']):.2f}  "
           f"(with pollers, from the pollers' own answers: {med(['loaded', 'tasks_per_second_from_polls']):,.0f}"
           " tasks/s)")
+    p99, ratio = med(["loaded", "all", "p99_ms"]), med(["dispatch_ratio"])
+    met_p99 = "MET" if p99 < GOAL_P99_MS else "NOT MET"
+    met_ratio = "MET" if ratio >= GOAL_RATIO else "NOT MET"
+    pace = "paced" if args.interval > 0 else "back to back: the goals are for paced ones"
+    print(f"goal: p99 < {GOAL_P99_MS} ms under dispatch -> {p99:.1f} ms {met_p99}; "
+          f"dispatch keeps >= {GOAL_RATIO} with the pollers -> {ratio:.2f} {met_ratio} ({args.client} pollers, {pace})")
     append_json(args.json, "rest_load",
                 {"pollers": args.pollers, "client": args.client, "window": args.window, "workers": args.workers,
                  "slots": args.slots,
