@@ -7,14 +7,17 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tiercel.client import Client, TiercelError
+from tiercel.client_reach import TiercelError
+
+if TYPE_CHECKING:
+    from tiercel.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,6 +59,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 def client(url: str | None, token: str | None) -> Client:
+    from tiercel.client import Client  # the HTTP client's import (40 ms) only for commands that talk to a manager
+
     return Client(url, token)
 
 
