@@ -856,3 +856,23 @@ def test_settled_per_step_counts_final_attempts_by_when_they_ended(store: Store)
     assert store.settled_per_step(JobId(1), 100.0, 2.5) == [(0, 1), (2, 1), (6, 1), (7, 1), (16, 1)]
     assert store.settled_per_step(JobId(2), 0.0, 1000.0) == [(0, 1)]
     assert store.settled_per_step(JobId(3), 0.0, 1.0) == []
+
+
+def test_many_results_in_one_write_each_stored_and_a_later_one_of_an_attempt_replaces_the_earlier(
+        backend: Backend) -> None:
+    """A write of 1,300 results is stored whole, each with its own fields (both stores send a run of
+    results as few statements), and one attempt reported twice in one write keeps the later report."""
+    spec = JobSpec(command=("true",), indexes=IndexRanges.of_size(2_000))
+    with backend.opened() as (s, _):
+        s.write([AddJob(JobId(1), ALICE, spec, 0.0)]).result(T)
+        many = [attempt(i, 1, Outcome.DONE if i % 3 else Outcome.FAILED, True, i % 7, out=f"out {i}".encode(),
+                        started=float(i), ended=i + 0.5, worker=WorkerId(f"w{i % 4}")) for i in range(1_300)]
+        s.write([Record(many)]).result(T)
+        s.write([Record([attempt(1_500, 1, Outcome.DONE, True, 0, out=b"first"),
+                         attempt(1_500, 1, Outcome.FAILED, True, 9, out=b"later")])]).result(T)
+        rows = {r.index: r for r in s.attempts(JobId(1), None, True)}
+    assert sorted(rows) == [*range(1_300), 1_500]
+    r = rows[1_234]
+    assert (r.outcome, r.exit_code, r.started, r.ended, r.stdout, r.worker) == (
+        "done", 1_234 % 7, 1_234.0, 1_234.5, b"out 1234", "w2")
+    assert (rows[1_500].outcome, rows[1_500].exit_code, rows[1_500].stdout) == ("failed", 9, b"later")
