@@ -34,6 +34,11 @@ class Identity:
     def may_submit(self) -> bool:
         return self.role in ("admin", "user")
 
+    def sees(self, owner: str) -> bool:
+        """Whether this person may read and act on what ``owner`` submitted: their own, or anyone's for
+        an admin (whoever may not is told it is unknown, so ids reveal nothing)."""
+        return owner == self.user or self.admin
+
 
 def new_token() -> str:
     return "tc_" + secrets.token_urlsafe(32)

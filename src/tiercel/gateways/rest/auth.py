@@ -62,6 +62,6 @@ async def own_job(manager: Manager, job_id: int, who: Identity) -> JobSummary:
     """A job its owner (or an admin) may read and act on; anyone else's is reported as unknown,
     so ids reveal nothing."""
     summary = await manager.queries.summary(JobId(job_id))
-    if summary is None or (summary.owner != who.user and not who.admin):
+    if summary is None or (not who.sees(summary.owner)):
         raise ApiError(404, f"job: {job_id} is not a job of yours (see 'tiercel status')", "job")
     return summary

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from tiercel.core.model import MAX_JOB_ID, JobId
 from tiercel.core.problems import Problem
+from tiercel.gateways.rest import auth
 from tiercel.gateways.rest.auth import Person
 from tiercel.gateways.rest.errors import ApiError, answers
 from tiercel.gateways.rest.models import JobInfo, TaskAttempt
@@ -24,11 +25,7 @@ def router(manager: Manager) -> APIRouter:
     api = APIRouter()
 
     async def own_job(job_id: int, who: Identity) -> JobSummary:
-        summary = await manager.queries.summary(JobId(job_id))
-        if summary is None or (summary.owner != who.user and not who.admin):
-            # Someone else's job is reported as unknown, so ids reveal nothing.
-            raise ApiError(404, f"job: {job_id} is not a job of yours (see 'tiercel status')", "job")
-        return summary
+        return await auth.own_job(manager, job_id, who)
 
     @api.post("/v1/jobs", status_code=201, response_model=JobInfo, responses=answers(403, 507))
     async def submit(req: JobRequest, who: Person) -> dict[str, Any]:
@@ -53,7 +50,7 @@ def router(manager: Manager) -> APIRouter:
             if len(wanted) > 10_000 or any(not 1 <= j <= MAX_JOB_ID for j in wanted):
                 raise ApiError(422, "ids: must be at most 10,000 job ids, each from 1", "ids")
             found = [await manager.queries.summary(JobId(j)) for j in dict.fromkeys(wanted)]
-            return [s.to_json() for s in found if s is not None and (s.owner == who.user or who.admin)]
+            return [s.to_json() for s in found if s is not None and who.sees(s.owner)]
         return [s.to_json() for s in await manager.queries.jobs(who, all, limit)]
 
     @api.get("/v1/jobs/{job_id}", response_model=JobInfo, responses=answers(403, 404))

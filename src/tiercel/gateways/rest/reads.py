@@ -56,6 +56,6 @@ class JobReads:
             return None
         job = JobId(int(digits))
         summary = self.manager.queries.live(job)
-        if summary is None or (summary.owner != who.user and not who.admin):
+        if summary is None or (not who.sees(summary.owner)):
             return None
         return json.dumps(summary.to_json(), separators=(",", ":")).encode()

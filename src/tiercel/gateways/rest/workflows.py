@@ -46,7 +46,7 @@ def router(manager: Manager) -> APIRouter:
 
     async def own(workflow_id: int, who: Identity) -> tuple[WorkflowRow, list[JobSummary]]:
         found = await manager.queries.workflow(workflow_id)
-        if found is None or (found[0].owner != who.user and not who.admin):
+        if found is None or (not who.sees(found[0].owner)):
             raise ApiError(404, f"workflow: {workflow_id} is not a workflow of yours (see 'tiercel workflow list')",
                            "workflow")
         return found

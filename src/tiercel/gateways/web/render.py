@@ -53,7 +53,7 @@ async def own_job(manager: Manager, who: Identity, text: str) -> JobSummary | No
     if job_id is None:
         return None
     summary = await manager.queries.summary(JobId(job_id))
-    if summary is None or (summary.owner != who.user and not who.admin):
+    if summary is None or (not who.sees(summary.owner)):
         return None
     return summary
 

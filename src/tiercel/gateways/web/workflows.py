@@ -40,7 +40,7 @@ def router(manager: Manager) -> APIRouter:
             return to_sign_in()
         number = int(workflow) if workflow.isdigit() and workflow.isascii() and len(workflow) < 20 else 0
         found = await manager.queries.workflow(number) if 1 <= number <= MAX_WORKFLOW_ID else None
-        if found is None or (found[0].owner != who.user and not who.admin):
+        if found is None or (not who.sees(found[0].owner)):
             return problem(who, 404, f"workflow: {workflow[:40]!r} is not a workflow of yours (see the workflows page)")
         row, jobs = found
         now = manager.clock()
