@@ -56,3 +56,12 @@ def test_only_the_owners_bits_make_a_file_private(tmp_path: Path) -> None:
         f.chmod(mode)
         assert exposed(f) is not None
     assert exposed(tmp_path / "missing") is None  # said by the caller as a missing file
+
+
+def test_a_workers_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    token = tmp_path / "worker.token"
+    token.write_text("tc_x\n")
+    token.chmod(0o644)
+    out = CliRunner().invoke(cli, ["worker", "--manager", "http://127.0.0.1:1", "--token-file", str(token)])
+    assert out.exit_code == 2, out.output
+    assert "token-file:" in out.output and f"chmod 600 {token}" in out.output and "Traceback" not in out.output

@@ -206,6 +206,11 @@ def worker(manager_url: str | None, slots: int, tags: str, name: str, token: str
                 token = _wait_for_file(token_file, token_wait)
             except OSError as exc:
                 raise UserError(f"token-file: {str(token_file)!r} cannot be read: {exc.strerror}") from None
+            from tiercel.secretfiles import exposed
+
+            why = exposed(token_file)
+            if why is not None:
+                raise UserError(f"token-file: {str(token_file)!r} {why}")
         token = resolve_token(token, files=("worker.token", "admin.token"))
         if not token:
             raise UserError("token: none given; pass --token-file (the manager wrote worker.token in its state dir)")
